@@ -1,0 +1,3 @@
+#!/bin/sh
+# Joins the node to the cluster (the simulated cloud only records this script).
+echo "joining ${CLUSTER:-demo}"

@@ -1,0 +1,1 @@
+//! The `Provider` trait and the types that cross it (filled in by the plan/apply work).

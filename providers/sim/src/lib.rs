@@ -1,0 +1,1 @@
+//! The embedded simulated cloud (filled in by the plan/apply work).

@@ -1,0 +1,6 @@
+//! drydock: plan/apply for the immutable machines under Kubernetes clusters.
+//! The data flows one way: `syntax` → `config` → `plan` → `apply` → providers.
+//! See `docs/ARCHITECTURE.md` for the code map and the invariants of each part.
+
+pub mod diag;
+pub mod syntax;
