@@ -102,7 +102,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(code: &'static str, span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { code, message: message.into(), span: Some(span), label: String::new(), secondary: vec![], help: None }
+        Diagnostic {
+            code,
+            message: message.into(),
+            span: Some(span),
+            label: String::new(),
+            secondary: vec![],
+            help: None,
+        }
     }
     pub fn global(code: &'static str, message: impl Into<String>) -> Diagnostic {
         Diagnostic { code, message: message.into(), span: None, label: String::new(), secondary: vec![], help: None }
@@ -153,9 +160,11 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
     best.map(|(_, c)| c)
 }
 
+/// Optimal string alignment distance: edits, plus swaps of two neighbours (`imgae`).
 fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     let mut cur = vec![0; b.len() + 1];
     for i in 1..=a.len() {
@@ -163,7 +172,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
             cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                cur[j] = cur[j].min(before[j - 2] + 1);
+            }
         }
+        std::mem::swap(&mut before, &mut prev);
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
@@ -290,6 +303,8 @@ mod tests {
     fn suggestions_pick_close_names_only() {
         assert_eq!(did_you_mean("imgae", ["image", "size", "instance_type"]), Some("image"));
         assert_eq!(did_you_mean("zzz", ["image", "size"]), None);
+        assert_eq!(edit_distance("imgae", "image"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(did_you_mean("node_grup", ["node_group", "network"]), Some("node_group"));
     }
 

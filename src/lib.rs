@@ -2,5 +2,7 @@
 //! The data flows one way: `syntax` → `config` → `plan` → `apply` → providers.
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants of each part.
 
+pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod syntax;

@@ -1,9 +1,15 @@
+//! The `drydock` binary: parses flags and hands over to `drydock::cli`.
+
+use clap::Parser;
+
 fn main() {
-    let path = std::env::args().nth(1).unwrap();
-    let text = std::fs::read_to_string(&path).unwrap();
-    let (f, d) = drydock::syntax::parse_file(&text, drydock::diag::FileId(0));
-    let mut s = drydock::diag::Sources::new();
-    s.add(path.clone(), path, text.clone());
-    eprint!("{}", drydock::diag::render(&d, &s, false));
-    if let Some(f) = f { print!("{}", drydock::syntax::fmt::format(&f, &text)); }
+    let cli = drydock::cli::Cli::parse();
+    // Evaluation recurses over expressions; a large stack keeps deeply nested (but
+    // accepted) input from overflowing it. Pages are only committed when touched.
+    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || drydock::cli::run(cli));
+    let code = match worker {
+        Ok(handle) => handle.join().unwrap_or(101),
+        Err(_) => 1,
+    };
+    std::process::exit(code);
 }

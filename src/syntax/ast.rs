@@ -187,7 +187,11 @@ pub enum ExprKind {
     Duration(u64),
     Percent(f64),
     Template(Vec<TemplatePart>),
-    Heredoc { marker: String, indent: bool, parts: Vec<TemplatePart> },
+    Heredoc {
+        marker: String,
+        indent: bool,
+        parts: Vec<TemplatePart>,
+    },
     List(Vec<Expr>),
     Object(Vec<ObjectItem>),
     /// A bare name: the root of a reference (`var`, `local`, `each`, `cluster`, a `for` variable)

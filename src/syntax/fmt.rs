@@ -37,9 +37,9 @@ enum Entry {
 impl Entry {
     fn blank_before(&self) -> bool {
         match self {
-            Entry::Comment { blank_before, .. } | Entry::Attr { blank_before, .. } | Entry::Block { blank_before, .. } => {
-                *blank_before
-            }
+            Entry::Comment { blank_before, .. }
+            | Entry::Attr { blank_before, .. }
+            | Entry::Block { blank_before, .. } => *blank_before,
         }
     }
     fn single_line_attr(&self) -> Option<usize> {
@@ -79,7 +79,9 @@ fn write_entries(out: &mut String, entries: &[Entry], indent: usize) {
         let mut run_end = i;
         let mut width = 0;
         while run_end < entries.len() {
-            let Some(w) = entries[run_end].single_line_attr() else { break };
+            let Some(w) = entries[run_end].single_line_attr() else {
+                break;
+            };
             if run_end > i && entries[run_end].blank_before() {
                 break;
             }
@@ -266,7 +268,9 @@ impl<'a> Printer<'a> {
     fn open_brace(&self, from: u32, to: u32) -> u32 {
         let mut pos = from;
         while pos < to {
-            let Some(off) = self.text(pos, to).find('{') else { break };
+            let Some(off) = self.text(pos, to).find('{') else {
+                break;
+            };
             let at = pos + off as u32;
             match self.comments.iter().find(|c| c.span.start <= at && at < c.span.end) {
                 Some(c) => pos = c.span.end,
@@ -312,9 +316,15 @@ impl<'a> Printer<'a> {
                 let sym = if *op == UnaryOp::Neg { "-" } else { "!" };
                 format!("{sym}{}", self.expr(x))
             }
-            ExprKind::Binary(BinaryOp::Range, a, b) => format!("{}..{}", self.expr(a), self.expr(b)),
-            ExprKind::Binary(op, a, b) => format!("{} {} {}", self.expr(a), op.symbol(), self.expr(b)),
-            ExprKind::Conditional(c, a, b) => format!("{} ? {} : {}", self.expr(c), self.expr(a), self.expr(b)),
+            ExprKind::Binary(BinaryOp::Range, a, b) => {
+                format!("{}..{}", self.expr(a), self.expr(b))
+            }
+            ExprKind::Binary(op, a, b) => {
+                format!("{} {} {}", self.expr(a), op.symbol(), self.expr(b))
+            }
+            ExprKind::Conditional(c, a, b) => {
+                format!("{} ? {} : {}", self.expr(c), self.expr(a), self.expr(b))
+            }
             ExprKind::Paren(x) => format!("({})", self.expr(x)),
             ExprKind::List(items) => {
                 let items: Vec<String> = items.iter().map(|i| self.expr(i)).collect();

@@ -85,7 +85,11 @@ pub fn parse_expr(text: &str, file: FileId) -> Result<Expr, Vec<Diagnostic>> {
                 }
                 _ => {
                     if diags.is_empty() {
-                        diags.push(Diagnostic::new("kcl::syntax", Span::new(file, 0, text.len()), "expected one expression"));
+                        diags.push(Diagnostic::new(
+                            "kcl::syntax",
+                            Span::new(file, 0, text.len()),
+                            "expected one expression",
+                        ));
                     }
                     Err(diags.into_iter().map(|d| shift_diag(d, shift, text.len())).collect())
                 }
@@ -363,7 +367,10 @@ impl Builder {
         let start = self.span(&p);
         let mut seq: Vec<Pair<Rule>> = kids(p).collect();
         // `cond ? a : b` puts the two branches after the operator sequence.
-        let cond = if seq.len() >= 3 && seq[seq.len() - 1].as_rule() == Rule::expr && seq[seq.len() - 2].as_rule() == Rule::expr {
+        let cond = if seq.len() >= 3
+            && seq[seq.len() - 1].as_rule() == Rule::expr
+            && seq[seq.len() - 2].as_rule() == Rule::expr
+        {
             let no = seq.pop().expect("else");
             let yes = seq.pop().expect("then");
             Some((yes, no))
@@ -508,7 +515,9 @@ impl Builder {
                 Rule::kw_for | Rule::kw_in => {}
                 Rule::expr => exprs.push(self.expr(k)),
                 Rule::for_group => grouping = true,
-                Rule::for_cond => cond = Some(self.expr(kids(k).find(|p| p.as_rule() == Rule::expr).expect("for condition"))),
+                Rule::for_cond => {
+                    cond = Some(self.expr(kids(k).find(|p| p.as_rule() == Rule::expr).expect("for condition")))
+                }
                 r => unexpected_rule(r),
             }
         }
@@ -599,7 +608,9 @@ fn strip_common_indent(lines: &mut [Vec<TemplatePart>]) {
             _ => Some(0),
         }
     };
-    let Some(common) = lines.iter().filter_map(|l| indent_of(l)).min() else { return };
+    let Some(common) = lines.iter().filter_map(|l| indent_of(l)).min() else {
+        return;
+    };
     for line in lines.iter_mut() {
         if let Some(TemplatePart::Lit(s)) = line.first_mut() {
             let ws = s.len() - s.trim_start_matches([' ', '\t']).len();

@@ -1,0 +1,82 @@
+//! `drydock fmt`: rewrite files in the canonical layout, or check and diff them.
+
+use std::path::{Path, PathBuf};
+
+use super::{report, ExitCode, Style};
+use crate::config::{config_files, io_msg};
+use crate::diag::{Diagnostic, Sources};
+use crate::syntax::{fmt::format, parse_file};
+
+pub fn run(path: &Path, check: bool, diff: bool, style: Style) -> ExitCode {
+    let files = match config_files(path) {
+        Ok(f) => f,
+        Err(msg) => {
+            report(&[Diagnostic::global("kcl::io", msg)], &Sources::new(), style);
+            return 1;
+        }
+    };
+    let mut sources = Sources::new();
+    let mut diags = vec![];
+    let mut changed: Vec<PathBuf> = vec![];
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {}", file.display(), io_msg(&e))));
+                continue;
+            }
+        };
+        let id = sources.add(file.display().to_string(), file.clone(), text.clone());
+        let (parsed, d) = parse_file(&text, id);
+        let Some(parsed) = parsed.filter(|_| d.is_empty()) else {
+            diags.extend(d);
+            continue;
+        };
+        let formatted = format(&parsed, &text);
+        if formatted == text {
+            continue;
+        }
+        changed.push(file.clone());
+        if diff {
+            let name = file.display().to_string();
+            let udiff = similar::TextDiff::from_lines(&text, &formatted)
+                .unified_diff()
+                .context_radius(3)
+                .header(&name, &name)
+                .to_string();
+            print!("{udiff}");
+        }
+        if !check && !diff {
+            if let Err(e) = write_atomically(&file, &formatted) {
+                diags.push(Diagnostic::global("kcl::io", format!("cannot write {}: {}", file.display(), io_msg(&e))));
+            } else {
+                println!("{}", file.display());
+            }
+        }
+    }
+    if check {
+        for f in &changed {
+            println!("{}", f.display());
+        }
+    }
+    if !diags.is_empty() {
+        report(&diags, &sources, style);
+        return 1;
+    }
+    if check && !changed.is_empty() {
+        return 1;
+    }
+    0
+}
+
+/// Writes beside the file and renames over it, so an interrupted fmt never leaves half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.drydock-fmt.tmp"));
+    std::fs::write(&tmp, text)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path)
+}

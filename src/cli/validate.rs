@@ -1,0 +1,36 @@
+//! `drydock validate`: evaluate the configuration and report every error at once.
+
+use std::path::Path;
+
+use super::{report, ExitCode, Style, VarArgs};
+use crate::config;
+use crate::diag::Sources;
+
+pub fn run(path: &Path, vars: &VarArgs, style: Style) -> ExitCode {
+    let inputs = match vars.inputs() {
+        Ok(i) => i,
+        Err(diags) => {
+            report(&diags, &Sources::new(), style);
+            return 1;
+        }
+    };
+    let loaded = config::load(path, &inputs);
+    match loaded.model {
+        Some(model) if loaded.diagnostics.is_empty() => {
+            let groups = model.node_group_count();
+            println!(
+                "Success! {} is valid: {} {}, {} node {}.",
+                path.display(),
+                model.clusters.len(),
+                if model.clusters.len() == 1 { "cluster" } else { "clusters" },
+                groups,
+                if groups == 1 { "group" } else { "groups" },
+            );
+            0
+        }
+        _ => {
+            report(&loaded.diagnostics, &loaded.sources, style);
+            1
+        }
+    }
+}
