@@ -6,3 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod diag;
 pub mod syntax;
+#[doc(hidden)]
+pub mod testgen;

@@ -29,9 +29,28 @@ struct Printer<'a> {
 
 /// One line-level element of a body, before alignment.
 enum Entry {
-    Comment { text: String, blank_before: bool },
-    Attr { name: String, value: String, trailing: Option<String>, blank_before: bool, sep: &'static str },
-    Block { text: String, trailing: Option<String>, blank_before: bool },
+    Comment {
+        text: String,
+        blank_before: bool,
+    },
+    Attr {
+        name: String,
+        value: String,
+        trailing: Option<String>,
+        blank_before: bool,
+        sep: &'static str,
+    },
+    Block {
+        text: String,
+        trailing: Option<String>,
+        blank_before: bool,
+    },
+    /// An item printed as written (it has a comment where the layout has no place for one).
+    Raw {
+        text: String,
+        trailing: Option<String>,
+        blank_before: bool,
+    },
 }
 
 impl Entry {
@@ -39,7 +58,8 @@ impl Entry {
         match self {
             Entry::Comment { blank_before, .. }
             | Entry::Attr { blank_before, .. }
-            | Entry::Block { blank_before, .. } => *blank_before,
+            | Entry::Block { blank_before, .. }
+            | Entry::Raw { blank_before, .. } => *blank_before,
         }
     }
     fn single_line_attr(&self) -> Option<usize> {
@@ -143,7 +163,7 @@ fn write_entries(out: &mut String, entries: &[Entry], indent: usize) {
                         out.push_str(t);
                     }
                 }
-                Entry::Block { text, trailing, .. } => {
+                Entry::Block { text, trailing, .. } | Entry::Raw { text, trailing, .. } => {
                     out.push_str(text);
                     if let Some(t) = trailing {
                         out.push(' ');
@@ -198,17 +218,15 @@ impl<'a> Printer<'a> {
             self.leading_comments(&mut entries, &mut prev_end, span.start);
             let blank_before = prev_end.is_some_and(|p| self.blank_between(p, span.start));
             match item {
+                Item::Attribute(a) if self.has_comment_before(a.value.span.start) => {
+                    // A comment between the name and the value: keep the attribute as written.
+                    self.take_before(a.span.end);
+                    let text = self.text(a.span.start, a.span.end).to_string();
+                    let trailing = self.take_trailing(a.span.end);
+                    entries.push(Entry::Raw { text, trailing, blank_before });
+                }
                 Item::Attribute(a) => {
-                    let value = if self.has_comment_before(a.value.span.start) {
-                        // A comment between the name and `=` or the value: keep the attribute as written.
-                        self.take_before(a.span.end);
-                        let text = self.text(a.value.span.start, a.value.span.end).to_string();
-                        let between = self.text(a.name.span.end, a.value.span.start).trim();
-                        let between = between.strip_prefix('=').unwrap_or(between).trim();
-                        format!("{between} {text}")
-                    } else {
-                        self.expr(&a.value)
-                    };
+                    let value = self.expr(&a.value);
                     let trailing = self.take_trailing(a.span.end);
                     entries.push(Entry::Attr { name: a.name.name.clone(), value, trailing, blank_before, sep: "=" });
                 }
@@ -418,7 +436,7 @@ impl<'a> Printer<'a> {
                         out.push_str(t);
                     }
                 }
-                Entry::Attr { .. } => {}
+                Entry::Attr { .. } | Entry::Raw { .. } => {}
             }
         }
         self.indent -= 1;

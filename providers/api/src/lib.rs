@@ -65,12 +65,16 @@ pub trait Provider: Send + Sync {
     /// AlreadyExists.
     async fn create_group(&self, req: &CreateGroup) -> Result<ObservedGroup, ProviderError>;
 
-    /// Sets min/max/desired, subnets, tags and health settings. NotFound if absent.
+    /// Sets min/max/desired, subnets, tags and health settings. NotFound if absent;
+    /// InvalidInput if the sizes are out of order (min <= desired <= max) or a tag contradicts
+    /// the ownership.
     async fn update_group(&self, name: &str, settings: &GroupSettings) -> Result<(), ProviderError>;
 
     /// Terminates the given instances of the group; with `decrement` the desired capacity drops
     /// by one per instance (no replacement), otherwise the group replaces them. Instances
-    /// already gone are not an error.
+    /// already gone are not an error, and are not counted for the decrement, so a retry does not
+    /// lower the desired capacity twice. NotFound if the group is absent; InvalidInput for an
+    /// instance of another group, or a decrement below the group's minimum.
     async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> Result<(), ProviderError>;
 
     /// Deletes the group and terminates its instances. Absent is not an error.

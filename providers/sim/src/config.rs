@@ -67,9 +67,9 @@ impl ClockMode {
         match std::env::var(CLOCK_ENV) {
             Ok(value) => value.parse(),
             Err(std::env::VarError::NotPresent) => Ok(ClockMode::Real),
-            Err(std::env::VarError::NotUnicode(value)) => Err(SimError::InvalidClockMode(
-                value.to_string_lossy().into_owned(),
-            )),
+            Err(std::env::VarError::NotUnicode(value)) => {
+                Err(SimError::InvalidClockMode(value.to_string_lossy().into_owned()))
+            }
         }
     }
 
@@ -111,21 +111,12 @@ mod tests {
         assert_eq!("".parse::<ClockMode>().unwrap(), ClockMode::Real);
         let err = "virtaul".parse::<ClockMode>().unwrap_err();
         assert!(matches!(err, SimError::InvalidClockMode(ref v) if v == "virtaul"));
-        assert_eq!(
-            err.to_string(),
-            "invalid DRYDOCK_SIM_CLOCK value \"virtaul\": expected virtual or real"
-        );
+        assert_eq!(err.to_string(), "invalid DRYDOCK_SIM_CLOCK value \"virtaul\": expected virtual or real");
     }
 
     #[test]
     fn config_reads_with_missing_fields_defaulted() {
         let config: SimConfig = serde_json::from_str(r#"{"seed": 7}"#).unwrap();
-        assert_eq!(
-            config,
-            SimConfig {
-                seed: 7,
-                ..SimConfig::default()
-            }
-        );
+        assert_eq!(config, SimConfig { seed: 7, ..SimConfig::default() });
     }
 }

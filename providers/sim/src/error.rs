@@ -23,11 +23,7 @@ pub enum SimError {
         source: serde_json::Error,
     },
     #[error("the sim world {} has version {found}, this drydock reads version {expected}", path.display())]
-    UnsupportedVersion {
-        path: PathBuf,
-        found: u32,
-        expected: u32,
-    },
+    UnsupportedVersion { path: PathBuf, found: u32, expected: u32 },
     #[error("invalid DRYDOCK_SIM_CLOCK value {0:?}: expected virtual or real")]
     InvalidClockMode(String),
     #[error("no live instance {0} in the sim world")]
@@ -40,11 +36,7 @@ pub enum SimError {
 
 impl SimError {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
-        SimError::Io {
-            action,
-            path: path.into(),
-            source,
-        }
+        SimError::Io { action, path: path.into(), source }
     }
 }
 
@@ -56,9 +48,7 @@ impl From<SimError> for ProviderError {
             SimError::Io { .. } => ErrorKind::Unavailable,
             SimError::NoSuchInstance(_) | SimError::NothingToFail(_) => ErrorKind::NotFound,
             SimError::InvalidClockMode(_) => ErrorKind::InvalidInput,
-            SimError::Corrupt { .. } | SimError::UnsupportedVersion { .. } | SimError::Worker(_) => {
-                ErrorKind::Other
-            }
+            SimError::Corrupt { .. } | SimError::UnsupportedVersion { .. } | SimError::Worker(_) => ErrorKind::Other,
         };
         ProviderError::new(kind, e.to_string())
     }

@@ -1,0 +1,46 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use drydock::diag::{FileId, Span};
+use drydock::syntax::ast::File;
+use drydock::syntax::visit::body_spans_mut;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.kcl` file under `dir`, sorted.
+pub fn kcl_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "kcl") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The tree with every span zeroed, for comparisons "spans aside".
+pub fn without_spans(mut f: File) -> File {
+    body_spans_mut(&mut f.body, &mut |s: &mut Span| *s = Span::default());
+    for c in &mut f.comments {
+        c.span = Span::default();
+    }
+    f
+}
+
+/// Runs `f` on a thread with a large stack, as the binary does.
+pub fn big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(256 << 20).spawn(f).unwrap().join().unwrap()
+}
+
+pub const FILE: FileId = FileId(0);

@@ -1,0 +1,77 @@
+//! `fmt` keeps meaning and is idempotent: over every example and a generated corpus,
+//! `parse(fmt(x))` equals `parse(x)` with spans aside, and `fmt(fmt(x)) == fmt(x)`.
+
+mod common;
+
+use common::*;
+use drydock::syntax::{fmt::format, parse_file};
+use drydock::testgen::{file, Rng};
+
+/// Checks both properties for one input; returns the formatted text.
+fn roundtrip(name: &str, src: &str) -> String {
+    let (parsed, diags) = parse_file(src, FILE);
+    let parsed = parsed.unwrap_or_else(|| panic!("{name} does not parse: {diags:?}\n{src}"));
+    let once = format(&parsed, src);
+    let (again, diags) = parse_file(&once, FILE);
+    let again =
+        again.unwrap_or_else(|| panic!("fmt of {name} does not parse: {diags:?}\n--- input\n{src}\n--- fmt\n{once}"));
+    assert_eq!(
+        without_spans(parsed),
+        without_spans(again.clone()),
+        "fmt changed the meaning of {name}\n--- input\n{src}\n--- fmt\n{once}"
+    );
+    let twice = format(&again, &once);
+    assert_eq!(once, twice, "fmt is not idempotent on {name}");
+    once
+}
+
+#[test]
+fn examples_round_trip() {
+    let files = kcl_files(&repo().join("examples"));
+    assert!(files.len() >= 3, "the examples are missing");
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        roundtrip(&f.display().to_string(), &src);
+    }
+}
+
+#[test]
+fn generated_corpus_round_trips() {
+    big_stack(|| {
+        let mut rng = Rng::new(7);
+        for i in 0..3000 {
+            let src = file(&mut rng);
+            roundtrip(&format!("generated file {i}"), &src);
+        }
+    })
+}
+
+#[test]
+fn fleet_generator_output_is_canonical() {
+    let src = drydock::testgen::fleet(30, 1);
+    assert_eq!(roundtrip("fleet", &src), src);
+}
+
+#[test]
+fn layout_rules() {
+    let src = "a=1\nlong_name=\"x\" # c\nb = [1,\n2]\n\n\n\nblock \"l\" {\n\n  x=1\n  inner {}\n  other {\ny=2}\n}\nc = {k=1, \"k.2\"=2}\n";
+    expect_test::expect![[r#"
+        a         = 1
+        long_name = "x" # c
+        b = [
+          1,
+          2,
+        ]
+
+        block "l" {
+          x = 1
+          inner {}
+
+          other {
+            y = 2
+          }
+        }
+        c = { k = 1, "k.2" = 2 }
+    "#]]
+    .assert_eq(&roundtrip("layout", src));
+}
