@@ -35,15 +35,33 @@ fn check(src: &str) {
     }
 }
 
+const TOTAL: usize = 100_000;
+
 #[test]
 fn hundred_thousand_inputs_never_panic() {
-    big_stack(|| {
+    // The inputs are split over the cores, each worker with its own seed, so the run is
+    // deterministic and takes a fraction of the time.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            std::thread::Builder::new()
+                .stack_size(256 << 20)
+                .spawn(move || fuzz(w, TOTAL / workers + usize::from(w < TOTAL % workers)))
+                .unwrap()
+        })
+        .collect();
+    let done: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(done, TOTAL);
+}
+
+/// Checks `count` inputs from worker `w`'s stream; returns how many it checked.
+fn fuzz(w: usize, count: usize) -> usize {
+    {
         let mut seeds: Vec<String> =
             kcl_files(&repo().join("examples")).iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
         seeds.push(fleet(12, 3));
-        let mut rng = Rng::new(2026);
-        let total = 100_000;
-        for i in 0..total {
+        let mut rng = Rng::new(2026 + w as u64);
+        for i in 0..count {
             let src = match i % 10 {
                 0..=3 => mutate(&mut rng, &seeds[i % seeds.len()]),
                 4..=6 => {
@@ -54,14 +72,15 @@ fn hundred_thousand_inputs_never_panic() {
             };
             let result = std::panic::catch_unwind(|| check(&src));
             if let Err(e) = result {
-                // Kept for reproducing: `drydock fmt --diff target/no-panic-failure.kcl`.
-                let _ = std::fs::write(repo().join("target/no-panic-failure.kcl"), &src);
+                // Kept for reproducing: `drydock fmt --diff target/no-panic-failure-W.kcl`.
+                let _ = std::fs::write(repo().join(format!("target/no-panic-failure-{w}.kcl")), &src);
                 let msg =
                     e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
-                panic!("input {i} failed: {}\n--- input\n{src}", msg.unwrap_or_default());
+                panic!("input {i} of worker {w} failed: {}\n--- input\n{src}", msg.unwrap_or_default());
             }
         }
-    })
+        count
+    }
 }
 
 #[test]

@@ -62,6 +62,8 @@ pub struct Evaluator<'s> {
     pub sensitive_vars: BTreeMap<String, bool>,
     pub sensitive_locals: RefCell<BTreeMap<String, bool>>,
     touched_sensitive: Cell<bool>,
+    /// `var.x` / `local.x` / `cluster.x` whose evaluation failed: using them adds no error.
+    pub failed: RefCell<std::collections::BTreeSet<String>>,
     files: RefCell<BTreeMap<PathBuf, Result<String, String>>>,
 }
 
@@ -73,6 +75,7 @@ impl<'s> Evaluator<'s> {
             sensitive_vars: BTreeMap::new(),
             sensitive_locals: RefCell::new(BTreeMap::new()),
             touched_sensitive: Cell::new(false),
+            failed: RefCell::new(Default::default()),
             files: RefCell::new(BTreeMap::new()),
         }
     }
@@ -291,6 +294,9 @@ impl<'s> Evaluator<'s> {
                     let Some(map) = map else {
                         return Err(self.unavailable(root, scope));
                     };
+                    if self.failed.borrow().contains(&format!("{}.{}", root.name, name.name)) {
+                        return Err(Reported);
+                    }
                     return match map.get(&name.name) {
                         Some(v) => {
                             let sensitive = match what {
@@ -312,7 +318,8 @@ impl<'s> Evaluator<'s> {
                                 format!("no {what} named `{}`", name.name),
                             )
                             .label(format!("{what} not declared"))
-                            .suggest(&name.name, map.keys().map(String::as_str)),
+                            .suggest(&name.name, map.keys().map(String::as_str))
+                            .help_if_none(minus_hint(&root.name, &name.name, map)),
                         )),
                     };
                 }
@@ -345,10 +352,12 @@ impl<'s> Evaluator<'s> {
             (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
             (Value::List(items), i @ Value::Number(_)) => match i.as_int() {
                 Some(n) if n >= 0 && (n as usize) < items.len() => Ok(items[n as usize].clone()),
-                _ => Err(self.error(
-                    Diagnostic::new("kcl::index", span, format!("index {i} is out of range"))
-                        .label(format!("the list has {} elements", items.len())),
-                )),
+                _ => Err(self.error(Diagnostic::new("kcl::index", span, format!("index {i} is out of range")).label(
+                    match items.len() {
+                        1 => "the list has 1 element".to_string(),
+                        n => format!("the list has {n} elements"),
+                    },
+                ))),
             },
             (Value::Object(mut m), Value::String(k)) => match m.remove(&k) {
                 Some(v) => Ok(v),
@@ -426,6 +435,11 @@ impl<'s> Evaluator<'s> {
                 _ => Ok(Value::Number(num(&l, a.span)? * num(&r, b.span)?)),
             },
             BinaryOp::Div | BinaryOp::Mod => {
+                if let (Value::Duration(d), Value::Number(n), BinaryOp::Div) = (&l, &r, op) {
+                    if *n > 0.0 {
+                        return Ok(Value::Duration((*d as f64 / n) as u64));
+                    }
+                }
                 let x = num(&l, a.span)?;
                 let y = num(&r, b.span)?;
                 if y == 0.0 {
@@ -548,7 +562,10 @@ impl<'s> Evaluator<'s> {
         if failed {
             return Err(Reported);
         }
-        if vals.iter().any(Value::is_unknown) {
+        // Structural functions pass unknown parts through (`keys` of a map whose values
+        // are unknown is known); the others need every part known.
+        let structural = matches!(name.name.as_str(), "keys" | "length" | "merge" | "concat" | "values" | "lookup");
+        if vals.iter().any(|v| if structural { *v == Value::Unknown } else { v.is_unknown() }) {
             return Ok(Value::Unknown);
         }
         let arity = |min: usize, max: usize, sig: &str| -> Result<(), Reported> {
@@ -593,11 +610,11 @@ impl<'s> Evaluator<'s> {
                 let mut cache = self.files.borrow_mut();
                 let result = cache
                     .entry(path.clone())
-                    .or_insert_with(|| std::fs::read_to_string(&path).map_err(|e| e.to_string()))
+                    .or_insert_with(|| std::fs::read_to_string(&path).map_err(|e| super::io_msg(&e)))
                     .clone();
                 match result {
                     Ok(text) => Ok(Value::String(text)),
-                    Err(e) => Err(fail(0, format!("cannot read {}: {}", path.display(), e.to_lowercase()))),
+                    Err(e) => Err(fail(0, format!("cannot read {}: {e}", path.display()))),
                 }
             }
             "format" => {
@@ -780,6 +797,16 @@ impl<'s> Evaluator<'s> {
     }
 }
 
+/// `local.n-1` reads as the name `n-1`; say so when `n` exists.
+fn minus_hint(root: &str, name: &str, map: &BTreeMap<String, Value>) -> String {
+    match name.split_once('-') {
+        Some((head, tail)) if map.contains_key(head) => {
+            format!("names may contain `-`: for subtraction write `{root}.{head} - {tail}` with spaces")
+        }
+        _ => String::new(),
+    }
+}
+
 fn plural_args(min: usize, max: usize) -> String {
     let n = |k: usize| {
         if k == 1 {
@@ -852,7 +879,8 @@ pub fn describe(v: &Value) -> String {
 impl Diagnostic {
     /// Adds `help` only when no help (such as a suggestion) is there yet.
     pub fn help_if_none(self, text: impl Into<String>) -> Diagnostic {
-        if self.help.is_some() {
+        let text = text.into();
+        if self.help.is_some() || text.is_empty() {
             self
         } else {
             self.help(text)

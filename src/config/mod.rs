@@ -238,6 +238,14 @@ struct Field {
     sensitive: bool,
 }
 
+impl Field {
+    /// Stands for an attribute whose value failed (and was reported), so that it is not
+    /// reported again as missing.
+    fn failed(span: Span) -> Field {
+        Field { value: Value::Null, span, sensitive: false }
+    }
+}
+
 type Layer = BTreeMap<String, Field>;
 
 struct Cx<'s> {
@@ -260,6 +268,12 @@ struct Decls<'a> {
 impl<'s> Cx<'s> {
     fn err(&mut self, d: Diagnostic) {
         self.diags.push(d);
+    }
+
+    /// A local or cluster that failed: it is skipped, and references to it add no error.
+    fn mark_failed(&mut self, node: Node) {
+        self.ev.failed.borrow_mut().insert(node.address());
+        self.failed.insert(node);
     }
 
     fn run(&mut self, files: &[(FileId, File)], inputs: RawInputs) -> Option<Model> {
@@ -311,7 +325,7 @@ impl<'s> Cx<'s> {
                 continue;
             }
             if nodes[i].1.iter().any(|(dep, _)| self.failed.contains(dep)) {
-                self.failed.insert(node.clone());
+                self.mark_failed(node.clone());
                 continue;
             }
             let scope = Scope {
@@ -331,7 +345,7 @@ impl<'s> Cx<'s> {
                             locals.insert(name.clone(), v);
                         }
                         Err(Reported) => {
-                            self.failed.insert(node.clone());
+                            self.mark_failed(node.clone());
                         }
                     }
                 }
@@ -343,7 +357,7 @@ impl<'s> Cx<'s> {
                             clusters.extend(made);
                         }
                         None => {
-                            self.failed.insert(node.clone());
+                            self.mark_failed(node.clone());
                         }
                     }
                 }
@@ -468,7 +482,10 @@ impl<'s> Cx<'s> {
             let ty = match view.attrs.get("type") {
                 Some(a) => match self.parse_type(&a.value) {
                     Some(t) => t,
-                    None => continue,
+                    None => {
+                        self.ev.failed.borrow_mut().insert(format!("var.{name}"));
+                        continue;
+                    }
                 },
                 None => Type::Any,
             };
@@ -491,8 +508,13 @@ impl<'s> Cx<'s> {
                     }
                 },
             };
-            if let Some(v) = value {
-                vars.insert(name.clone(), v);
+            match value {
+                Some(v) => {
+                    vars.insert(name.clone(), v);
+                }
+                None => {
+                    self.ev.failed.borrow_mut().insert(format!("var.{name}"));
+                }
             }
             self.ev_sensitive_var(&name, sensitive);
         }
@@ -520,6 +542,7 @@ impl<'s> Cx<'s> {
             return Some(Value::String(text.to_string()));
         }
         match parse_expr(text, file) {
+            Ok(e) if *ty == Type::Any && refers_to_names(&e) => Some(Value::String(text.to_string())),
             Ok(e) => {
                 let scope = Scope {
                     restriction: Some("a value given outside the configuration is a literal"),
@@ -661,7 +684,7 @@ impl<'s> Cx<'s> {
             }
             self.err(d);
             for i in scc {
-                self.failed.insert(nodes[i].0.clone());
+                self.mark_failed(nodes[i].0.clone());
             }
         }
         order
@@ -799,7 +822,10 @@ impl<'s> Cx<'s> {
                 continue;
             };
             let (v, sensitive) = self.ev.eval_marked(&attr.value, scope);
-            let Ok(v) = v else { continue };
+            let Ok(v) = v else {
+                out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                continue;
+            };
             if v == Value::Null {
                 continue; // null means "not set", as in Terraform
             }
@@ -807,7 +833,10 @@ impl<'s> Cx<'s> {
                 Ok(value) => {
                     out.insert(format!("{prefix}{name}"), Field { value, span: attr.value.span, sensitive });
                 }
-                Err(d) => self.err(d),
+                Err(d) => {
+                    self.err(d);
+                    out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                }
             }
         }
         for (def, block) in &view.blocks {
@@ -929,6 +958,7 @@ impl<'s> Cx<'s> {
         let tags = str_map(layer.get("tags"));
         let disruption_budget = int_or_pct(layer.get("disruption_budget")).unwrap_or(IntOrPercent::Percent(10.0));
         let subnets = match view.block("network") {
+            None if block.blocks().any(|b| b.kind.name == "network") => vec![], // already reported
             None => {
                 self.err(
                     Diagnostic::new(
@@ -1004,8 +1034,15 @@ impl<'s> Cx<'s> {
                     },
                     restriction: None,
                 };
+                let own = self.layer(&ng_view, &schema::NODE_GROUP, &ng_scope, "");
                 let mut layer = defaults.clone();
-                layer.extend(self.layer(&ng_view, &schema::NODE_GROUP, &ng_scope, ""));
+                // instance_type and instance_types are one setting written two ways: setting
+                // either in the node group replaces whichever the defaults had.
+                if own.contains_key("instance_type") || own.contains_key("instance_types") {
+                    layer.remove("instance_type");
+                    layer.remove("instance_types");
+                }
+                layer.extend(own);
                 let ng_address = match &ng_key {
                     Some(k) => format!("{address}.node_group.{ng_name}[{k:?}]"),
                     None => format!("{address}.node_group.{ng_name}"),
@@ -1074,7 +1111,8 @@ impl<'s> Cx<'s> {
                 _ => None,
             }
         }
-        if let Some(p) = path(e) {
+        let evaluated = matches!(path(e).as_deref().and_then(|p| p.split('.').next()), Some("var" | "local" | "each"));
+        if let Some(p) = path(e).filter(|_| !evaluated) {
             return Some((p, e.span));
         }
         match self.ev.eval_top(e, scope).ok()? {
@@ -1376,11 +1414,7 @@ impl<'s> Cx<'s> {
                                 format!("{} could use any of {} providers", c.address, many.len()),
                             )
                             .label("which provider?")
-                            .help(format!(
-                                "set provider = {} (or another of: {})",
-                                many[0],
-                                many.join(", ")
-                            )),
+                            .help(format!("set provider to one of: {}", many.join(", "))),
                         );
                     }
                 },
@@ -1416,7 +1450,7 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
     };
     if v.is_unknown() && ty != Ty::Any {
         return Err(Diagnostic::new("kcl::unknown_value", span, "this value is known only after apply")
-            .label("cannot configure a node group")
+            .label("must be known before apply")
             .help("attributes such as group_names and instance_ids can be used in outputs only"));
     }
     match (ty, v) {
@@ -1483,6 +1517,13 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
         }
         (_, v) => Err(mismatch(&v)),
     }
+}
+
+/// Whether an expression names anything (`foo`, `var.x`): such `--var` text is a string.
+fn refers_to_names(e: &Expr) -> bool {
+    let mut found = matches!(e.kind, ExprKind::Variable(_));
+    visit::for_each_child(e, |c| found |= refers_to_names(c));
+    found
 }
 
 fn str_of(v: &Value) -> String {

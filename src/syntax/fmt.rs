@@ -335,7 +335,14 @@ impl<'a> Printer<'a> {
                 format!("{sym}{}", self.expr(x))
             }
             ExprKind::Binary(BinaryOp::Range, a, b) => {
-                format!("{}..{}", self.expr(a), self.expr(b))
+                // `1 + 2 .. 8`: spaces show that `..` binds loosest.
+                let spaced = [a, b].iter().any(|x| matches!(x.kind, ExprKind::Binary(..) | ExprKind::Conditional(..)));
+                let (l, r) = (self.expr(a), self.expr(b));
+                if spaced {
+                    format!("{l} .. {r}")
+                } else {
+                    format!("{l}..{r}")
+                }
             }
             ExprKind::Binary(op, a, b) => {
                 format!("{} {} {}", self.expr(a), op.symbol(), self.expr(b))
