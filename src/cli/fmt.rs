@@ -7,8 +7,42 @@ use crate::config::{config_files, io_msg};
 use crate::diag::{Diagnostic, Sources};
 use crate::syntax::{fmt::format, parse_file};
 
-pub fn run(path: &Path, check: bool, diff: bool, style: Style) -> ExitCode {
-    let files = match config_files(path) {
+pub struct Options {
+    pub check: bool,
+    pub diff: bool,
+    pub recursive: bool,
+}
+
+/// The files to format: those `config_files` names, and with `recursive` those of every
+/// subdirectory that is not hidden.
+fn files(path: &Path, recursive: bool) -> Result<Vec<PathBuf>, String> {
+    if !recursive || path.is_file() {
+        return config_files(path);
+    }
+    let mut out = vec![];
+    let mut dirs = vec![path.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {}", dir.display(), io_msg(&e)))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if p.is_dir() && !hidden {
+                dirs.push(p);
+            } else if p.is_file() && p.extension().is_some_and(|e| e == "kcl") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    if out.is_empty() {
+        return Err(format!("no .kcl files in {} or below it", path.display()));
+    }
+    Ok(out)
+}
+
+pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
+    let Options { check, diff, recursive } = opts;
+    let files = match files(path, recursive) {
         Ok(f) => f,
         Err(msg) => {
             report(&[Diagnostic::global("kcl::io", msg)], &Sources::new(), style);

@@ -61,6 +61,9 @@ pub enum Command {
         /// Show the changes as a unified diff (and change nothing).
         #[arg(long)]
         diff: bool,
+        /// Also format the .kcl files of every subdirectory (hidden ones skipped).
+        #[arg(long, short = 'r')]
+        recursive: bool,
     },
 }
 
@@ -123,6 +126,6 @@ pub fn run(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(cli.color);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Fmt { path, check, diff } => fmt::run(&path, check, diff, style),
+        Command::Fmt { path, check, diff, recursive } => fmt::run(&path, fmt::Options { check, diff, recursive }, style),
     }
 }

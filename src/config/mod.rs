@@ -248,6 +248,9 @@ impl Field {
 
 type Layer = BTreeMap<String, Field>;
 
+/// A cluster and the provider reference it named, if any (resolved once providers are known).
+type ClusterWithProvider = (Cluster, Option<(String, Span)>);
+
 struct Cx<'s> {
     ev: Evaluator<'s>,
     diags: Vec<Diagnostic>,
@@ -661,10 +664,7 @@ impl<'s> Cx<'s> {
             let mut path = vec![start];
             let mut labels = vec![];
             let mut cur = start;
-            loop {
-                let Some((next_node, span)) = nodes[cur].1.iter().find(|(n, _)| members.contains(&index[n])) else {
-                    break;
-                };
+            while let Some((next_node, span)) = nodes[cur].1.iter().find(|(n, _)| members.contains(&index[n])) {
                 let next = index[next_node];
                 labels.push((*span, format!("{} refers to {}", nodes[cur].0.address(), next_node.address())));
                 if next == start || path.contains(&next) {
@@ -897,7 +897,7 @@ impl<'s> Cx<'s> {
 
     /// Evaluates a cluster block into its clusters (one, or one per `for_each` key) and
     /// the value `cluster.NAME` refers to.
-    fn cluster(&mut self, block: &Block, outer: &Scope) -> Option<(Vec<(Cluster, Option<(String, Span)>)>, Value)> {
+    fn cluster(&mut self, block: &Block, outer: &Scope) -> Option<(Vec<ClusterWithProvider>, Value)> {
         let name = block.labels[0].value.clone();
         let view = check_body(&block.body, &schema::CLUSTER, "cluster", &mut self.diags);
         let instances = self.for_each(&view, outer).ok()?;

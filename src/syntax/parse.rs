@@ -224,7 +224,7 @@ fn syntax_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagno
                 || token.chars().all(|c| c.is_ascii_uppercase() || c == '_')
                 || (token.len() > 3 && token.contains(".."));
             if !skip {
-                expected.push(format!("`{}`", token.escape_debug()));
+                expected.push(format!("`{}`", token.replace('\n', "\\n").replace('\t', "\\t").replace('\r', "\\r")));
             }
         }
     }
@@ -236,7 +236,7 @@ fn syntax_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diagno
     expected.retain(|n| n != "something else");
     // Where an expression may start, the tokens that start one add nothing to "an expression".
     if expected.iter().any(|n| n == "an expression") {
-        let starts = ["`!`", "`-`", "`(`", "`<<`", "`[`", "`\\\"`", "`false`", "`null`", "`true`", "`{`"];
+        let starts = ["`!`", "`-`", "`(`", "`<<`", "`[`", "`\"`", "`false`", "`null`", "`true`", "`{`"];
         expected.retain(|n| !starts.contains(&n.as_str()));
     }
     let message = format!("unexpected {found}");
