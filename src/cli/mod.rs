@@ -126,6 +126,8 @@ pub fn run(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(cli.color);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Fmt { path, check, diff, recursive } => fmt::run(&path, fmt::Options { check, diff, recursive }, style),
+        Command::Fmt { path, check, diff, recursive } => {
+            fmt::run(&path, fmt::Options { check, diff, recursive }, style)
+        }
     }
 }
