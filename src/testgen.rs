@@ -48,7 +48,8 @@ pub fn fleet(node_groups: usize, seed: u64) -> String {
         for g in 0..left.min(10) {
             let name = format!("g{g}");
             match rng.below(10) {
-                0 => out.push_str(&format!(
+                // At most one control plane per cluster, as the schema requires.
+                0 if g == 0 => out.push_str(&format!(
                     "\n  node_group \"{name}\" {{\n    role = \"control-plane\"\n    size = 3\n  }}\n"
                 )),
                 1 | 2 => out.push_str(&format!(

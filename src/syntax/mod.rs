@@ -2,8 +2,13 @@
 //! Invariant: knows nothing of evaluation, schema or the model; never panics on input.
 
 pub mod ast;
+mod fast;
 pub mod fmt;
+mod lit;
 mod parse;
 pub mod visit;
 
-pub use parse::{parse_duration, parse_expr, parse_file, MAX_NESTING, MAX_OPERATORS};
+pub use lit::parse_duration;
+pub use parse::{
+    parse_expr, parse_file, parse_file_fast, parse_file_pest, raw_parse_token_count, MAX_NESTING, MAX_OPERATORS,
+};

@@ -10,6 +10,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser as _;
 
 use super::ast::*;
+use super::lit::{self, push_lit, strip_common_indent};
 use crate::diag::{Diagnostic, FileId, Span};
 
 #[derive(pest_derive::Parser)]
@@ -39,7 +40,31 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 });
 
 /// Parses one file. On a syntax error the result is `None` and the diagnostics say why.
+///
+/// The hand-written parser in `fast.rs` takes every input it can; on a syntax error the
+/// pest parser runs instead and produces the diagnostic (it names what was expected).
 pub fn parse_file(text: &str, file: FileId) -> (Option<File>, Vec<Diagnostic>) {
+    if let Some(diag) = check_nesting(text, file) {
+        return (None, vec![diag]);
+    }
+    if let Some((f, diags)) = super::fast::parse(text, file) {
+        return (Some(f), diags);
+    }
+    parse_file_pest(text, file)
+}
+
+/// The fast parser alone (`None` on a syntax error), for the differential test.
+#[doc(hidden)]
+pub fn parse_file_fast(text: &str, file: FileId) -> Option<(File, Vec<Diagnostic>)> {
+    if check_nesting(text, file).is_some() {
+        return None;
+    }
+    super::fast::parse(text, file)
+}
+
+/// The pest parser alone: the reference the fast parser is tested against.
+#[doc(hidden)]
+pub fn parse_file_pest(text: &str, file: FileId) -> (Option<File>, Vec<Diagnostic>) {
     if let Some(diag) = check_nesting(text, file) {
         return (None, vec![diag]);
     }
@@ -332,39 +357,11 @@ impl Builder {
     }
 
     fn unescape(&self, raw: &str, span: Span) -> String {
-        if !raw.contains('\\') {
-            return raw.to_string();
-        }
-        let mut out = String::with_capacity(raw.len());
-        let mut chars = raw.char_indices();
-        while let Some((i, c)) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            let rest = &raw[i..];
-            let (decoded, len) = decode_escape(rest);
-            match decoded {
-                Some(d) => out.push(d),
-                None => {
-                    let at = span.start as usize + i;
-                    self.error(
-                        Diagnostic::new("kcl::syntax", Span::new(self.file, at, at + len), "unknown escape sequence")
-                            .label("not a valid escape")
-                            .help(r#"escapes are \n \t \r \" \\ and \u{HEX}; write \\ for a backslash"#),
-                    );
-                }
-            }
-            for _ in 1..rest[..len].chars().count() {
-                chars.next();
-            }
-        }
-        out
+        lit::unescape(raw, span, &mut self.diags.borrow_mut())
     }
 
     fn expr(&self, p: Pair<Rule>) -> Expr {
         debug_assert_eq!(p.as_rule(), Rule::expr);
-        let start = self.span(&p);
         let mut seq: Vec<Pair<Rule>> = kids(p).collect();
         // `cond ? a : b` puts the two branches after the operator sequence.
         let cond = if seq.len() >= 3
@@ -379,11 +376,9 @@ impl Builder {
         };
         let operators = seq.iter().filter(|p| is_infix(p.as_rule())).count();
         let head = if operators > MAX_OPERATORS {
-            self.error(
-                Diagnostic::new("kcl::too_deep", start, "expression has too many operators")
-                    .label(format!("more than {MAX_OPERATORS} operators"))
-                    .help("split the expression with locals"),
-            );
+            // The span of the operator sequence (the pair's own span may end in white space).
+            let start = self.span(&seq[0]).to(self.span(&seq[seq.len() - 1]));
+            self.error(lit::too_many_operators(start));
             Expr { kind: ExprKind::Null, span: start }
         } else {
             self.operators(seq.into_iter())
@@ -451,29 +446,9 @@ impl Builder {
             Rule::lit_true => ExprKind::Bool(true),
             Rule::lit_false => ExprKind::Bool(false),
             Rule::lit_null => ExprKind::Null,
-            Rule::number => match p.as_str().parse::<f64>() {
-                Ok(n) if n.is_finite() => ExprKind::Number(n),
-                _ => {
-                    self.error(Diagnostic::new("kcl::syntax", span, "number out of range").label("too large"));
-                    ExprKind::Null
-                }
-            },
-            Rule::duration => match parse_duration(p.as_str()) {
-                Some(ms) => ExprKind::Duration(ms),
-                None => {
-                    self.error(Diagnostic::new("kcl::syntax", span, "duration out of range").label("too long"));
-                    ExprKind::Null
-                }
-            },
-            Rule::percent => {
-                let n: f64 = p.as_str().trim_end_matches('%').parse().unwrap_or(f64::INFINITY);
-                if n.is_finite() {
-                    ExprKind::Percent(n)
-                } else {
-                    self.error(Diagnostic::new("kcl::syntax", span, "percentage out of range").label("too large"));
-                    ExprKind::Null
-                }
-            }
+            Rule::number => lit::number(p.as_str(), span, &mut self.diags.borrow_mut()),
+            Rule::duration => lit::duration(p.as_str(), span, &mut self.diags.borrow_mut()),
+            Rule::percent => lit::percent(p.as_str(), span, &mut self.diags.borrow_mut()),
             Rule::string => ExprKind::Template(self.template(p)),
             Rule::heredoc => self.heredoc(p),
             Rule::variable => ExprKind::Variable(self.ident(kids(p).next().expect("variable ident"))),
@@ -584,94 +559,6 @@ impl Builder {
     }
 }
 
-fn push_lit(parts: &mut Vec<TemplatePart>, s: &str) {
-    if let Some(TemplatePart::Lit(last)) = parts.last_mut() {
-        last.push_str(s);
-    } else {
-        parts.push(TemplatePart::Lit(s.to_string()));
-    }
-}
-
-/// `<<-` heredocs: remove the leading white space that every non-blank line shares.
-fn strip_common_indent(lines: &mut [Vec<TemplatePart>]) {
-    let indent_of = |line: &[TemplatePart]| -> Option<usize> {
-        match line.first() {
-            Some(TemplatePart::Lit(s)) => {
-                let ws = s.len() - s.trim_start_matches([' ', '\t']).len();
-                let rest = &s[ws..];
-                if rest == "\n" && line.len() == 1 {
-                    None // blank line: does not count
-                } else {
-                    Some(ws)
-                }
-            }
-            _ => Some(0),
-        }
-    };
-    let Some(common) = lines.iter().filter_map(|l| indent_of(l)).min() else {
-        return;
-    };
-    for line in lines.iter_mut() {
-        if let Some(TemplatePart::Lit(s)) = line.first_mut() {
-            let ws = s.len() - s.trim_start_matches([' ', '\t']).len();
-            s.drain(..ws.min(common));
-        }
-    }
-}
-
-/// Decodes one escape at the start of `s` (which begins with a backslash): the
-/// character (or `None` if invalid) and the escape's length in bytes.
-fn decode_escape(s: &str) -> (Option<char>, usize) {
-    let mut chars = s.chars();
-    chars.next();
-    match chars.next() {
-        Some('n') => (Some('\n'), 2),
-        Some('t') => (Some('\t'), 2),
-        Some('r') => (Some('\r'), 2),
-        Some('"') => (Some('"'), 2),
-        Some('\\') => (Some('\\'), 2),
-        Some('u') => {
-            if let Some(close) = s.find('}').filter(|_| s[2..].starts_with('{')) {
-                let hex = &s[3..close];
-                let c = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
-                (c, close + 1)
-            } else {
-                (None, 2)
-            }
-        }
-        Some(c) => (None, 1 + c.len_utf8()),
-        None => (None, 1),
-    }
-}
-
-/// `1h30m` → milliseconds; `None` on overflow.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    let mut total: u64 = 0;
-    let mut num: u64 = 0;
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_digit() {
-            num = num.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            i += 1;
-            continue;
-        }
-        let (unit, len) = match (c, b.get(i + 1)) {
-            (b'm', Some(b's')) => (1, 2),
-            (b's', _) => (1_000, 1),
-            (b'm', _) => (60_000, 1),
-            (b'h', _) => (3_600_000, 1),
-            (b'd', _) => (86_400_000, 1),
-            _ => return None,
-        };
-        total = total.checked_add(num.checked_mul(unit)?)?;
-        num = 0;
-        i += len;
-    }
-    Some(total)
-}
-
 /// A grammar invariant was broken: a rule appeared where the grammar does not allow it.
 #[track_caller]
 fn unexpected_rule(r: Rule) -> ! {
@@ -696,4 +583,10 @@ fn is_infix(r: Rule) -> bool {
             | Rule::op_mod
             | Rule::op_range
     )
+}
+
+/// Pest's parse alone, without building the AST: the ceiling for the bench to compare with.
+#[doc(hidden)]
+pub fn raw_parse_token_count(text: &str) -> Option<usize> {
+    KclParser::parse(Rule::file, text).ok().map(|p| p.flatten().count())
 }
