@@ -53,6 +53,18 @@ fn run() {
             assert_eq!(model.node_group_count(), groups);
         });
         report(&format!("parse+evaluate ({groups} groups)"), mb, t);
+
+        // The whole command, as a user runs it: process start, read, parse, evaluate.
+        let dir = std::env::temp_dir().join(format!("drydock-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("fleet.kcl");
+        std::fs::write(&path, &src).unwrap();
+        let t = best(runs.min(5), || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock")).arg("validate").arg(&path).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        });
+        report(&format!("drydock validate ({groups})"), mb, t);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
