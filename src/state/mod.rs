@@ -1,0 +1,149 @@
+//! The state: what drydock has applied, per cluster and node group, with the generations
+//! (autoscaling groups) that realise each node group, and a journal of the cloud mutations
+//! in flight. The file format is versioned (`format_version`); loading an older version
+//! goes through an upgrade function, so the in-memory types can change without breaking
+//! files on disk.
+//!
+//! Invariant: knows nothing of the language or of any one cloud; it stores provider
+//! group names and settings as given.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::{NodeSettings, Role};
+
+/// The version of the state file format this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub format_version: u32,
+    /// Identifies one configuration's state across its whole life; ownership tags carry it.
+    pub lineage: String,
+    /// Incremented on every write.
+    pub serial: u64,
+    pub drydock_version: String,
+    /// By cluster address (`cluster.demo`).
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterState>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputState>,
+    /// Cloud mutations recorded before they were made and not yet settled.
+    #[serde(default)]
+    pub journal: Vec<JournalEntry>,
+    /// The last journal id handed out.
+    #[serde(default)]
+    pub journal_seq: u64,
+}
+
+impl State {
+    /// A new, empty state with a fresh lineage.
+    pub fn new(lineage: String) -> State {
+        State {
+            format_version: FORMAT_VERSION,
+            lineage,
+            serial: 0,
+            drydock_version: env!("CARGO_PKG_VERSION").to_string(),
+            clusters: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            journal: vec![],
+            journal_seq: 0,
+        }
+    }
+
+    pub fn node_group(&self, cluster: &str, address: &str) -> Option<&NodeGroupState> {
+        self.clusters.get(cluster)?.node_groups.get(address)
+    }
+
+    /// Every node group, with its cluster's address.
+    pub fn node_groups(&self) -> impl Iterator<Item = (&str, &NodeGroupState)> {
+        self.clusters.iter().flat_map(|(c, cs)| cs.node_groups.values().map(move |ng| (c.as_str(), ng)))
+    }
+
+    /// Every address the state knows (clusters, node groups, outputs), sorted.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut out = vec![];
+        for (c, cs) in &self.clusters {
+            out.push(c.clone());
+            out.extend(cs.node_groups.keys().cloned());
+        }
+        out.extend(self.outputs.keys().map(|o| format!("output.{o}")));
+        out.sort();
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterState {
+    pub name: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The provider reference (`sim`, `aws.west`).
+    pub provider: String,
+    /// By node group address.
+    #[serde(default)]
+    pub node_groups: BTreeMap<String, NodeGroupState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeGroupState {
+    pub name: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub role: Role,
+    /// Oldest first. More than one while a rollout is in progress (or was interrupted).
+    pub generations: Vec<GenerationState>,
+    /// The in-place settings last applied.
+    pub settings: NodeSettings,
+    /// Measured times from launch to healthy, newest last (at most [`BOOT_SAMPLES`]).
+    #[serde(default)]
+    pub boot_times_ms: Vec<u64>,
+}
+
+/// How many measured boot times a node group keeps for its ETAs.
+pub const BOOT_SAMPLES: usize = 20;
+
+impl NodeGroupState {
+    /// The generation rollouts converge on: the newest.
+    pub fn current(&self) -> Option<&GenerationState> {
+        self.generations.last()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationState {
+    /// The first 10 hex digits of the spec's hash: names the generation in group names and tags.
+    pub id: String,
+    /// The spec as shown in plans, with sensitive values replaced by a digest.
+    pub spec: serde_json::Value,
+    /// The autoscaling groups of this generation: one for a worker group, one per member for
+    /// a control plane.
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputState {
+    pub value: serde_json::Value,
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// A cloud mutation recorded before it is made. An entry still present after a crash says
+/// what may or may not have happened; the next run observes the cloud to find out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub id: u64,
+    /// `create_group`, `update_group`, `terminate_instances`, `delete_group`.
+    pub op: String,
+    /// The node group address the operation is for.
+    pub address: String,
+    /// The provider group name.
+    pub group: String,
+    /// Operation details (instance ids, settings), for the record.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+    pub started_at_ms: u64,
+}
