@@ -6,9 +6,12 @@
 // paths only, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod plan;
+pub mod render;
 pub mod state;
 pub mod syntax;
 #[doc(hidden)]

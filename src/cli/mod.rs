@@ -2,6 +2,8 @@
 //! Flags are parsed without I/O first ([`Cli`]); each command then builds what it needs.
 
 mod fmt;
+mod run;
+mod sim;
 mod validate;
 
 use std::io::IsTerminal;
@@ -65,6 +67,85 @@ pub enum Command {
         #[arg(long, short = 'r')]
         recursive: bool,
     },
+    /// Show what apply would change: which node groups are created, rolled out (wave by
+    /// wave, with the capacity kept), updated in place or destroyed.
+    Plan {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        run: run::RunArgs,
+        /// Save the plan, to apply exactly it later with `drydock apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Carry out the changes: a configuration (planned now, then confirmed) or a saved plan.
+    Apply {
+        /// A configuration (file or directory) or a plan saved with `plan --out`.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        run: run::RunArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// How many node groups change at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        parallelism: u16,
+    },
+    /// Delete every node group the configuration manages.
+    Destroy {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        run: run::RunArgs,
+        #[arg(long)]
+        auto_approve: bool,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        parallelism: u16,
+    },
+    /// Show a saved plan, as `plan` showed it.
+    Show { planfile: PathBuf },
+    /// Look at and break the simulated cloud of a configuration.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// List the simulated groups and instances.
+    Status {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make instances fail: some of a node group, one instance, or a whole zone.
+    Fail {
+        path: PathBuf,
+        #[arg(long, conflicts_with_all = ["instance", "zone"], required_unless_present_any = ["instance", "zone"])]
+        node_group: Option<String>,
+        /// Only in this cluster (its name or `name["key"]`).
+        #[arg(long, requires = "node_group")]
+        cluster: Option<String>,
+        #[arg(long, default_value_t = 1, requires = "node_group")]
+        count: u32,
+        #[arg(long, conflicts_with = "zone")]
+        instance: Option<String>,
+        /// Fail every instance in the zone and keep it down until `sim restore-zone`.
+        #[arg(long)]
+        zone: Option<String>,
+    },
+    /// Bring a failed zone back.
+    RestoreZone { path: PathBuf, zone: String },
+    /// Print the capacity timeline: per node group over time, healthy, running and total
+    /// instances (JSON lines).
+    Timeline {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
 }
 
 /// What a command ended with; `main` turns it into the process's exit code.
@@ -126,6 +207,28 @@ pub fn run(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(cli.color);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
+        Command::Plan { path, run, out } => run::plan_cmd(&path, &run, out.as_deref(), style),
+        Command::Apply { path, run, auto_approve, parallelism } => {
+            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, style)
+        }
+        Command::Destroy { path, run, auto_approve, parallelism } => {
+            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), true, style)
+        }
+        Command::Show { planfile } => run::show_cmd(&planfile),
+        Command::Sim { command } => match command {
+            SimCommand::Status { path, json } => sim::status(&path, json),
+            SimCommand::Fail { path, node_group, cluster, count, instance, zone } => {
+                let target = match (node_group, instance, zone) {
+                    (Some(node_group), _, _) => drydock_sim::FailTarget::NodeGroup { cluster, node_group, count },
+                    (_, Some(id), _) => drydock_sim::FailTarget::Instance(id),
+                    (_, _, Some(z)) => drydock_sim::FailTarget::Zone(z),
+                    _ => unreachable!("clap requires one target"),
+                };
+                sim::fail(&path, target)
+            }
+            SimCommand::RestoreZone { path, zone } => sim::restore_zone(&path, &zone),
+            SimCommand::Timeline { path } => sim::timeline(&path),
+        },
         Command::Fmt { path, check, diff, recursive } => {
             fmt::run(&path, fmt::Options { check, diff, recursive }, style)
         }

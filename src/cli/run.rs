@@ -1,0 +1,409 @@
+//! `plan`, `apply`, `destroy` and `show`: load the configuration and the state, observe
+//! the cloud, plan, confirm, and run the executor.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use drydock_provider::{Observed, Provider};
+use sha2::Digest as _;
+
+use super::{report, ExitCode, Style, VarArgs};
+use crate::apply::{ApplyError, Executor, Ledger, Progress};
+use crate::config::{self, Model, ProviderSettings};
+use crate::diag::Sources;
+use crate::plan::{self, Plan, PlanInput};
+use crate::render;
+use crate::state::store::{default_path, new_lineage, LocalStore};
+use crate::state::State;
+
+/// Options shared by plan, apply and destroy.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// The state file (default: drydock.state.json beside the configuration).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// The world of one command: the configuration, its state store and providers.
+struct Workspace {
+    config_path: PathBuf,
+    config_dir: PathBuf,
+    model: Model,
+    digest: String,
+    store: LocalStore,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    1
+}
+
+/// The digest of a configuration's files: names and contents, in name order.
+pub fn config_digest(sources: &Sources) -> String {
+    let mut h = sha2::Sha256::new();
+    for (_, f) in sources.files() {
+        if f.name.starts_with("--var") || f.name.starts_with("DRYDOCK_VAR_") {
+            continue;
+        }
+        h.update(f.name.as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspace, ExitCode> {
+    let inputs = args.vars.inputs().map_err(|d| {
+        report(&d, &Sources::new(), style);
+        1
+    })?;
+    let loaded = config::load(path, &inputs);
+    let Some(model) = loaded.model.filter(|_| loaded.diagnostics.is_empty()) else {
+        report(&loaded.diagnostics, &loaded.sources, style);
+        return Err(1);
+    };
+    let config_dir =
+        if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
+    let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
+    let state_path = args.state.clone().unwrap_or_else(|| default_path(path));
+    Ok(Workspace {
+        config_path: path.to_path_buf(),
+        config_dir,
+        digest: config_digest(&loaded.sources),
+        model,
+        store: LocalStore::new(state_path),
+    })
+}
+
+/// The providers the model configures, by reference.
+fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provider>>, String> {
+    let mut out: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
+    for p in &ws.model.providers {
+        let provider: Arc<dyn Provider> = match &p.settings {
+            ProviderSettings::Sim(s) => {
+                let mode = drydock_sim::ClockMode::from_env().map_err(|e| e.to_string())?;
+                let config = drydock_sim::SimConfig {
+                    boot_time_ms: s.boot_time_ms,
+                    detection_delay_ms: s.detection_delay_ms,
+                    failure_rate: s.failure_rate,
+                    bad_images: s.bad_images.clone(),
+                    seed: s.seed,
+                    ..Default::default()
+                };
+                Arc::new(drydock_sim::SimProvider::new(sim_world(&ws.config_dir), config, mode))
+            }
+            ProviderSettings::Aws(_) => {
+                return Err(format!(
+                    "provider `{}`: the aws provider is not available in this build yet",
+                    p.reference()
+                ))
+            }
+        };
+        out.insert(p.reference(), provider);
+    }
+    Ok(out)
+}
+
+/// The simulated cloud's world file for a configuration directory.
+pub fn sim_world(config_dir: &Path) -> PathBuf {
+    config_dir.join(".drydock").join("sim-world.json")
+}
+
+fn boot_estimates(model: &Model) -> BTreeMap<String, u64> {
+    model
+        .providers
+        .iter()
+        .map(|p| {
+            let ms = match &p.settings {
+                ProviderSettings::Sim(s) => s.boot_time_ms + plan_poll_slack(),
+                ProviderSettings::Aws(_) => 40_000,
+            };
+            (p.reference(), ms)
+        })
+        .collect()
+}
+
+/// Health is polled once a second, so a wave takes up to a second longer than the boot.
+fn plan_poll_slack() -> u64 {
+    crate::apply::POLL_MS
+}
+
+async fn observe_all(
+    providers: &BTreeMap<String, Arc<dyn Provider>>,
+    lineage: &str,
+) -> Result<BTreeMap<String, Observed>, String> {
+    let mut out = BTreeMap::new();
+    for (name, p) in providers {
+        let o = p.observe(lineage).await.map_err(|e| format!("provider `{name}`: {e}"))?;
+        out.insert(name.clone(), o);
+    }
+    Ok(out)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
+}
+
+fn make_plan(
+    ws: &Workspace,
+    state: Option<&State>,
+    destroy: bool,
+    rt: &tokio::runtime::Runtime,
+) -> Result<(Plan, BTreeMap<String, Arc<dyn Provider>>), String> {
+    let providers = providers(ws)?;
+    let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
+    let observed = rt.block_on(observe_all(&providers, &lineage))?;
+    let input = PlanInput {
+        model: &ws.model,
+        state,
+        lineage: &lineage,
+        observed: &observed,
+        boot_estimate_ms: &boot_estimates(&ws.model),
+        config_digest: ws.digest.clone(),
+        config_path: ws.config_path.display().to_string(),
+        destroy,
+    };
+    let plan = plan::plan(&input).map_err(|errs| {
+        errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
+    })?;
+    Ok((plan, providers))
+}
+
+pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -> ExitCode {
+    let ws = match load(path, args, style) {
+        Ok(ws) => ws,
+        Err(code) => return code,
+    };
+    let state = match ws.store.read() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let rt = runtime();
+    let (plan, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    print!("{}", render::plan_text(&plan));
+    if let Some(out) = out {
+        let json = serde_json::to_string_pretty(&plan).expect("a plan serialises");
+        if let Err(e) = std::fs::write(out, json + "\n") {
+            return fail(format!("cannot write {}: {}", out.display(), config::io_msg(&e)));
+        }
+        println!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
+    }
+    0
+}
+
+pub fn show_cmd(planfile: &Path) -> ExitCode {
+    match read_plan(planfile) {
+        Ok(plan) => {
+            print!("{}", render::plan_text(&plan));
+            0
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn read_plan(path: &Path) -> Result<Plan, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {}", path.display(), config::io_msg(&e)))?;
+    let plan: Plan =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))?;
+    if plan.format_version != plan::PLAN_FORMAT_VERSION {
+        return Err(format!(
+            "{} has plan format {}, this drydock reads {}",
+            path.display(),
+            plan.format_version,
+            plan::PLAN_FORMAT_VERSION
+        ));
+    }
+    Ok(plan)
+}
+
+/// Whether a path names a saved plan rather than a configuration.
+fn is_plan_file(path: &Path) -> bool {
+    path.is_file() && path.extension().is_none_or(|e| e != "kcl")
+}
+
+struct Lines;
+impl Progress for Lines {
+    fn line(&self, text: &str) {
+        println!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn confirm(auto_approve: bool, what: &str) -> Result<bool, String> {
+    if auto_approve {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!("{what} needs --auto-approve when not run from a terminal"));
+    }
+    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+    Ok(line.trim() == "yes")
+}
+
+pub fn apply_cmd(
+    path: &Path,
+    args: &RunArgs,
+    auto_approve: bool,
+    parallelism: usize,
+    destroy: bool,
+    style: Style,
+) -> ExitCode {
+    let what = if destroy { "destroy" } else { "apply" };
+    // A saved plan: apply exactly it, if nothing changed since.
+    let (ws_path, saved) = if !destroy && is_plan_file(path) {
+        match read_plan(path) {
+            Ok(p) => (PathBuf::from(&p.config_path), Some(p)),
+            Err(e) => return fail(e),
+        }
+    } else {
+        (path.to_path_buf(), None)
+    };
+    let ws = match load(&ws_path, args, style) {
+        Ok(ws) => ws,
+        Err(code) => return code,
+    };
+    let _lock = match ws.store.lock(what) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let mut state = match ws.store.read() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    if let Some(s) = &mut state {
+        if !s.journal.is_empty() {
+            println!(
+                "{} interrupted by an earlier run; the cloud is observed to settle {}.",
+                if s.journal.len() == 1 {
+                    "1 operation was".to_string()
+                } else {
+                    format!("{} operations were", s.journal.len())
+                },
+                if s.journal.len() == 1 { "it" } else { "them" }
+            );
+            s.journal.clear();
+            if let Err(e) = ws.store.write(s) {
+                return fail(e);
+            }
+        }
+    }
+    let rt = runtime();
+    let (plan, providers) = match &saved {
+        Some(p) => {
+            if let Err(e) = check_saved(p, &ws, state.as_ref()) {
+                return fail(e);
+            }
+            match providers(&ws) {
+                Ok(pr) => (p.clone(), pr),
+                Err(e) => return fail(e),
+            }
+        }
+        None => match make_plan(&ws, state.as_ref(), destroy, &rt) {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        },
+    };
+    print!("{}", render::plan_text(&plan));
+    if plan.is_empty() {
+        return 0;
+    }
+    if saved.is_none() {
+        match confirm(auto_approve, what) {
+            Ok(true) => {}
+            Ok(false) => {
+                println!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
+                return 1;
+            }
+            Err(e) => return fail(e),
+        }
+    }
+    println!();
+    let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
+    let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let executor = Arc::new(Executor {
+        providers,
+        ledger: Arc::clone(&ledger),
+        progress: Arc::new(Lines),
+        parallelism,
+        interrupted: Arc::clone(&interrupted),
+        lineage: plan.lineage.clone(),
+    });
+    let outcomes = rt.block_on(async {
+        let flag = Arc::clone(&interrupted);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "\nInterrupted: letting calls in flight finish and recording them (Ctrl-C again to stop at once)."
+                );
+                flag.store(true, Ordering::SeqCst);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        executor.run(&plan).await
+    });
+    let failed: Vec<&crate::apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    if interrupted.load(Ordering::SeqCst) {
+        println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
+        return 130;
+    }
+    if !failed.is_empty() {
+        println!();
+        for o in &failed {
+            if let Err(e) = &o.result {
+                if !matches!(e, ApplyError::Skipped { .. }) {
+                    eprintln!("error: {e}");
+                }
+            }
+        }
+        let done = outcomes.len() - failed.len();
+        println!("\n{} failed: {done} of {} changes done.", if destroy { "Destroy" } else { "Apply" }, outcomes.len());
+        return 1;
+    }
+    println!(
+        "\n{} complete: {}",
+        if destroy { "Destroy" } else { "Apply" },
+        render::summary(&plan).trim_start_matches("Plan: ")
+    );
+    0
+}
+
+/// A saved plan applies only to the state and configuration it was made from.
+fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result<(), String> {
+    match (state, plan.state_serial) {
+        (Some(_), None) => return Err("the saved plan was made before a state existed, and now one does; make a new plan".into()),
+        (Some(s), _) if s.lineage != plan.lineage => {
+            return Err(format!(
+                "the saved plan is for a different state: its lineage is {}, the state's is {}; make a new plan",
+                plan.lineage, s.lineage
+            ))
+        }
+        (Some(s), Some(serial)) if s.serial != serial => {
+            return Err(format!(
+                "the saved plan is stale: it was made against state serial {serial}, the state is now at serial {}; make a new plan",
+                s.serial
+            ))
+        }
+        (None, Some(_)) => return Err("the saved plan was made against a state that no longer exists; make a new plan".into()),
+        _ => {}
+    }
+    if plan.config_digest != ws.digest {
+        return Err("the configuration changed since the plan was made; make a new plan".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! `drydock sim`: look at and break the simulated cloud of a configuration.
+
+use std::path::{Path, PathBuf};
+
+use super::run::sim_world;
+use super::ExitCode;
+
+fn world(path: &Path) -> PathBuf {
+    let dir =
+        if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
+    sim_world(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
+}
+
+pub fn status(path: &Path, json: bool) -> ExitCode {
+    match drydock_sim::status(world(path)) {
+        Ok(s) if json => {
+            println!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
+            0
+        }
+        Ok(s) => {
+            println!("simulated time {}", crate::config::value::format_duration(s.now_ms));
+            if s.groups.is_empty() {
+                println!("no groups");
+            }
+            for g in &s.groups {
+                let healthy = g.instances.iter().filter(|i| i.healthy).count();
+                println!(
+                    "{}  {}/{} gen {}  min {} max {} desired {}  healthy {}/{}",
+                    g.name,
+                    g.cluster,
+                    g.node_group,
+                    g.generation,
+                    g.min,
+                    g.max,
+                    g.desired,
+                    healthy,
+                    g.instances.len()
+                );
+                for i in &g.instances {
+                    println!(
+                        "  {}  {}  {}  {}  {}",
+                        i.id,
+                        i.zone,
+                        i.state,
+                        if i.healthy { "healthy" } else { "unhealthy" },
+                        i.image
+                    );
+                }
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn timeline(path: &Path) -> ExitCode {
+    match drydock_sim::timeline(world(path)) {
+        Ok(points) => {
+            for p in points {
+                println!("{}", serde_json::to_string(&p).expect("a point serialises"));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn fail(path: &Path, target: drydock_sim::FailTarget) -> ExitCode {
+    match drydock_sim::fail(world(path), target) {
+        Ok(ids) => {
+            for id in ids {
+                println!("failed {id}");
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn restore_zone(path: &Path, zone: &str) -> ExitCode {
+    match drydock_sim::restore_zone(world(path), zone) {
+        Ok(true) => {
+            println!("zone {zone} restored");
+            0
+        }
+        Ok(false) => {
+            println!("zone {zone} was not down");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,716 @@
+//! The planner: model + state + observed cloud → an inert [`Plan`]. Pure: no I/O, no clock.
+//!
+//! Per node group it decides one action: create, roll out (a new generation replaces the
+//! old, in waves computed by [`waves::schedule`]), update in place, or delete. The
+//! generation is named by a hash of the replacement-forcing spec only, so formatting,
+//! reordering, renaming variables or the autoscaler moving desired capacity can never
+//! cause a rollout. The cloud as observed is the truth about what exists (so a crashed run's
+//! groups are found and adopted or cleaned up); the state supplies the lineage, the settings
+//! last applied and measured boot times.
+//!
+//! Invariant: knows nothing of the terminal, the state file's storage or any one cloud.
+
+pub mod waves;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use drydock_provider::{
+    CapacityType as PCapacity, GenerationSpec, GroupSettings, HealthCheck as PHealth, InstanceState,
+    Metadata as PMetadata, Observed, ObservedGroup, Role as PRole, RootVolume as PRootVolume,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use crate::config::model::{CapacityType, Cluster, HealthCheck, Model, NodeGroup, NodeSettings, Role};
+use crate::state::State;
+use waves::{OldInstance, RolloutInput, Wave};
+
+/// The version of the saved plan format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What the plan does to one node group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Rollout,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub drydock_version: String,
+    /// The state lineage this plan is for (a new one when there was no state).
+    pub lineage: String,
+    /// The serial of the state planned against; `None` when there was no state.
+    pub state_serial: Option<u64>,
+    /// Digest of the configuration and variable values the plan was made from.
+    pub config_digest: String,
+    /// The configuration (file or directory) the plan was made from, as given.
+    pub config_path: String,
+    pub destroy: bool,
+    /// Sorted by address.
+    pub changes: Vec<Change>,
+    /// Clusters the plan creates or removes entirely (for the state and the summary).
+    pub clusters: Vec<ClusterRecord>,
+}
+
+/// A cluster as the state records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub address: String,
+    pub name: String,
+    pub key: Option<String>,
+    pub provider: String,
+    /// Whether the configuration still has the cluster (false: it goes with its node groups).
+    pub keep: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    /// The cluster's address.
+    pub cluster: String,
+    pub provider: String,
+    pub name: String,
+    pub key: Option<String>,
+    pub role: Role,
+    pub action: Action,
+    /// The attributes that changed, and whether each forces replacement.
+    pub reasons: Vec<AttrChange>,
+    /// What the node group converges on; `None` for a delete.
+    pub target: Option<Target>,
+    /// Groups of other generations that go away (a rollout's old generation, a delete).
+    pub retire: Vec<String>,
+    /// The desired capacity the change converges on.
+    pub replicas: u32,
+    /// The rollout's waves (for a create: one wave adding every node).
+    pub waves: Vec<Wave>,
+    pub eta_ms: u64,
+    /// Changes that must finish first (a cluster's control plane before its workers).
+    pub depends_on: Vec<String>,
+    /// Ownership tag values for the cluster and node group.
+    pub owner_cluster: String,
+    pub owner_node_group: String,
+}
+
+impl Change {
+    /// Nodes this change replaces (rollout) or removes (delete).
+    pub fn nodes_replaced(&self) -> usize {
+        self.waves.iter().map(|w| w.remove_first.len() + w.remove_after.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    /// `image`, `labels.pool`, `size`, `health.grace_period`.
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub forces_replacement: bool,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub generation: String,
+    pub spec: GenerationSpec,
+    /// The spec as shown and stored in the state: sensitive values replaced by a digest.
+    pub display_spec: serde_json::Value,
+    /// One group for workers; one per member for a control plane.
+    pub groups: Vec<TargetGroup>,
+    pub settings: NodeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    pub name: String,
+    /// The settings the group ends with.
+    pub settings: GroupSettings,
+    /// Whether the group exists already (a resumed rollout, an update).
+    pub exists: bool,
+}
+
+/// What the planner reads.
+pub struct PlanInput<'a> {
+    pub model: &'a Model,
+    pub state: Option<&'a State>,
+    pub lineage: &'a str,
+    /// What each provider (by reference) holds of this lineage.
+    pub observed: &'a BTreeMap<String, Observed>,
+    /// Per provider reference: how long a node takes to become healthy when nothing was measured.
+    pub boot_estimate_ms: &'a BTreeMap<String, u64>,
+    pub config_digest: String,
+    pub config_path: String,
+    pub destroy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub address: String,
+    pub message: String,
+}
+
+/// The ownership tag values of a cluster and a node group: `demo`, `fleet["eu"]`; `workers`.
+pub fn owner_names(cluster: &Cluster, ng: &NodeGroup) -> (String, String) {
+    let c = cluster.address.trim_start_matches("cluster.").to_string();
+    let g = ng.address.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
+    (c, g)
+}
+
+/// The provider's view of a node group's replacement-forcing spec.
+pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
+    let s = &ng.spec;
+    GenerationSpec {
+        image: s.image.clone(),
+        instance_types: s.instance_types.clone(),
+        user_data: s.user_data.clone(),
+        labels: s.labels.clone(),
+        taints: s.taints.clone(),
+        root_volume: s.root_volume.as_ref().map(|r| PRootVolume {
+            size_gib: r.size_gib,
+            volume_type: r.volume_type.clone(),
+            encrypted: r.encrypted,
+            iops: r.iops,
+        }),
+        metadata: PMetadata { http_tokens_required: s.metadata.http_tokens_required, hop_limit: s.metadata.hop_limit },
+        capacity_type: match s.capacity_type {
+            CapacityType::OnDemand => PCapacity::OnDemand,
+            CapacityType::Spot => PCapacity::Spot,
+        },
+        kubernetes_version: s.kubernetes_version.clone(),
+        security_groups: s.security_groups.clone(),
+        instance_profile: s.instance_profile.clone(),
+        key_name: s.key_name.clone(),
+        role: match ng.role {
+            Role::Worker => PRole::Worker,
+            Role::ControlPlane => PRole::ControlPlane,
+        },
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The generation id: a hash of the spec, so equal specs (however written) name the same generation.
+pub fn generation_id(spec: &GenerationSpec) -> String {
+    let json = serde_json::to_vec(spec).expect("a spec always serialises");
+    sha256_hex(&json)[..10].to_string()
+}
+
+/// The spec as shown in plans and kept in the state: sensitive values become a digest.
+pub fn display_spec(ng: &NodeGroup, spec: &GenerationSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).expect("a spec always serialises");
+    if let Some(obj) = v.as_object_mut() {
+        for path in &ng.sensitive {
+            let key = path.split('.').next().unwrap_or(path);
+            if let Some(field) = obj.get_mut(key) {
+                let digest = sha256_hex(field.to_string().as_bytes());
+                *field = serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]));
+            }
+        }
+    }
+    v
+}
+
+/// A group name: the lineage's first characters (names are global in a cloud account), the
+/// cluster, the node group and the generation; only characters every cloud accepts.
+pub fn group_name(
+    lineage: &str,
+    owner_cluster: &str,
+    owner_ng: &str,
+    generation: &str,
+    member: Option<usize>,
+) -> String {
+    let mut raw = format!("{}-{owner_cluster}-{owner_ng}-{generation}", &lineage[..lineage.len().min(6)]);
+    if let Some(m) = member {
+        raw.push_str(&format!("-m{m}"));
+    }
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// One generation of a node group as the cloud shows it.
+struct ActualGen<'a> {
+    id: String,
+    groups: Vec<&'a ObservedGroup>,
+}
+
+fn group_settings(
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    desired: u32,
+    subnets: Vec<String>,
+    min: u32,
+    max: u32,
+) -> GroupSettings {
+    let mut tags = cluster.tags.clone();
+    tags.extend(ng.settings.tags.clone());
+    GroupSettings {
+        min,
+        max,
+        desired,
+        subnets,
+        tags,
+        health_check: match ng.settings.health.check {
+            HealthCheck::Ec2 => PHealth::Ec2,
+            HealthCheck::Elb => PHealth::Elb,
+        },
+        grace_period_ms: ng.settings.health.grace_period_ms,
+    }
+}
+
+fn live(g: &ObservedGroup) -> impl Iterator<Item = &drydock_provider::Instance> {
+    g.instances.iter().filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
+}
+
+fn healthy_count(g: &ObservedGroup) -> u32 {
+    g.instances.iter().filter(|i| i.state == InstanceState::Running && i.healthy).count() as u32
+}
+
+/// Makes the plan.
+pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
+    let mut changes = vec![];
+    let mut errors = vec![];
+    let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new(); // (provider, owner cluster, owner ng)
+    let empty = Observed::default();
+    let mut clusters = vec![];
+
+    if !input.destroy {
+        for cluster in &input.model.clusters {
+            clusters.push(ClusterRecord {
+                address: cluster.address.clone(),
+                name: cluster.name.clone(),
+                key: cluster.key.clone(),
+                provider: cluster.provider.clone(),
+                keep: true,
+            });
+            let observed = input.observed.get(&cluster.provider).unwrap_or(&empty);
+            for ng in &cluster.node_groups {
+                let (oc, og) = owner_names(cluster, ng);
+                seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
+                match plan_node_group(input, cluster, ng, observed, &oc, &og) {
+                    Ok(Some(c)) => changes.push(c),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    // What exists but is not configured (any more): delete it.
+    for (provider, observed) in input.observed {
+        let mut orphans: BTreeMap<(String, String), Vec<&ObservedGroup>> = BTreeMap::new();
+        for g in &observed.groups {
+            let key = (g.ownership.cluster.clone(), g.ownership.node_group.clone());
+            if !seen.contains(&(provider.clone(), key.0.clone(), key.1.clone())) {
+                orphans.entry(key).or_default().push(g);
+            }
+        }
+        for ((oc, og), groups) in orphans {
+            changes.push(delete_change(input, provider, &oc, &og, &groups));
+        }
+    }
+    // Node groups the state has but the cloud no longer does are dropped from the state.
+    if let Some(state) = input.state {
+        for (caddr, cs) in &state.clusters {
+            let keep = !input.destroy && input.model.clusters.iter().any(|c| &c.address == caddr);
+            if !keep {
+                clusters.push(ClusterRecord {
+                    address: caddr.clone(),
+                    name: cs.name.clone(),
+                    key: cs.key.clone(),
+                    provider: cs.provider.clone(),
+                    keep: false,
+                });
+            }
+            for (addr, ngs) in &cs.node_groups {
+                let configured = !input.destroy
+                    && input.model.clusters.iter().any(|c| c.node_groups.iter().any(|n| &n.address == addr));
+                if !configured && !changes.iter().any(|c: &Change| &c.address == addr) {
+                    let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
+                    let owner_ng = addr.rsplit_once(".node_group.").map_or(ngs.name.clone(), |(_, g)| g.to_string());
+                    changes.push(Change {
+                        address: addr.clone(),
+                        cluster: caddr.clone(),
+                        provider: cs.provider.clone(),
+                        name: ngs.name.clone(),
+                        key: ngs.key.clone(),
+                        role: ngs.role,
+                        action: Action::Delete,
+                        reasons: vec![],
+                        target: None,
+                        retire: vec![],
+                        replicas: 0,
+                        waves: vec![],
+                        eta_ms: 0,
+                        depends_on: vec![],
+                        owner_cluster,
+                        owner_node_group: owner_ng,
+                    });
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    add_dependencies(&mut changes);
+    clusters.sort_by(|a, b| a.address.cmp(&b.address));
+    clusters.dedup_by(|a, b| a.address == b.address);
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        drydock_version: env!("CARGO_PKG_VERSION").to_string(),
+        lineage: input.lineage.to_string(),
+        state_serial: input.state.map(|s| s.serial),
+        config_digest: input.config_digest.clone(),
+        config_path: input.config_path.clone(),
+        destroy: input.destroy,
+        changes,
+        clusters,
+    })
+}
+
+/// Within a cluster, the control plane changes before its workers are created or rolled,
+/// and workers are deleted before the control plane.
+fn add_dependencies(changes: &mut [Change]) {
+    let cp: BTreeMap<String, (String, Action)> = changes
+        .iter()
+        .filter(|c| c.role == Role::ControlPlane)
+        .map(|c| (c.cluster.clone(), (c.address.clone(), c.action)))
+        .collect();
+    let workers_deleted: BTreeMap<String, Vec<String>> = changes
+        .iter()
+        .filter(|c| c.role == Role::Worker && c.action == Action::Delete)
+        .fold(BTreeMap::new(), |mut m, c| {
+            m.entry(c.cluster.clone()).or_insert_with(Vec::new).push(c.address.clone());
+            m
+        });
+    for c in changes.iter_mut() {
+        match (c.role, c.action) {
+            (Role::Worker, Action::Create | Action::Rollout | Action::Update) => {
+                if let Some((addr, a)) = cp.get(&c.cluster) {
+                    if *a != Action::Delete {
+                        c.depends_on.push(addr.clone());
+                    }
+                }
+            }
+            (Role::ControlPlane, Action::Delete) => {
+                if let Some(ws) = workers_deleted.get(&c.cluster) {
+                    c.depends_on.extend(ws.iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn delete_change(input: &PlanInput, provider: &str, oc: &str, og: &str, groups: &[&ObservedGroup]) -> Change {
+    let cluster = format!("cluster.{oc}");
+    let address = format!("{cluster}.node_group.{og}");
+    let state_ng = input.state.and_then(|s| s.node_group(&cluster, &address));
+    let role =
+        if groups.iter().any(|g| g.spec.role == PRole::ControlPlane) { Role::ControlPlane } else { Role::Worker };
+    let (name, key) = match og.split_once('[') {
+        Some((n, k)) => (n.to_string(), Some(k.trim_end_matches(']').trim_matches('"').to_string())),
+        None => (og.to_string(), None),
+    };
+    // Every live instance goes in one wave: nothing is kept.
+    let ids: Vec<String> = groups.iter().flat_map(|g| live(g).map(|i| i.id.clone())).collect();
+    let waves = if ids.is_empty() {
+        vec![]
+    } else {
+        vec![Wave { index: 1, remove_first: ids, add: 0, remove_after: vec![], floor: 0, ceiling: 0 }]
+    };
+    let _ = state_ng;
+    Change {
+        address,
+        cluster,
+        provider: provider.to_string(),
+        name,
+        key,
+        role,
+        action: Action::Delete,
+        reasons: vec![],
+        target: None,
+        retire: groups.iter().map(|g| g.name.clone()).collect(),
+        replicas: 0,
+        waves,
+        eta_ms: 0,
+        depends_on: vec![],
+        owner_cluster: oc.to_string(),
+        owner_node_group: og.to_string(),
+    }
+}
+
+fn plan_node_group(
+    input: &PlanInput,
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    observed: &Observed,
+    oc: &str,
+    og: &str,
+) -> Result<Option<Change>, PlanError> {
+    let spec = provider_spec(ng);
+    let gen = generation_id(&spec);
+    let shown = display_spec(ng, &spec);
+    let state_ng = input.state.and_then(|s| s.node_group(&cluster.address, &ng.address));
+
+    // The cloud's generations of this node group, oldest first.
+    let mut actual: Vec<ActualGen> = vec![];
+    let mut mine: Vec<&ObservedGroup> =
+        observed.groups.iter().filter(|g| g.ownership.cluster == oc && g.ownership.node_group == og).collect();
+    mine.sort_by_key(|g| (g.created_at_ms, g.name.clone()));
+    for g in mine {
+        match actual.iter_mut().find(|a| a.id == g.ownership.generation) {
+            Some(a) => a.groups.push(g),
+            None => actual.push(ActualGen { id: g.ownership.generation.clone(), groups: vec![g] }),
+        }
+    }
+    // The target generation's groups.
+    let s = &ng.settings;
+    let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
+    let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
+    let replicas = match (ng.role, s.desired) {
+        (Role::ControlPlane, _) => s.min,
+        (_, Some(d)) => d,
+        // The autoscaler owns desired inside min..max: keep what the cloud has.
+        (_, None) if !actual.is_empty() => observed_desired.clamp(s.min, s.max),
+        (_, None) => s.min,
+    };
+    let target_actual = actual.iter().find(|a| a.id == gen);
+    let groups: Vec<TargetGroup> = match members {
+        Some(n) => (0..n)
+            .map(|m| {
+                let name = group_name(input.lineage, oc, og, &gen, Some(m));
+                let subnet = s.subnets[m % s.subnets.len().max(1)].clone();
+                let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
+                TargetGroup { settings: group_settings(cluster, ng, 1, vec![subnet], 1, 1), name, exists }
+            })
+            .collect(),
+        None => {
+            let name = group_name(input.lineage, oc, og, &gen, None);
+            let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
+            vec![TargetGroup {
+                settings: group_settings(cluster, ng, replicas, s.subnets.clone(), s.min, s.max),
+                name,
+                exists,
+            }]
+        }
+    };
+    let target = Target {
+        generation: gen.clone(),
+        spec: spec.clone(),
+        display_spec: shown.clone(),
+        groups,
+        settings: s.clone(),
+    };
+    let boot = boot_estimate(input, cluster, state_ng);
+    let mut change = Change {
+        address: ng.address.clone(),
+        cluster: cluster.address.clone(),
+        provider: cluster.provider.clone(),
+        name: ng.name.clone(),
+        key: ng.key.clone(),
+        role: ng.role,
+        action: Action::Create,
+        reasons: vec![],
+        target: None,
+        retire: vec![],
+        replicas,
+        waves: vec![],
+        eta_ms: 0,
+        depends_on: vec![],
+        owner_cluster: oc.to_string(),
+        owner_node_group: og.to_string(),
+    };
+    let old: Vec<&ActualGen> = actual.iter().filter(|a| a.id != gen).collect();
+    if actual.is_empty() {
+        // Nothing exists: create every group, all nodes in one wave.
+        change.action = Action::Create;
+        change.reasons = spec_changes(None, &shown, ng, true);
+        if replicas > 0 {
+            change.waves = vec![Wave {
+                index: 1,
+                remove_first: vec![],
+                add: replicas,
+                remove_after: vec![],
+                floor: 0,
+                ceiling: replicas,
+            }];
+        }
+        change.eta_ms = if replicas > 0 { boot } else { 0 };
+        change.target = Some(target);
+        return Ok(Some(change));
+    }
+    if old.is_empty() {
+        // The generation is current: settings may change in place, missing groups come back.
+        let before_settings = state_ng.map(|n| &n.settings);
+        change.reasons = settings_changes(before_settings, s);
+        let missing = target.groups.iter().filter(|g| !g.exists).count();
+        let desired_drift = target_actual.is_some_and(|a| {
+            a.groups.iter().any(|g| {
+                let want = target.groups.iter().find(|t| t.name == g.name).map(|t| &t.settings);
+                want.is_some_and(|w| {
+                    w.min != g.settings.min
+                        || w.max != g.settings.max
+                        || (s.desired.is_some() && w.desired != g.settings.desired)
+                })
+            })
+        });
+        if missing > 0 {
+            change.action = Action::Create;
+            change.waves = vec![Wave {
+                index: 1,
+                remove_first: vec![],
+                add: missing as u32,
+                remove_after: vec![],
+                floor: 0,
+                ceiling: 0,
+            }];
+            change.eta_ms = boot;
+            change.target = Some(target);
+            return Ok(Some(change));
+        }
+        if change.reasons.is_empty() && !desired_drift {
+            return Ok(None);
+        }
+        change.action = Action::Update;
+        change.target = Some(target);
+        return Ok(Some(change));
+    }
+    // A rollout: the old generations' instances are replaced by the target's.
+    change.action = Action::Rollout;
+    let before_shown = state_ng
+        .and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()))
+        .or_else(|| old.last().and_then(|o| o.groups.first()).map(|g| display_spec(ng, &g.spec)));
+    change.reasons = spec_changes(before_shown.as_ref(), &shown, ng, false);
+    change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s));
+    let old_instances: Vec<OldInstance> = old
+        .iter()
+        .flat_map(|a| a.groups.iter())
+        .flat_map(|g| live(g))
+        .map(|i| OldInstance {
+            id: i.id.clone(),
+            zone: i.zone.clone(),
+            launched_at_ms: i.launched_at_ms,
+            healthy: i.state == InstanceState::Running && i.healthy,
+        })
+        .collect();
+    let new_ready: u32 = target_actual.map_or(0, |a| a.groups.iter().map(|g| healthy_count(g)).sum());
+    let (surge, unavailable) = match ng.role {
+        // One member at a time, never below the full count: quorum is kept.
+        Role::ControlPlane => (1, 0),
+        Role::Worker => {
+            (s.rollout.max_surge.resolve(replicas, true), s.rollout.max_unavailable.resolve(replicas, false))
+        }
+    };
+    let input_w = RolloutInput {
+        replicas,
+        max_surge: surge,
+        max_unavailable: unavailable,
+        old: old_instances,
+        new_ready: new_ready.min(replicas),
+    };
+    change.waves = waves::schedule(&input_w).map_err(|e| PlanError {
+        address: ng.address.clone(),
+        message: format!(
+            "{e} (max_surge {} and max_unavailable {} of {replicas} nodes)",
+            s.rollout.max_surge, s.rollout.max_unavailable
+        ),
+    })?;
+    change.eta_ms = change.waves.iter().filter(|w| w.add > 0).count() as u64 * boot;
+    change.retire = old.iter().flat_map(|a| a.groups.iter().map(|g| g.name.clone())).collect();
+    change.target = Some(target);
+    Ok(Some(change))
+}
+
+/// The time a node takes to become healthy: measured (the average of the node group's last
+/// boots) when there is a measure, else the provider's estimate.
+fn boot_estimate(input: &PlanInput, cluster: &Cluster, state_ng: Option<&crate::state::NodeGroupState>) -> u64 {
+    if let Some(ng) = state_ng.filter(|n| !n.boot_times_ms.is_empty()) {
+        return ng.boot_times_ms.iter().sum::<u64>() / ng.boot_times_ms.len() as u64;
+    }
+    input.boot_estimate_ms.get(&cluster.provider).copied().unwrap_or(60_000)
+}
+
+/// Flattens a JSON value into `path = text` leaves (`labels.pool`).
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, x) in m {
+                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&p, x, out);
+            }
+        }
+        serde_json::Value::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// The spec attributes that differ (all of them for a create); each forces replacement.
+fn spec_changes(
+    before: Option<&serde_json::Value>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    create: bool,
+) -> Vec<AttrChange> {
+    let mut b = BTreeMap::new();
+    if let Some(v) = before {
+        flatten("", v, &mut b);
+    }
+    let mut a = BTreeMap::new();
+    flatten("", after, &mut a);
+    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    keys.into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .map(|k| AttrChange {
+            path: k.clone(),
+            before: b.get(k).cloned(),
+            after: a.get(k).cloned(),
+            forces_replacement: !create,
+            sensitive: ng.sensitive.iter().any(|s| k.starts_with(s.as_str())),
+        })
+        .collect()
+}
+
+/// The in-place settings that differ from what was last applied.
+fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings) -> Vec<AttrChange> {
+    let Some(before) = before else { return vec![] };
+    let mut b = BTreeMap::new();
+    flatten("", &serde_json::to_value(before).expect("settings serialise"), &mut b);
+    let mut a = BTreeMap::new();
+    flatten("", &serde_json::to_value(after).expect("settings serialise"), &mut a);
+    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    keys.into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .map(|k| AttrChange {
+            path: k.clone(),
+            before: b.get(k).cloned(),
+            after: a.get(k).cloned(),
+            forces_replacement: false,
+            sensitive: false,
+        })
+        .collect()
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}
