@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod plan;
 pub mod state;
 pub mod syntax;
 #[doc(hidden)]
