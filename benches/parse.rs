@@ -60,7 +60,8 @@ fn run() {
         let path = dir.join("fleet.kcl");
         std::fs::write(&path, &src).unwrap();
         let t = best(runs.min(5), || {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock")).arg("validate").arg(&path).output().unwrap();
+            let out =
+                std::process::Command::new(env!("CARGO_BIN_EXE_drydock")).arg("validate").arg(&path).output().unwrap();
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         });
         report(&format!("drydock validate ({groups})"), mb, t);
