@@ -2,6 +2,7 @@
 //! Flags are parsed without I/O first ([`Cli`]); each command then builds what it needs.
 
 mod fmt;
+mod state;
 mod validate;
 
 use std::io::IsTerminal;
@@ -65,6 +66,11 @@ pub enum Command {
         #[arg(long, short = 'r')]
         recursive: bool,
     },
+    /// Inspect the state: what drydock has applied.
+    #[command(subcommand)]
+    State(state::StateCommand),
+    /// Clear a state lock whose holder cannot release it, by the id the lock error gave.
+    ForceUnlock(state::ForceUnlockArgs),
 }
 
 /// What a command ended with; `main` turns it into the process's exit code.
@@ -129,5 +135,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fmt { path, check, diff, recursive } => {
             fmt::run(&path, fmt::Options { check, diff, recursive }, style)
         }
+        Command::State(command) => state::run(command, style),
+        Command::ForceUnlock(args) => state::force_unlock(args, style),
     }
 }
