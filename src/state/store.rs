@@ -100,7 +100,7 @@ pub enum StateError {
     )]
     Locked(LockInfo),
     /// Locked by a holder that has not written its info yet (or cannot: it is not drydock).
-    #[error("the state is locked by another process that left no lock info in {}; try again", path.display())]
+    #[error("the state is locked by another process whose lock info in {} cannot be read yet; try again", path.display())]
     LockedWithoutInfo { path: PathBuf },
     #[error("lock file {} does not hold valid lock info: {source}", path.display())]
     CorruptLockInfo {
@@ -322,13 +322,18 @@ impl LocalStore {
         // holding a lock on a file nobody else will open; then we open the new one and try
         // again. Three rounds of that in a row would need a force-unlock in a loop.
         for _ in 0..3 {
-            let file = open_lock_file(&lock_path, true)?;
+            let file = open_lock_file(&lock_path, LockFileUse::Lock)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    return Err(match read_lock_info(&file, &lock_path)? {
-                        Some(info) => StateError::Locked(info),
-                        None => StateError::LockedWithoutInfo { path: lock_path },
+                    // Empty or half-written info is a holder caught between locking and
+                    // writing it.
+                    return Err(match read_lock_info(&file, &lock_path) {
+                        Ok(Some(info)) => StateError::Locked(info),
+                        Ok(None) | Err(StateError::CorruptLockInfo { .. }) => {
+                            StateError::LockedWithoutInfo { path: lock_path }
+                        }
+                        Err(e) => e,
                     });
                 }
                 Err(TryLockError::Error(e)) => return Err(StateError::io("lock", &lock_path, e)),
@@ -357,7 +362,7 @@ impl LocalStore {
     /// the OS lock itself is free.
     pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
         let lock_path = self.lock_path();
-        match open_lock_file(&lock_path, false) {
+        match open_lock_file(&lock_path, LockFileUse::Read) {
             Ok(file) => read_lock_info(&file, &lock_path),
             Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -369,7 +374,7 @@ impl LocalStore {
     /// a live process is broken by removing the lock file, and that process is not told.
     pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
         let lock_path = self.lock_path();
-        let file = match open_lock_file(&lock_path, false) {
+        let file = match open_lock_file(&lock_path, LockFileUse::Clear) {
             Ok(file) => file,
             Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
                 return Err(StateError::NotLocked { path: self.path.clone() })
@@ -443,9 +448,19 @@ impl Drop for StateLock {
     }
 }
 
-fn open_lock_file(path: &Path, create: bool) -> Result<File, StateError> {
+/// What a lock file is opened for: locking creates it; reading the info needs no write
+/// permission; clearing a record needs write permission but creates nothing.
+#[derive(Clone, Copy, PartialEq)]
+enum LockFileUse {
+    Lock,
+    Read,
+    Clear,
+}
+
+fn open_lock_file(path: &Path, what: LockFileUse) -> Result<File, StateError> {
     let mut options = OpenOptions::new();
-    options.read(true).write(true).create(create).truncate(false);
+    let write = what != LockFileUse::Read;
+    options.read(true).write(write).create(what == LockFileUse::Lock).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path).map_err(|e| StateError::io("open lock file", path, e))
@@ -855,6 +870,20 @@ mod tests {
         fs::write(store.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
         let lock = store.lock("plan").expect("no OS lock is held, so the record does not block");
         assert_eq!(store.lock_info().unwrap().as_ref(), Some(lock.info()));
+    }
+
+    #[test]
+    fn a_holder_caught_before_writing_its_info_still_refuses_the_lock() {
+        let (_dir, store) = store();
+        for content in ["", "{\"id\": \"half"] {
+            fs::write(store.lock_path(), content).unwrap();
+            let holder = File::open(store.lock_path()).unwrap();
+            holder.try_lock().unwrap();
+            let err = store.lock("apply").unwrap_err();
+            assert!(matches!(err, StateError::LockedWithoutInfo { .. }), "{content:?}: {err:?}");
+            drop(holder);
+            assert!(store.lock("apply").is_ok(), "free once the holder is gone");
+        }
     }
 
     #[test]
