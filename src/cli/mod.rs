@@ -4,6 +4,7 @@
 mod fmt;
 mod run;
 mod sim;
+mod state;
 mod validate;
 
 use std::io::IsTerminal;
@@ -105,6 +106,11 @@ pub enum Command {
     },
     /// Show a saved plan, as `plan` showed it.
     Show { planfile: PathBuf },
+    /// Inspect the state: what drydock has applied.
+    #[command(subcommand)]
+    State(state::StateCommand),
+    /// Clear a state lock whose holder cannot release it, by the id the lock error gave.
+    ForceUnlock(state::ForceUnlockArgs),
     /// Look at and break the simulated cloud of a configuration.
     Sim {
         #[command(subcommand)]
@@ -232,5 +238,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fmt { path, check, diff, recursive } => {
             fmt::run(&path, fmt::Options { check, diff, recursive }, style)
         }
+        Command::State(command) => state::run(command, style),
+        Command::ForceUnlock(args) => state::force_unlock(args, style),
     }
 }

@@ -74,6 +74,29 @@ impl State {
         out.sort();
         out
     }
+
+    /// The entry at an address from [`State::addresses`]: a cluster (`cluster.demo`), a node
+    /// group (`cluster.demo.node_group.workers`) or an output (`output.endpoint`).
+    pub fn entry(&self, address: &str) -> Option<Entry<'_>> {
+        if let Some(name) = address.strip_prefix("output.") {
+            return self.outputs.get(name).map(Entry::Output);
+        }
+        if let Some(cluster) = self.clusters.get(address) {
+            return Some(Entry::Cluster(cluster));
+        }
+        // Clusters key their node groups by the full address, so one lookup per cluster.
+        self.clusters.iter().find_map(|(c, cs)| {
+            cs.node_groups.get(address).map(|node_group| Entry::NodeGroup { cluster: c.as_str(), node_group })
+        })
+    }
+}
+
+/// One addressable entry of the state (see [`State::entry`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Entry<'a> {
+    Cluster(&'a ClusterState),
+    NodeGroup { cluster: &'a str, node_group: &'a NodeGroupState },
+    Output(&'a OutputState),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
