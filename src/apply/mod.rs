@@ -19,7 +19,7 @@ use drydock_provider::{
 };
 
 use crate::config::model::Role;
-use crate::plan::{Action, Change, Plan, Target};
+use crate::plan::{Action, Change, Plan, Target, TargetGroup};
 use crate::state::store::LocalStore;
 use crate::state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State, BOOT_SAMPLES};
 
@@ -280,6 +280,24 @@ impl Executor {
     async fn change(&self, c: &Change) -> Result<(), ApplyError> {
         self.check_interrupt()?;
         let p = self.provider(c)?;
+        // Groups of the target generation that exist already (made by a run that crashed
+        // before it could record them) are adopted into the state first.
+        if let Some(t) = &c.target {
+            let existing: Vec<&str> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.as_str()).collect();
+            let snapshot = self.ledger.snapshot();
+            let recorded = |name: &str| {
+                snapshot
+                    .node_group(&c.cluster, &c.address)
+                    .is_some_and(|ng| ng.generations.iter().any(|g| g.groups.iter().any(|n| n == name)))
+            };
+            if existing.iter().any(|n| !recorded(n)) {
+                self.ledger.update(|s| {
+                    for name in &existing {
+                        record_group(s, c, t, name);
+                    }
+                })?;
+            }
+        }
         match c.action {
             Action::Create => self.create(&p, c).await,
             Action::Update => self.update(&p, c).await,
@@ -328,15 +346,24 @@ impl Executor {
 
     async fn create(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
         let t = c.target.as_ref().expect("a create has a target");
+        self.ledger.update(|s| ng_entry(s, c).unfinished = true)?;
         let mut want = BTreeMap::new();
+        let observed = if t.groups.iter().any(|g| g.exists) {
+            Some(p.observe(&self.lineage).await.map_err(Self::err(c))?)
+        } else {
+            None
+        };
         for g in &t.groups {
-            if !g.exists {
-                self.create_group(p, c, t, &g.name, &g.settings).await?;
+            match &observed {
+                // Made by an interrupted run: it may still have a rollout's sizes.
+                Some(o) if g.exists => self.resize(p, c, t, g, o).await?,
+                _ => self.create_group(p, c, t, &g.name, &g.settings).await?,
             }
             want.insert(g.name.clone(), g.settings.desired);
         }
         self.ledger.update(|s| set_settings(s, c, t))?;
         self.wait_healthy(p, c, &want, t.settings.rollout.health_timeout_ms).await?;
+        self.ledger.update(|s| finish(s, c, t))?;
         self.progress.line(&format!("{}: {} healthy", c.address, plural(c.replicas as usize, "node")));
         Ok(())
     }
@@ -345,6 +372,24 @@ impl Executor {
         let t = c.target.as_ref().expect("an update has a target");
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         for g in &t.groups {
+            self.resize(p, c, t, g, &observed).await?;
+        }
+        self.ledger.update(|s| finish(s, c, t))?;
+        self.progress.line(&format!("{}: updated in place", c.address));
+        Ok(())
+    }
+
+    /// Gives an existing group its target settings, leaving an unpinned desired capacity
+    /// where the autoscaler put it (clamped to the new size).
+    async fn resize(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        t: &Target,
+        g: &TargetGroup,
+        observed: &Observed,
+    ) -> Result<(), ApplyError> {
+        {
             self.check_interrupt()?;
             let mut settings = g.settings.clone();
             if c.role == Role::Worker && t.settings.desired.is_none() {
@@ -365,8 +410,6 @@ impl Executor {
             crash_point();
             self.ledger.settle(id, |s| set_settings(s, c, t))?;
         }
-        self.ledger.update(|s| set_settings(s, c, t))?;
-        self.progress.line(&format!("{}: updated in place", c.address));
         Ok(())
     }
 
@@ -448,6 +491,7 @@ impl Executor {
 
     async fn rollout(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
         let t = c.target.as_ref().expect("a rollout has a target");
+        self.ledger.update(|s| ng_entry(s, c).unfinished = true)?;
         let timeout = t.settings.rollout.health_timeout_ms;
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
@@ -473,7 +517,8 @@ impl Executor {
             }
         }
         let total_waves = c.waves.len();
-        let mut next_member = 0usize;
+        // Control-plane members still to create (a resumed rollout has made some already).
+        let mut members = t.groups.iter().filter(|g| !g.exists);
         // The new group's desired capacity as the waves raise it.
         let new_group = &t.groups[0];
         let mut new_desired = match observed.groups.iter().find(|g| g.name == new_group.name) {
@@ -498,15 +543,10 @@ impl Executor {
                 match c.role {
                     Role::ControlPlane => {
                         // One new member group per node added.
-                        let mut added = 0;
-                        while added < w.add && next_member < t.groups.len() {
-                            let g = &t.groups[next_member];
-                            next_member += 1;
-                            if !g.exists {
-                                self.create_group(p, c, t, &g.name, &g.settings).await?;
-                            }
+                        for _ in 0..w.add {
+                            let Some(g) = members.next() else { break };
+                            self.create_group(p, c, t, &g.name, &g.settings).await?;
                             want.insert(g.name.clone(), 1);
-                            added += 1;
                         }
                     }
                     Role::Worker => {
@@ -541,10 +581,8 @@ impl Executor {
         }
         // Control-plane members the waves did not reach (none are expected) are created too.
         if c.role == Role::ControlPlane {
-            for g in t.groups.iter().skip(next_member) {
-                if !g.exists {
-                    self.create_group(p, c, t, &g.name, &g.settings).await?;
-                }
+            for g in members {
+                self.create_group(p, c, t, &g.name, &g.settings).await?;
             }
         }
         // The old generations are empty now: delete their groups.
@@ -572,7 +610,7 @@ impl Executor {
             crash_point();
             self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name))?;
         }
-        self.ledger.update(|s| set_settings(s, c, t))?;
+        self.ledger.update(|s| finish(s, c, t))?;
         self.progress.line(&format!("{}: rolled out ({} replaced)", c.address, plural(c.nodes_replaced(), "node")));
         Ok(())
     }
@@ -704,6 +742,7 @@ fn ng_entry<'s>(s: &'s mut State, c: &Change) -> &'s mut NodeGroupState {
         generations: vec![],
         settings: t.map(|t| t.settings.clone()).expect("a new node group entry comes with a target"),
         boot_times_ms: vec![],
+        unfinished: false,
     })
 }
 
@@ -732,6 +771,19 @@ fn forget_group(s: &mut State, c: &Change, name: &str) {
         }
         ng.generations.retain(|g| !g.groups.is_empty());
     }
+}
+
+/// A change is done: the state records the target's settings and exactly the target
+/// generation's groups (a group deleted by a run that crashed before recording it is
+/// forgotten here), and the node group is no longer unfinished.
+fn finish(s: &mut State, c: &Change, t: &Target) {
+    set_settings(s, c, t);
+    let ng = ng_entry(s, c);
+    ng.generations.retain(|g| g.id == t.generation);
+    for g in &mut ng.generations {
+        g.groups.retain(|n| t.groups.iter().any(|tg| &tg.name == n));
+    }
+    ng.unfinished = false;
 }
 
 fn set_settings(s: &mut State, c: &Change, t: &Target) {

@@ -567,19 +567,41 @@ fn plan_node_group(
                 })
             })
         });
-        if missing > 0 {
+        if missing > 0 || state_ng.is_some_and(|n| n.unfinished) {
+            // Missing groups come back; an interrupted create or rollout is finished (its
+            // nodes are waited on until healthy).
             change.action = Action::Create;
-            change.waves = vec![Wave {
-                index: 1,
-                remove_first: vec![],
-                add: missing as u32,
-                remove_after: vec![],
-                floor: 0,
-                ceiling: 0,
-            }];
+            if missing == 0 {
+                change.reasons.push(AttrChange {
+                    path: "status".into(),
+                    before: Some("interrupted".into()),
+                    after: Some("complete".into()),
+                    forces_replacement: false,
+                    sensitive: false,
+                });
+            }
+            if missing > 0 {
+                let add = missing as u32;
+                change.waves =
+                    vec![Wave { index: 1, remove_first: vec![], add, remove_after: vec![], floor: 0, ceiling: add }];
+            }
             change.eta_ms = boot;
             change.target = Some(target);
             return Ok(Some(change));
+        }
+        // After a crash the state may record groups that are gone or miss groups that exist.
+        let recorded: BTreeSet<&str> = state_ng
+            .map(|n| n.generations.iter().flat_map(|g| g.groups.iter().map(String::as_str)).collect())
+            .unwrap_or_default();
+        let existing: BTreeSet<&str> = actual.iter().flat_map(|a| a.groups.iter().map(|g| g.name.as_str())).collect();
+        if recorded != existing {
+            change.reasons.push(AttrChange {
+                path: "recorded groups".into(),
+                before: Some(recorded.iter().copied().collect::<Vec<_>>().join(", ")),
+                after: Some(existing.iter().copied().collect::<Vec<_>>().join(", ")),
+                forces_replacement: false,
+                sensitive: false,
+            });
         }
         if change.reasons.is_empty() && !desired_drift {
             return Ok(None);
@@ -706,8 +728,14 @@ fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings) -> Vec<
 }
 
 impl Plan {
+    /// No change, and no cluster to forget.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.is_empty() && self.forgotten_clusters().next().is_none()
+    }
+
+    /// Clusters that leave the state (gone from the configuration, or destroyed).
+    pub fn forgotten_clusters(&self) -> impl Iterator<Item = &ClusterRecord> {
+        self.clusters.iter().filter(|c| !c.keep)
     }
 
     pub fn count(&self, action: Action) -> usize {

@@ -38,6 +38,15 @@ pub fn plan_text(plan: &Plan) -> String {
         out.push('\n');
         change_text(&mut out, c);
     }
+    let forgotten: Vec<&str> = plan.forgotten_clusters().map(|c| c.address.as_str()).collect();
+    if !forgotten.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  # {} will be removed from the state with {} node groups",
+            forgotten.join(", "),
+            if forgotten.len() == 1 { "its" } else { "their" }
+        );
+    }
     out.push('\n');
     out.push_str(&summary(plan));
     out.push('\n');

@@ -124,6 +124,10 @@ pub struct NodeGroupState {
     /// Measured times from launch to healthy, newest last (at most [`BOOT_SAMPLES`]).
     #[serde(default)]
     pub boot_times_ms: Vec<u64>,
+    /// A create or rollout started and has not finished (its nodes were not yet seen
+    /// healthy): the next plan finishes it.
+    #[serde(default)]
+    pub unfinished: bool,
 }
 
 /// How many measured boot times a node group keeps for its ETAs.
