@@ -92,6 +92,8 @@ pub enum StateError {
     /// What [`upgrade`] reports; [`LocalStore::read`] adds the path ([`StateError::InvalidFile`]).
     #[error(transparent)]
     Format(#[from] FormatError),
+    #[error("the state's serial {0} cannot be incremented")]
+    SerialExhausted(u64),
     #[error("cannot serialize the state: {0}")]
     Serialize(#[source] serde_json::Error),
     #[error(
@@ -121,7 +123,7 @@ impl StateError {
             StateError::Io { .. } => "state::io",
             StateError::Corrupt { .. } => "state::corrupt",
             StateError::InvalidFile { .. } | StateError::Format(_) => "state::format",
-            StateError::Serialize(_) => "state::serialize",
+            StateError::Serialize(_) | StateError::SerialExhausted(_) => "state::serialize",
             StateError::Locked(_) | StateError::LockedWithoutInfo { .. } => "state::locked",
             StateError::CorruptLockInfo { .. } => "state::corrupt_lock",
             StateError::NotLocked { .. } => "state::not_locked",
@@ -292,8 +294,10 @@ impl LocalStore {
     /// version, keeps the previous file as the backup, and replaces the file atomically.
     /// On error `state` is left as it was.
     pub fn write(&self, state: &mut State) -> Result<(), StateError> {
+        // A serial read from a file can be anything; at the very top it cannot go up.
+        let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
         let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
-        state.serial += 1;
+        state.serial = serial;
         state.format_version = FORMAT_VERSION;
         state.drydock_version = DRYDOCK_VERSION.to_string();
         let result = self.write_bytes(state);
@@ -797,6 +801,13 @@ mod tests {
         let err = store.write(&mut state).unwrap_err();
         assert!(err.to_string().starts_with("cannot write "), "{err}");
         assert_eq!(state, before);
+
+        let (_dir, store) = super::tests::store();
+        state.serial = u64::MAX;
+        let before = state.clone();
+        assert!(matches!(store.write(&mut state), Err(StateError::SerialExhausted(u64::MAX))));
+        assert_eq!(state, before);
+        assert!(!store.path().exists());
     }
 
     #[test]
