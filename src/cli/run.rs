@@ -150,12 +150,15 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
 }
 
+/// Providers by reference.
+type Providers = BTreeMap<String, Arc<dyn Provider>>;
+
 fn make_plan(
     ws: &Workspace,
     state: Option<&State>,
     destroy: bool,
     rt: &tokio::runtime::Runtime,
-) -> Result<(Plan, BTreeMap<String, Arc<dyn Provider>>), String> {
+) -> Result<(Plan, Providers), String> {
     let providers = providers(ws)?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
     let observed = rt.block_on(observe_all(&providers, &lineage))?;

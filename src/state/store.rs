@@ -640,6 +640,7 @@ mod tests {
             }],
             settings,
             boot_times_ms: vec![61_000, 58_500],
+            unfinished: false,
         };
         let mut state = State::new("9a1c1f0e-0000-4000-8000-000000000000".to_string());
         state.clusters.insert(
