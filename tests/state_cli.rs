@@ -232,7 +232,8 @@ fn show_a_node_group_with_its_generations_settings_and_boot_times() {
             "tags": {
               "team": "infra"
             }
-          }
+          },
+          "unfinished": false
         }
     "#]]
     .assert_eq(&text(&out.stdout));
