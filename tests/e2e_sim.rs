@@ -179,3 +179,138 @@ fn an_image_that_never_gets_healthy_halts_the_rollout_with_old_capacity_intact()
     assert!(live_instances(workers[0]).iter().all(|i| i["image"] == "img-worker-2026-11" && i["healthy"] == true));
     assert!(ok(d, &["plan", "."]).contains("No changes."));
 }
+
+#[test]
+fn no_phantom_rollouts() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let original = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    let no_changes = |why: &str| {
+        let plan = ok(d, &["plan", "."]);
+        assert!(plan.contains("No changes."), "{why}:\n{plan}");
+    };
+
+    // Reformatted: no alignment, blank lines gone, a comment added.
+    let squashed: String = original
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+        .collect::<String>()
+        + "# a trailing comment\n";
+    std::fs::write(d.join("cluster.kcl"), &squashed).unwrap();
+    no_changes("after reformatting");
+
+    // Blocks and attributes reordered: the workers before the control plane, image last.
+    let cp_start = original.find("  node_group \"control-plane\"").unwrap();
+    let workers_start = original.find("  node_group \"workers\"").unwrap();
+    let workers_end = original[workers_start..].find("\n  }\n").unwrap() + workers_start + 5;
+    let cp_block = &original[cp_start..workers_start];
+    let workers_block = &original[workers_start..workers_end];
+    let swapped_workers = workers_block.replacen("    image         = var.worker_image\n", "", 1).replacen(
+        "    user_data     = file(\"bootstrap/worker.sh\")\n",
+        "    user_data     = file(\"bootstrap/worker.sh\")\n    image         = var.worker_image\n",
+        1,
+    );
+    assert_ne!(swapped_workers, workers_block);
+    let reordered = format!(
+        "{}{}\n{}{}",
+        &original[..cp_start],
+        swapped_workers,
+        cp_block.trim_end_matches('\n'),
+        &original[workers_end..]
+    );
+    std::fs::write(d.join("cluster.kcl"), &reordered).unwrap();
+    no_changes("after reordering blocks and attributes");
+
+    // A variable renamed, its value unchanged.
+    let renamed = original
+        .replace("variable \"worker_image\"", "variable \"image_for_workers\"")
+        .replace("var.worker_image", "var.image_for_workers");
+    std::fs::write(d.join("cluster.kcl"), &renamed).unwrap();
+    no_changes("after renaming a variable");
+
+    // The autoscaler moves desired capacity inside size (desired no longer pinned).
+    let unpinned = original
+        .replace("    desired       = 4           # optional: pins desired capacity\n", "")
+        .replace("    desired       = 4     # optional: pins desired capacity\n", "");
+    assert_ne!(unpinned, original, "the quickstart pins desired");
+    std::fs::write(d.join("cluster.kcl"), &unpinned).unwrap();
+    let plan = ok(d, &["plan", "."]);
+    assert!(plan.contains("will be updated in place: no node is replaced"), "unpinning is an in-place change:\n{plan}");
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let world = d.join(".drydock/sim-world.json");
+    let status = drydock_sim::status(&world).unwrap();
+    let g = status.groups.iter().find(|g| g.node_group == "workers").unwrap().clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use drydock_provider::Provider;
+        let sim =
+            drydock_sim::SimProvider::new(&world, drydock_sim::SimConfig::default(), drydock_sim::ClockMode::Virtual);
+        let observed = sim.observe(&lineage(d)).await.unwrap();
+        let mut settings = observed.groups.iter().find(|o| o.name == g.name).unwrap().settings.clone();
+        settings.desired = 7; // as a cluster autoscaler would, inside 3..10
+        sim.update_group(&g.name, &settings).await.unwrap();
+    });
+    no_changes("after the autoscaler moved desired inside size");
+}
+
+fn lineage(d: &Path) -> String {
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
+    state["lineage"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_size_change_is_made_in_place_without_replacing_a_node() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let ids = |s: &Value| -> Vec<String> {
+        groups(s, "workers")
+            .iter()
+            .flat_map(|g| live_instances(g))
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = ids(&status(d));
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    std::fs::write(
+        d.join("cluster.kcl"),
+        kcl.replace("3..10", "2..12").replace("desired       = 4", "desired       = 5"),
+    )
+    .unwrap();
+    let plan = ok(d, &["plan", "."]);
+    assert!(plan.contains("cluster.demo.node_group.workers will be updated in place: no node is replaced"), "{plan}");
+    assert!(plan.contains("Plan: 0 to create, 0 to roll out (0 nodes replaced), 1 to update in place, 0 to destroy."));
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let s = status(d);
+    let g = groups(&s, "workers")[0];
+    assert_eq!((g["min"].as_u64(), g["max"].as_u64(), g["desired"].as_u64()), (Some(2), Some(12), Some(5)));
+    let after = ids(&s);
+    assert!(before.iter().all(|id| after.contains(id)), "no node was replaced: {before:?} -> {after:?}");
+    assert!(ok(d, &["plan", "."]).contains("No changes."));
+}
+
+#[test]
+fn ctrl_c_stops_after_the_call_in_flight_and_a_rerun_finishes() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    // SIGINT at the 12th crash point of the rollout, as Ctrl-C would.
+    let out = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .current_dir(d)
+        .args(["apply", ".", "--auto-approve", "--var", "worker_image=img-2"])
+        .env("DRYDOCK_SIM_CLOCK", "virtual")
+        .env("DRYDOCK_FAILPOINT_INTERRUPT_AT", "12")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Interrupted. The state records everything done so far"), "{stdout}");
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
+    assert_eq!(state["journal"], serde_json::json!([]), "calls in flight were settled");
+    let plan = ok(d, &["plan", ".", "--var", "worker_image=img-2"]);
+    assert!(plan.contains("will be rolled out"), "the rest of the rollout is planned:\n{plan}");
+    ok(d, &["apply", ".", "--auto-approve", "--var", "worker_image=img-2"]);
+    assert!(ok(d, &["plan", ".", "--var", "worker_image=img-2"]).contains("No changes."));
+}

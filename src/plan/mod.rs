@@ -282,8 +282,18 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     let mut changes = vec![];
     let mut errors = vec![];
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new(); // (provider, owner cluster, owner ng)
-    let empty = Observed::default();
     let mut clusters = vec![];
+    // Observed groups by (provider, owner cluster, owner node group), built once: looking
+    // them up per node group keeps planning linear in the fleet's size.
+    let mut by_owner: BTreeMap<(&str, &str, &str), Vec<&ObservedGroup>> = BTreeMap::new();
+    for (provider, observed) in input.observed {
+        for g in &observed.groups {
+            by_owner
+                .entry((provider.as_str(), g.ownership.cluster.as_str(), g.ownership.node_group.as_str()))
+                .or_default()
+                .push(g);
+        }
+    }
 
     if !input.destroy {
         for cluster in &input.model.clusters {
@@ -294,11 +304,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 provider: cluster.provider.clone(),
                 keep: true,
             });
-            let observed = input.observed.get(&cluster.provider).unwrap_or(&empty);
             for ng in &cluster.node_groups {
                 let (oc, og) = owner_names(cluster, ng);
+                let mine =
+                    by_owner.get(&(cluster.provider.as_str(), oc.as_str(), og.as_str())).cloned().unwrap_or_default();
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
-                match plan_node_group(input, cluster, ng, observed, &oc, &og) {
+                match plan_node_group(input, cluster, ng, mine, &oc, &og) {
                     Ok(Some(c)) => changes.push(c),
                     Ok(None) => {}
                     Err(e) => errors.push(e),
@@ -321,6 +332,12 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     }
     // Node groups the state has but the cloud no longer does are dropped from the state.
     if let Some(state) = input.state {
+        let configured_ngs: BTreeSet<&str> = if input.destroy {
+            BTreeSet::new()
+        } else {
+            input.model.clusters.iter().flat_map(|c| c.node_groups.iter().map(|n| n.address.as_str())).collect()
+        };
+        let changed: BTreeSet<String> = changes.iter().map(|c| c.address.clone()).collect();
         for (caddr, cs) in &state.clusters {
             let keep = !input.destroy && input.model.clusters.iter().any(|c| &c.address == caddr);
             if !keep {
@@ -333,9 +350,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 });
             }
             for (addr, ngs) in &cs.node_groups {
-                let configured = !input.destroy
-                    && input.model.clusters.iter().any(|c| c.node_groups.iter().any(|n| &n.address == addr));
-                if !configured && !changes.iter().any(|c: &Change| &c.address == addr) {
+                if !configured_ngs.contains(addr.as_str()) && !changed.contains(addr) {
                     let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
                     let owner_ng = addr.rsplit_once(".node_group.").map_or(ngs.name.clone(), |(_, g)| g.to_string());
                     changes.push(Change {
@@ -456,7 +471,7 @@ fn plan_node_group(
     input: &PlanInput,
     cluster: &Cluster,
     ng: &NodeGroup,
-    observed: &Observed,
+    mut mine: Vec<&ObservedGroup>,
     oc: &str,
     og: &str,
 ) -> Result<Option<Change>, PlanError> {
@@ -467,8 +482,6 @@ fn plan_node_group(
 
     // The cloud's generations of this node group, oldest first.
     let mut actual: Vec<ActualGen> = vec![];
-    let mut mine: Vec<&ObservedGroup> =
-        observed.groups.iter().filter(|g| g.ownership.cluster == oc && g.ownership.node_group == og).collect();
     mine.sort_by_key(|g| (g.created_at_ms, g.name.clone()));
     for g in mine {
         match actual.iter_mut().find(|a| a.id == g.ownership.generation) {
