@@ -71,6 +71,12 @@ fn converged(dir: &Path, worker_image: &str, cp_image: &str) {
             .count()
     };
     assert_eq!(live("workers", worker_image), 4);
+    let workers = groups.iter().find(|g| g["node_group"] == "workers").unwrap();
+    assert_eq!(
+        state["outputs"]["worker_groups"]["value"],
+        serde_json::json!([workers["name"]]),
+        "outputs name the current group"
+    );
     assert_eq!(live("control-plane", cp_image), 3);
 }
 

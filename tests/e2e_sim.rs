@@ -54,6 +54,13 @@ fn create_roll_out_and_destroy() {
     let d = dir.path();
     let out = ok(d, &["apply", ".", "--auto-approve"]);
     assert!(out.contains("Apply complete: 2 to create"), "{out}");
+    // The output refers to names known only after apply.
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
+    let names = state["outputs"]["worker_groups"]["value"].as_array().unwrap();
+    assert_eq!(names.len(), 1);
+    let group = names[0].as_str().unwrap();
+    assert!(group.contains("-demo-workers-"), "{group}");
+    assert!(out.contains(&format!("worker_groups = [\"{group}\"]")), "{out}");
     let s = status(d);
     assert_eq!(groups(&s, "control-plane").len(), 3, "one group per control-plane member");
     let workers = groups(&s, "workers");
@@ -111,6 +118,7 @@ fn create_roll_out_and_destroy() {
     let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
     assert_eq!(state["clusters"], serde_json::json!({}), "nothing left in the state");
     assert_eq!(state["journal"], serde_json::json!([]));
+    assert_eq!(state["outputs"], serde_json::json!({}));
 }
 
 #[test]

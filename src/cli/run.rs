@@ -321,6 +321,15 @@ pub fn apply_cmd(
     };
     print!("{}", render::plan_text(&plan));
     if plan.is_empty() {
+        // Nothing to change, but the outputs are brought up to date (as after any apply).
+        if !destroy {
+            if let Some(state) = state {
+                let ledger = Ledger::new(state, ws.store.clone());
+                if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
+                    eprintln!("warning: the outputs were not recorded: {e}");
+                }
+            }
+        }
         return 0;
     }
     if saved.is_none() {
@@ -358,7 +367,7 @@ pub fn apply_cmd(
                 }
             }
         });
-        executor.run(&plan).await
+        Arc::clone(&executor).run(&plan).await
     });
     let failed: Vec<&crate::apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     if interrupted.load(Ordering::SeqCst) {
@@ -383,7 +392,75 @@ pub fn apply_cmd(
         if destroy { "Destroy" } else { "Apply" },
         render::summary(&plan).trim_start_matches("Plan: ")
     );
+    if destroy {
+        if let Err(e) = ledger.update(|s| s.outputs.clear()) {
+            return fail(e);
+        }
+        return 0;
+    }
+    match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
+        Ok(lines) if !lines.is_empty() => {
+            println!("\nOutputs:\n");
+            for (name, value) in lines {
+                println!("{name} = {value}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: the outputs were not recorded: {e}"),
+    }
     0
+}
+
+/// Evaluates the outputs with what exists now (group names, instance ids), records them
+/// in the state and returns them for printing (sensitive ones masked).
+fn record_outputs(
+    path: &Path,
+    args: &RunArgs,
+    ledger: &Ledger,
+    providers: &Providers,
+    lineage: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Vec<(String, String)>, String> {
+    use crate::config::value::Value;
+    let state = ledger.snapshot();
+    let observed = rt.block_on(observe_all(providers, lineage))?;
+    let mut computed = BTreeMap::new();
+    for cs in state.clusters.values() {
+        for (address, ng) in &cs.node_groups {
+            let names: Vec<String> = ng.current().map(|g| g.groups.clone()).unwrap_or_default();
+            let ids: Vec<Value> = observed
+                .values()
+                .flat_map(|o| o.groups.iter())
+                .filter(|g| names.contains(&g.name))
+                .flat_map(|g| g.instances.iter().filter(|i| i.is_live()))
+                .map(|i| Value::String(i.id.clone()))
+                .collect();
+            let names = Value::List(names.into_iter().map(Value::String).collect());
+            computed.insert(
+                address.clone(),
+                BTreeMap::from([("group_names".to_string(), names), ("instance_ids".to_string(), Value::List(ids))]),
+            );
+        }
+    }
+    let mut inputs =
+        args.vars.inputs().map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+    inputs.computed = computed;
+    let loaded = config::load(path, &inputs);
+    let model = loaded.model.ok_or_else(|| "the configuration no longer evaluates".to_string())?;
+    let outputs: BTreeMap<String, crate::state::OutputState> = model
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), crate::state::OutputState { value: o.value.to_json(), sensitive: o.sensitive }))
+        .collect();
+    // Unchanged outputs are not written: a no-op apply leaves the serial (and saved plans) alone.
+    if state.outputs != outputs {
+        ledger.update(|s| s.outputs = outputs).map_err(|e| e.to_string())?;
+    }
+    Ok(model
+        .outputs
+        .iter()
+        .map(|o| (o.name.clone(), if o.sensitive { "(sensitive)".to_string() } else { o.value.to_string() }))
+        .collect())
 }
 
 /// A saved plan applies only to the state and configuration it was made from.

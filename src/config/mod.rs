@@ -30,6 +30,9 @@ pub struct Inputs {
     pub var_files: Vec<PathBuf>,
     /// `DRYDOCK_VAR_NAME=VALUE` from the environment.
     pub env: Vec<(String, String)>,
+    /// Attributes known only after apply (`group_names`, `instance_ids`), by node group
+    /// address; without them those attributes evaluate as unknown.
+    pub computed: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 impl Inputs {
@@ -37,7 +40,7 @@ impl Inputs {
     pub fn with_process_env(vars: Vec<(String, String)>, var_files: Vec<PathBuf>) -> Inputs {
         let env =
             std::env::vars().filter_map(|(k, v)| k.strip_prefix("DRYDOCK_VAR_").map(|n| (n.to_string(), v))).collect();
-        Inputs { vars, var_files, env }
+        Inputs { vars, var_files, env, computed: BTreeMap::new() }
     }
 }
 
@@ -140,7 +143,7 @@ pub fn evaluate(sources: &mut Sources, files: &[(FileId, File)], inputs: &Inputs
     // Values from the command line and var files are read before evaluation borrows sources.
     let raw_inputs = read_inputs(sources, inputs, &mut diags);
     let ev = Evaluator::new(sources);
-    let mut cx = Cx { ev, diags, failed: BTreeSet::new() };
+    let mut cx = Cx { ev, diags, failed: BTreeSet::new(), computed: &inputs.computed };
     let model = cx.run(files, raw_inputs);
     let Cx { ev, mut diags, .. } = cx;
     diags.extend(ev.diags.into_inner());
@@ -256,6 +259,7 @@ struct Cx<'s> {
     diags: Vec<Diagnostic>,
     /// Locals and clusters that failed, so that references to them add no error.
     failed: BTreeSet<Node>,
+    computed: &'s BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 #[derive(Default)]
@@ -1068,7 +1072,10 @@ impl<'s> Cx<'s> {
                     }
                     control_plane = Some(ng_block.header());
                 }
-                let value = node_group_value(&ng);
+                let mut value = node_group_value(&ng);
+                if let (Value::Object(o), Some(known)) = (&mut value, self.computed.get(&ng.address)) {
+                    o.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
                 if keyed {
                     keyed_values.insert(ng_key.unwrap_or_default(), value);
                 } else {
