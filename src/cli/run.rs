@@ -234,11 +234,60 @@ fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_none_or(|e| e != "kcl")
 }
 
+/// Progress as plain lines: for pipes, files and CI logs.
 struct Lines;
 impl Progress for Lines {
     fn line(&self, text: &str) {
         println!("{text}");
         let _ = std::io::stdout().flush();
+    }
+}
+
+/// Progress on a terminal: a spinner per node group showing its latest step; finished
+/// steps and errors scroll above them.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<BTreeMap<String, indicatif::ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Bars {
+        Bars { multi: indicatif::MultiProgress::new(), bars: std::sync::Mutex::new(BTreeMap::new()) }
+    }
+
+    fn finish(&self) {
+        for bar in self.bars.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn line(&self, text: &str) {
+        let Some((address, step)) = text.split_once(": ").filter(|(a, _)| a.starts_with("cluster.")) else {
+            let _ = self.multi.println(text);
+            return;
+        };
+        let mut bars = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry(address.to_string()).or_insert_with(|| {
+            let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(address.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        // Steps that complete a change stay on screen; the others replace each other.
+        if step.starts_with("rolled out")
+            || step.ends_with("healthy")
+            || step.starts_with("updated")
+            || step == "deleted"
+        {
+            let _ = self.multi.println(text);
+        }
+        bar.set_message(step.to_string());
     }
 }
 
@@ -346,10 +395,15 @@ pub fn apply_cmd(
     let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
     let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
     let interrupted = Arc::new(AtomicBool::new(false));
+    let bars = std::io::stdout().is_terminal().then(|| Arc::new(Bars::new()));
+    let progress: Arc<dyn Progress> = match &bars {
+        Some(b) => Arc::clone(b) as Arc<dyn Progress>,
+        None => Arc::new(Lines),
+    };
     let executor = Arc::new(Executor {
         providers,
         ledger: Arc::clone(&ledger),
-        progress: Arc::new(Lines),
+        progress,
         parallelism,
         interrupted: Arc::clone(&interrupted),
         lineage: plan.lineage.clone(),
@@ -369,6 +423,9 @@ pub fn apply_cmd(
         });
         Arc::clone(&executor).run(&plan).await
     });
+    if let Some(b) = &bars {
+        b.finish();
+    }
     let failed: Vec<&crate::apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     if interrupted.load(Ordering::SeqCst) {
         println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
