@@ -118,6 +118,12 @@ fn change_text(out: &mut String, c: &Change, p: Paint) {
         if c.action == Action::Create {
             attr_text(out, p, sign, &r.path, &Shown::Absent, &after, &note);
         } else {
+            // Within a change, an attribute that appears is `+` and one that goes is `-`.
+            let sign = match (&before, &after) {
+                (Shown::Absent, _) => '+',
+                (_, Shown::Absent) => '-',
+                _ => sign,
+            };
             attr_text(out, p, sign, &r.path, &before, &after, &note);
         }
     }
@@ -127,6 +133,10 @@ fn change_text(out: &mut String, c: &Change, p: Paint) {
     }
     if !c.retire.is_empty() {
         let _ = writeln!(out, "    retires {}", c.retire.join(", "));
+    }
+    if c.action == Action::Delete && !c.waves.is_empty() {
+        let ids: Vec<&str> = c.waves.iter().flat_map(removed).collect();
+        let _ = writeln!(out, "    terminates {}", ids.join(", "));
     }
     if c.action == Action::Rollout && !c.waves.is_empty() {
         wave_table(out, c, p);

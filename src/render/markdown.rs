@@ -93,12 +93,21 @@ pub fn render_capped(plan: &Plan, max_bytes: usize) -> String {
             details_kept += 1;
         }
     }
-    let first_cut = details.get(details_kept).map(|d| d.label.as_str());
+    let cut = &details[details_kept.min(details.len())..];
+    let drift_cut = cut.iter().any(|d| d.drift);
+    let changes_cut: Vec<&Detail> = cut.iter().filter(|d| !d.drift).collect();
     let _ = write!(
         out,
         "> [!NOTE]\n> This comment was cut to stay under {MAX_BYTES_TEXT} characters (GitHub's limit is 65,536). Left out: {}. \
          `drydock show` on the saved plan prints all of it, and `--format json` has every detail.\n\n",
-        cut_text(total_rows - rows_kept, total_rows, details.len() - details_kept, details.len(), first_cut),
+        cut_text(
+            total_rows - rows_kept,
+            total_rows,
+            drift_cut,
+            changes_cut.len(),
+            plan.changes.len(),
+            changes_cut.first().map(|d| d.label.as_str())
+        ),
         MAX_BYTES_TEXT = max_text(max_bytes),
     );
     out.push_str(&body);
@@ -127,14 +136,24 @@ fn max_text(n: usize) -> String {
     out
 }
 
-fn cut_text(rows: usize, total_rows: usize, details: usize, total_details: usize, first: Option<&str>) -> String {
+fn cut_text(
+    rows: usize,
+    total_rows: usize,
+    drift: bool,
+    changes: usize,
+    total_changes: usize,
+    first: Option<&str>,
+) -> String {
     let mut parts = vec![];
     if rows > 0 {
         parts.push(format!("{rows} of {total_rows} table rows (the last ones)"));
     }
-    if details > 0 {
+    if drift {
+        parts.push("the drift details".to_string());
+    }
+    if changes > 0 {
         let from = first.map(|f| format!(", from {} on", code(&shorten(f, 120)))).unwrap_or_default();
-        parts.push(format!("the details of {details} of {total_details} entries{from}"));
+        parts.push(format!("the details of {changes} of {total_changes} changed node groups{from}"));
     }
     if parts.is_empty() {
         "nothing but room".into()
@@ -280,14 +299,16 @@ fn row(c: &Change) -> String {
 struct Detail {
     label: String,
     text: String,
+    /// The drift block rather than a change's.
+    drift: bool,
 }
 
 fn details(plan: &Plan) -> Vec<Detail> {
     let mut out = vec![];
     if !plan.drift.is_empty() {
-        out.push(Detail { label: "Drift".into(), text: drift_detail(&plan.drift) });
+        out.push(Detail { label: "Drift".into(), text: drift_detail(&plan.drift), drift: true });
     }
-    out.extend(plan.changes.iter().map(|c| Detail { label: c.address.clone(), text: change_detail(c) }));
+    out.extend(plan.changes.iter().map(|c| Detail { label: c.address.clone(), text: change_detail(c), drift: false }));
     out
 }
 
