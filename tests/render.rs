@@ -531,6 +531,13 @@ fn a_plan_of_500_creates() {
     assert_eq!(v["changes"].as_array().unwrap().len(), 500);
     assert_eq!(v["summary"]["create"], 500);
     expect_file!["render/fleet_created.md"].assert_eq(&md);
+    // The human and JSON renderings are hundreds of kilobytes: their beginnings are kept.
+    let head: Vec<&str> = human.split("\n\n").take(4).collect();
+    let last = human.lines().last().unwrap_or_default();
+    expect_file!["render/fleet_created.head.txt"].assert_eq(&format!("{}\n\n…\n\n{last}\n", head.join("\n\n")));
+    let first_change = serde_json::to_string_pretty(&v["changes"][0]).unwrap();
+    let summary = serde_json::to_string_pretty(&v["summary"]).unwrap();
+    expect_file!["render/fleet_created.head.json"].assert_eq(&format!("{first_change}\n{summary}\n"));
 }
 
 /// Tables too large for the comment are cut too, with the count of rows left out.

@@ -21,7 +21,7 @@ pub struct Cli {
     /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-    /// No colour: the same as --color never.
+    /// No colour: the same as --color never (and wins over --color).
     #[arg(long, global = true)]
     pub no_color: bool,
     #[command(subcommand)]
