@@ -132,3 +132,29 @@ fn colour_only_when_asked_or_on_a_terminal() {
     assert!(has_ansi(&run(d, &["show", "p.plan", "--color", "always"], false)));
     assert!(!has_ansi(&run(d, &["show", "p.plan"], false)));
 }
+
+/// The CI example finds its comment by the marker drydock writes, and every drydock
+/// command in it is one this drydock accepts.
+#[test]
+fn the_ci_example_matches_the_binary() {
+    let yml = std::fs::read_to_string(common::repo().join("examples/ci/github-actions.yml")).unwrap();
+    assert!(yml.contains(&format!("const marker = '{}';", drydock::render::markdown::MARKER)));
+    let commands: Vec<Vec<String>> = yml
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| l.strip_prefix("run: ").or(Some(l)))
+        .filter(|l| l.starts_with("drydock "))
+        .map(|l| {
+            // Up to any redirection; "$CONFIG" stands for a path.
+            let l = l.split(" >").next().unwrap_or(l);
+            l.split_whitespace().map(|w| w.replace("\"$CONFIG\"", "infra")).collect()
+        })
+        .collect();
+    assert!(commands.len() >= 3, "{commands:?}");
+    for args in &commands {
+        use clap::Parser as _;
+        if let Err(e) = drydock::cli::Cli::try_parse_from(args) {
+            panic!("{}: {e}", args.join(" "));
+        }
+    }
+}
