@@ -569,11 +569,3 @@ fn one_change_among_500_node_groups_is_a_short_comment() {
     assert_eq!(md.matches("| roll out |").count(), 1);
     expect_file!["render/fleet_one_change.md"].assert_eq(&md);
 }
-
-#[test]
-fn plain_text_is_the_human_rendering_without_colour() {
-    for (_, make) in CASES {
-        let p = make();
-        assert_eq!(render::plan_text(&p), render::render(&p, Format::Human, false));
-    }
-}
