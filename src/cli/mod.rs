@@ -21,6 +21,9 @@ pub struct Cli {
     /// When to use colour: auto (on a terminal, unless NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// No colour: the same as --color never (and wins over --color).
+    #[arg(long, global = true)]
+    pub no_color: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -30,6 +33,28 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+/// How `plan` and `show` print a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Text for a terminal (coloured there).
+    #[default]
+    Human,
+    /// A pull-request comment, always under 65,000 characters.
+    Markdown,
+    /// The versioned JSON of docs/json-format.md.
+    Json,
+}
+
+impl From<OutputFormat> for crate::render::Format {
+    fn from(f: OutputFormat) -> Self {
+        match f {
+            OutputFormat::Human => crate::render::Format::Human,
+            OutputFormat::Markdown => crate::render::Format::Markdown,
+            OutputFormat::Json => crate::render::Format::Json,
+        }
+    }
 }
 
 /// Variable values, shared by every command that evaluates the configuration.
@@ -78,6 +103,12 @@ pub enum Command {
         /// Save the plan, to apply exactly it later with `drydock apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on an error.
+        #[arg(long)]
+        detailed_exitcode: bool,
     },
     /// Carry out the changes: a configuration (planned now, then confirmed) or a saved plan.
     Apply {
@@ -104,8 +135,13 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
     },
-    /// Show a saved plan, as `plan` showed it.
-    Show { planfile: PathBuf },
+    /// Show a saved plan, as `plan` showed it (the same bytes in the same format).
+    Show {
+        planfile: PathBuf,
+        /// How to print the plan.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        format: OutputFormat,
+    },
     /// Inspect the state: what drydock has applied.
     #[command(subcommand)]
     State(state::StateCommand),
@@ -166,14 +202,20 @@ pub struct Style {
 impl Style {
     /// Colour on stderr: `--color`, then `NO_COLOR`, then whether stderr is a terminal.
     pub fn for_stderr(choice: ColorChoice) -> Style {
-        let color = match choice {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
-            }
-        };
-        Style { color }
+        Style { color: use_color(choice, std::io::stderr().is_terminal()) }
+    }
+
+    /// Colour on stdout, by the same rules.
+    pub fn for_stdout(choice: ColorChoice) -> Style {
+        Style { color: use_color(choice, std::io::stdout().is_terminal()) }
+    }
+}
+
+fn use_color(choice: ColorChoice, terminal: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal,
     }
 }
 
@@ -210,17 +252,23 @@ pub fn report(diags: &[Diagnostic], sources: &Sources, style: Style) {
 }
 
 pub fn run(cli: Cli) -> ExitCode {
-    let style = Style::for_stderr(cli.color);
+    let choice = if cli.no_color { ColorChoice::Never } else { cli.color };
+    let style = Style::for_stderr(choice);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Plan { path, run, out } => run::plan_cmd(&path, &run, out.as_deref(), style),
+        Command::Plan { path, run, out, format, detailed_exitcode } => {
+            let print = run::Print { format: format.into(), color: Style::for_stdout(choice).color };
+            run::plan_cmd(&path, &run, out.as_deref(), print, detailed_exitcode, style)
+        }
         Command::Apply { path, run, auto_approve, parallelism } => {
             run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, style)
         }
         Command::Destroy { path, run, auto_approve, parallelism } => {
             run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), true, style)
         }
-        Command::Show { planfile } => run::show_cmd(&planfile),
+        Command::Show { planfile, format } => {
+            run::show_cmd(&planfile, run::Print { format: format.into(), color: Style::for_stdout(choice).color })
+        }
         Command::Sim { command } => match command {
             SimCommand::Status { path, json } => sim::status(&path, json),
             SimCommand::Fail { path, node_group, cluster, count, instance, zone } => {

@@ -29,6 +29,13 @@ pub struct RunArgs {
     pub state: Option<PathBuf>,
 }
 
+/// How `plan` and `show` print a plan: the format, and colour (human format only).
+#[derive(Clone, Copy, Debug)]
+pub struct Print {
+    pub format: render::Format,
+    pub color: bool,
+}
+
 /// The world of one command: the configuration, its state store and providers.
 struct Workspace {
     config_path: PathBuf,
@@ -178,7 +185,17 @@ fn make_plan(
     Ok((plan, providers))
 }
 
-pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -> ExitCode {
+/// Plans and prints the plan. stdout gets the rendering alone, byte for byte what `show`
+/// prints for the saved plan, so it can be piped into a comment or `jq`; the note about a
+/// saved plan goes to stderr. With `detailed_exitcode`, a plan with changes exits 2.
+pub fn plan_cmd(
+    path: &Path,
+    args: &RunArgs,
+    out: Option<&Path>,
+    print: Print,
+    detailed_exitcode: bool,
+    style: Style,
+) -> ExitCode {
     let ws = match load(path, args, style) {
         Ok(ws) => ws,
         Err(code) => return code,
@@ -192,21 +209,27 @@ pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    print!("{}", render::plan_text(&plan));
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(&plan).expect("a plan serialises");
         if let Err(e) = std::fs::write(out, json + "\n") {
             return fail(format!("cannot write {}: {}", out.display(), config::io_msg(&e)));
         }
-        println!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
     }
-    0
+    print!("{}", render::render(&plan, print.format, print.color));
+    if let Some(out) = out {
+        eprintln!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
+    }
+    if detailed_exitcode && !plan.is_empty() {
+        2
+    } else {
+        0
+    }
 }
 
-pub fn show_cmd(planfile: &Path) -> ExitCode {
+pub fn show_cmd(planfile: &Path, print: Print) -> ExitCode {
     match read_plan(planfile) {
         Ok(plan) => {
-            print!("{}", render::plan_text(&plan));
+            print!("{}", render::render(&plan, print.format, print.color));
             0
         }
         Err(e) => fail(e),

@@ -55,6 +55,30 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Clusters the plan creates or removes entirely (for the state and the summary).
     pub clusters: Vec<ClusterRecord>,
+    /// What changed in the cloud outside drydock since the last apply, and what this plan
+    /// does about it. Empty until the planner detects drift (issue 6); plans saved before
+    /// the field existed read as having none.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+}
+
+/// One attribute that differs between the state (what drydock last applied) and the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The node group's address.
+    pub address: String,
+    /// The attribute path, as in [`AttrChange::path`].
+    pub path: String,
+    /// The value the state records; `None` when it records none.
+    pub before: Option<String>,
+    /// The value found in the cloud; `None` when the cloud has none.
+    pub after: Option<String>,
+    /// Whether the value derives from a sensitive variable: renderers never show it.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// What drydock will do about it, in words: "rolled back by the rollout", "kept: the
+    /// autoscaler owns desired inside size".
+    pub action: String,
 }
 
 /// A cluster as the state records it.
@@ -392,6 +416,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
         destroy: input.destroy,
         changes,
         clusters,
+        drift: vec![],
     })
 }
 

@@ -44,3 +44,5 @@ pub fn big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 }
 
 pub const FILE: FileId = FileId(0);
+
+pub mod schema;
