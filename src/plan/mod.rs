@@ -593,7 +593,7 @@ fn plan_node_group(
     if old.is_empty() {
         // The generation is current: settings may change in place, missing groups come back.
         let before_settings = state_ng.map(|n| &n.settings);
-        change.reasons = settings_changes(before_settings, s);
+        change.reasons = settings_changes(before_settings, s, ng);
         let missing = target.groups.iter().filter(|g| !g.exists).count();
         let desired_drift = target_actual.is_some_and(|a| {
             a.groups.iter().any(|g| {
@@ -654,7 +654,7 @@ fn plan_node_group(
         .and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()))
         .or_else(|| old.last().and_then(|o| o.groups.first()).map(|g| display_spec(ng, &g.spec)));
     change.reasons = spec_changes(before_shown.as_ref(), &shown, ng, false);
-    change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s));
+    change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s, ng));
     let old_instances: Vec<OldInstance> = old
         .iter()
         .flat_map(|a| a.groups.iter())
@@ -704,15 +704,32 @@ fn boot_estimate(input: &PlanInput, cluster: &Cluster, state_ng: Option<&crate::
 }
 
 /// Flattens a JSON value into `path = text` leaves (`labels.pool`).
+/// Values read as they are written in .kcl: `{"int": 1}` is `1`, `{"percent": 25.0}` is
+/// `25%`, and a `…_ms` field is a duration under the attribute's own name. Empty maps and
+/// lists and nulls are leaves of nothing, so a create does not list them and emptying a
+/// map shows each removed key.
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    use serde_json::Value as J;
     match v {
-        serde_json::Value::Object(m) if !m.is_empty() => {
+        J::Object(m) if m.len() == 1 && m.contains_key("int") => {
+            out.insert(prefix.to_string(), m["int"].to_string());
+        }
+        J::Object(m) if m.len() == 1 && m.contains_key("percent") => {
+            let p = m["percent"].as_f64().unwrap_or(0.0);
+            out.insert(prefix.to_string(), format!("{}%", crate::config::value::format_number(p)));
+        }
+        J::Object(m) => {
             for (k, x) in m {
-                let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten(&p, x, out);
+                let (k, x) = match (k.strip_suffix("_ms"), x.as_u64()) {
+                    (Some(name), Some(ms)) => (name.to_string(), J::String(crate::config::value::format_duration(ms))),
+                    _ => (k.clone(), x.clone()),
+                };
+                let p = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+                flatten(&p, &x, out);
             }
         }
-        serde_json::Value::Null => {}
+        J::Array(a) if a.is_empty() => {}
+        J::Null => {}
         other => {
             out.insert(prefix.to_string(), other.to_string());
         }
@@ -746,7 +763,7 @@ fn spec_changes(
 }
 
 /// The in-place settings that differ from what was last applied.
-fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings) -> Vec<AttrChange> {
+fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings, ng: &NodeGroup) -> Vec<AttrChange> {
     let Some(before) = before else { return vec![] };
     let mut b = BTreeMap::new();
     flatten("", &serde_json::to_value(before).expect("settings serialise"), &mut b);
@@ -760,7 +777,7 @@ fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings) -> Vec<
             before: b.get(k).cloned(),
             after: a.get(k).cloned(),
             forces_replacement: false,
-            sensitive: false,
+            sensitive: ng.sensitive.iter().any(|p| k.starts_with(p.as_str())),
         })
         .collect()
 }
