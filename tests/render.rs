@@ -304,6 +304,7 @@ fn input<'a>(
         config_digest: "d1g35t".into(),
         config_path: "fleet".into(),
         destroy: false,
+        now_ms: BTreeMap::new(),
     }
 }
 

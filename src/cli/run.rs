@@ -178,6 +178,7 @@ fn make_plan(
         config_digest: ws.digest.clone(),
         config_path: ws.config_path.display().to_string(),
         destroy,
+        now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
     let plan = plan::plan(&input).map_err(|errs| {
         errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
@@ -219,7 +220,7 @@ pub fn plan_cmd(
     if let Some(out) = out {
         eprintln!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
     }
-    if detailed_exitcode && !plan.is_empty() {
+    if detailed_exitcode && (!plan.is_empty() || !plan.drift.is_empty()) {
         2
     } else {
         0

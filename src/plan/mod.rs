@@ -169,6 +169,9 @@ pub struct PlanInput<'a> {
     pub config_digest: String,
     pub config_path: String,
     pub destroy: bool,
+    /// Per provider reference, the time now on its clock: how long an instance has been
+    /// pending is drift once it exceeds the node group's `health.startup_timeout`.
+    pub now_ms: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +310,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     let mut errors = vec![];
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new(); // (provider, owner cluster, owner ng)
     let mut clusters = vec![];
+    let mut drift = vec![];
     // Observed groups by (provider, owner cluster, owner node group), built once: looking
     // them up per node group keeps planning linear in the fleet's size.
     let mut by_owner: BTreeMap<(&str, &str, &str), Vec<&ObservedGroup>> = BTreeMap::new();
@@ -333,6 +337,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 let mine =
                     by_owner.get(&(cluster.provider.as_str(), oc.as_str(), og.as_str())).cloned().unwrap_or_default();
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
+                let now = input.now_ms.get(&cluster.provider).copied().unwrap_or(0);
+                drift.extend(detect_drift(input.state, cluster, ng, &mine, now));
                 match plan_node_group(input, cluster, ng, mine, &oc, &og) {
                     Ok(Some(c)) => changes.push(c),
                     Ok(None) => {}
@@ -416,7 +422,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
         destroy: input.destroy,
         changes,
         clusters,
-        drift: vec![],
+        drift,
     })
 }
 
@@ -692,6 +698,124 @@ fn plan_node_group(
     change.retire = old.iter().flat_map(|a| a.groups.iter().map(|g| g.name.clone())).collect();
     change.target = Some(target);
     Ok(Some(change))
+}
+
+/// What changed in the cloud behind drydock's back, for one configured node group: groups
+/// the state records that are gone, settings that differ from what was applied (an
+/// unpinned desired capacity inside `size` is the autoscaler's, never drift), and
+/// instances of the current generation that are unhealthy or pending too long.
+fn detect_drift(
+    state: Option<&State>,
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    mine: &[&ObservedGroup],
+    now_ms: u64,
+) -> Vec<Drift> {
+    let Some(sn) = state.and_then(|s| s.node_group(&cluster.address, &ng.address)) else { return vec![] };
+    let Some(current) = sn.current() else { return vec![] };
+    let applied = &sn.settings;
+    let mut out = vec![];
+    let mut push = |path: String, before: String, after: String, action: &str| {
+        out.push(Drift {
+            address: ng.address.clone(),
+            path,
+            before: Some(before),
+            after: Some(after),
+            sensitive: false,
+            action: action.to_string(),
+        })
+    };
+    for name in &current.groups {
+        let Some(g) = mine.iter().find(|g| &g.name == name) else {
+            push(
+                format!("groups.{name}"),
+                "exists".into(),
+                "missing (deleted outside drydock)".into(),
+                "recreated by apply",
+            );
+            continue;
+        };
+        // The settings this group was given, from what the state says was applied.
+        let member =
+            name.rsplit_once("-m").and_then(|(_, m)| m.parse::<usize>().ok()).filter(|_| sn.role == Role::ControlPlane);
+        let (min, max) = match member {
+            Some(_) => (1, 1),
+            None => (applied.min, applied.max),
+        };
+        let subnets = match member {
+            Some(m) if !applied.subnets.is_empty() => vec![applied.subnets[m % applied.subnets.len()].clone()],
+            _ => applied.subnets.clone(),
+        };
+        let o = &g.settings;
+        let restore = "restored in place by apply";
+        if o.min != min {
+            push("min".into(), min.to_string(), o.min.to_string(), restore);
+        }
+        if o.max != max {
+            push("max".into(), max.to_string(), o.max.to_string(), restore);
+        }
+        if let Some(d) = applied.desired.filter(|_| member.is_none()) {
+            if o.desired != d {
+                push("desired".into(), d.to_string(), o.desired.to_string(), restore);
+            }
+        }
+        if o.subnets != subnets {
+            push("subnets".into(), format!("{subnets:?}"), format!("{:?}", o.subnets), restore);
+        }
+        let check = match applied.health.check {
+            HealthCheck::Ec2 => PHealth::Ec2,
+            HealthCheck::Elb => PHealth::Elb,
+        };
+        if o.health_check != check {
+            push(
+                "health.check".into(),
+                format!("{check:?}").to_lowercase(),
+                format!("{:?}", o.health_check).to_lowercase(),
+                restore,
+            );
+        }
+        if o.grace_period_ms != applied.health.grace_period_ms {
+            push(
+                "health.grace_period".into(),
+                crate::config::value::format_duration(applied.health.grace_period_ms),
+                crate::config::value::format_duration(o.grace_period_ms),
+                restore,
+            );
+        }
+        for (k, v) in &applied.tags {
+            if o.tags.get(k) != Some(v) {
+                push(
+                    format!("tags.{k}"),
+                    v.clone(),
+                    o.tags.get(k).cloned().unwrap_or_else(|| "(removed)".into()),
+                    restore,
+                );
+            }
+        }
+        let unhealthy_after = crate::config::value::format_duration(applied.health.unhealthy_timeout_ms);
+        for i in &g.instances {
+            match i.state {
+                InstanceState::Running if !i.healthy => push(
+                    format!("instances.{}", i.id),
+                    "healthy".into(),
+                    "unhealthy".into(),
+                    &format!("replaced by the cloud, or by `drydock watch` once unhealthy for {unhealthy_after}"),
+                ),
+                InstanceState::Pending
+                    if now_ms.saturating_sub(i.launched_at_ms) > applied.health.startup_timeout_ms =>
+                {
+                    push(
+                        format!("instances.{}", i.id),
+                        "running".into(),
+                        format!("pending for {}", crate::config::value::format_duration(now_ms - i.launched_at_ms)),
+                        "replaced by `drydock watch` (pending longer than health.startup_timeout)",
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// The time a node takes to become healthy: measured (the average of the node group's last
