@@ -133,3 +133,154 @@ fn a_group_deleted_by_hand_is_drift_that_apply_recreates() {
     assert!(cp.iter().any(|g| g["name"] == name.as_str()), "recreated under the same name");
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0));
 }
+
+/// `drydock watch` with the given arguments; returns its events (JSON lines).
+fn watch(d: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["watch", ".", "--json"];
+    args.extend_from_slice(extra);
+    ok(d, &args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn has(events: &[Value], event: &str, address_part: &str, message_part: &str) -> bool {
+    events.iter().any(|e| {
+        e["event"] == event
+            && e["address"].as_str().unwrap().contains(address_part)
+            && e["message"].as_str().unwrap().contains(message_part)
+    })
+}
+
+#[test]
+fn watch_recreates_a_deleted_group_and_restores_sizes() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let lineage = lineage(d);
+    rt().block_on(async {
+        let sim = cloud(d);
+        let observed = sim.observe(&lineage).await.unwrap();
+        let g = observed.groups.iter().find(|g| g.ownership.node_group == "control-plane").unwrap();
+        sim.delete_group(&g.name).await.unwrap();
+    });
+    edit_group(d, "workers", |s| s.max = 30);
+    let events = watch(d, &["--once"]);
+    assert!(has(&events, "detected", "control-plane", "missing (deleted outside drydock)"), "{events:?}");
+    assert!(has(&events, "repaired", "control-plane", "restored"), "{events:?}");
+    assert!(has(&events, "detected", "workers", "max = 10 -> 30"), "{events:?}");
+    assert!(has(&events, "repaired", "workers", "restored"), "{events:?}");
+    assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0), "nothing left to repair");
+    let log = std::fs::read_to_string(d.join(".drydock/watch.log")).unwrap();
+    assert_eq!(log.lines().count(), events.len(), "every event is in the log");
+}
+
+#[test]
+fn watch_never_rolls_out_a_change_nobody_applied() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let before = ok(d, &["sim", "status", ".", "--json"]);
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    std::fs::write(d.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2027-01")).unwrap();
+    let events = watch(d, &["--once"]);
+    assert!(has(&events, "skipped", "control-plane", "rollout not done"), "{events:?}");
+    assert!(!events.iter().any(|e| e["event"] == "repaired"), "{events:?}");
+    let after = ok(d, &["sim", "status", ".", "--json"]);
+    let groups = |s: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(s).unwrap();
+        v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(groups(&before), groups(&after), "no group was created or deleted");
+}
+
+#[test]
+fn a_lost_zone_trips_the_storm_guard_and_nothing_is_mass_replaced() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    ok(d, &["sim", "fail", ".", "--zone", "zone-a"]);
+    // Thirteen rounds a minute apart: well past startup_timeout (10m) for the stuck nodes.
+    let events = watch(d, &["--interval", "1m", "--rounds", "13"]);
+    assert!(
+        has(&events, "skipped", "workers", "storm guard: 2 of 4 nodes unhealthy, more than max_unhealthy (1)"),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| e["event"] == "repaired" && e["address"].as_str().unwrap().ends_with("workers")),
+        "{events:?}"
+    );
+    let skipped = events.iter().find(|e| e["message"].as_str().unwrap().starts_with("storm guard")).unwrap();
+    assert!(skipped["why"].as_str().unwrap().contains("a lost zone is not fixed by killing more nodes"));
+}
+
+#[test]
+fn an_instance_stuck_pending_is_replaced_after_startup_timeout() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    // Zone c holds one worker: its replacement launches there and hangs while the zone is down.
+    ok(d, &["sim", "fail", ".", "--zone", "zone-c"]);
+    let events = watch(d, &["--interval", "1m", "--rounds", "13"]);
+    // The disruption budget (10% of 7 nodes, at least 1) lets one stuck node go at a time.
+    assert!(has(&events, "repaired", "cluster.demo", "pending longer than startup_timeout"), "{events:?}");
+}
+
+#[test]
+fn a_crashed_instance_is_replaced_and_the_recovery_time_is_near_the_physical_floor() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    // Past the health check grace period (90s), within which no cloud replaces an instance.
+    watch(d, &["--interval", "50s", "--rounds", "3"]);
+    let t0 =
+        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    ok(d, &["sim", "fail", ".", "--node-group", "workers", "--count", "1"]);
+    // Watch advances the simulated clock one second a round.
+    watch(d, &["--interval", "1s", "--rounds", "30"]);
+    let timeline: Vec<Value> =
+        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let workers: Vec<&Value> =
+        timeline.iter().filter(|p| p["node_group"] == "workers" && p["t_ms"].as_u64().unwrap() >= t0).collect();
+    let down = workers.iter().find(|p| p["healthy"].as_u64().unwrap() < 4).expect("the crash shows in the timeline");
+    let up = workers
+        .iter()
+        .find(|p| p["t_ms"].as_u64() > down["t_ms"].as_u64() && p["healthy"].as_u64().unwrap() == 4)
+        .expect("capacity came back");
+    let mttr = up["t_ms"].as_u64().unwrap() - down["t_ms"].as_u64().unwrap();
+    // The physical floor: the cloud notices after detection_delay (10s), a node boots in boot_time (2s).
+    let floor = 10_000 + 2_000;
+    let ratio = mttr as f64 / floor as f64;
+    eprintln!("time to recovery {mttr} ms, floor {floor} ms, ratio {ratio:.2}");
+    assert!(ratio <= 1.1, "time to recovery {mttr} ms is more than 1.1x the floor {floor} ms");
+}
+
+#[test]
+fn watch_killed_mid_repair_finishes_in_the_next_round() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let lineage = lineage(d);
+    rt().block_on(async {
+        let sim = cloud(d);
+        for g in
+            sim.observe(&lineage).await.unwrap().groups.iter().filter(|g| g.ownership.node_group == "control-plane")
+        {
+            sim.delete_group(&g.name).await.unwrap();
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .current_dir(d)
+        .args(["watch", ".", "--once", "--json"])
+        .env("DRYDOCK_SIM_CLOCK", "virtual")
+        .env("DRYDOCK_FAILPOINT_KILL_AT", "4")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(9), "killed mid-repair");
+    watch(d, &["--once"]);
+    assert_eq!(
+        dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(),
+        Some(0),
+        "the next round finished the repair"
+    );
+    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
+    assert_eq!(status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").count(), 3);
+}

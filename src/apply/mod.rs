@@ -615,6 +615,35 @@ impl Executor {
         Ok(())
     }
 
+    /// Terminates one instance without decrementing its group, so the cloud launches a
+    /// replacement (remediation by `drydock watch`). Journalled like every mutation.
+    pub async fn replace_instance(
+        &self,
+        provider: &str,
+        address: &str,
+        group: &str,
+        id: &str,
+    ) -> Result<(), ApplyError> {
+        let p = self
+            .providers
+            .get(provider)
+            .cloned()
+            .ok_or_else(|| ApplyError::NoProvider { address: address.to_string(), provider: provider.to_string() })?;
+        let now = p.clock().now_ms();
+        let jid = self.ledger.begin(
+            "terminate_instances",
+            address,
+            group,
+            serde_json::json!({ "instances": [id], "replace": true }),
+            now,
+        )?;
+        p.terminate_instances(group, &[id.to_string()], false)
+            .await
+            .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
+        crash_point();
+        self.ledger.settle(jid, |_| {})
+    }
+
     async fn exists(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<bool, ApplyError> {
         Ok(p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| g.name == name))
     }

@@ -6,6 +6,7 @@ mod run;
 mod sim;
 mod state;
 mod validate;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -135,6 +136,8 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
     },
+    /// Keep reconciling: repair drift and unhealthy nodes back to what was applied.
+    Watch(watch::WatchArgs),
     /// Show a saved plan, as `plan` showed it (the same bytes in the same format).
     Show {
         planfile: PathBuf,
@@ -269,6 +272,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Show { planfile, format } => {
             run::show_cmd(&planfile, run::Print { format: format.into(), color: Style::for_stdout(choice).color })
         }
+        Command::Watch(args) => watch::watch_cmd(&args, style),
         Command::Sim { command } => match command {
             SimCommand::Status { path, json } => sim::status(&path, json),
             SimCommand::Fail { path, node_group, cluster, count, instance, zone } => {

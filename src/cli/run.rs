@@ -37,15 +37,15 @@ pub struct Print {
 }
 
 /// The world of one command: the configuration, its state store and providers.
-struct Workspace {
-    config_path: PathBuf,
-    config_dir: PathBuf,
-    model: Model,
-    digest: String,
-    store: LocalStore,
+pub(super) struct Workspace {
+    pub(super) config_path: PathBuf,
+    pub(super) config_dir: PathBuf,
+    pub(super) model: Model,
+    pub(super) digest: String,
+    pub(super) store: LocalStore,
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     1
 }
@@ -65,7 +65,7 @@ pub fn config_digest(sources: &Sources) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspace, ExitCode> {
+pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspace, ExitCode> {
     let inputs = args.vars.inputs().map_err(|d| {
         report(&d, &Sources::new(), style);
         1
@@ -89,7 +89,7 @@ fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspace, ExitCode
 }
 
 /// The providers the model configures, by reference.
-fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provider>>, String> {
+pub(super) fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provider>>, String> {
     let mut out: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
     for p in &ws.model.providers {
         let provider: Arc<dyn Provider> = match &p.settings {
@@ -141,7 +141,7 @@ fn plan_poll_slack() -> u64 {
     crate::apply::POLL_MS
 }
 
-async fn observe_all(
+pub(super) async fn observe_all(
     providers: &BTreeMap<String, Arc<dyn Provider>>,
     lineage: &str,
 ) -> Result<BTreeMap<String, Observed>, String> {
@@ -153,14 +153,14 @@ async fn observe_all(
     Ok(out)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
 }
 
 /// Providers by reference.
-type Providers = BTreeMap<String, Arc<dyn Provider>>;
+pub(super) type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
-fn make_plan(
+pub(super) fn make_plan(
     ws: &Workspace,
     state: Option<&State>,
     destroy: bool,
@@ -259,7 +259,7 @@ fn is_plan_file(path: &Path) -> bool {
 }
 
 /// Progress as plain lines: for pipes, files and CI logs.
-struct Lines;
+pub(super) struct Lines;
 impl Progress for Lines {
     fn line(&self, text: &str) {
         println!("{text}");
