@@ -95,6 +95,21 @@ fn sizes_changed_by_hand_are_drift_that_apply_restores() {
 }
 
 #[test]
+fn refresh_false_plans_from_the_state_without_asking_the_cloud() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    edit_group(d, "workers", |s| s.max = 30);
+    // The cloud changed, but without a refresh the plan does not see it.
+    assert_eq!(dd(d, &["plan", ".", "--refresh=false", "--detailed-exitcode"]).status.code(), Some(0));
+    assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(2));
+    // A configuration change is still planned, from the state.
+    let plan = ok(d, &["plan", ".", "--refresh=false", "--var", "worker_image=img-9"]);
+    assert!(plan.contains("will be rolled out: 4 nodes replaced"), "{plan}");
+    assert!(plan.contains("(not refreshed:"), "instance ids are not known without a refresh:\n{plan}");
+}
+
+#[test]
 fn desired_moved_by_the_autoscaler_is_not_drift() {
     let dir = quickstart();
     let d = dir.path();

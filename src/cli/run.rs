@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// The state file (default: drydock.state.json beside the configuration).
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// `--refresh=false`: plan from the state alone, without asking the cloud (no drift is
+    /// seen, instance ids are not known, and an unpinned desired capacity is taken as `min`).
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub refresh: bool,
 }
 
 /// How `plan` and `show` print a plan: the format, and colour (human format only).
@@ -43,6 +47,7 @@ pub(super) struct Workspace {
     pub(super) model: Model,
     pub(super) digest: String,
     pub(super) store: LocalStore,
+    pub(super) refresh: bool,
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -85,6 +90,7 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         digest: config_digest(&loaded.sources),
         model,
         store: LocalStore::new(state_path),
+        refresh: args.refresh,
     })
 }
 
@@ -168,7 +174,11 @@ pub(super) fn make_plan(
 ) -> Result<(Plan, Providers), String> {
     let providers = providers(ws)?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
-    let observed = rt.block_on(observe_all(&providers, &lineage))?;
+    let observed = match (ws.refresh, state) {
+        (false, Some(s)) => plan::observed_from_state(s),
+        (false, None) => BTreeMap::new(),
+        (true, _) => rt.block_on(observe_all(&providers, &lineage))?,
+    };
     let input = PlanInput {
         model: &ws.model,
         state,

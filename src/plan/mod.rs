@@ -700,6 +700,68 @@ fn plan_node_group(
     Ok(Some(change))
 }
 
+/// The cloud as the state describes it, for `plan --refresh=false`: every recorded group
+/// with the applied settings and healthy placeholder instances (their ids are not known).
+pub fn observed_from_state(state: &State) -> BTreeMap<String, Observed> {
+    let mut out: BTreeMap<String, Observed> = BTreeMap::new();
+    for (caddr, cs) in &state.clusters {
+        let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
+        for (addr, ng) in &cs.node_groups {
+            let owner_ng = addr.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
+            let s = &ng.settings;
+            for gen in &ng.generations {
+                let spec: GenerationSpec = serde_json::from_value(gen.spec.clone()).unwrap_or_default();
+                for (i, name) in gen.groups.iter().enumerate() {
+                    let member = ng.role == Role::ControlPlane;
+                    let desired = if member { 1 } else { s.desired.unwrap_or(s.min) };
+                    let subnets = match (member, s.subnets.is_empty()) {
+                        (true, false) => vec![s.subnets[i % s.subnets.len()].clone()],
+                        _ => s.subnets.clone(),
+                    };
+                    let instances = (0..desired)
+                        .map(|k| drydock_provider::Instance {
+                            id: format!("(not refreshed: {name} #{})", k + 1),
+                            zone: String::new(),
+                            subnet: String::new(),
+                            image: spec.image.clone(),
+                            instance_type: spec.instance_types.first().cloned().unwrap_or_default(),
+                            state: InstanceState::Running,
+                            healthy: true,
+                            launched_at_ms: 0,
+                            healthy_at_ms: Some(0),
+                        })
+                        .collect();
+                    out.entry(cs.provider.clone()).or_default().groups.push(ObservedGroup {
+                        name: name.clone(),
+                        ownership: drydock_provider::Ownership {
+                            lineage: state.lineage.clone(),
+                            cluster: owner_cluster.clone(),
+                            node_group: owner_ng.clone(),
+                            generation: gen.id.clone(),
+                        },
+                        spec: spec.clone(),
+                        settings: GroupSettings {
+                            min: if member { 1 } else { s.min },
+                            max: if member { 1 } else { s.max },
+                            desired,
+                            subnets,
+                            tags: s.tags.clone(),
+                            health_check: match s.health.check {
+                                HealthCheck::Ec2 => PHealth::Ec2,
+                                HealthCheck::Elb => PHealth::Elb,
+                            },
+                            grace_period_ms: s.health.grace_period_ms,
+                        },
+                        instances,
+                        created_at_ms: 0,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 /// What changed in the cloud behind drydock's back, for one configured node group: groups
 /// the state records that are gone, settings that differ from what was applied (an
 /// unpinned desired capacity inside `size` is the autoscaler's, never drift), and
