@@ -299,3 +299,42 @@ fn watch_killed_mid_repair_finishes_in_the_next_round() {
     let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
     assert_eq!(status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").count(), 3);
 }
+
+#[test]
+fn a_control_plane_member_dies_around_its_rollout_and_quorum_is_never_lost() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    // One member dies; its group will not replace it within the 90s grace period.
+    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
+    let member = status["groups"].as_array().unwrap().iter().find(|g| g["node_group"] == "control-plane").unwrap()
+        ["instances"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(d, &["sim", "fail", ".", "--instance", &member]);
+    let t0 =
+        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    std::fs::write(d.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2027-01")).unwrap();
+    let plan = ok(d, &["plan", "."]);
+    assert!(plan.contains(&member), "the dead member is replaced first:\n{plan}");
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let timeline: Vec<Value> =
+        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let during: Vec<&Value> =
+        timeline.iter().filter(|p| p["node_group"] == "control-plane" && p["t_ms"].as_u64().unwrap() >= t0).collect();
+    assert!(!during.is_empty());
+    for p in &during {
+        assert!(p["healthy"].as_u64().unwrap() >= 2, "quorum (2 of 3) lost: {p}");
+    }
+    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
+    let cp: Vec<&Value> =
+        status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").collect();
+    assert_eq!(cp.len(), 3);
+    assert!(cp.iter().all(|g| g["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["image"] == "img-cp-2027-01" && i["healthy"] == true)));
+}

@@ -469,7 +469,10 @@ impl Executor {
         }
         for (group, ids) in by_group {
             if role == Role::ControlPlane {
-                // A control-plane member is its own group: the member goes with its group.
+                // A control-plane member is its own group: the member goes with its group,
+                // and only while the members left keep a majority healthy (a member may
+                // have died since the plan was made).
+                self.wait_for_quorum(p, c, &group).await?;
                 self.delete_group(p, c, &group).await?;
                 continue;
             }
@@ -642,6 +645,43 @@ impl Executor {
             .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
         crash_point();
         self.ledger.settle(jid, |_| {})
+    }
+
+    /// Waits until removing the member `leaving` keeps a majority of the control plane
+    /// healthy; halts after the rollout's health timeout.
+    async fn wait_for_quorum(&self, p: &Arc<dyn Provider>, c: &Change, leaving: &str) -> Result<(), ApplyError> {
+        let Some(t) = &c.target else { return Ok(()) };
+        let members = t.groups.len() as u32;
+        let majority = members / 2 + 1;
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(t.settings.rollout.health_timeout_ms);
+        loop {
+            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let healthy_after: u32 = observed
+                .groups
+                .iter()
+                .filter(|g| g.ownership.cluster == c.owner_cluster && g.ownership.node_group == c.owner_node_group)
+                .filter(|g| g.name != leaving)
+                .map(healthy)
+                .sum();
+            let leaving_healthy = observed.groups.iter().find(|g| g.name == leaving).map_or(0, healthy);
+            // Removing an unhealthy member never costs quorum.
+            if healthy_after >= majority || leaving_healthy == 0 {
+                return Ok(());
+            }
+            self.check_interrupt()?;
+            if clock.now_ms() >= deadline {
+                return Err(ApplyError::Halted {
+                    address: c.address.clone(),
+                    report: format!(
+                        "removing {leaving} would leave {healthy_after} healthy members, fewer than a majority ({majority} of {members}); \
+                         the control plane keeps it until the others are healthy: run `drydock apply` again once they are"
+                    ),
+                });
+            }
+            self.progress.line(&format!("{}: waiting for quorum before removing {leaving}", c.address));
+            clock.sleep(POLL_MS).await;
+        }
     }
 
     async fn exists(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<bool, ApplyError> {
