@@ -10,9 +10,9 @@ use std::time::Instant;
 use drydock::config::{load_sources, Inputs};
 use drydock::diag::Sources;
 use drydock::plan::{plan, PlanInput};
-use drydock::state::{ClusterState, GenerationState, NodeGroupState, State};
+use drydock::state::State;
 use drydock::testgen::fleet;
-use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup, Ownership};
+use drydock_provider::Observed;
 
 const LINEAGE: &str = "0b5e55ed-0000-4000-8000-000000000000";
 
@@ -70,61 +70,7 @@ fn child(n: usize) {
         let model = load();
         plan(&input(&model, None, &nothing, &boot)).expect("a plan")
     };
-    let mut state = State::new(LINEAGE.into());
-    let mut groups = vec![];
-    for c in &first.changes {
-        let t = c.target.as_ref().unwrap();
-        let cs = state.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
-            name: c.owner_cluster.clone(),
-            key: None,
-            provider: c.provider.clone(),
-            node_groups: BTreeMap::new(),
-        });
-        cs.node_groups.insert(
-            c.address.clone(),
-            NodeGroupState {
-                name: c.name.clone(),
-                key: c.key.clone(),
-                role: c.role,
-                generations: vec![GenerationState {
-                    id: t.generation.clone(),
-                    spec: t.display_spec.clone(),
-                    groups: t.groups.iter().map(|g| g.name.clone()).collect(),
-                }],
-                settings: t.settings.clone(),
-                boot_times_ms: vec![],
-                unfinished: false,
-            },
-        );
-        for g in &t.groups {
-            groups.push(ObservedGroup {
-                name: g.name.clone(),
-                ownership: Ownership {
-                    lineage: LINEAGE.into(),
-                    cluster: c.owner_cluster.clone(),
-                    node_group: c.owner_node_group.clone(),
-                    generation: t.generation.clone(),
-                },
-                spec: t.spec.clone(),
-                settings: g.settings.clone(),
-                instances: (0..g.settings.desired)
-                    .map(|i| Instance {
-                        id: format!("i-{}-{i}", g.name),
-                        zone: "zone-a".into(),
-                        subnet: "subnet-a".into(),
-                        image: t.spec.image.clone(),
-                        instance_type: t.spec.instance_types[0].clone(),
-                        state: InstanceState::Running,
-                        healthy: true,
-                        launched_at_ms: 0,
-                        healthy_at_ms: Some(2_000),
-                    })
-                    .collect(),
-                created_at_ms: 0,
-            });
-        }
-    }
-    let observed = BTreeMap::from([("sim".to_string(), Observed { groups })]);
+    let (state, observed) = drydock::testgen::applied_world(&first);
 
     let mut best = (f64::MAX, f64::MAX);
     for _ in 0..3 {

@@ -2,6 +2,13 @@
 //! files that use every part of the grammar, and mutations of valid input. Seeded and
 //! deterministic, with no dependency on a random-number crate.
 
+use std::collections::BTreeMap;
+
+use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup, Ownership};
+
+use crate::plan::Plan;
+use crate::state::{ClusterState, GenerationState, NodeGroupState, State};
+
 /// splitmix64: small, fast and good enough to drive generators.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
@@ -264,4 +271,64 @@ pub fn mutate(rng: &mut Rng, input: &str) -> String {
         }
     }
     chars.into_iter().collect()
+}
+
+/// The state and the cloud after `first` (a plan of creates) was applied in full: every
+/// group exists with its desired capacity, every instance healthy, spread over three zones.
+pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
+    let mut state = State::new(first.lineage.clone());
+    let mut groups = vec![];
+    for c in &first.changes {
+        let t = c.target.as_ref().unwrap();
+        let cs = state.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
+            name: c.owner_cluster.clone(),
+            key: None,
+            provider: c.provider.clone(),
+            node_groups: BTreeMap::new(),
+        });
+        cs.node_groups.insert(
+            c.address.clone(),
+            NodeGroupState {
+                name: c.name.clone(),
+                key: c.key.clone(),
+                role: c.role,
+                generations: vec![GenerationState {
+                    id: t.generation.clone(),
+                    spec: t.display_spec.clone(),
+                    groups: t.groups.iter().map(|g| g.name.clone()).collect(),
+                }],
+                settings: t.settings.clone(),
+                boot_times_ms: vec![],
+                unfinished: false,
+            },
+        );
+        for g in &t.groups {
+            groups.push(ObservedGroup {
+                name: g.name.clone(),
+                ownership: Ownership {
+                    lineage: first.lineage.clone(),
+                    cluster: c.owner_cluster.clone(),
+                    node_group: c.owner_node_group.clone(),
+                    generation: t.generation.clone(),
+                },
+                spec: t.spec.clone(),
+                settings: g.settings.clone(),
+                instances: (0..g.settings.desired)
+                    .map(|i| Instance {
+                        id: format!("i-{}-{i}", g.name),
+                        zone: ["zone-a", "zone-b", "zone-c"][i as usize % 3].into(),
+                        subnet: "subnet-a".into(),
+                        image: t.spec.image.clone(),
+                        instance_type: t.spec.instance_types[0].clone(),
+                        state: InstanceState::Running,
+                        healthy: true,
+                        launched_at_ms: u64::from(i),
+                        healthy_at_ms: Some(2_000),
+                    })
+                    .collect(),
+                created_at_ms: 0,
+            });
+        }
+    }
+    (state, BTreeMap::from([("sim".to_string(), Observed { groups })]))
 }

@@ -4,37 +4,13 @@
 
 mod common;
 
+use common::{dd, ok, quickstart};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use drydock_provider::{GroupSettings, Provider};
 use serde_json::Value;
-
-fn quickstart() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = common::repo().join("examples/quickstart");
-    std::fs::create_dir_all(dir.path().join("bootstrap")).unwrap();
-    std::fs::copy(src.join("cluster.kcl"), dir.path().join("cluster.kcl")).unwrap();
-    std::fs::copy(src.join("bootstrap/worker.sh"), dir.path().join("bootstrap/worker.sh")).unwrap();
-    dir
-}
-
-fn dd(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_drydock"))
-        .current_dir(dir)
-        .args(args)
-        .env("DRYDOCK_SIM_CLOCK", "virtual")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = dd(dir, args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "drydock {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
-}
 
 fn lineage(d: &Path) -> String {
     let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();

@@ -14,8 +14,8 @@ use drydock::diag::Sources;
 use drydock::plan::waves::Wave;
 use drydock::plan::{Action, AttrChange, Change, ClusterRecord, Drift, Plan, PlanInput, Target};
 use drydock::render::{self, markdown, Format};
-use drydock::state::{ClusterState, GenerationState, NodeGroupState, State};
-use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup, Ownership};
+use drydock::state::State;
+use drydock_provider::Observed;
 use expect_test::expect_file;
 use serde_json::{json, Value};
 
@@ -321,68 +321,9 @@ fn fleet_created() -> Plan {
     p
 }
 
-/// The state and cloud after applying `first` in full: every group healthy.
-fn applied(first: &Plan) -> (State, BTreeMap<String, Observed>) {
-    let mut state = State::new(LINEAGE.into());
-    let mut groups = vec![];
-    for c in &first.changes {
-        let t = c.target.as_ref().unwrap();
-        let cs = state.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
-            name: c.owner_cluster.clone(),
-            key: None,
-            provider: c.provider.clone(),
-            node_groups: BTreeMap::new(),
-        });
-        cs.node_groups.insert(
-            c.address.clone(),
-            NodeGroupState {
-                name: c.name.clone(),
-                key: c.key.clone(),
-                role: c.role,
-                generations: vec![GenerationState {
-                    id: t.generation.clone(),
-                    spec: t.display_spec.clone(),
-                    groups: t.groups.iter().map(|g| g.name.clone()).collect(),
-                }],
-                settings: t.settings.clone(),
-                boot_times_ms: vec![],
-                unfinished: false,
-            },
-        );
-        for g in &t.groups {
-            groups.push(ObservedGroup {
-                name: g.name.clone(),
-                ownership: Ownership {
-                    lineage: LINEAGE.into(),
-                    cluster: c.owner_cluster.clone(),
-                    node_group: c.owner_node_group.clone(),
-                    generation: t.generation.clone(),
-                },
-                spec: t.spec.clone(),
-                settings: g.settings.clone(),
-                instances: (0..g.settings.desired)
-                    .map(|i| Instance {
-                        id: format!("i-{}-{i}", g.name),
-                        zone: ["zone-a", "zone-b", "zone-c"][i as usize % 3].into(),
-                        subnet: "subnet-a".into(),
-                        image: t.spec.image.clone(),
-                        instance_type: t.spec.instance_types[0].clone(),
-                        state: InstanceState::Running,
-                        healthy: true,
-                        launched_at_ms: u64::from(i),
-                        healthy_at_ms: Some(2_000),
-                    })
-                    .collect(),
-                created_at_ms: 0,
-            });
-        }
-    }
-    (state, BTreeMap::from([("sim".to_string(), Observed { groups })]))
-}
-
 /// 500 node groups applied, then the image of one changed: one rollout.
 fn fleet_one_change() -> Plan {
-    let (state, observed) = applied(&fleet_created());
+    let (state, observed) = drydock::testgen::applied_world(&fleet_created());
     let mut model = model(500, 7);
     let ng = &mut model.clusters[3].node_groups[4];
     ng.spec.image = "img-2026-12".into();

@@ -5,19 +5,12 @@
 
 mod common;
 
+use common::quickstart;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-
-fn quickstart() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let src = common::repo().join("examples/quickstart");
-    std::fs::create_dir_all(dir.path().join("bootstrap")).unwrap();
-    std::fs::copy(src.join("cluster.kcl"), dir.path().join("cluster.kcl")).unwrap();
-    std::fs::copy(src.join("bootstrap/worker.sh"), dir.path().join("bootstrap/worker.sh")).unwrap();
-    dir
-}
 
 /// The binary with stdout and stderr piped; `NO_COLOR` only when `no_color`.
 fn run(dir: &Path, args: &[&str], no_color: bool) -> Output {

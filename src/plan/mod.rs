@@ -922,12 +922,13 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
     }
 }
 
-/// The spec attributes that differ (all of them for a create); each forces replacement.
-fn spec_changes(
+/// The leaves that differ between two values, as attribute changes. Sensitive paths are
+/// those of the node group's attributes that derive from a sensitive variable.
+fn diff(
     before: Option<&serde_json::Value>,
     after: &serde_json::Value,
     ng: &NodeGroup,
-    create: bool,
+    forces: bool,
 ) -> Vec<AttrChange> {
     let mut b = BTreeMap::new();
     if let Some(v) = before {
@@ -942,30 +943,27 @@ fn spec_changes(
             path: k.clone(),
             before: b.get(k).cloned(),
             after: a.get(k).cloned(),
-            forces_replacement: !create,
+            forces_replacement: forces,
             sensitive: ng.sensitive.iter().any(|s| k.starts_with(s.as_str())),
         })
         .collect()
 }
 
+/// The spec attributes that differ (all of them for a create); each forces replacement.
+fn spec_changes(
+    before: Option<&serde_json::Value>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    create: bool,
+) -> Vec<AttrChange> {
+    diff(before, after, ng, !create)
+}
+
 /// The in-place settings that differ from what was last applied.
 fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings, ng: &NodeGroup) -> Vec<AttrChange> {
     let Some(before) = before else { return vec![] };
-    let mut b = BTreeMap::new();
-    flatten("", &serde_json::to_value(before).expect("settings serialise"), &mut b);
-    let mut a = BTreeMap::new();
-    flatten("", &serde_json::to_value(after).expect("settings serialise"), &mut a);
-    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
-    keys.into_iter()
-        .filter(|k| b.get(*k) != a.get(*k))
-        .map(|k| AttrChange {
-            path: k.clone(),
-            before: b.get(k).cloned(),
-            after: a.get(k).cloned(),
-            forces_replacement: false,
-            sensitive: ng.sensitive.iter().any(|p| k.starts_with(p.as_str())),
-        })
-        .collect()
+    let json = |s: &NodeSettings| serde_json::to_value(s).expect("settings serialise");
+    diff(Some(&json(before)), &json(after), ng, false)
 }
 
 impl Plan {

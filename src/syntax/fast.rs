@@ -9,7 +9,7 @@
 //! differential test (`tests/parsers.rs`) holds the two to the same trees.
 
 use super::ast::*;
-use super::lit::{self, push_lit, strip_common_indent};
+use super::lit::{self, push_lit};
 use crate::diag::{Diagnostic, FileId, Span};
 
 /// Parses a whole file, or `None` on a syntax error.
@@ -765,18 +765,7 @@ impl<'a> P<'a> {
             push_lit(&mut line, "\n");
             lines.push(line);
         }
-        if indent {
-            strip_common_indent(&mut lines);
-        }
-        let mut parts = vec![];
-        for line in lines {
-            for part in line {
-                match part {
-                    TemplatePart::Lit(s) => push_lit(&mut parts, &s),
-                    other => parts.push(other),
-                }
-            }
-        }
+        let parts = lit::join_heredoc_lines(lines, indent);
         Some(ExprKind::Heredoc { marker, indent, parts })
     }
 }

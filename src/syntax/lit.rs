@@ -66,6 +66,24 @@ pub fn percent(text: &str, span: Span, diags: &mut Vec<Diagnostic>) -> ExprKind 
     }
 }
 
+/// A heredoc's lines (each ending in its newline) as one template: common indentation
+/// removed for `<<-`, neighbouring literals merged.
+pub fn join_heredoc_lines(mut lines: Vec<Vec<TemplatePart>>, indent: bool) -> Vec<TemplatePart> {
+    if indent {
+        strip_common_indent(&mut lines);
+    }
+    let mut parts = vec![];
+    for line in lines {
+        for part in line {
+            match part {
+                TemplatePart::Lit(s) => push_lit(&mut parts, &s),
+                other => parts.push(other),
+            }
+        }
+    }
+    parts
+}
+
 pub fn too_many_operators(span: Span) -> Diagnostic {
     Diagnostic::new("kcl::too_deep", span, "expression has too many operators")
         .label(format!("more than {} operators", super::MAX_OPERATORS))

@@ -10,7 +10,7 @@ use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser as _;
 
 use super::ast::*;
-use super::lit::{self, push_lit, strip_common_indent};
+use super::lit::{self, push_lit};
 use crate::diag::{Diagnostic, FileId, Span};
 
 #[derive(pest_derive::Parser)]
@@ -543,18 +543,7 @@ impl Builder {
                 r => unexpected_rule(r),
             }
         }
-        if indent {
-            strip_common_indent(&mut lines);
-        }
-        let mut parts = vec![];
-        for line in lines {
-            for part in line {
-                match part {
-                    TemplatePart::Lit(s) => push_lit(&mut parts, &s),
-                    other => parts.push(other),
-                }
-            }
-        }
+        let parts = lit::join_heredoc_lines(lines, indent);
         ExprKind::Heredoc { marker, indent, parts }
     }
 }

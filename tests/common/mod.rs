@@ -46,3 +46,32 @@ pub fn big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 pub const FILE: FileId = FileId(0);
 
 pub mod schema;
+
+/// A copy of the quickstart example in a temporary directory.
+pub fn quickstart() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("examples/quickstart");
+    std::fs::create_dir_all(dir.path().join("bootstrap")).unwrap();
+    std::fs::copy(src.join("cluster.kcl"), dir.path().join("cluster.kcl")).unwrap();
+    std::fs::copy(src.join("bootstrap/worker.sh"), dir.path().join("bootstrap/worker.sh")).unwrap();
+    dir
+}
+
+/// The binary in `dir`, on the simulated cloud's virtual clock, without colour.
+pub fn dd(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .current_dir(dir)
+        .args(args)
+        .env("DRYDOCK_SIM_CLOCK", "virtual")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary, requires success, returns stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = dd(dir, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "drydock {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
