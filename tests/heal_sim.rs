@@ -314,3 +314,62 @@ fn a_control_plane_member_dies_around_its_rollout_and_quorum_is_never_lost() {
         .iter()
         .any(|i| i["image"] == "img-cp-2027-01" && i["healthy"] == true)));
 }
+
+#[test]
+fn the_disruption_budget_is_shared_by_the_rollouts_of_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = |image: &str| {
+        format!(
+            r#"provider "sim" {{
+  boot_time = 2s
+}}
+
+cluster "shared" {{
+  kubernetes_version = "1.31"
+  disruption_budget  = 1
+
+  network {{
+    subnets = ["subnet-a", "subnet-b"]
+  }}
+
+  defaults {{
+    image         = "{image}"
+    instance_type = "m6i.large"
+    rollout {{
+      max_surge = 50%
+    }}
+  }}
+
+  node_group "a" {{
+    size = 4
+  }}
+
+  node_group "b" {{
+    size = 4
+  }}
+}}
+"#
+        )
+    };
+    std::fs::write(d.join("main.kcl"), config("img-1")).unwrap();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let t0 =
+        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    std::fs::write(d.join("main.kcl"), config("img-2")).unwrap();
+    let plan = ok(d, &["plan", "."]);
+    // 50% of 4 would surge 2 a wave; the budget of 1 node keeps each wave to 1.
+    assert_eq!(plan.matches("4 nodes replaced in 4 waves").count(), 2, "{plan}");
+    ok(d, &["apply", ".", "--auto-approve", "--parallelism", "10"]);
+    // Replay the cloud's timeline: at no moment more than 1 node above the cluster's 8.
+    let timeline: Vec<Value> =
+        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut totals: std::collections::BTreeMap<String, u64> = [("a".to_string(), 4), ("b".to_string(), 4)].into();
+    let mut worst = 0;
+    for p in timeline.iter().filter(|p| p["t_ms"].as_u64().unwrap() >= t0) {
+        totals.insert(p["node_group"].as_str().unwrap().to_string(), p["total"].as_u64().unwrap());
+        worst = worst.max(totals.values().sum::<u64>());
+    }
+    assert!(worst <= 9, "the cluster had {worst} nodes at once (8 + budget 1)");
+    assert!(worst == 9, "the rollouts did surge: {worst}");
+}

@@ -34,6 +34,7 @@ fn plan(changes: Vec<Change>) -> Plan {
             key: None,
             provider: "sim".into(),
             keep: true,
+            disruption_budget: 1,
         })
         .collect();
     clusters.dedup_by(|a, b| a.address == b.address);

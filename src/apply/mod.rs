@@ -151,6 +151,9 @@ impl Ledger {
 
 pub struct Executor {
     pub providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// Per cluster, the nodes that may be in replacement at once (its disruption budget),
+    /// shared by the rollouts of all its node groups. Filled from the plan when it runs.
+    pub budgets: Mutex<BTreeMap<String, (Arc<tokio::sync::Semaphore>, usize)>>,
     pub ledger: Arc<Ledger>,
     pub progress: Arc<dyn Progress>,
     pub parallelism: usize,
@@ -178,6 +181,19 @@ impl Executor {
     /// dependency failed is skipped, and so are changes after an interrupt.
     pub async fn run(self: Arc<Self>, plan: &Plan) -> Vec<Outcome> {
         self.record_clusters(plan);
+        {
+            let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            for c in &plan.clusters {
+                let permits = if c.disruption_budget == 0 {
+                    tokio::sync::Semaphore::MAX_PERMITS
+                } else {
+                    c.disruption_budget as usize
+                };
+                budgets
+                    .entry(c.address.clone())
+                    .or_insert_with(|| (Arc::new(tokio::sync::Semaphore::new(permits)), permits));
+            }
+        }
         let mut pending: Vec<Change> = plan.changes.clone();
         let mut done: BTreeMap<String, bool> = BTreeMap::new();
         let mut outcomes = vec![];
@@ -528,8 +544,20 @@ impl Executor {
             Some(g) => g.settings.desired,
             None => 0,
         };
+        let budget = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(&c.cluster).cloned();
         for w in &c.waves {
             self.check_interrupt()?;
+            // The wave's nodes count against the cluster's budget until the wave is done.
+            let replacing = (w.add as usize).max(w.remove_first.len() + w.remove_after.len()).max(1);
+            let _permit = match &budget {
+                Some((sem, total)) => {
+                    // A wave bigger than the whole budget (the planner keeps them within it)
+                    // takes all of it rather than waiting forever.
+                    let n = replacing.min(*total).min(u32::MAX as usize) as u32;
+                    Some(Arc::clone(sem).acquire_many_owned(n).await.map_err(|_| ApplyError::Interrupted)?)
+                }
+                None => None,
+            };
             self.progress.line(&format!(
                 "{}: wave {}/{}: +{} -{} (floor {}, ceiling {})",
                 c.address,

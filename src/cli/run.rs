@@ -436,6 +436,7 @@ pub fn apply_cmd(
     };
     let executor = Arc::new(Executor {
         providers,
+        budgets: Default::default(),
         ledger: Arc::clone(&ledger),
         progress,
         parallelism,

@@ -225,6 +225,7 @@ fn round(
     let progress: Arc<dyn Progress> = if args.json { Arc::new(Quiet) } else { Arc::new(Lines) };
     let executor = Arc::new(Executor {
         providers,
+        budgets: Default::default(),
         ledger,
         progress,
         parallelism: 10,

@@ -90,6 +90,10 @@ pub struct ClusterRecord {
     pub provider: String,
     /// Whether the configuration still has the cluster (false: it goes with its node groups).
     pub keep: bool,
+    /// Most of the cluster's nodes being replaced at once (its `disruption_budget`, resolved
+    /// against the cluster's size; at least 1). Rollouts of its node groups share it.
+    #[serde(default)]
+    pub disruption_budget: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -325,12 +329,31 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
 
     if !input.destroy {
         for cluster in &input.model.clusters {
+            // The cluster's size now, to resolve its disruption budget against.
+            let size: u32 = cluster
+                .node_groups
+                .iter()
+                .map(|ng| {
+                    let (oc, og) = owner_names(cluster, ng);
+                    let observed: u32 = by_owner
+                        .get(&(cluster.provider.as_str(), oc.as_str(), og.as_str()))
+                        .map_or(0, |gs| gs.iter().map(|g| g.settings.desired).sum());
+                    match (ng.role, ng.settings.desired) {
+                        (Role::ControlPlane, _) => ng.settings.min,
+                        (_, Some(d)) => d,
+                        _ if observed > 0 => observed.clamp(ng.settings.min, ng.settings.max),
+                        _ => ng.settings.min,
+                    }
+                })
+                .sum();
+            let budget = cluster.disruption_budget.resolve(size, false).max(1);
             clusters.push(ClusterRecord {
                 address: cluster.address.clone(),
                 name: cluster.name.clone(),
                 key: cluster.key.clone(),
                 provider: cluster.provider.clone(),
                 keep: true,
+                disruption_budget: budget,
             });
             for ng in &cluster.node_groups {
                 let (oc, og) = owner_names(cluster, ng);
@@ -339,7 +362,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
                 let now = input.now_ms.get(&cluster.provider).copied().unwrap_or(0);
                 drift.extend(detect_drift(input.state, cluster, ng, &mine, now));
-                match plan_node_group(input, cluster, ng, mine, &oc, &og) {
+                match plan_node_group(input, cluster, ng, mine, &oc, &og, budget) {
                     Ok(Some(c)) => changes.push(c),
                     Ok(None) => {}
                     Err(e) => errors.push(e),
@@ -377,6 +400,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                     key: cs.key.clone(),
                     provider: cs.provider.clone(),
                     keep: false,
+                    disruption_budget: 0,
                 });
             }
             for (addr, ngs) in &cs.node_groups {
@@ -505,6 +529,7 @@ fn plan_node_group(
     mut mine: Vec<&ObservedGroup>,
     oc: &str,
     og: &str,
+    budget: u32,
 ) -> Result<Option<Change>, PlanError> {
     let spec = provider_spec(ng);
     let gen = generation_id(&spec);
@@ -676,9 +701,11 @@ fn plan_node_group(
     let (surge, unavailable) = match ng.role {
         // One member at a time, never below the full count: quorum is kept.
         Role::ControlPlane => (1, 0),
-        Role::Worker => {
-            (s.rollout.max_surge.resolve(replicas, true), s.rollout.max_unavailable.resolve(replicas, false))
-        }
+        // A wave replaces no more nodes than the cluster's disruption budget allows.
+        Role::Worker => (
+            s.rollout.max_surge.resolve(replicas, true).min(budget),
+            s.rollout.max_unavailable.resolve(replicas, false).min(budget),
+        ),
     };
     let input_w = RolloutInput {
         replicas,
