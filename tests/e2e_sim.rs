@@ -97,6 +97,27 @@ fn create_roll_out_and_destroy() {
 }
 
 #[test]
+fn sensitive_values_stay_out_of_the_state() {
+    let dir = quickstart();
+    let d = dir.path();
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    let secret = "s3cr3t-join-token";
+    let kcl = kcl.replace(
+        "variable \"worker_image\" {",
+        &format!("variable \"join_token\" {{\n  default   = \"{secret}\"\n  sensitive = true\n}}\n\nvariable \"worker_image\" {{"),
+    ) + "\noutput \"token\" {\n  value = var.join_token\n}\n";
+    let kcl =
+        kcl.replace("user_data     = file(\"bootstrap/worker.sh\")", "user_data     = \"TOKEN=${var.join_token}\"");
+    std::fs::write(d.join("cluster.kcl"), kcl).unwrap();
+    let out = ok(d, &["apply", ".", "--auto-approve"]);
+    assert!(!out.contains(secret), "apply printed the secret:\n{out}");
+    assert!(out.contains("token = (sensitive)"), "{out}");
+    let state = std::fs::read_to_string(d.join("drydock.state.json")).unwrap();
+    assert!(!state.contains(secret), "the state holds the secret:\n{state}");
+    assert!(state.contains("(sensitive: sha256 "), "a digest stands in for it");
+}
+
+#[test]
 fn a_saved_plan_is_refused_once_the_state_moved() {
     let dir = quickstart();
     let d = dir.path();

@@ -542,7 +542,19 @@ fn record_outputs(
     let outputs: BTreeMap<String, crate::state::OutputState> = model
         .outputs
         .iter()
-        .map(|o| (o.name.clone(), crate::state::OutputState { value: o.value.to_json(), sensitive: o.sensitive }))
+        .map(|o| {
+            // A sensitive output is kept as a digest: the state file is not where secrets live.
+            let value = if o.sensitive {
+                let digest: String = sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]))
+            } else {
+                o.value.to_json()
+            };
+            (o.name.clone(), crate::state::OutputState { value, sensitive: o.sensitive })
+        })
         .collect();
     // Unchanged outputs are not written: a no-op apply leaves the serial (and saved plans) alone.
     if state.outputs != outputs {
