@@ -78,6 +78,9 @@ pub enum Command {
         /// Save the plan, to apply exactly it later with `drydock apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Print how many cloud API calls observing the node groups took, and how long.
+        #[arg(long)]
+        stats: bool,
     },
     /// Carry out the changes: a configuration (planned now, then confirmed) or a saved plan.
     Apply {
@@ -213,7 +216,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(cli.color);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Plan { path, run, out } => run::plan_cmd(&path, &run, out.as_deref(), style),
+        Command::Plan { path, run, out, stats } => run::plan_cmd(&path, &run, out.as_deref(), stats, style),
         Command::Apply { path, run, auto_approve, parallelism } => {
             run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, style)
         }

@@ -98,12 +98,12 @@ fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provider>>, Stri
                 };
                 Arc::new(drydock_sim::SimProvider::new(sim_world(&ws.config_dir), config, mode))
             }
-            ProviderSettings::Aws(_) => {
-                return Err(format!(
-                    "provider `{}`: the aws provider is not available in this build yet",
-                    p.reference()
-                ))
-            }
+            // Builds no SDK client here: that waits for the first call.
+            ProviderSettings::Aws(s) => Arc::new(drydock_aws::AwsProvider::new(drydock_aws::AwsConfig {
+                region: s.region.clone(),
+                profile: s.profile.clone(),
+                endpoint: s.endpoint.clone(),
+            })),
         };
         out.insert(p.reference(), provider);
     }
@@ -153,15 +153,39 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Providers by reference.
 type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
+/// What observing the cloud for a plan cost (`plan --stats`).
+struct Refresh {
+    /// Node groups configured or found in the cloud.
+    node_groups: usize,
+    calls: u64,
+    elapsed: std::time::Duration,
+}
+
 fn make_plan(
     ws: &Workspace,
     state: Option<&State>,
     destroy: bool,
     rt: &tokio::runtime::Runtime,
-) -> Result<(Plan, Providers), String> {
+) -> Result<(Plan, Providers, Refresh), String> {
     let providers = providers(ws)?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
+    let calls = |ps: &Providers| ps.values().map(|p| p.stats().total()).sum::<u64>();
+    let (calls_before, started) = (calls(&providers), std::time::Instant::now());
     let observed = rt.block_on(observe_all(&providers, &lineage))?;
+    let mut node_groups: std::collections::BTreeSet<(String, String, String)> = observed
+        .iter()
+        .flat_map(|(p, o)| {
+            o.groups.iter().map(|g| (p.clone(), g.ownership.cluster.clone(), g.ownership.node_group.clone()))
+        })
+        .collect();
+    for c in &ws.model.clusters {
+        for ng in &c.node_groups {
+            let (oc, og) = plan::owner_names(c, ng);
+            node_groups.insert((c.provider.clone(), oc, og));
+        }
+    }
+    let refresh =
+        Refresh { node_groups: node_groups.len(), calls: calls(&providers) - calls_before, elapsed: started.elapsed() };
     let input = PlanInput {
         model: &ws.model,
         state,
@@ -175,10 +199,10 @@ fn make_plan(
     let plan = plan::plan(&input).map_err(|errs| {
         errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
     })?;
-    Ok((plan, providers))
+    Ok((plan, providers, refresh))
 }
 
-pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -> ExitCode {
+pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, stats: bool, style: Style) -> ExitCode {
     let ws = match load(path, args, style) {
         Ok(ws) => ws,
         Err(code) => return code,
@@ -188,11 +212,19 @@ pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -
         Err(e) => return fail(e),
     };
     let rt = runtime();
-    let (plan, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
+    let (plan, _, refresh) = match make_plan(&ws, state.as_ref(), false, &rt) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
     print!("{}", render::plan_text(&plan));
+    if stats {
+        println!(
+            "\nRefreshed {} with {} in {:.1} s.",
+            plural_of(refresh.node_groups as u64, "node group"),
+            plural_of(refresh.calls, "API call"),
+            refresh.elapsed.as_secs_f64()
+        );
+    }
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(&plan).expect("a plan serialises");
         if let Err(e) = std::fs::write(out, json + "\n") {
@@ -201,6 +233,14 @@ pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, style: Style) -
         println!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
     }
     0
+}
+
+fn plural_of(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 pub fn show_cmd(planfile: &Path) -> ExitCode {
@@ -364,7 +404,7 @@ pub fn apply_cmd(
             }
         }
         None => match make_plan(&ws, state.as_ref(), destroy, &rt) {
-            Ok(p) => p,
+            Ok((plan, providers, _)) => (plan, providers),
             Err(e) => return fail(e),
         },
     };
