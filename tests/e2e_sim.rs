@@ -318,3 +318,47 @@ fn ctrl_c_stops_after_the_call_in_flight_and_a_rerun_finishes() {
     ok(d, &["apply", ".", "--auto-approve", "--var", "worker_image=img-2"]);
     assert!(ok(d, &["plan", ".", "--var", "worker_image=img-2"]).contains("No changes."));
 }
+
+#[test]
+fn an_empty_node_group_rolls_out_to_a_new_empty_group() {
+    // With no nodes there is no wave to create the new generation's group: the rollout still
+    // replaces the old group by a new one, and the next plan has nothing to do.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("main.kcl"),
+        r#"
+provider "sim" {}
+
+variable "image" {
+  type    = string
+  default = "img-1"
+}
+
+cluster "demo" {
+  kubernetes_version = "1.31"
+  network {
+    subnets = ["subnet-a"]
+  }
+  node_group "spot" {
+    image         = var.image
+    instance_type = "m6i.large"
+    size          = 0..5
+  }
+}
+"#,
+    )
+    .unwrap();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let before: Vec<String> =
+        groups(&status(d), "spot").iter().map(|g| g["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(before.len(), 1);
+    let out = ok(d, &["apply", ".", "--auto-approve", "--var", "image=img-2"]);
+    assert!(out.contains("Apply complete: 0 to create, 1 to roll out"), "{out}");
+    let s = status(d);
+    let after = groups(&s, "spot");
+    assert_eq!(after.len(), 1, "{s}");
+    assert_ne!(after[0]["name"].as_str().unwrap(), before[0]);
+    assert!(live_instances(after[0]).is_empty());
+    assert!(ok(d, &["plan", ".", "--var", "image=img-2"]).contains("No changes."));
+}

@@ -110,6 +110,9 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on an error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Print (on stderr) how many cloud API calls observing the node groups took, and how long.
+        #[arg(long)]
+        stats: bool,
     },
     /// Carry out the changes: a configuration (planned now, then confirmed) or a saved plan.
     Apply {
@@ -259,9 +262,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(choice);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Plan { path, run, out, format, detailed_exitcode } => {
+        Command::Plan { path, run, out, format, detailed_exitcode, stats } => {
             let print = run::Print { format: format.into(), color: Style::for_stdout(choice).color };
-            run::plan_cmd(&path, &run, out.as_deref(), print, detailed_exitcode, style)
+            run::plan_cmd(&path, &run, out.as_deref(), print, detailed_exitcode, stats, style)
         }
         Command::Apply { path, run, auto_approve, parallelism } => {
             run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, style)

@@ -111,12 +111,13 @@ pub(super) fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provi
                 };
                 Arc::new(drydock_sim::SimProvider::new(sim_world(&ws.config_dir), config, mode))
             }
-            ProviderSettings::Aws(_) => {
-                return Err(format!(
-                    "provider `{}`: the aws provider is not available in this build yet",
-                    p.reference()
-                ))
-            }
+            // Builds no SDK client here: that waits for the first call, so commands that do
+            // not use AWS never pay for it.
+            ProviderSettings::Aws(s) => Arc::new(drydock_aws::AwsProvider::new(drydock_aws::AwsConfig {
+                region: s.region.clone(),
+                profile: s.profile.clone(),
+                endpoint: s.endpoint.clone(),
+            })),
         };
         out.insert(p.reference(), provider);
     }
@@ -205,6 +206,7 @@ pub fn plan_cmd(
     out: Option<&Path>,
     print: Print,
     detailed_exitcode: bool,
+    stats: bool,
     style: Style,
 ) -> ExitCode {
     let ws = match load(path, args, style) {
@@ -216,10 +218,22 @@ pub fn plan_cmd(
         Err(e) => return fail(e),
     };
     let rt = runtime();
-    let (plan, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
+    let started = std::time::Instant::now();
+    let (plan, providers) = match make_plan(&ws, state.as_ref(), false, &rt) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
+    if stats {
+        // On stderr: stdout carries the plan alone.
+        let calls: u64 = providers.values().map(|p| p.stats().total()).sum();
+        let groups = ws.model.node_group_count();
+        eprintln!(
+            "Refreshed {groups} node {} with {calls} API {} in {:.1} s.",
+            if groups == 1 { "group" } else { "groups" },
+            if calls == 1 { "call" } else { "calls" },
+            started.elapsed().as_secs_f64()
+        );
+    }
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(&plan).expect("a plan serialises");
         if let Err(e) = std::fs::write(out, json + "\n") {

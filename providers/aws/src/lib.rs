@@ -1,0 +1,57 @@
+//! drydock's AWS provider: node groups as EC2 launch templates and Auto Scaling groups.
+//!
+//! # The mapping
+//!
+//! - **One launch template per generation** (named by [`mapping::template_name`] from the
+//!   lineage, cluster, node group and generation, and tagged with the ownership), holding one
+//!   version: the image, the instance type (unless a mixed instances policy names them), the
+//!   user data (see [`userdata`]: a MIME message whose first part leaves the node's labels,
+//!   taints, role and Kubernetes version in `/etc/drydock/`, and whose second part is the node
+//!   group's own user data), the root volume (on the image's root device), the metadata
+//!   options (IMDSv2 required unless `metadata` says otherwise), the security groups, the
+//!   instance profile and the key. Not one template per node group with a version per
+//!   generation: moto 5.2.5 cannot launch from a second version that carries user data, and one
+//!   template per generation lets one sweep of every template's latest version read them all.
+//!   The control-plane members of a generation share its template; a rollback to an earlier
+//!   spec finds that generation's template if it was kept.
+//! - **One Auto Scaling group per generation**, named by the caller, pinned to its template's
+//!   version, in the settings' subnets, with their health check type, grace period and sizes,
+//!   and tagged with the ownership tags, `kubernetes.io/cluster/<cluster>` = `owned` and the
+//!   settings' tags, all propagated to the instances at launch. Spot capacity or several
+//!   instance types use a mixed instances policy (spot: `capacity-optimized-prioritized`;
+//!   on demand: `prioritized`, in the listed order).
+//! - Deleting a group first deletes launch templates of its node group: all of them when it is
+//!   the node group's last group, otherwise those no group uses beyond the newest
+//!   [`mapping::KEEP_TEMPLATES`] (kept for a rollback by hand); then it force-deletes the group,
+//!   which terminates its instances.
+//!
+//! # Observation
+//!
+//! `DescribeAutoScalingGroups` filtered by the `drydock:lineage` tag (100 a page); the launch
+//! template versions not read before by this process (one sweep of every template's latest
+//! version, 200 a page, when more than a few templates are involved, and one call per template
+//! for any it missed; versions never change, so each is read once per process); and
+//! `DescribeInstances` filtered by the lineage tag (1,000 a page), skipped when no group has an
+//! instance. An instance is healthy when Auto Scaling has it `InService` and `Healthy` and EC2
+//! has it running. Concurrent observations are coalesced: at most one is in flight, and those
+//! who asked meanwhile share the next one. Every call is counted in [`Provider::stats`] by AWS
+//! action, and each observation logs one `tracing` event with its call count.
+//!
+//! # Configuration
+//!
+//! Credentials and region come from the standard AWS chain (environment, shared config and
+//! credential files, `credential_process`, SSO, container and instance metadata); the
+//! `provider "aws"` block's `region`, `profile` and `endpoint` override it, and
+//! `AWS_ENDPOINT_URL` points every call elsewhere (LocalStack, moto). Nothing is loaded until
+//! the first call. Throttling and 5xx answers are retried with the SDK's standard exponential
+//! backoff (5 attempts).
+//!
+//! [`Provider::stats`]: drydock_provider::Provider::stats
+
+mod error;
+pub mod mapping;
+mod provider;
+pub mod userdata;
+
+pub use error::{classify, AwsError};
+pub use provider::{AwsConfig, AwsProvider};
