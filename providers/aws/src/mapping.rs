@@ -25,25 +25,38 @@ pub const KEEP_TEMPLATES: usize = 3;
 /// moto 5.2.5 cannot launch from a second version that carries user data (its
 /// `CreateLaunchTemplateVersion` keeps the user data in a form its launches reject), and
 /// because one sweep of every template's latest version then reads every generation of a
-/// lineage at once. The control-plane members of a generation share it. The name carries the
-/// lineage, node group and generation for people, and a hash of the exact ownership, because
-/// sanitising `fleet["eu"]` may meet another name's spelling.
+/// lineage at once. The control-plane members of a generation share it.
+///
+/// The name starts with [`template_prefix`], a hash of the exact lineage, cluster and node
+/// group, so that a node group's templates are found by name (tag filters treat `[` and `"`
+/// in values such as `workers["eu-west-1a"]` unreliably), then the generation, then the
+/// cluster and node group for people, as far as they fit.
 pub fn template_name(o: &Ownership) -> String {
-    let digest =
-        sha2::Sha256::digest(format!("{}\0{}\0{}\0{}", o.lineage, o.cluster, o.node_group, o.generation).as_bytes());
-    let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    let raw =
-        format!("{}-{}-{}-{}", o.lineage.chars().take(6).collect::<String>(), o.cluster, o.node_group, o.generation);
-    let mut readable = String::new();
+    let generation = sanitize(&o.generation);
+    let readable = sanitize(&format!("{}-{}", o.cluster, o.node_group));
+    let name = format!("{}{generation}-{readable}", template_prefix(o));
+    name.chars().take(128).collect::<String>().trim_end_matches('-').to_string()
+}
+
+/// `drydock-` and a hash of the lineage, cluster and node group: what every launch template of
+/// one node group's name starts with.
+pub fn template_prefix(o: &Ownership) -> String {
+    let digest = sha2::Sha256::digest(format!("{}\0{}\0{}", o.lineage, o.cluster, o.node_group).as_bytes());
+    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("drydock-{hash}-")
+}
+
+/// Launch template names take letters, digits and ( ) . - / _ only; runs of anything else
+/// become one `-`.
+fn sanitize(raw: &str) -> String {
+    let mut out = String::new();
     for c in raw.chars() {
-        // Launch template names take letters, digits and ( ) . - / _ only.
         let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' };
-        if !(c == '-' && readable.ends_with('-')) {
-            readable.push(c);
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
         }
     }
-    let readable: String = readable.trim_matches('-').chars().take(100).collect();
-    format!("drydock-{readable}-{hash}")
+    out.trim_matches('-').to_string()
 }
 
 /// The description of a generation's launch template version.
@@ -598,7 +611,9 @@ mod tests {
     fn template_names_are_valid_deterministic_and_distinct() {
         let a = template_name(&ownership());
         assert_eq!(a, template_name(&ownership()));
-        assert!(a.starts_with("drydock-0f1e2d-fleet-eu-workers-eu-west-1a-3f2a9c01bd-"), "{a}");
+        assert!(a.starts_with(&template_prefix(&ownership())), "{a}");
+        assert!(a.ends_with("-3f2a9c01bd-fleet-eu-workers-eu-west-1a"), "{a}");
+        assert_eq!(template_prefix(&ownership()).len(), "drydock-".len() + 13);
         assert!(a.len() <= 128 && a.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)), "{a}");
         // The same readable part, another node group: another template.
         let other = Ownership { node_group: "workers[\"eu/west-1a\"]".into(), ..ownership() };

@@ -574,8 +574,12 @@ impl AwsProvider {
             .filter_map(mapping::template_of)
             .map(|r| r.id)
             .collect();
-        let filters: Vec<ec2::Filter> =
-            owner.iter().map(|(k, v)| ec2::Filter::builder().name(format!("tag:{k}")).values(*v).build()).collect();
+        // By name, not by tags: EC2 takes `[` in a filter value such as `workers["a"]` as a
+        // pattern (moto does), while the names start with a hash of the node group.
+        let filters = vec![ec2::Filter::builder()
+            .name("launch-template-name")
+            .values(format!("{}*", mapping::template_prefix(o)))
+            .build()];
         let mut templates: Vec<(String, i64)> = vec![];
         let mut token: Option<String> = None;
         loop {

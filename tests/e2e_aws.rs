@@ -1,0 +1,362 @@
+//! End to end through the binary against moto (see `tests/moto`): `examples/aws` applied,
+//! rolled out, resized, healed and destroyed, every result checked with describe calls (boto3),
+//! not with drydock's own view. moto's limits shape the checks: its instances are healthy the
+//! moment they launch and all land in a group's first subnet, and it has no instance refresh
+//! (drydock does not use one).
+
+mod moto;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use moto::{Moto, Network};
+use serde_json::Value;
+
+/// Runs drydock and insists it succeeds; returns stdout.
+fn ok(m: &Moto, dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
+    let out = m.drydock(dir, args, env);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "drydock {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+fn lineage(dir: &Path) -> String {
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
+    state["lineage"].as_str().unwrap().to_string()
+}
+
+/// Everything moto holds with the lineage tag: groups (with sizes, subnets, health settings,
+/// tags, template and members), launch templates (with their data) and live instances.
+fn inventory(m: &Moto, lineage: &str) -> Value {
+    m.py(&format!(
+        "lin = {lineage:?}\n\
+         f = [{{'Name': 'tag:drydock:lineage', 'Values': [lin]}}]\n\
+         groups = asg.describe_auto_scaling_groups(Filters=f)['AutoScalingGroups']\n\
+         tpls = ec2.describe_launch_templates(Filters=f, MaxResults=200)['LaunchTemplates']\n\
+         for t in tpls:\n\
+         \x20   v = ec2.describe_launch_template_versions(LaunchTemplateId=t['LaunchTemplateId'])['LaunchTemplateVersions'][0]\n\
+         \x20   t['Data'] = v['LaunchTemplateData']\n\
+         \x20   t['UserDataText'] = base64.b64decode(v['LaunchTemplateData'].get('UserData', '')).decode()\n\
+         live = ['pending', 'running']\n\
+         inst = [i for r in ec2.describe_instances(Filters=f + [{{'Name': 'instance-state-name', 'Values': live}}])['Reservations'] for i in r['Instances']]\n\
+         out({{'groups': groups, 'templates': tpls, 'instances': inst}})"
+    ))
+}
+
+fn tags(v: &Value) -> BTreeMap<String, String> {
+    v["Tags"]
+        .as_array()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| (t["Key"].as_str().unwrap().to_string(), t["Value"].as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn groups_of<'a>(inv: &'a Value, node_group: &str) -> Vec<&'a Value> {
+    inv["groups"].as_array().unwrap().iter().filter(|g| tags(g)["drydock:node-group"] == node_group).collect()
+}
+
+fn ids(v: &Value, key: &str) -> BTreeSet<String> {
+    v.as_array().unwrap().iter().map(|x| x[key].as_str().unwrap().to_string()).collect()
+}
+
+fn member_ids(g: &Value) -> BTreeSet<String> {
+    ids(&g["Instances"], "InstanceId")
+}
+
+fn all_members(inv: &Value) -> BTreeSet<String> {
+    inv["groups"].as_array().unwrap().iter().flat_map(member_ids).collect()
+}
+
+struct World {
+    moto: Moto,
+    net: Network,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        let moto = Moto::start();
+        let net = moto.network();
+        World { moto, net, dir: moto::aws_example() }
+    }
+
+    fn image(&self, n: usize) -> &str {
+        &self.net.images[n]
+    }
+
+    fn ok(&self, args: &[&str], image: usize) -> String {
+        ok(&self.moto, self.dir.path(), args, &self.net.vars(self.image(image)))
+    }
+
+    fn inventory(&self) -> Value {
+        inventory(&self.moto, &lineage(self.dir.path()))
+    }
+}
+
+#[test]
+fn apply_creates_templates_groups_and_instances_as_configured() {
+    let w = World::new();
+    let out = w.ok(&["apply", ".", "--auto-approve"], 0);
+    assert!(out.contains("Apply complete: 5 to create"), "{out}");
+    let lin = lineage(w.dir.path());
+    let inv = w.inventory();
+
+    // Three single-instance control-plane members, one group per zone of workers, a spot pool.
+    let cp = groups_of(&inv, "control-plane");
+    assert_eq!(cp.len(), 3);
+    for g in &cp {
+        assert_eq!(
+            (g["MinSize"].as_u64(), g["MaxSize"].as_u64(), g["DesiredCapacity"].as_u64()),
+            (Some(1), Some(1), Some(1))
+        );
+        assert_eq!(member_ids(g).len(), 1);
+    }
+    let cp_subnets: BTreeSet<&str> = cp.iter().map(|g| g["VPCZoneIdentifier"].as_str().unwrap()).collect();
+    assert_eq!(cp_subnets.len(), 3, "members are spread over the zones: {cp_subnets:?}");
+    for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"].iter().enumerate() {
+        let g = groups_of(&inv, &format!("workers[\"{zone}\"]"));
+        assert_eq!(g.len(), 1, "{zone}");
+        let g = g[0];
+        assert_eq!(
+            (g["MinSize"].as_u64(), g["MaxSize"].as_u64(), g["DesiredCapacity"].as_u64()),
+            (Some(2), Some(12), Some(2))
+        );
+        assert_eq!(g["VPCZoneIdentifier"], w.net.subnets[i].as_str());
+        assert_eq!(member_ids(g).len(), 2);
+    }
+    let spot = groups_of(&inv, "spot");
+    assert_eq!(spot.len(), 1);
+    let spot = spot[0];
+    assert_eq!(
+        (spot["MinSize"].as_u64(), spot["MaxSize"].as_u64(), spot["DesiredCapacity"].as_u64()),
+        (Some(0), Some(30), Some(0))
+    );
+    let policy = &spot["MixedInstancesPolicy"];
+    let types: Vec<&str> = policy["LaunchTemplate"]["Overrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["InstanceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["m6i.2xlarge", "m6a.2xlarge", "m5.2xlarge", "m5a.2xlarge"]);
+    assert_eq!(policy["InstancesDistribution"]["OnDemandPercentageAboveBaseCapacity"], 0);
+
+    // Health settings and tags on every group, all propagated at launch.
+    for g in inv["groups"].as_array().unwrap() {
+        assert_eq!(g["HealthCheckType"], "EC2");
+        assert_eq!(g["HealthCheckGracePeriod"], 120);
+        let t = tags(g);
+        assert_eq!(t["drydock:lineage"], lin);
+        assert_eq!(t["drydock:cluster"], "prod");
+        assert_eq!(t["kubernetes.io/cluster/prod"], "owned");
+        assert_eq!(t["team"], "platform");
+        assert!(t["drydock:generation"].len() == 10);
+        assert!(g["Tags"].as_array().unwrap().iter().all(|t| t["PropagateAtLaunch"] == true), "{g}");
+        assert!(
+            g["AutoScalingGroupName"].as_str().unwrap().ends_with(&t["drydock:generation"])
+                || g["AutoScalingGroupName"].as_str().unwrap().contains(&format!("{}-m", t["drydock:generation"]))
+        );
+    }
+
+    // One launch template per generation, with the spec's data and the labels for the bootstrap.
+    let templates = inv["templates"].as_array().unwrap();
+    assert_eq!(templates.len(), 5, "{:?}", ids(&inv["templates"], "LaunchTemplateName"));
+    for t in templates {
+        let d = &t["Data"];
+        assert_eq!(d["ImageId"], w.image(0));
+        assert_eq!(d["MetadataOptions"]["HttpTokens"], "required");
+        assert_eq!(d["MetadataOptions"]["HttpPutResponseHopLimit"], 1);
+        assert_eq!(d["SecurityGroupIds"][0], w.net.security_group.as_str());
+        assert_eq!(d["IamInstanceProfile"]["Name"], "prod-node");
+        let root = &d["BlockDeviceMappings"][0];
+        assert_eq!(root["DeviceName"], "/dev/xvda");
+        assert_eq!(root["Ebs"]["VolumeType"], "gp3");
+        assert_eq!(root["Ebs"]["Encrypted"], true);
+        assert_eq!(root["Ebs"]["Iops"], 4000);
+        let ng = tags(t)["drydock:node-group"].clone();
+        assert_eq!(root["Ebs"]["VolumeSize"], if ng == "control-plane" { 50 } else { 100 }, "{ng}");
+        let text = t["UserDataText"].as_str().unwrap();
+        assert!(text.starts_with("Content-Type: multipart/mixed"), "{text}");
+        match ng.as_str() {
+            "control-plane" => {
+                assert_eq!(d["InstanceType"], "m6i.large");
+                assert!(
+                    text.contains("DRYDOCK_NODE_TAINTS='node-role.kubernetes.io/control-plane:NoSchedule'"),
+                    "{text}"
+                );
+                assert!(text.contains("kubeadm init"), "{text}");
+            }
+            "spot" => {
+                assert!(d.get("InstanceType").is_none(), "the mixed instances policy names the types: {d}");
+                assert!(text.contains("node.kubernetes.io/lifecycle=spot"), "{text}");
+            }
+            _ => {
+                assert_eq!(d["InstanceType"], "m6i.xlarge");
+                assert!(
+                    text.contains(
+                        "DRYDOCK_NODE_LABELS='node.kubernetes.io/pool=general,topology.kubernetes.io/zone=us-east-1"
+                    ),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    // Nine instances, each tagged like its group.
+    let instances = inv["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 9);
+    assert_eq!(ids(&inv["instances"], "InstanceId"), all_members(&inv));
+    for i in instances {
+        let t = tags(i);
+        let group = inv["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["AutoScalingGroupName"] == t["aws:autoscaling:groupName"].as_str())
+            .unwrap();
+        assert_eq!(t["drydock:generation"], tags(group)["drydock:generation"]);
+        assert_eq!(t["drydock:node-group"], tags(group)["drydock:node-group"]);
+        assert_eq!(i["ImageId"], w.image(0));
+    }
+
+    // A second plan has nothing to do, and refreshing costs a handful of calls.
+    let plan = w.ok(&["plan", ".", "--stats"], 0);
+    assert!(plan.contains("No changes."), "{plan}");
+    assert!(plan.contains("Refreshed 5 node groups with 3 API calls in"), "{plan}");
+}
+
+#[test]
+fn an_image_change_rolls_every_instance_onto_the_new_generation_in_waves() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    let before = w.inventory();
+    let old_instances = all_members(&before);
+    let old_groups = ids(&before["groups"], "AutoScalingGroupName");
+    assert_eq!(old_instances.len(), 9);
+
+    let plan = w.ok(&["plan", "."], 1);
+    assert!(plan.contains("5 to roll out (9 nodes replaced)"), "{plan}");
+    for id in &old_instances {
+        assert_eq!(plan.matches(id.as_str()).count(), 1, "{id} leaves in exactly one wave:\n{plan}");
+    }
+    let out = w.ok(&["apply", ".", "--auto-approve"], 1);
+    for wave in ["control-plane: wave 3/3: +1 -1", "workers[\"us-east-1a\"]: wave 2/2: +1 -1"] {
+        assert!(out.contains(wave), "{wave}:\n{out}");
+    }
+    assert!(out.contains("Apply complete: 0 to create, 5 to roll out (9 nodes replaced)"), "{out}");
+
+    let after = w.inventory();
+    let new_instances = all_members(&after);
+    assert_eq!(new_instances.len(), 9);
+    assert!(new_instances.is_disjoint(&old_instances), "every instance was replaced");
+    assert!(ids(&after["groups"], "AutoScalingGroupName").is_disjoint(&old_groups), "the old groups are gone");
+    assert_eq!(after["instances"].as_array().unwrap().len(), 9, "no old instance still runs");
+    for i in after["instances"].as_array().unwrap() {
+        assert_eq!(i["ImageId"], w.image(1));
+    }
+    // Every group launches from a template of the new image.
+    let templates: BTreeMap<String, &Value> = after["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["LaunchTemplateId"].as_str().unwrap().to_string(), t))
+        .collect();
+    for g in after["groups"].as_array().unwrap() {
+        let spec = g
+            .get("LaunchTemplate")
+            .unwrap_or(&g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]);
+        let t = templates[spec["LaunchTemplateId"].as_str().unwrap()];
+        assert_eq!(t["Data"]["ImageId"], w.image(1));
+        assert_eq!(tags(t)["drydock:generation"], tags(g)["drydock:generation"]);
+    }
+    assert!(w.ok(&["plan", "."], 1).contains("No changes."));
+}
+
+#[test]
+fn a_size_change_is_made_in_place_without_replacing_an_instance() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    let before = w.inventory();
+    let plan = w.ok(&["plan", ".", "--var", "worker_size=3..15"], 0);
+    assert!(plan.contains("0 to roll out (0 nodes replaced), 3 to update in place"), "{plan}");
+    w.ok(&["apply", ".", "--auto-approve", "--var", "worker_size=3..15"], 0);
+    let after = w.inventory();
+    assert_eq!(ids(&after["groups"], "AutoScalingGroupName"), ids(&before["groups"], "AutoScalingGroupName"));
+    assert!(all_members(&before).is_subset(&all_members(&after)), "no instance was replaced");
+    for zone in ["us-east-1a", "us-east-1b", "us-east-1c"] {
+        let g = groups_of(&after, &format!("workers[\"{zone}\"]"))[0];
+        assert_eq!((g["MinSize"].as_u64(), g["MaxSize"].as_u64()), (Some(3), Some(15)));
+        // The autoscaler owns desired inside the sizes: raised only to the new minimum.
+        assert_eq!(g["DesiredCapacity"], 3);
+        assert_eq!(member_ids(g).len(), 3);
+    }
+    assert!(w.ok(&["plan", ".", "--var", "worker_size=3..15"], 0).contains("No changes."));
+}
+
+#[test]
+fn an_instance_terminated_behind_drydocks_back_is_replaced_by_its_group() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    let before = w.inventory();
+    let group = groups_of(&before, "workers[\"us-east-1b\"]")[0];
+    let victim = member_ids(group).into_iter().next().unwrap();
+    w.moto.py(&format!("ec2.terminate_instances(InstanceIds=[{victim:?}])\nout(None)"));
+    let after = w.inventory();
+    let group = groups_of(&after, "workers[\"us-east-1b\"]")[0];
+    let members = member_ids(group);
+    assert_eq!(members.len(), 2, "{group}");
+    assert!(!members.contains(&victim));
+    assert_eq!(group["DesiredCapacity"], 2);
+    assert!(w.ok(&["plan", "."], 0).contains("No changes."), "a replaced instance is not drift");
+}
+
+#[test]
+fn destroy_leaves_no_template_group_or_instance_of_the_lineage() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    w.ok(&["apply", ".", "--auto-approve"], 1);
+    let lin = lineage(w.dir.path());
+    let out = w.ok(&["destroy", ".", "--auto-approve"], 1);
+    assert!(out.contains("Destroy complete"), "{out}");
+    let inv = inventory(&w.moto, &lin);
+    assert_eq!(ids(&inv["groups"], "AutoScalingGroupName"), BTreeSet::new());
+    assert_eq!(ids(&inv["templates"], "LaunchTemplateName"), BTreeSet::new());
+    assert_eq!(ids(&inv["instances"], "InstanceId"), BTreeSet::new());
+}
+
+#[test]
+fn errors_say_what_failed_and_what_to_do() {
+    let w = World::new();
+    let d = w.dir.path();
+    let mut vars = w.net.vars("ami-0000000000000dead");
+    let out = w.moto.drydock(d, &["apply", ".", "--auto-approve"], &vars);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("image ami-0000000000000dead does not exist in this region"), "{err}");
+    assert!(err.contains("cluster.prod.node_group.control-plane: invalid input: group "), "{err}");
+
+    vars = w.net.vars(w.image(0));
+    vars[0].1 = r#"["subnet-0000000000000dead","subnet-0000000000000beef","subnet-0000000000000f00d"]"#.into();
+    let out = w.moto.drydock(d, &["apply", ".", "--auto-approve"], &vars);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CreateAutoScalingGroup: The subnet ID 'subnet-0000000000000dead' does not exist"), "{err}");
+    assert!(err.contains("check the node group's subnets"), "{err}");
+
+    // No credentials anywhere: the call is never sent, and the message says where to put them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock"))
+        .current_dir(d)
+        .args(["plan", "."])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", d)
+        .envs(w.moto.env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")))
+        .envs(w.net.vars(w.image(0)))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("not authorised") && err.contains("no AWS credentials were found"), "{err}");
+}
