@@ -12,12 +12,14 @@ use std::path::Path;
 use moto::{Moto, Network};
 use serde_json::Value;
 
-/// Runs drydock and insists it succeeds; returns stdout.
+/// Runs drydock and insists it succeeds; returns stdout, then stderr (where notes such as
+/// `plan --stats` go, stdout carrying the plan alone).
 fn ok(m: &Moto, dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
     let out = m.drydock(dir, args, env);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "drydock {args:?} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    stdout
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "drydock {args:?} failed:\n{stdout}\n{stderr}");
+    stdout + &stderr
 }
 
 fn lineage(dir: &Path) -> String {

@@ -872,6 +872,11 @@ fn detect_drift(
             );
         }
         for (k, v) in &applied.tags {
+            // Tags a provider manages itself (ownership, the cluster's ownership tag) are
+            // not the node group's to drift.
+            if k.starts_with("drydock:") || k.starts_with("kubernetes.io/cluster/") {
+                continue;
+            }
             if o.tags.get(k) != Some(v) {
                 push(
                     format!("tags.{k}"),
