@@ -222,10 +222,15 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
         assert_eq!(i["ImageId"], w.image(0));
     }
 
-    // A second plan has nothing to do, and refreshing costs a handful of calls.
-    let plan = w.ok(&["plan", ".", "--stats"], 0);
+    // A second plan has nothing to do, and refreshing costs a handful of calls, which the
+    // provider also reports as a tracing event.
+    let mut env = w.net.vars(w.image(0));
+    env.push(("DRYDOCK_LOG", "info".into()));
+    let out = w.moto.drydock(w.dir.path(), &["plan", ".", "--stats"], &env);
+    let (plan, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(plan.contains("No changes."), "{plan}");
     assert!(plan.contains("Refreshed 5 node groups with 3 API calls in"), "{plan}");
+    assert!(log.contains("aws: observed") && log.contains("groups=7") && log.contains("calls=3"), "{log}");
 }
 
 #[test]

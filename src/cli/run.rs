@@ -219,7 +219,7 @@ pub fn plan_cmd(path: &Path, args: &RunArgs, out: Option<&Path>, stats: bool, st
     print!("{}", render::plan_text(&plan));
     if stats {
         println!(
-            "\nRefreshed {} with {} in {:.1} s.",
+            "\nRefreshed {} with {} in {:.2} s.",
             plural_of(refresh.node_groups as u64, "node group"),
             plural_of(refresh.calls, "API call"),
             refresh.elapsed.as_secs_f64()
