@@ -273,10 +273,17 @@ fn an_image_change_rolls_every_instance_onto_the_new_generation_in_waves() {
         let spec = g
             .get("LaunchTemplate")
             .unwrap_or(&g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]);
-        let t = templates[spec["LaunchTemplateId"].as_str().unwrap()];
+        let t = templates[spec["LaunchTemplateId"].as_str().unwrap_or_else(|| panic!("{g}"))];
         assert_eq!(t["Data"]["ImageId"], w.image(1));
         assert_eq!(tags(t)["drydock:generation"], tags(g)["drydock:generation"]);
     }
+    // The previous generation's template is kept for a rollback by hand, one per node group.
+    let mut per_node_group: BTreeMap<String, usize> = BTreeMap::new();
+    for t in after["templates"].as_array().unwrap() {
+        *per_node_group.entry(tags(t)["drydock:node-group"].clone()).or_default() += 1;
+    }
+    assert_eq!(per_node_group.len(), 5);
+    assert!(per_node_group.values().all(|n| *n == 2), "{per_node_group:?}");
     assert!(w.ok(&["plan", "."], 1).contains("No changes."));
 }
 
