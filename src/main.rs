@@ -4,6 +4,11 @@ use clap::Parser;
 
 fn main() {
     let cli = drydock::cli::Cli::parse();
+    // Diagnostics for people chasing a slow or failing run: DRYDOCK_LOG=info (or debug, …)
+    // prints tracing events, such as each AWS refresh with its call count, on stderr.
+    if let Some(level) = std::env::var("DRYDOCK_LOG").ok().and_then(|l| l.parse::<tracing::Level>().ok()) {
+        tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false).init();
+    }
     // Evaluation recurses over expressions; a large stack keeps deeply nested (but
     // accepted) input from overflowing it. Pages are only committed when touched.
     let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || drydock::cli::run(cli));

@@ -162,8 +162,8 @@ fn a_rollout_killed_at_any_point_converges_with_nothing_orphaned() {
         killed(&m, &net, dir.path(), &net.images[1], at);
         let out = ok(&m, &net, dir.path(), &["apply", ".", "--auto-approve"], &net.images[1]);
         assert!(out.contains("Apply complete"), "crash point {at}:\n{out}");
-        // The old generations' templates are kept for a rollback by hand (at most a few per
-        // node group); anything else is an orphan.
+        // The old generations' templates are kept for a rollback by hand (one per node
+        // group); anything else is an orphan.
         converged_and_destroyable(&m, &net, dir.path(), &net.images[1], &old, at);
     }
 }

@@ -224,10 +224,15 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
         assert_eq!(i["ImageId"], w.image(0));
     }
 
-    // A second plan has nothing to do, and refreshing costs a handful of calls.
-    let plan = w.ok(&["plan", ".", "--stats"], 0);
+    // A second plan has nothing to do, and refreshing costs a handful of calls, which the
+    // provider also reports as a tracing event.
+    let mut env = w.net.vars(w.image(0));
+    env.push(("DRYDOCK_LOG", "info".into()));
+    let out = w.moto.drydock(w.dir.path(), &["plan", ".", "--stats"], &env);
+    let (plan, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(plan.contains("No changes."), "{plan}");
-    assert!(plan.contains("Refreshed 5 node groups with 3 API calls in"), "{plan}");
+    assert!(log.contains("Refreshed 5 node groups with 3 API calls in"), "{log}");
+    assert!(log.contains("aws: observed") && log.contains("groups=7") && log.contains("calls=3"), "{log}");
 }
 
 #[test]
@@ -270,10 +275,17 @@ fn an_image_change_rolls_every_instance_onto_the_new_generation_in_waves() {
         let spec = g
             .get("LaunchTemplate")
             .unwrap_or(&g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]);
-        let t = templates[spec["LaunchTemplateId"].as_str().unwrap()];
+        let t = templates[spec["LaunchTemplateId"].as_str().unwrap_or_else(|| panic!("{g}"))];
         assert_eq!(t["Data"]["ImageId"], w.image(1));
         assert_eq!(tags(t)["drydock:generation"], tags(g)["drydock:generation"]);
     }
+    // The previous generation's template is kept for a rollback by hand, one per node group.
+    let mut per_node_group: BTreeMap<String, usize> = BTreeMap::new();
+    for t in after["templates"].as_array().unwrap() {
+        *per_node_group.entry(tags(t)["drydock:node-group"].clone()).or_default() += 1;
+    }
+    assert_eq!(per_node_group.len(), 5);
+    assert!(per_node_group.values().all(|n| *n == 2), "{per_node_group:?}");
     assert!(w.ok(&["plan", "."], 1).contains("No changes."));
 }
 

@@ -616,6 +616,13 @@ impl Executor {
                 self.create_group(p, c, t, &g.name, &g.settings).await?;
             }
         }
+        // A node group with no nodes had no wave to create its new group: it is created now,
+        // empty, before the old groups go, so that the node group always has a group.
+        if c.role == Role::Worker && !self.exists(p, c, &new_group.name).await? {
+            let mut s = new_group.settings.clone();
+            s.desired = c.replicas.clamp(s.min, s.max);
+            self.create_group(p, c, t, &new_group.name, &s).await?;
+        }
         // The old generations are empty now: delete their groups.
         for name in &c.retire {
             let still = p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
@@ -625,13 +632,8 @@ impl Executor {
                 self.ledger.update(|s| forget_group(s, c, name))?;
             }
         }
-        // The new group takes its final sizes. A node group with no nodes had no wave to create
-        // its new group: it is created now, empty, with those sizes.
-        if c.role == Role::Worker && !self.exists(p, c, &new_group.name).await? {
-            let mut s = new_group.settings.clone();
-            s.desired = c.replicas.clamp(s.min, s.max);
-            self.create_group(p, c, t, &new_group.name, &s).await?;
-        } else if c.role == Role::Worker {
+        // The new group takes its final sizes.
+        if c.role == Role::Worker {
             let mut s = new_group.settings.clone();
             s.desired = c.replicas.clamp(s.min, s.max);
             let now = p.clock().now_ms();

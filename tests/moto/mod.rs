@@ -88,6 +88,16 @@ impl Moto {
         moto
     }
 
+    /// Forgets everything the server holds (`POST /moto-api/reset`).
+    pub fn reset(&self) {
+        let port = self.endpoint.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).expect("a port");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
+        s.write_all(b"POST /moto-api/reset HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n").expect("reset");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.") && answer.contains(" 200 "), "moto reset: {answer}");
+    }
+
     /// The environment that points drydock (and boto3) at this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -125,12 +135,13 @@ impl Moto {
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{text}"))
     }
 
-    /// A VPC with a subnet in each of three zones and a security group, and two Linux images
+    /// A VPC with a subnet in each of three zones (a /20 each: moto puts every instance of a
+    /// group in its first subnet, and the bench runs 500), a security group, and two Linux images
     /// moto knows (moto launches any image id, but drydock checks the image exists first).
     pub fn network(&self) -> Network {
         let v = self.py(
             "vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']\n\
-             subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.0.{i}.0/24', AvailabilityZone=f'us-east-1{z}')['Subnet']['SubnetId'] for i, z in enumerate('abc')]\n\
+             subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.0.{16 * i}.0/20', AvailabilityZone=f'us-east-1{z}')['Subnet']['SubnetId'] for i, z in enumerate('abc')]\n\
              sg = ec2.create_security_group(GroupName='nodes', Description='nodes', VpcId=vpc)['GroupId']\n\
              images = sorted(i['ImageId'] for i in ec2.describe_images(Owners=['amazon'])['Images'] if i.get('RootDeviceName') == '/dev/xvda' and i.get('Platform') != 'windows')\n\
              out({'subnets': subnets, 'sg': sg, 'images': images[:2]})",

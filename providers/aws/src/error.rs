@@ -148,11 +148,14 @@ where
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let code = ctx.err().code().map(str::to_string);
+            let kind = classify(code.as_deref().unwrap_or(""), ctx.err().message().unwrap_or(""), Some(status));
             let message = ctx.err().message().map(str::to_string).unwrap_or_else(|| match &code {
                 Some(_) => full.clone(),
-                None => format!("HTTP {status} with no error code"),
+                None => "the service answered with an error and no error code".to_string(),
             });
-            let kind = classify(code.as_deref().unwrap_or(""), &message, Some(status));
+            // The status stands in for a missing code, so the hint is about the service, not
+            // about reaching it.
+            let code = code.or_else(|| Some(format!("HTTP {status}")));
             AwsError { action, code, message, kind }
         }
         SdkError::TimeoutError(_) => {

@@ -18,8 +18,10 @@ use crate::userdata::{self, NodeInfo};
 pub const TAG_ASG_NAME: &str = "aws:autoscaling:groupName";
 
 /// How many launch templates of generations no group uses any more are kept per node group,
-/// newest first, so that a person can point a group back at an earlier generation by hand.
-pub const KEEP_TEMPLATES: usize = 3;
+/// newest first, so that a person can point a group back at the previous generation by hand.
+/// One: every kept template is read by each refresh's sweep of the account's templates, so
+/// keeping more would make every plan slower.
+pub const KEEP_TEMPLATES: usize = 1;
 
 /// The launch template of a generation: one per generation, holding one version, because
 /// moto 5.2.5 cannot launch from a second version that carries user data (its
@@ -273,6 +275,18 @@ pub fn launch_spec(spec: &GenerationSpec, template_id: &str, version: i64) -> La
             .instances_distribution(distribution)
             .build(),
     )
+}
+
+/// A described mixed instances policy as a request may repeat it: the template named by id
+/// or by name, not both (which describe returns and requests refuse).
+pub fn policy_to_repeat(p: &asg::MixedInstancesPolicy) -> asg::MixedInstancesPolicy {
+    let mut p = p.clone();
+    if let Some(spec) = p.launch_template.as_mut().and_then(|lt| lt.launch_template_specification.as_mut()) {
+        if spec.launch_template_id.is_some() {
+            spec.launch_template_name = None;
+        }
+    }
+    p
 }
 
 fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<ec2::Tag> {
@@ -595,6 +609,20 @@ mod tests {
             );
             assert_eq!(spec_from(&as_response(&data), &g), s);
         }
+    }
+
+    #[test]
+    fn a_repeated_policy_names_its_template_once() {
+        let LaunchSpec::Mixed(policy) =
+            launch_spec(&GenerationSpec { capacity_type: CapacityType::Spot, ..spec() }, "lt-1", 1)
+        else {
+            panic!("spot is mixed")
+        };
+        let mut described = policy.clone();
+        if let Some(s) = described.launch_template.as_mut().and_then(|l| l.launch_template_specification.as_mut()) {
+            s.launch_template_name = Some("drydock-x".into());
+        }
+        assert_eq!(policy_to_repeat(&described), policy);
     }
 
     #[test]

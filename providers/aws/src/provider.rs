@@ -560,7 +560,8 @@ impl AwsProvider {
     }
 
     /// Before a group goes: when it is the node group's last, every launch template of the node
-    /// group goes too; otherwise templates no group uses are deleted beyond the newest few.
+    /// group goes too; otherwise templates no group uses are deleted but the newest
+    /// [`mapping::KEEP_TEMPLATES`].
     /// Done before the group is deleted, so that a crash in between leaves the group, and the
     /// next try of the delete does this again, rather than templates nobody would look for.
     async fn prune_templates(&self, c: &Clients, g: &asg::AutoScalingGroup, o: &Ownership) -> Result<(), AwsError> {
@@ -759,6 +760,9 @@ impl Provider for AwsProvider {
                 .vpc_zone_identifier(a.vpc_zone_identifier)
                 .health_check_type(a.health_check_type)
                 .health_check_grace_period(a.grace_seconds)
+                // The group's own policy, unchanged: AWS keeps it anyway, and moto 5.2.5 drops
+                // a mixed instances policy that an update does not repeat.
+                .set_mixed_instances_policy(g.mixed_instances_policy().map(mapping::policy_to_repeat))
                 .send(),
         )
         .await
