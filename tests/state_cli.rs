@@ -4,7 +4,9 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use drydock::state::store::{LocalStore, DEFAULT_FILE_NAME};
+use std::time::Duration;
+
+use drydock::state::store::{LocalStore, DEFAULT_FILE_NAME, DEFAULT_LEASE};
 use expect_test::expect;
 
 /// Runs the binary in `dir` with stdin closed (so never a terminal) and no colour.
@@ -334,7 +336,7 @@ fn force_unlock_without_a_terminal_needs_force() {
     let dir = with_state();
     let store = LocalStore::new(dir.path().join(DEFAULT_FILE_NAME));
     // This test process plays the stuck holder.
-    let held = store.lock("apply").unwrap();
+    let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
     let id = held.id().to_string();
 
     let out = drydock(dir.path(), &["force-unlock", &id]);
@@ -358,7 +360,7 @@ fn force_unlock_without_a_terminal_needs_force() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), format!("The lock {id} on ./drydock.state.json was cleared.\n"));
     assert_eq!(lock_info(dir.path()), None);
-    assert!(store.lock("plan").is_ok(), "the next run can lock the state");
+    assert!(store.lock("plan", DEFAULT_LEASE, Duration::ZERO).is_ok(), "the next run can lock the state");
 
     let out = drydock(dir.path(), &["force-unlock", &id, "--force"]);
     assert_eq!(out.status.code(), Some(1));

@@ -20,7 +20,7 @@ use drydock_provider::{
 
 use crate::config::model::Role;
 use crate::plan::{Action, Change, Plan, Target, TargetGroup};
-use crate::state::store::LocalStore;
+use crate::state::backend::Store;
 use crate::state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State, BOOT_SAMPLES};
 
 /// How often health is polled, on the provider's clock.
@@ -85,11 +85,11 @@ pub trait Progress: Send + Sync {
 /// The state as the apply changes it, written to disk after every step.
 pub struct Ledger {
     state: Mutex<State>,
-    store: LocalStore,
+    store: Store,
 }
 
 impl Ledger {
-    pub fn new(state: State, store: LocalStore) -> Ledger {
+    pub fn new(state: State, store: Store) -> Ledger {
         Ledger { state: Mutex::new(state), store }
     }
 

@@ -16,7 +16,8 @@ use crate::config::{self, Model, ProviderSettings};
 use crate::diag::Sources;
 use crate::plan::{self, Plan, PlanInput};
 use crate::render;
-use crate::state::store::{default_path, new_lineage, LocalStore};
+use crate::state::backend::{self, BackendRecord, Lock, Store};
+use crate::state::store::{new_lineage, DEFAULT_LEASE};
 use crate::state::State;
 
 /// Options shared by plan, apply and destroy.
@@ -31,6 +32,18 @@ pub struct RunArgs {
     /// seen, instance ids are not known, and an unpinned desired capacity is taken as `min`).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// How long to wait for a state lock someone else holds (`30s`, `5m`) before failing;
+    /// a lock whose lease ended meanwhile is taken over.
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// `--lock-timeout`: a duration like the language's (`90s`, `5m`, `0s`).
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::syntax::parse_duration(s)
+        .filter(|_| !s.is_empty())
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("`{s}` is not a duration (like 30s, 5m or 0s)"))
 }
 
 /// How `plan` and `show` print a plan: the format, and colour (human format only).
@@ -46,8 +59,27 @@ pub(super) struct Workspace {
     pub(super) config_dir: PathBuf,
     pub(super) model: Model,
     pub(super) digest: String,
-    pub(super) store: LocalStore,
+    pub(super) store: Store,
+    /// Which backend that is, as `.drydock/backend.json` records it.
+    pub(super) backend: BackendRecord,
+    pub(super) lease: std::time::Duration,
+    pub(super) lock_timeout: std::time::Duration,
     pub(super) refresh: bool,
+}
+
+impl Workspace {
+    /// Takes the state lock for `what`, waiting up to `--lock-timeout`; says so when it found
+    /// the lock of a run that died, and records the backend in use.
+    pub(super) fn lock(&self, what: &str) -> Result<Lock, String> {
+        let lock = self.store.lock(what, self.lease, self.lock_timeout).map_err(|e| e.to_string())?;
+        if let Some(note) = lock.note() {
+            eprintln!("{note}");
+        }
+        if backend::read_record(&self.config_dir)?.is_none() {
+            backend::write_record(&self.config_dir, &self.backend)?;
+        }
+        Ok(lock)
+    }
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -83,13 +115,20 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
     let config_dir =
         if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
     let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
-    let state_path = args.state.clone().unwrap_or_else(|| default_path(path));
+    let opened = backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref())
+        .and_then(|(store, record)| backend::check_unmoved(&config_dir, path, &record).map(|()| (store, record)));
+    let (store, record) = opened.map_err(|e| fail(e))?;
+    let lease =
+        model.backend.as_ref().and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
     Ok(Workspace {
         config_path: path.to_path_buf(),
         config_dir,
         digest: config_digest(&loaded.sources),
         model,
-        store: LocalStore::new(state_path),
+        store,
+        backend: record,
+        lease,
+        lock_timeout: args.lock_timeout,
         refresh: args.refresh,
     })
 }
@@ -375,7 +414,7 @@ pub fn apply_cmd(
         Ok(ws) => ws,
         Err(code) => return code,
     };
-    let _lock = match ws.store.lock(what) {
+    let _lock = match ws.lock(what) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };

@@ -1,8 +1,9 @@
-//! `drydock state list`, `drydock state show` and `drydock force-unlock`: reading the state
-//! file, and clearing a lock its holder cannot release.
+//! `drydock state list|show|pull|push|migrate` and `drydock force-unlock`: reading the
+//! state, moving it between backends, and clearing a lock its holder cannot release.
 //!
-//! Reading takes no lock: the state file is only ever replaced by a rename, so a reader
-//! sees a whole state, the one before or the one after a concurrent write.
+//! Reading takes no lock: the state file is only ever replaced by a rename (and an S3 object
+//! by a whole new one), so a reader sees a whole state, the one before or the one after a
+//! concurrent write. Writing (push, migrate) takes the lock, like apply.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,23 +11,70 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::Value;
 
+use super::VarArgs;
 use super::{report, ExitCode, Style};
 use crate::diag::{Diagnostic, Sources};
-use crate::state::store::{default_path, FormatError, LocalStore, StateError};
+use crate::state::backend::{self, BackendRecord, Store};
+use crate::state::store::{default_path, upgrade, FormatError, StateError, DEFAULT_LEASE};
 use crate::state::{Entry, State};
 
-/// Where the state file is; shared by every command that reads or writes it.
+/// Where the state is; shared by every command that reads or writes it.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct StateArgs {
-    /// The state file [default: drydock.state.json in the configuration's directory].
+    /// A local state file, instead of the configuration's backend [default: the `backend`
+    /// block's, else drydock.state.json in the configuration's directory].
     #[arg(long = "state", value_name = "FILE")]
     pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+}
+
+/// The configuration's backend, the store it names, and its lock lease.
+struct Located {
+    store: Store,
+    record: BackendRecord,
+    lease: std::time::Duration,
+    config_dir: PathBuf,
 }
 
 impl StateArgs {
-    /// The store for the configuration at `config_path`: `--state` if given, else the default.
-    pub fn store(&self, config_path: &Path) -> LocalStore {
-        LocalStore::new(self.state.clone().unwrap_or_else(|| default_path(config_path)))
+    /// The store for the configuration at `config_path`: `--state` if given; else the
+    /// configuration's `backend` block (the configuration is evaluated for it); else, with no
+    /// configuration there at all, the default local file.
+    fn locate(&self, config_path: &Path, style: Style) -> Result<Located, ExitCode> {
+        let config_dir = if config_path.is_dir() {
+            config_path.to_path_buf()
+        } else {
+            config_path.parent().map_or(PathBuf::from("."), Path::to_path_buf)
+        };
+        let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
+        let has_config = config_path.is_file()
+            || std::fs::read_dir(config_path)
+                .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "kcl")))
+                .unwrap_or(false);
+        let model = if self.state.is_none() && has_config {
+            let inputs = self.vars.inputs().map_err(|d| {
+                report(&d, &Sources::new(), style);
+                1
+            })?;
+            let loaded = crate::config::load(config_path, &inputs);
+            match loaded.model.filter(|_| loaded.diagnostics.is_empty()) {
+                Some(m) => Some(m),
+                None => {
+                    report(&loaded.diagnostics, &loaded.sources, style);
+                    return Err(1);
+                }
+            }
+        } else {
+            None
+        };
+        let backend = model.as_ref().and_then(|m| m.backend.as_ref());
+        let (store, record) = backend::open(backend, config_path, &config_dir, self.state.as_deref()).map_err(|e| {
+            report(&[Diagnostic::global("state::backend", e)], &Sources::new(), style);
+            1
+        })?;
+        let lease = backend.and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
+        Ok(Located { store, record, lease, config_dir })
     }
 }
 
@@ -50,6 +98,47 @@ pub enum StateCommand {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Print the whole state, as stored, on stdout (from the local file or S3).
+    Pull {
+        /// The configuration (a .kcl file or a directory), which names the backend.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Replace the state with FILE (`-` for stdin). Refused when FILE's lineage differs or its
+    /// serial is not newer than the state's, unless --force.
+    Push {
+        /// A state file, as `state pull` prints it.
+        file: PathBuf,
+        /// The configuration (a .kcl file or a directory), which names the backend.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Push another lineage or an older serial anyway (the serial written is then one past
+        /// the state's, so it never goes backwards).
+        #[arg(long)]
+        force: bool,
+        /// How long to wait for a lock someone else holds.
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::run::parse_timeout)]
+        lock_timeout: std::time::Duration,
+    },
+    /// Move the state to the backend the configuration names now (after its `backend` block
+    /// changed), keeping its lineage and serial. The old copy is left where it was.
+    Migrate {
+        /// The configuration (a .kcl file or a directory), which names the new backend.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        /// Overwrite a state of another lineage at the destination.
+        #[arg(long)]
+        force: bool,
+        /// How long to wait for a lock someone else holds.
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::run::parse_timeout)]
+        lock_timeout: std::time::Duration,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -67,17 +156,181 @@ pub struct ForceUnlockArgs {
 }
 
 pub fn run(command: StateCommand, style: Style) -> ExitCode {
+    let (path, state) = match &command {
+        StateCommand::List { path, state }
+        | StateCommand::Show { path, state, .. }
+        | StateCommand::Pull { path, state }
+        | StateCommand::Push { path, state, .. }
+        | StateCommand::Migrate { path, state, .. } => (path.clone(), state.clone()),
+    };
+    let at = match state.locate(&path, style) {
+        Ok(at) => at,
+        Err(code) => return code,
+    };
     let result = match command {
-        StateCommand::List { path, state } => list(&state.store(&path)),
-        StateCommand::Show { address, path, state } => show(&state.store(&path), &address),
+        StateCommand::List { .. } => list(&at.store),
+        StateCommand::Show { address, .. } => show(&at.store, &address),
+        StateCommand::Pull { .. } => pull(&at.store),
+        StateCommand::Push { file, force, lock_timeout, .. } => push(&at, &file, force, lock_timeout),
+        StateCommand::Migrate { force, lock_timeout, .. } => migrate(&at, &path, force, lock_timeout),
     };
     finish(result, style)
 }
 
 pub fn force_unlock(args: ForceUnlockArgs, style: Style) -> ExitCode {
-    let store = args.state.store(&args.path);
-    let result = confirm_and_unlock(&store, &args.id, args.force);
+    let at = match args.state.locate(&args.path, style) {
+        Ok(at) => at,
+        Err(code) => return code,
+    };
+    let result = confirm_and_unlock(&at.store, &args.id, args.force);
     finish(result, style)
+}
+
+fn pull(store: &Store) -> Result<(), Diagnostic> {
+    match store.read_raw().map_err(|e| state_error(store, e))? {
+        Some(bytes) => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes).and_then(|_| out.flush());
+            Ok(())
+        }
+        None => Err(Diagnostic::global("state::no_state", format!("no state at {}", store.describe()))),
+    }
+}
+
+/// Reads a state file given on the command line (`-`: stdin), any known format version.
+fn read_state_file(file: &Path) -> Result<State, Diagnostic> {
+    let bytes = if file == Path::new("-") {
+        let mut b = vec![];
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .map_err(|e| Diagnostic::global("state::io", format!("cannot read stdin: {e}")))?;
+        b
+    } else {
+        std::fs::read(file).map_err(|e| {
+            Diagnostic::global("state::io", format!("cannot read {}: {}", file.display(), crate::config::io_msg(&e)))
+        })?
+    };
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Diagnostic::global("state::corrupt", format!("{} is not valid json: {e}", file.display())))?;
+    upgrade(value).map_err(|e| Diagnostic::global(e.code(), format!("{}: {e}", file.display())))
+}
+
+fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration) -> Result<(), Diagnostic> {
+    let store = &at.store;
+    let mut pushed = read_state_file(file)?;
+    let _lock = store.lock("state push", at.lease, timeout).map_err(|e| state_error(store, e))?;
+    let current = store.read().map_err(|e| state_error(store, e))?;
+    if let Some(cur) = &current {
+        let refuse = |why: String| {
+            Diagnostic::global("state::push_refused", format!("{why}; nothing was pushed"))
+                .help("pass --force to push it anyway (the serial written is then one past the state's)")
+        };
+        if cur.lineage != pushed.lineage && !force {
+            return Err(refuse(format!(
+                "{} is of lineage {}, the state at {} of lineage {}: it is another infrastructure's state",
+                file.display(),
+                pushed.lineage,
+                store.describe(),
+                cur.lineage
+            )));
+        }
+        if pushed.serial <= cur.serial {
+            let same = serde_json::to_value(cur).ok() == serde_json::to_value(&pushed).ok();
+            if same {
+                print_stdout(&format!(
+                    "{} is already the state at {} (serial {}); nothing to do.\n",
+                    file.display(),
+                    store.describe(),
+                    cur.serial
+                ));
+                return Ok(());
+            }
+            if !force {
+                return Err(refuse(format!(
+                    "{} has serial {}, the state at {} has serial {}: pushing it would go back in time",
+                    file.display(),
+                    pushed.serial,
+                    store.describe(),
+                    cur.serial
+                )));
+            }
+            pushed.serial = cur.serial + 1;
+        }
+    }
+    store.write_as_is(&pushed).map_err(|e| state_error(store, e))?;
+    print_stdout(&format!(
+        "Pushed {} to {} (lineage {}, serial {}).\n",
+        file.display(),
+        store.describe(),
+        pushed.lineage,
+        pushed.serial
+    ));
+    Ok(())
+}
+
+/// Moves the state from the backend recorded for the directory (or the default local file)
+/// to the one the configuration names now.
+fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Duration) -> Result<(), Diagnostic> {
+    let err = |msg: String| Diagnostic::global("state::migrate", msg);
+    let from_record = match backend::read_record(&at.config_dir).map_err(err)? {
+        Some(r) => r,
+        None => {
+            let local = default_path(config_path);
+            if !local.exists() {
+                return Err(err(format!(
+                    "there is no state to migrate: no local state file {} and no record of another backend in {}",
+                    local.display(),
+                    backend::record_path(&at.config_dir).display()
+                )));
+            }
+            BackendRecord::Local { path: PathBuf::from(local.file_name().unwrap_or_default()) }
+        }
+    };
+    if from_record.same_place(&at.record) {
+        print_stdout(&format!("The state is already in {}; nothing to migrate.\n", at.record.describe()));
+        return Ok(());
+    }
+    let from = from_record.open(&at.config_dir);
+    let to = &at.store;
+    let _from_lock = from.lock("state migrate", at.lease, timeout).map_err(|e| state_error(&from, e))?;
+    let _to_lock = to.lock("state migrate", at.lease, timeout).map_err(|e| state_error(to, e))?;
+    let Some(state) = from.read().map_err(|e| state_error(&from, e))? else {
+        return Err(err(format!("there is no state at {} to migrate", from.describe())));
+    };
+    match to.read().map_err(|e| state_error(to, e))? {
+        Some(there) if there.lineage != state.lineage && !force => {
+            return Err(err(format!(
+                "{} already holds a state of another lineage ({}, serial {}); nothing was moved",
+                to.describe(),
+                there.lineage,
+                there.serial
+            ))
+            .help("pass --force to replace it with the migrated state"))
+        }
+        Some(there) if there.lineage == state.lineage && there.serial >= state.serial => {
+            print_stdout(&format!(
+                "{} already holds this state at serial {} (the source is at {}); it is kept.\n",
+                to.describe(),
+                there.serial,
+                state.serial
+            ));
+        }
+        Some(there) => {
+            let mut moved = state.clone();
+            moved.serial = moved.serial.max(there.serial + 1);
+            to.write_as_is(&moved).map_err(|e| state_error(to, e))?;
+        }
+        None => to.write_as_is(&state).map_err(|e| state_error(to, e))?,
+    }
+    backend::write_record(&at.config_dir, &at.record).map_err(err)?;
+    print_stdout(&format!(
+        "Migrated the state (lineage {}, serial {}) from {} to {}.\nThe copy at {} is left as it was; remove it once you no longer need it.\n",
+        state.lineage,
+        state.serial,
+        from.describe(),
+        to.describe(),
+        from.describe()
+    ));
+    Ok(())
 }
 
 fn finish(result: Result<(), Diagnostic>, style: Style) -> ExitCode {
@@ -92,24 +345,24 @@ fn finish(result: Result<(), Diagnostic>, style: Style) -> ExitCode {
 
 /// The error as a diagnostic; for a damaged file, points at the backup if there is one (a
 /// file from a newer drydock is not damaged: the answer there is a newer drydock).
-fn state_error(store: &LocalStore, e: StateError) -> Diagnostic {
+fn state_error(store: &Store, e: StateError) -> Diagnostic {
     let damaged = match &e {
         StateError::Corrupt { .. } => true,
         StateError::InvalidFile { source, .. } => !matches!(source, FormatError::Newer { .. }),
         _ => false,
     };
     let d = Diagnostic::global(e.code(), e.to_string());
-    let backup = store.backup_path();
-    if damaged && backup.is_file() {
-        d.help(format!("the version before the last write is in {}", backup.display()))
-    } else {
-        d
+    match store.backup_path() {
+        Some(backup) if damaged && backup.is_file() => {
+            d.help(format!("the version before the last write is in {}", backup.display()))
+        }
+        _ => d,
     }
 }
 
-fn list(store: &LocalStore) -> Result<(), Diagnostic> {
+fn list(store: &Store) -> Result<(), Diagnostic> {
     let Some(state) = store.read().map_err(|e| state_error(store, e))? else {
-        eprintln!("note: no state file at {}; nothing has been applied with it yet", store.path().display());
+        eprintln!("note: no state file at {}; nothing has been applied with it yet", store.describe());
         return Ok(());
     };
     let mut out = String::new();
@@ -121,13 +374,13 @@ fn list(store: &LocalStore) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn show(store: &LocalStore, address: &str) -> Result<(), Diagnostic> {
+fn show(store: &Store, address: &str) -> Result<(), Diagnostic> {
     let Some(state) = store.read().map_err(|e| state_error(store, e))? else {
-        return Err(Diagnostic::global("state::no_state", format!("no state file at {}", store.path().display()))
+        return Err(Diagnostic::global("state::no_state", format!("no state file at {}", store.describe()))
             .help("pass --state FILE if the state is kept elsewhere"));
     };
     let Some(entry) = state.entry(address) else {
-        return Err(unknown_address(&state, address, store.path()));
+        return Err(unknown_address(&state, address, &store.describe()));
     };
     let value = entry_json(entry).map_err(|e| state_error(store, StateError::Serialize(e)))?;
     let mut text = serde_json::to_string_pretty(&value).map_err(|e| state_error(store, StateError::Serialize(e)))?;
@@ -136,10 +389,9 @@ fn show(store: &LocalStore, address: &str) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn unknown_address(state: &State, address: &str, path: &Path) -> Diagnostic {
+fn unknown_address(state: &State, address: &str, at: &str) -> Diagnostic {
     let addresses = state.addresses();
-    let d =
-        Diagnostic::global("state::unknown_address", format!("no `{address}` in the state file {}", path.display()));
+    let d = Diagnostic::global("state::unknown_address", format!("no `{address}` in the state file {at}"));
     match crate::diag::did_you_mean(address, addresses.iter().map(String::as_str)) {
         Some(best) => d.help(format!("did you mean `{best}`?")),
         None => d.help("`drydock state list` shows every address"),
@@ -176,10 +428,10 @@ fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-fn confirm_and_unlock(store: &LocalStore, id: &str, force: bool) -> Result<(), Diagnostic> {
+fn confirm_and_unlock(store: &Store, id: &str, force: bool) -> Result<(), Diagnostic> {
     // Check the id before asking, so that a typo is not confirmed first and refused after.
     let Some(info) = store.lock_info().map_err(|e| state_error(store, e))? else {
-        return Err(state_error(store, StateError::NotLocked { path: store.path().to_path_buf() }));
+        return Err(state_error(store, StateError::NotLocked { path: store.describe().into() }));
     };
     if info.id != id {
         return Err(state_error(store, StateError::LockIdMismatch { given: id.to_string(), held: info.id }));
@@ -197,7 +449,7 @@ fn confirm_and_unlock(store: &LocalStore, id: &str, force: bool) -> Result<(), D
             "the state {} is locked by {} (pid {} on {}) for {} since {}.\n\
              if that run is still going, unlocking lets another run change the same node groups at once.\n\
              only 'yes' will be accepted to confirm.\n",
-            store.path().display(),
+            store.describe(),
             info.who,
             info.pid,
             info.host,
@@ -211,6 +463,6 @@ fn confirm_and_unlock(store: &LocalStore, id: &str, force: bool) -> Result<(), D
         }
     }
     store.force_unlock(id).map_err(|e| state_error(store, e))?;
-    print_stdout(&format!("The lock {id} on {} was cleared.\n", store.path().display()));
+    print_stdout(&format!("The lock {id} on {} was cleared.\n", store.describe()));
     Ok(())
 }

@@ -210,7 +210,7 @@ fn round(
         return;
     }
     // Act under the lock; an apply in progress wins and the repair waits for the next round.
-    let _lock = match ws.store.lock("watch") {
+    let _lock = match ws.lock("watch") {
         Ok(l) => l,
         Err(e) => {
             events.emit("skipped", "", "the state is locked; trying again next round", Some(&e.to_string()));

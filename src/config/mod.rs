@@ -788,8 +788,23 @@ impl<'s> Cx<'s> {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
+        let lock_lease_ms = match layer.get("lock_lease") {
+            Some(f) => match &f.value {
+                Value::Duration(ms) if *ms >= 1000 => Some(*ms),
+                Value::Duration(_) => {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", f.span, "`lock_lease` must be at least 1s")
+                            .label("too short")
+                            .help("the holder renews its lease every third of it; 60s is the default"),
+                    );
+                    None
+                }
+                _ => None,
+            },
+            None => None,
+        };
         if kind.value == "local" {
-            return Some(Backend::Local { path: s("path") });
+            return Some(Backend::Local { path: s("path"), lock_lease_ms });
         }
         let required = |cx: &mut Self, k: &str| {
             s(k).or_else(|| {
@@ -805,6 +820,7 @@ impl<'s> Cx<'s> {
             region: s("region"),
             endpoint: s("endpoint"),
             profile: s("profile"),
+            lock_lease_ms,
         })
     }
 

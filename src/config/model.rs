@@ -70,8 +70,27 @@ pub struct AwsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Backend {
-    Local { path: Option<String> },
-    S3 { bucket: String, key: String, region: Option<String>, endpoint: Option<String>, profile: Option<String> },
+    Local {
+        path: Option<String>,
+        /// The state lock's lease in milliseconds (`lock_lease`), if set.
+        lock_lease_ms: Option<u64>,
+    },
+    S3 {
+        bucket: String,
+        key: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+        profile: Option<String>,
+        lock_lease_ms: Option<u64>,
+    },
+}
+
+impl Backend {
+    pub fn lock_lease_ms(&self) -> Option<u64> {
+        match self {
+            Backend::Local { lock_lease_ms, .. } | Backend::S3 { lock_lease_ms, .. } => *lock_lease_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -187,7 +187,8 @@ pub const PROVIDER_KINDS: &[&str] = &["sim", "aws"];
 /// Any provider block, before its kind is known; checked again by kind.
 pub static PROVIDER_ANY: Schema = Schema { attrs: &[], blocks: &[], open: true };
 
-pub static LOCAL_BACKEND: Schema = Schema { attrs: &[a("path", Ty::Str)], blocks: &[], open: false };
+pub static LOCAL_BACKEND: Schema =
+    Schema { attrs: &[a("path", Ty::Str), a("lock_lease", Ty::Dur)], blocks: &[], open: false };
 pub static S3_BACKEND: Schema = Schema {
     attrs: &[
         a("bucket", Ty::Str),
@@ -195,6 +196,7 @@ pub static S3_BACKEND: Schema = Schema {
         a("region", Ty::Str),
         a("endpoint", Ty::Str),
         a("profile", Ty::Str),
+        a("lock_lease", Ty::Dur),
     ],
     blocks: &[],
     open: false,

@@ -7,6 +7,8 @@
 //! Invariant: knows nothing of the language or of any one cloud; it stores provider
 //! group names and settings as given.
 
+pub mod backend;
+pub mod remote;
 pub mod store;
 
 use std::collections::BTreeMap;

@@ -52,7 +52,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -96,11 +96,24 @@ pub enum StateError {
     SerialExhausted(u64),
     #[error("cannot serialize the state: {0}")]
     Serialize(#[source] serde_json::Error),
-    #[error(
-        "the state is locked: {} by {} (pid {} on {}) since {}; if that run is gone, clear the lock with `drydock force-unlock {}`",
-        .0.operation, .0.who, .0.pid, .0.host, .0.created, .0.id
-    )]
+    #[error("{}", locked_message(.0))]
     Locked(LockInfo),
+    /// The OS lock is held, but its holder is gone or hung: it cannot be taken over safely
+    /// (the holder may still write), so a person decides.
+    #[error(
+        "the state is locked by {} ({} by {}, pid {} on {}, since {}), but {why}; if that run is really gone, clear the lock with `drydock force-unlock {}`",
+        .info.operation, .info.operation, .info.who, .info.pid, .info.host, .info.created, .info.id
+    )]
+    StaleLock { info: LockInfo, why: String },
+    /// A remote state changed since this run read it: the write was refused, nothing lost.
+    #[error("the state at {what} was changed by another run since this one read it; nothing was overwritten. Make a new plan and run again")]
+    Conflict { what: String },
+    /// This run's lease was taken over (it could not renew it in time): it writes no more.
+    #[error("this run lost its lock on {what}: its lease expired and another run took the lock over; this run stopped writing the state. Run `drydock plan` to see where things stand")]
+    LockLost { what: String },
+    /// A remote store failed (the message names the action, the object and what to do).
+    #[error("{0}")]
+    Remote(String),
     /// Locked by a holder that has not written its info yet (or cannot: it is not drydock).
     #[error("the state is locked by another process whose lock info in {} cannot be read yet; try again", path.display())]
     LockedWithoutInfo { path: PathBuf },
@@ -125,6 +138,10 @@ impl StateError {
             StateError::InvalidFile { .. } | StateError::Format(_) => "state::format",
             StateError::Serialize(_) | StateError::SerialExhausted(_) => "state::serialize",
             StateError::Locked(_) | StateError::LockedWithoutInfo { .. } => "state::locked",
+            StateError::StaleLock { .. } => "state::stale_lock",
+            StateError::Conflict { .. } => "state::conflict",
+            StateError::LockLost { .. } => "state::lock_lost",
+            StateError::Remote(_) => "state::remote",
             StateError::CorruptLockInfo { .. } => "state::corrupt_lock",
             StateError::NotLocked { .. } => "state::not_locked",
             StateError::LockIdMismatch { .. } => "state::lock_id",
@@ -181,21 +198,80 @@ pub struct LockInfo {
     pub created: String,
     /// The drydock version of the holder.
     pub version: String,
+    /// The lease, in seconds: the holder renews it every third of that while it works.
+    /// 0 in lock info written before leases existed.
+    #[serde(default)]
+    pub lease_seconds: u64,
+    /// When the lease ends unless it is renewed: RFC 3339 in UTC, and in milliseconds since
+    /// the Unix epoch (the holder's clock).
+    #[serde(default)]
+    pub expires: String,
+    #[serde(default)]
+    pub expires_ms: u64,
 }
 
+/// The default lease of a lock: a holder that stops renewing loses the lock this long after
+/// its last renewal.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
 impl LockInfo {
-    /// Info for a lock this process is taking now.
-    fn new(operation: &str) -> LockInfo {
+    /// Info for a lock this process is taking now, with a lease of `lease` from `now_ms`.
+    pub fn new(operation: &str, lease: Duration, now_ms: u64) -> LockInfo {
         let host = host_name();
-        LockInfo {
+        let mut info = LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
             operation: operation.to_string(),
             who: format!("{}@{host}", user_name()),
             pid: std::process::id(),
             host,
-            created: format_rfc3339(SystemTime::now()),
+            created: format_rfc3339(UNIX_EPOCH + Duration::from_millis(now_ms)),
             version: DRYDOCK_VERSION.to_string(),
-        }
+            lease_seconds: lease.as_secs().max(1),
+            expires: String::new(),
+            expires_ms: 0,
+        };
+        info.renew(now_ms);
+        info
+    }
+
+    /// Moves the end of the lease to a whole lease after `now_ms`.
+    pub fn renew(&mut self, now_ms: u64) {
+        self.expires_ms = now_ms.saturating_add(self.lease_seconds.saturating_mul(1000));
+        self.expires = format_rfc3339(UNIX_EPOCH + Duration::from_millis(self.expires_ms));
+    }
+
+    /// Whether the lease ended before `now_ms` (never, for info without a lease).
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms != 0 && now_ms > self.expires_ms
+    }
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn locked_message(i: &LockInfo) -> String {
+    let lease = if i.expires.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; its lease ends at {} unless the holder renews it (a run that died stops renewing, and its lock can be taken over then: use --lock-timeout to wait for it)",
+            i.expires
+        )
+    };
+    format!(
+        "the state is locked: {} by {} (pid {} on {}) since {}{lease}; if that run is gone, clear the lock with `drydock force-unlock {}`",
+        i.operation, i.who, i.pid, i.host, i.created, i.id
+    )
+}
+
+/// Whether process `pid` runs on this host. `None` where that cannot be told.
+pub fn pid_alive(pid: u32) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        Some(Path::new("/proc").join(pid.to_string()).exists())
+    } else {
+        None
     }
 }
 
@@ -307,6 +383,12 @@ impl LocalStore {
         result
     }
 
+    /// Writes `state` as it is, its serial untouched (`state push`, `state migrate`), with the
+    /// same backup and atomic replacement as [`LocalStore::write`].
+    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+        self.write_bytes(state)
+    }
+
     fn write_bytes(&self, state: &State) -> Result<(), StateError> {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
@@ -318,9 +400,25 @@ impl LocalStore {
         write_atomically(&self.path, &self.temp_path(), &bytes)
     }
 
-    /// Takes the state lock for `operation` (`plan`, `apply`), or fails at once with the
-    /// holder's info if someone else has it. Dropping the [`StateLock`] releases it.
-    pub fn lock(&self, operation: &str) -> Result<StateLock, StateError> {
+    /// Takes the state lock for `operation` (`plan`, `apply`) with a lease of `lease`. When
+    /// someone else has it, tries again until `timeout` has passed and then fails with the
+    /// holder's info (at once with a zero timeout). Dropping the [`StateLock`] releases it.
+    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<StateLock, StateError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.try_lock(operation, lease) {
+                Err(e @ (StateError::Locked(_) | StateError::LockedWithoutInfo { .. }))
+                    if Instant::now() < deadline =>
+                {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(200).min(deadline - Instant::now()));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_lock(&self, operation: &str, lease: Duration) -> Result<StateLock, StateError> {
         let lock_path = self.lock_path();
         // `force_unlock` may remove the lock file between our open and our lock, leaving us
         // holding a lock on a file nobody else will open; then we open the new one and try
@@ -333,7 +431,7 @@ impl LocalStore {
                     // Empty or half-written info is a holder caught between locking and
                     // writing it.
                     return Err(match read_lock_info(&file, &lock_path) {
-                        Ok(Some(info)) => StateError::Locked(info),
+                        Ok(Some(info)) => held_by(info),
                         Ok(None) | Err(StateError::CorruptLockInfo { .. }) => {
                             StateError::LockedWithoutInfo { path: lock_path }
                         }
@@ -345,18 +443,13 @@ impl LocalStore {
             if !same_file(&file, &lock_path)? {
                 continue;
             }
-            let info = LockInfo::new(operation);
-            let mut text = serde_json::to_vec_pretty(&info).map_err(StateError::Serialize)?;
-            text.push(b'\n');
-            // No fsync: the info only matters while the holder lives, and the OS drops the
-            // lock itself when the machine goes down.
-            let record = |mut f: &File| -> io::Result<()> {
-                f.set_len(0)?;
-                f.rewind()?;
-                f.write_all(&text)
-            };
-            record(&file).map_err(|e| StateError::io("write lock info to", &lock_path, e))?;
-            return Ok(StateLock { file, path: lock_path, info, released: false });
+            // Info left behind means its holder died without releasing: the OS freed the
+            // lock, and the caller is told whose it was.
+            let replaced = read_lock_info(&file, &lock_path).ok().flatten();
+            let info = LockInfo::new(operation, lease, now_ms());
+            write_lock_info(&file, &lock_path, &info)?;
+            let renewal = Renewal::start(&file, &lock_path, &info)?;
+            return Ok(StateLock { file, path: lock_path, info, released: false, replaced, renewal: Some(renewal) });
         }
         Err(StateError::io("lock", &lock_path, io::Error::other("the lock file was replaced while locking it")))
     }
@@ -408,6 +501,71 @@ impl LocalStore {
     }
 }
 
+/// Why a lock held by someone else is held: by a live holder ([`StateError::Locked`]), or
+/// by one that is gone from this host or has stopped renewing its lease
+/// ([`StateError::StaleLock`]: the OS lock is still held, by a process elsewhere sharing the
+/// directory or a hung one, so only a person can decide to clear it).
+fn held_by(info: LockInfo) -> StateError {
+    if info.host == host_name() && pid_alive(info.pid) == Some(false) {
+        let why = format!("its holder (pid {}) is no longer running on this host", info.pid);
+        return StateError::StaleLock { info, why };
+    }
+    if info.expired(now_ms()) {
+        let why = format!(
+            "its holder has not renewed its lease since it ended at {} (the process is hung, or its machine lost this directory)",
+            info.expires
+        );
+        return StateError::StaleLock { info, why };
+    }
+    StateError::Locked(info)
+}
+
+/// Writes `info` over a lock file's contents, without a moment of empty file when the new
+/// text is as long as the old (a renewal changes only the time).
+fn write_lock_info(file: &File, path: &Path, info: &LockInfo) -> Result<(), StateError> {
+    let mut text = serde_json::to_vec_pretty(info).map_err(StateError::Serialize)?;
+    text.push(b'\n');
+    // No fsync: the info only matters while the holder lives, and the OS drops the lock
+    // itself when the machine goes down.
+    let record = |mut f: &File| -> io::Result<()> {
+        f.rewind()?;
+        f.write_all(&text)?;
+        f.set_len(text.len() as u64)
+    };
+    record(file).map_err(|e| StateError::io("write lock info to", path, e))
+}
+
+/// The thread that renews a local lock's lease every third of it, so that the info always
+/// shows a live holder as live.
+#[derive(Debug)]
+struct Renewal {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Renewal {
+    fn start(file: &File, path: &Path, info: &LockInfo) -> Result<Renewal, StateError> {
+        let file = file.try_clone().map_err(|e| StateError::io("open lock file", path, e))?;
+        let (path, mut info) = (path.to_path_buf(), info.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                info.renew(now_ms());
+                let _ = write_lock_info(&file, &path, &info);
+            }
+        });
+        Ok(Renewal { stop, thread: Some(thread) })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A held state lock. Dropping it clears the lock info and releases the OS lock.
 #[derive(Debug)]
 pub struct StateLock {
@@ -417,6 +575,9 @@ pub struct StateLock {
     /// Set by `release`, so that `drop` does not clear the info a new holder may have
     /// written since.
     released: bool,
+    /// The info of a holder that died holding the lock, found when taking it.
+    replaced: Option<LockInfo>,
+    renewal: Option<Renewal>,
 }
 
 impl StateLock {
@@ -428,13 +589,22 @@ impl StateLock {
         &self.info.id
     }
 
+    /// The lock info of an earlier holder that ended without releasing the lock (its process
+    /// died, so the OS released it), if taking the lock found one.
+    pub fn replaced(&self) -> Option<&LockInfo> {
+        self.replaced.as_ref()
+    }
+
     /// Releases the lock now, reporting what `drop` can only ignore.
     pub fn release(mut self) -> Result<(), StateError> {
         self.released = true;
         self.clear()
     }
 
-    fn clear(&self) -> Result<(), StateError> {
+    fn clear(&mut self) -> Result<(), StateError> {
+        if let Some(mut r) = self.renewal.take() {
+            r.stop();
+        }
         // Through our own handle, never by path: after a force-unlock the path names a new
         // lock file whose holder's info must survive us.
         self.file.set_len(0).map_err(|e| StateError::io("clear lock info in", &self.path, e))?;
@@ -814,7 +984,7 @@ mod tests {
     #[test]
     fn a_second_lock_fails_with_the_first_holders_info() {
         let (_dir, store) = store();
-        let held = store.lock("apply").unwrap();
+        let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
         let info = held.info().clone();
         assert_eq!(info.operation, "apply");
         assert_eq!(info.pid, std::process::id());
@@ -824,7 +994,7 @@ mod tests {
         assert_eq!(store.lock_info().unwrap().as_ref(), Some(&info));
 
         // Another store on the same file, as another process would open it.
-        let err = LocalStore::new(store.path()).lock("plan").unwrap_err();
+        let err = LocalStore::new(store.path()).lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
         let StateError::Locked(ref holder) = err else { panic!("{err:?}") };
         assert_eq!(holder, &info);
         let msg = err.to_string();
@@ -838,41 +1008,41 @@ mod tests {
     #[test]
     fn dropping_the_lock_releases_it() {
         let (_dir, store) = store();
-        let first = store.lock("apply").unwrap();
+        let first = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
         drop(first);
         assert_eq!(store.lock_info().unwrap(), None, "the info is cleared");
-        let second = store.lock("plan").unwrap();
+        let second = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap();
         assert_eq!(store.lock_info().unwrap().unwrap().operation, "plan");
         second.release().unwrap();
         assert_eq!(store.lock_info().unwrap(), None);
-        assert!(store.lock("apply").is_ok());
+        assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_ok());
     }
 
     #[test]
     fn force_unlock_needs_the_right_id() {
         let (_dir, store) = store();
         assert!(matches!(store.force_unlock("x"), Err(StateError::NotLocked { .. })));
-        let held = store.lock("apply").unwrap();
+        let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
         let err = store.force_unlock("not-the-id").unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("the state is locked with id {}, not not-the-id; nothing was unlocked", held.id())
         );
-        assert!(store.lock("plan").is_err(), "still locked");
+        assert!(store.lock("plan", DEFAULT_LEASE, Duration::ZERO).is_err(), "still locked");
 
         store.force_unlock(held.id()).unwrap();
         assert_eq!(store.lock_info().unwrap(), None);
-        let next = store.lock("plan").expect("the lock is free after a force-unlock");
+        let next = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).expect("the lock is free after a force-unlock");
         // The broken holder finishing must not clear the new holder's info.
         drop(held);
         assert_eq!(store.lock_info().unwrap().as_ref(), Some(next.info()));
-        assert!(store.lock("apply").is_err(), "the new holder still holds it");
+        assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_err(), "the new holder still holds it");
     }
 
     #[test]
     fn stale_info_of_a_dead_holder_neither_blocks_nor_lingers() {
         let (_dir, store) = store();
-        let mut stale = LockInfo::new("apply");
+        let mut stale = LockInfo::new("apply", DEFAULT_LEASE, now_ms());
         stale.pid = 999_999;
         fs::write(store.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
         assert_eq!(store.lock_info().unwrap(), Some(stale.clone()), "the record is reported");
@@ -880,8 +1050,66 @@ mod tests {
         assert_eq!(store.lock_info().unwrap(), None);
 
         fs::write(store.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
-        let lock = store.lock("plan").expect("no OS lock is held, so the record does not block");
+        let lock = store
+            .lock("plan", DEFAULT_LEASE, Duration::ZERO)
+            .expect("no OS lock is held, so the record does not block");
         assert_eq!(store.lock_info().unwrap().as_ref(), Some(lock.info()));
+        assert_eq!(lock.replaced(), Some(&stale), "the dead holder's record is reported to the taker");
+    }
+
+    #[test]
+    fn a_held_lock_whose_holder_is_gone_or_hung_is_reported_as_stale() {
+        let (_dir, store) = store();
+        let holder = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let mut info = holder.info().clone();
+        let rewrite = |info: &LockInfo| {
+            let f = OpenOptions::new().write(true).open(store.lock_path()).unwrap();
+            write_lock_info(&f, &store.lock_path(), info).unwrap();
+        };
+        // A live holder: locked, with the lease's end named.
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert!(matches!(err, StateError::Locked(_)), "{err:?}");
+        assert!(err.to_string().contains("its lease ends at"), "{err}");
+        // Its pid is gone from this host (the OS lock is held by a process elsewhere).
+        info.pid = 999_999_999;
+        rewrite(&info);
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert_eq!(err.code(), "state::stale_lock");
+        assert!(err.to_string().contains("is no longer running on this host"), "{err}");
+        assert!(err.to_string().contains(&format!("drydock force-unlock {}", info.id)), "{err}");
+        // Alive but not renewing: its lease ended.
+        info.pid = std::process::id();
+        info.renew(now_ms() - 2 * 60_000);
+        rewrite(&info);
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("has not renewed its lease"), "{err}");
+        drop(holder);
+    }
+
+    #[test]
+    fn a_waiting_lock_gets_the_lock_when_the_holder_releases_it() {
+        let (_dir, store) = store();
+        let holder = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let other = store.clone();
+        let waiter = std::thread::spawn(move || {
+            other.lock("plan", DEFAULT_LEASE, Duration::from_secs(30)).map(|l| l.info().operation.clone())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(holder);
+        assert_eq!(waiter.join().unwrap().unwrap(), "plan");
+    }
+
+    #[test]
+    fn the_lease_is_renewed_while_the_lock_is_held() {
+        let (_dir, store) = store();
+        let held = store.lock("apply", Duration::from_secs(1), Duration::ZERO).unwrap();
+        let first = held.info().expires_ms;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.lock_info().unwrap().is_none_or(|i| i.expires_ms == first) {
+            assert!(Instant::now() < deadline, "not renewed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!store.lock_info().unwrap().unwrap().expired(now_ms()));
     }
 
     #[test]
@@ -891,10 +1119,10 @@ mod tests {
             fs::write(store.lock_path(), content).unwrap();
             let holder = File::open(store.lock_path()).unwrap();
             holder.try_lock().unwrap();
-            let err = store.lock("apply").unwrap_err();
+            let err = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
             assert!(matches!(err, StateError::LockedWithoutInfo { .. }), "{content:?}: {err:?}");
             drop(holder);
-            assert!(store.lock("apply").is_ok(), "free once the holder is gone");
+            assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_ok(), "free once the holder is gone");
         }
     }
 
