@@ -117,7 +117,7 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
     let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
     let opened = backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref())
         .and_then(|(store, record)| backend::check_unmoved(&config_dir, path, &record).map(|()| (store, record)));
-    let (store, record) = opened.map_err(|e| fail(e))?;
+    let (store, record) = opened.map_err(fail)?;
     let lease =
         model.backend.as_ref().and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
     Ok(Workspace {

@@ -163,7 +163,8 @@ pub fn write_record(config_dir: &Path, record: &BackendRecord) -> Result<(), Str
     let path = record_path(config_dir);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        let tmp = path.with_extension("json.tmp");
+        // One temporary file per process: runs started together all write the same record.
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
         std::fs::write(&tmp, serde_json::to_vec_pretty(record).unwrap_or_default())?;
         std::fs::rename(&tmp, &path)
     };

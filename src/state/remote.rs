@@ -45,12 +45,19 @@ pub struct RemoteStore {
     key: String,
     clock: Clock,
     rt: tokio::runtime::Runtime,
-    /// The ETag and bytes of the state as this process last read or wrote it; `None` before
-    /// the first read, `Some((None, _))` when there was no state.
-    seen: Mutex<Option<(Option<String>, Vec<u8>)>>,
+    /// The state as this process last read or wrote it; `None` before the first read.
+    seen: Mutex<Option<Seen>>,
     /// Set when a lock this store handed out was lost.
     lost: Arc<AtomicBool>,
-    versioning: Mutex<Option<bool>>,
+}
+
+/// The state object as last read or written: its ETag (`None`: there was no state), whether
+/// the bucket keeps its versions (it had a version id), and its bytes.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    etag: Option<String>,
+    versioned: bool,
+    bytes: Vec<u8>,
 }
 
 impl std::fmt::Debug for RemoteStore {
@@ -74,7 +81,6 @@ impl RemoteStore {
             rt,
             seen: Mutex::new(None),
             lost: Arc::new(AtomicBool::new(false)),
-            versioning: Mutex::new(None),
         }
     }
 
@@ -125,11 +131,11 @@ impl RemoteStore {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         Ok(match object {
             Some(o) => {
-                *seen = Some((Some(o.etag), o.bytes.clone()));
+                *seen = Some(Seen { etag: Some(o.etag), versioned: o.version_id.is_some(), bytes: o.bytes.clone() });
                 Some(o.bytes)
             }
             None => {
-                *seen = Some((None, vec![]));
+                *seen = Some(Seen::default());
                 None
             }
         })
@@ -165,7 +171,7 @@ impl RemoteStore {
         let mut bytes = serde_json::to_vec_pretty(state).map_err(StateError::Serialize)?;
         bytes.push(b'\n');
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (etag, old) = match seen {
+        let seen = match seen {
             Some(s) => s,
             // Never read: read now, so the write is conditional on what is there.
             None => {
@@ -173,33 +179,25 @@ impl RemoteStore {
                 self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
             }
         };
-        if etag.is_some() && !self.versioning()? {
-            // Best effort, like the local backup: the conditional write below is what keeps
-            // the state whole.
-            let _ = self.put(self.backup_key(), old, Condition::None);
+        if seen.etag.is_some() && !seen.versioned {
+            // Without versioning the previous state is kept as KEY.backup. Best effort, like
+            // the local backup: the conditional write below is what keeps the state whole.
+            let _ = self.put(self.backup_key(), seen.bytes, Condition::None);
         }
-        let cond = match etag {
+        let cond = match seen.etag {
             Some(etag) => Condition::IfMatch(etag),
             None => Condition::IfNoneMatch,
         };
         match self.put(self.key.clone(), bytes.clone(), cond) {
             Ok(w) => {
-                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((Some(w.etag), bytes));
+                let versioned = w.version_id.is_some();
+                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Seen { etag: Some(w.etag), versioned, bytes });
                 Ok(())
             }
             Err(StoreError::PreconditionFailed) => Err(StateError::Conflict { what: self.describe() }),
             Err(e) => Err(remote(e)),
         }
-    }
-
-    fn versioning(&self) -> Result<bool, StateError> {
-        if let Some(v) = *self.versioning.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Ok(v);
-        }
-        let o = Arc::clone(&self.objects);
-        let v = self.call(async move { o.versioning().await }).map_err(remote)?;
-        *self.versioning.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
-        Ok(v)
     }
 
     /// The lock's info and ETag, if the lock object exists.

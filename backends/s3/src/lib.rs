@@ -19,7 +19,8 @@ mod s3;
 pub use memory::MemoryStore;
 pub use s3::{S3Config, S3Store};
 
-/// An object as read: its bytes, its ETag, and its version id when the bucket keeps versions.
+/// An object as read: its bytes, its ETag, and its version id when the bucket keeps versions
+/// (so a version id says the store keeps every version: S3 bucket versioning is on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
     pub bytes: Vec<u8>,
@@ -66,6 +67,4 @@ pub trait ObjectStore: Send + Sync {
     /// Deletes the object; with `if_match`, only while its ETag is that one. Deleting a key
     /// that does not exist succeeds.
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<(), StoreError>;
-    /// Whether the store keeps every version of an object (S3 bucket versioning enabled).
-    async fn versioning(&self) -> Result<bool, StoreError>;
 }

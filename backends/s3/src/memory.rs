@@ -60,10 +60,6 @@ impl ObjectStore for MemoryStore {
         objects.remove(key);
         Ok(())
     }
-
-    async fn versioning(&self) -> Result<bool, StoreError> {
-        Ok(false)
-    }
 }
 
 #[cfg(test)]

@@ -154,15 +154,4 @@ impl ObjectStore for S3Store {
             Err(e) => Err(self.error("DeleteObject", key, e)),
         }
     }
-
-    async fn versioning(&self) -> Result<bool, StoreError> {
-        let c = self.client().await;
-        let out = c
-            .get_bucket_versioning()
-            .bucket(&self.config.bucket)
-            .send()
-            .await
-            .map_err(|e| self.error("GetBucketVersioning", "", e))?;
-        Ok(out.status() == Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled))
-    }
 }

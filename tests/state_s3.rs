@@ -1,0 +1,373 @@
+//! State in S3 with leased locks, through the `drydock` binary against moto's S3, with the
+//! simulated cloud as the provider (the state backend is what is under test).
+//!
+//! Asserts on what S3 holds (boto3 calls), not on drydock's own view.
+
+mod moto;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use moto::Moto;
+use serde_json::Value;
+
+const BUCKET: &str = "drydock-state";
+const KEY: &str = "teams/demo/state.json";
+
+/// A configuration on the sim keeping its state in moto's S3, with a short lease; `boot` is
+/// the sim's boot time (with the real clock, it sets how long an apply takes).
+fn config(boot: &str, lease: &str) -> String {
+    format!(
+        r#"provider "sim" {{
+  boot_time = {boot}
+}}
+
+variable "run" {{
+  default = "none"
+}}
+
+variable "size" {{
+  type    = number
+  default = 2
+}}
+
+backend "s3" {{
+  bucket     = "{BUCKET}"
+  key        = "{KEY}"
+  lock_lease = {lease}
+}}
+
+cluster "demo" {{
+  kubernetes_version = "1.31"
+  network {{
+    subnets = ["subnet-a", "subnet-b"]
+  }}
+  node_group "workers" {{
+    image         = "img-1"
+    instance_type = "m6i.large"
+    size          = var.size
+  }}
+}}
+
+output "run" {{
+  value = var.run
+}}
+"#
+    )
+}
+
+struct World {
+    moto: Moto,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new(boot: &str, lease: &str, versioning: bool) -> World {
+        let moto = Moto::start();
+        moto.py(&format!(
+            "s3.create_bucket(Bucket='{BUCKET}')\n\
+             if {}: s3.put_bucket_versioning(Bucket='{BUCKET}', VersioningConfiguration={{'Status': 'Enabled'}})\n\
+             out(True)",
+            if versioning { "True" } else { "False" }
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kcl"), config(boot, lease)).unwrap();
+        World { moto, dir }
+    }
+
+    fn command(&self, args: &[&str], clock: &str) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_drydock"));
+        c.current_dir(self.dir.path())
+            .args(args)
+            .envs(self.moto.env())
+            .env("NO_COLOR", "1")
+            .env("DRYDOCK_SIM_CLOCK", clock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args, "virtual").output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let text = text(&out);
+        assert!(out.status.success(), "drydock {args:?} failed:\n{text}");
+        text
+    }
+
+    fn spawn(&self, args: &[&str], clock: &str) -> Child {
+        self.command(args, clock).spawn().unwrap()
+    }
+
+    /// The state object as S3 holds it, or Null.
+    fn s3_state(&self) -> Value {
+        self.moto.py(&format!(
+            "try:\n    out(json.loads(s3.get_object(Bucket='{BUCKET}', Key='{KEY}')['Body'].read()))\n\
+             except s3.exceptions.NoSuchKey:\n    out(None)"
+        ))
+    }
+
+    fn lock_exists(&self) -> bool {
+        self.moto
+            .py(&format!("r = s3.list_objects_v2(Bucket='{BUCKET}', Prefix='{KEY}.lock')\nout(r.get('KeyCount', 0))"))
+            .as_u64()
+            .unwrap()
+            > 0
+    }
+
+    /// Waits (polling S3) until a lock object exists.
+    fn wait_for_lock(&self, child: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.lock_exists() {
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before it took the lock");
+            assert!(Instant::now() < deadline, "no lock object within 60 s");
+        }
+    }
+}
+
+/// stdout and stderr, with a diagnostic's wrapping undone (`│` gutters, line breaks).
+fn text(out: &Output) -> String {
+    let all = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    all.replace('│', " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn two_applies_at_once_one_runs_and_the_other_names_the_holder() {
+    let w = World::new("3s", "5s", false);
+    // With the real clock the apply waits ~3 s for its nodes to boot, holding the lock.
+    let mut first = w.spawn(&["apply", ".", "--auto-approve"], "real");
+    w.wait_for_lock(&mut first);
+    let second = w.run(&["apply", ".", "--auto-approve"]);
+    let err = text(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(err.contains("the state is locked: apply by"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(err.contains("its lease ends at"), "{err}");
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    // The winner's state is in S3, its lock is gone, and the loser changed nothing.
+    let state = w.s3_state();
+    assert_eq!(state["clusters"]["cluster.demo"]["node_groups"].as_object().unwrap().len(), 1);
+    assert!(!w.lock_exists());
+    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    // Reading needs no lock, and force-unlock of a lock that is not there says so.
+    assert!(w.ok(&["state", "list", "."]).contains("cluster.demo.node_group.workers"));
+    let out = w.run(&["force-unlock", "nope", ".", "--force"]);
+    assert!(text(&out).contains("is not locked"), "{}", text(&out));
+}
+
+#[test]
+fn a_killed_holders_lease_expires_and_the_next_apply_proceeds_without_force_unlock() {
+    let w = World::new("3s", "2s", false);
+    let mut holder = w.spawn(&["apply", ".", "--auto-approve"], "real");
+    w.wait_for_lock(&mut holder);
+    // kill -9: no release, no renewal.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(w.lock_exists(), "a killed holder leaves its lock");
+    // Without waiting: refused, naming the dead holder and when its lease ends.
+    let refused = w.run(&["apply", ".", "--auto-approve"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains(&format!("pid {}", holder.id())), "{}", text(&refused));
+    // With --lock-timeout: the lease ends within 2 s and the lock is taken over.
+    let out = w.ok(&["apply", ".", "--auto-approve", "--lock-timeout", "30s"]);
+    assert!(out.contains("stopped renewing its lease, which ended; the lock was taken over"), "{out}");
+    assert!(out.contains(&format!("pid {}", holder.id())), "{out}");
+    assert!(!w.lock_exists(), "released at the end");
+    // Whatever the killed run created was adopted: nothing left to do.
+    assert!(w.ok(&["plan", "."]).contains("No changes."));
+}
+
+/// A small deterministic generator (xorshift) for the kill schedule.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn twenty_concurrent_runs_with_random_kills_never_lose_an_update() {
+    let w = World::new("2s", "3s", true);
+    w.ok(&["apply", ".", "--auto-approve", "--var", "run=first"]);
+    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    let runs: Vec<(String, u64, Option<u64>)> = (0..20)
+        .map(|i| {
+            let size = 1 + rng.next() % 3;
+            // About a third are killed, at a random moment in their first 3 s.
+            let kill = rng.next().is_multiple_of(3).then(|| rng.next() % 3000);
+            (format!("r{i}"), size, kill)
+        })
+        .collect();
+    let started = Instant::now();
+    let mut children: Vec<(Child, Option<u64>, String)> = runs
+        .iter()
+        .map(|(run, size, kill)| {
+            let args = [
+                "apply",
+                ".",
+                "--auto-approve",
+                "--lock-timeout",
+                "300s",
+                "--var",
+                &format!("run={run}"),
+                "--var",
+                &format!("size={size}"),
+            ];
+            (w.spawn(&args, "virtual"), *kill, run.clone())
+        })
+        .collect();
+    // Kill on schedule.
+    loop {
+        let mut pending = false;
+        for (child, kill, _) in children.iter_mut() {
+            if let Some(at) = *kill {
+                if started.elapsed() >= Duration::from_millis(at) {
+                    let _ = child.kill();
+                    *kill = None;
+                } else {
+                    pending = true;
+                }
+            }
+        }
+        if !pending {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut succeeded = vec![];
+    for (i, (child, _, run)) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let killed = runs[i].2.is_some();
+        if out.status.success() {
+            succeeded.push(run);
+        } else {
+            assert!(killed, "{run} was not killed, yet failed:\n{}", text(&out));
+        }
+    }
+    let killed = runs.iter().filter(|r| r.2.is_some()).count();
+    eprintln!("{} runs: {} succeeded, {killed} killed", runs.len(), succeeded.len());
+    assert!(succeeded.len() >= 10, "{succeeded:?}");
+
+    // Every version S3 kept of the state, oldest serial first.
+    let versions = w.moto.py(&format!(
+        "vs = s3.list_object_versions(Bucket='{BUCKET}', Prefix='{KEY}').get('Versions', [])\n\
+         out([json.loads(s3.get_object(Bucket='{BUCKET}', Key='{KEY}', VersionId=v['VersionId'])['Body'].read()) for v in vs if v['Key'] == '{KEY}'])"
+    ));
+    let mut versions: Vec<Value> = versions.as_array().unwrap().clone();
+    versions.sort_by_key(|v| v["serial"].as_u64().unwrap());
+    let serials: Vec<u64> = versions.iter().map(|v| v["serial"].as_u64().unwrap()).collect();
+    // One lineage, and serials 1, 2, 3, … with no gap and no repeat: every write was made on
+    // top of the one before it, so no update was lost.
+    assert!(versions.iter().all(|v| v["lineage"] == versions[0]["lineage"]));
+    let expected: Vec<u64> = (serials[0]..serials[0] + serials.len() as u64).collect();
+    assert_eq!(serials, expected, "the state's history is not one line");
+    // Every successful run's change is in the history, and the newest version is the state.
+    for run in &succeeded {
+        assert!(
+            versions.iter().any(|v| v["outputs"]["run"]["value"] == run.as_str()),
+            "{run} succeeded but its outputs were never written"
+        );
+    }
+    assert_eq!(w.s3_state()["serial"].as_u64(), serials.last().copied());
+    // And the state describes the cloud: one more apply (waiting out a killed holder's lease)
+    // leaves nothing to do.
+    w.ok(&["apply", ".", "--auto-approve", "--lock-timeout", "60s", "--var", "run=last"]);
+    assert!(w.ok(&["plan", ".", "--var", "run=last"]).contains("No changes."));
+}
+
+#[test]
+fn push_pull_and_migrate_round_trip_between_local_and_s3() {
+    let w = World::new("2s", "5s", false);
+    let main = w.dir.path().join("main.kcl");
+    let with_s3 = std::fs::read_to_string(&main).unwrap();
+    let start = with_s3.find("backend \"s3\"").unwrap();
+    let end = start + with_s3[start..].find("}\n").unwrap() + 2;
+    let local_only = format!("{}{}", &with_s3[..start], &with_s3[end..]);
+
+    // Applied with local state first.
+    std::fs::write(&main, &local_only).unwrap();
+    w.ok(&["apply", ".", "--auto-approve"]);
+    let local_path = w.dir.path().join("drydock.state.json");
+    let local: Value = serde_json::from_slice(&std::fs::read(&local_path).unwrap()).unwrap();
+
+    // The backend block appears: every command refuses until the state is migrated.
+    std::fs::write(&main, &with_s3).unwrap();
+    let out = w.run(&["plan", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("run `drydock state migrate`"), "{}", text(&out));
+    let out = w.ok(&["state", "migrate", "."]);
+    assert!(
+        out.contains(&format!(
+            "Migrated the state (lineage {}, serial {})",
+            local["lineage"].as_str().unwrap(),
+            local["serial"]
+        )),
+        "{out}"
+    );
+    assert_eq!(w.s3_state(), local, "S3 holds the local state as it was, serial included");
+    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    assert!(w.ok(&["state", "migrate", "."]).contains("nothing to migrate"));
+
+    // pull prints exactly what S3 holds.
+    let pulled = w.run(&["state", "pull", "."]);
+    assert!(pulled.status.success());
+    assert_eq!(serde_json::from_slice::<Value>(&pulled.stdout).unwrap(), local);
+    std::fs::write(w.dir.path().join("pulled.json"), &pulled.stdout).unwrap();
+
+    // An apply moves S3 on; pushing the older copy is refused, as is another lineage.
+    w.ok(&["apply", ".", "--auto-approve", "--var", "size=3"]);
+    let newer = w.s3_state();
+    assert!(newer["serial"].as_u64() > local["serial"].as_u64());
+    let out = w.run(&["state", "push", "pulled.json", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("pushing it would go back in time"), "{}", text(&out));
+    let mut other = local.clone();
+    other["lineage"] = "00000000-0000-4000-8000-000000000000".into();
+    other["serial"] = 999.into();
+    std::fs::write(w.dir.path().join("other.json"), other.to_string()).unwrap();
+    let out = w.run(&["state", "push", "other.json", "."]);
+    assert!(text(&out).contains("another infrastructure's state"), "{}", text(&out));
+    assert_eq!(w.s3_state(), newer, "nothing was pushed");
+
+    // A newer serial of the same lineage is pushed as it is; --force pushes an older one with
+    // a serial past the state's.
+    let mut bumped = newer.clone();
+    bumped["serial"] = (newer["serial"].as_u64().unwrap() + 5).into();
+    std::fs::write(w.dir.path().join("bumped.json"), bumped.to_string()).unwrap();
+    w.ok(&["state", "push", "bumped.json", "."]);
+    assert_eq!(w.s3_state(), bumped);
+    let out = w.ok(&["state", "push", "pulled.json", ".", "--force"]);
+    assert!(out.contains(&format!("serial {}", bumped["serial"].as_u64().unwrap() + 1)), "{out}");
+    assert_eq!(w.s3_state()["serial"].as_u64(), Some(bumped["serial"].as_u64().unwrap() + 1));
+    w.ok(&["state", "push", "bumped.json", ".", "--force"]);
+    let in_s3 = w.s3_state();
+
+    // Back to a local file: the block goes, migrate brings S3's state (newer than the old
+    // local copy) home.
+    std::fs::write(&main, &local_only).unwrap();
+    assert!(text(&w.run(&["plan", "."])).contains("run `drydock state migrate`"));
+    w.ok(&["state", "migrate", "."]);
+    let home: Value = serde_json::from_slice(&std::fs::read(&local_path).unwrap()).unwrap();
+    assert_eq!(home, in_s3);
+    assert!(w.ok(&["plan", ".", "--var", "size=3"]).contains("No changes."));
+}
+
+#[test]
+fn a_missing_bucket_is_a_clear_error() {
+    let w = World::new("2s", "5s", false);
+    let cfg = std::fs::read_to_string(w.dir.path().join("main.kcl")).unwrap().replace(BUCKET, "no-such-bucket");
+    std::fs::write(w.dir.path().join("main.kcl"), cfg).unwrap();
+    let out = w.run(&["apply", ".", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out);
+    assert!(err.contains("s3://no-such-bucket/teams/demo/state.json"), "{err}");
+    assert!(err.contains("does not exist; create it"), "{err}");
+}
