@@ -439,6 +439,25 @@ mod tests {
     }
 
     #[test]
+    fn a_holder_whose_lease_was_taken_over_stops_writing() {
+        let (s, time) = stores(2);
+        let _a = s[0].lock("apply", Duration::from_secs(1), Duration::ZERO).unwrap();
+        let mut state = State::new("l".into());
+        s[0].read().unwrap();
+        time.fetch_add(5_000, Ordering::SeqCst);
+        let _b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        // The old holder's next renewal (a third of its 1 s lease, on the real clock) is
+        // refused, and from then on it writes nothing.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s[0].lost() {
+            assert!(Instant::now() < deadline, "the lost lock was not noticed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(s[0].write(&mut state).unwrap_err().code(), "state::lock_lost");
+        assert!(s[1].read().unwrap().is_none(), "nothing was written");
+    }
+
+    #[test]
     fn writes_are_refused_when_someone_else_wrote_since_the_read() {
         let (s, _) = stores(2);
         assert!(s[0].read().unwrap().is_none());

@@ -101,8 +101,8 @@ pub enum StateError {
     /// The OS lock is held, but its holder is gone or hung: it cannot be taken over safely
     /// (the holder may still write), so a person decides.
     #[error(
-        "the state is locked by {} ({} by {}, pid {} on {}, since {}), but {why}; if that run is really gone, clear the lock with `drydock force-unlock {}`",
-        .info.operation, .info.operation, .info.who, .info.pid, .info.host, .info.created, .info.id
+        "the state is locked ({} by {}, pid {} on {}, since {}), but {why}; if that run is really gone, clear the lock with `drydock force-unlock {}`",
+        .info.operation, .info.who, .info.pid, .info.host, .info.created, .info.id
     )]
     StaleLock { info: LockInfo, why: String },
     /// A remote state changed since this run read it: the write was refused, nothing lost.
