@@ -366,3 +366,74 @@ fn force_unlock_without_a_terminal_needs_force() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("is not locked"), "{}", text(&out.stderr));
 }
+
+/// A configuration on the simulated cloud with one small node group.
+fn sim_config(dir: &Path) {
+    std::fs::write(
+        dir.join("main.kcl"),
+        "provider \"sim\" {}\n\ncluster \"demo\" {\n  kubernetes_version = \"1.31\"\n  network {\n    subnets = [\"subnet-a\"]\n  }\n  node_group \"workers\" {\n    image = \"img-1\"\n    instance_type = \"m6i.large\"\n    size = 1\n  }\n}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_local_lock_left_by_a_dead_process_is_named_and_a_stale_held_one_says_how_to_clear_it() {
+    let dir = tempfile::tempdir().unwrap();
+    sim_config(dir.path());
+    let store = LocalStore::new(dir.path().join(DEFAULT_FILE_NAME));
+    let apply = |extra: &[&str]| {
+        let mut args = vec!["apply", ".", "--auto-approve"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_drydock"))
+            .current_dir(dir.path())
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env("DRYDOCK_SIM_CLOCK", "virtual")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // A holder that died: its info is left, the OS lock is free. The next apply runs, and
+    // says whose lock it was.
+    let dead = {
+        let lock = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let mut info = lock.info().clone();
+        info.pid = 999_999_999;
+        lock.release().unwrap();
+        info
+    };
+    std::fs::write(store.lock_path(), serde_json::to_string(&dead).unwrap()).unwrap();
+    let out = apply(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("note: the previous holder of the state lock (apply by")
+            && text(&out.stderr).contains("pid 999999999")
+            && text(&out.stderr).contains("ended without releasing the lock"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The OS lock held (here by this test process, as by a machine sharing the directory),
+    // with info naming a pid that no longer runs here: stale, with the command to clear it.
+    let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+    let mut info = held.info().clone();
+    info.pid = 999_999_999;
+    std::fs::write(store.lock_path(), serde_json::to_string(&info).unwrap()).unwrap();
+    let out = apply(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("its holder (pid 999999999) is no longer running on this host"), "{err}");
+    assert!(err.contains(&format!("drydock force-unlock {}", info.id)), "{err}");
+    drop(held);
+
+    // A live holder: a waiting run gets the lock once it is released.
+    let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(held);
+    });
+    let out = apply(&["--lock-timeout", "30s"]);
+    releaser.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
