@@ -60,8 +60,9 @@ pub(super) struct Workspace {
     pub(super) model: Model,
     pub(super) digest: String,
     pub(super) store: Store,
-    /// Which backend that is, as `.drydock/backend.json` records it.
-    pub(super) backend: BackendRecord,
+    /// Which backend that is, as `.drydock/backend.json` records it; `None` with `--state
+    /// FILE`, an explicit file that is neither checked against the record nor recorded.
+    pub(super) backend: Option<BackendRecord>,
     pub(super) lease: std::time::Duration,
     pub(super) lock_timeout: std::time::Duration,
     pub(super) refresh: bool,
@@ -75,8 +76,10 @@ impl Workspace {
         if let Some(note) = lock.note() {
             eprintln!("{note}");
         }
-        if backend::read_record(&self.config_dir)?.is_none() {
-            backend::write_record(&self.config_dir, &self.backend)?;
+        if let Some(record) = &self.backend {
+            if backend::read_record(&self.config_dir)?.is_none() {
+                backend::write_record(&self.config_dir, record)?;
+            }
         }
         Ok(lock)
     }
@@ -115,8 +118,13 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
     let config_dir =
         if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
     let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
-    let opened = backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref())
-        .and_then(|(store, record)| backend::check_unmoved(&config_dir, path, &record).map(|()| (store, record)));
+    let opened =
+        backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref()).and_then(|(store, record)| {
+            match args.state {
+                Some(_) => Ok((store, None)),
+                None => backend::check_unmoved(&config_dir, path, &record).map(|()| (store, Some(record))),
+            }
+        });
     let (store, record) = opened.map_err(fail)?;
     let lease =
         model.backend.as_ref().and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
