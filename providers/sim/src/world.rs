@@ -437,6 +437,7 @@ impl World {
             name: name.to_string(),
             ownership: group.ownership.clone(),
             spec: group.spec.clone(),
+            spec_partial: false,
             settings: group.settings.clone(),
             instances: group.instances.iter().map(|i| i.instance.clone()).collect(),
             created_at_ms: group.created_at_ms,
