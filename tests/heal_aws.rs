@@ -226,7 +226,8 @@ fn a_group_deleted_behind_drydocks_back_is_recreated_by_watch() {
 fn sizes_changed_by_hand_are_restored_by_watch() {
     // (node group, sizes set by hand, sizes watch restores, a drift event): the workers' size
     // is 2..12 with desired left to the autoscaler, so a desired inside it stays.
-    let cases: [(&str, (u64, u64, u64), (u64, u64, u64), &str); 3] = [
+    type Sizes = (u64, u64, u64);
+    let cases: [(&str, Sizes, Sizes, &str); 3] = [
         ("workers[\"us-east-1c\"]", (0, 1, 1), (2, 12, 2), "min = 2 -> 0"),
         ("workers[\"us-east-1c\"]", (1, 20, 5), (2, 12, 5), "max = 12 -> 20"),
         ("control-plane", (0, 0, 0), (1, 1, 1), "max = 1 -> 0"),
