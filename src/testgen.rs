@@ -312,6 +312,7 @@ pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
                     generation: t.generation.clone(),
                 },
                 spec: t.spec.clone(),
+                spec_partial: false,
                 settings: g.settings.clone(),
                 instances: (0..g.settings.desired)
                     .map(|i| Instance {

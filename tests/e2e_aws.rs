@@ -156,6 +156,8 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
         assert_eq!(t["kubernetes.io/cluster/prod"], "owned");
         assert_eq!(t["team"], "platform");
         assert!(t["drydock:generation"].len() == 10);
+        let role = if t["drydock:node-group"] == "control-plane" { "control-plane" } else { "worker" };
+        assert_eq!(t["drydock:role"], role, "{g}");
         assert!(g["Tags"].as_array().unwrap().iter().all(|t| t["PropagateAtLaunch"] == true), "{g}");
         assert!(
             g["AutoScalingGroupName"].as_str().unwrap().ends_with(&t["drydock:generation"])
@@ -221,18 +223,99 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
             .unwrap();
         assert_eq!(t["drydock:generation"], tags(group)["drydock:generation"]);
         assert_eq!(t["drydock:node-group"], tags(group)["drydock:node-group"]);
+        assert_eq!(t["drydock:role"], tags(group)["drydock:role"]);
         assert_eq!(i["ImageId"], w.image(0));
     }
 
     // A second plan has nothing to do, and refreshing costs a handful of calls, which the
-    // provider also reports as a tracing event.
+    // provider also reports as a tracing event: the groups and the instances, and no launch
+    // template, since every group launches from its generation's own.
     let mut env = w.net.vars(w.image(0));
     env.push(("DRYDOCK_LOG", "info".into()));
     let out = w.moto.drydock(w.dir.path(), &["plan", ".", "--stats"], &env);
     let (plan, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(plan.contains("No changes."), "{plan}");
-    assert!(log.contains("Refreshed 5 node groups with 3 API calls in"), "{log}");
-    assert!(log.contains("aws: observed") && log.contains("groups=7") && log.contains("calls=3"), "{log}");
+    assert!(log.contains("Refreshed 5 node groups with 2 API calls in"), "{log}");
+    assert!(log.contains("aws: observed") && log.contains("groups=7") && log.contains("calls=2"), "{log}");
+}
+
+/// `plan --stats` on the world's directory: the calls its refresh made.
+fn refresh_calls(w: &World, image: usize) -> u64 {
+    let out = w.ok(&["plan", ".", "--stats"], image);
+    let line = out.lines().find(|l| l.starts_with("Refreshed ")).unwrap_or_else(|| panic!("{out}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words[words.iter().position(|w| *w == "with").unwrap() + 1].parse().unwrap()
+}
+
+#[test]
+fn a_template_is_read_only_for_a_group_pointed_elsewhere_by_hand() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    assert_eq!(refresh_calls(&w, 0), 2);
+    let inv = w.inventory();
+    let cp_template = groups_of(&inv, "control-plane")[0]["LaunchTemplate"]["LaunchTemplateId"].clone();
+    let worker = groups_of(&inv, "workers[\"us-east-1a\"]")[0]["AutoScalingGroupName"].clone();
+    // A person points a worker group at the control plane's template.
+    w.moto.py(&format!(
+        "asg.update_auto_scaling_group(AutoScalingGroupName={worker}, \
+         LaunchTemplate={{'LaunchTemplateId': {cp_template}, 'Version': '1'}})\nout(None)"
+    ));
+    // Its template is read (one call); the others still are not.
+    assert_eq!(refresh_calls(&w, 0), 3);
+    // So is a group that has no role tag (made before drydock tagged roles).
+    let spot = groups_of(&inv, "spot")[0]["AutoScalingGroupName"].clone();
+    w.moto.py(&format!(
+        "asg.delete_tags(Tags=[{{'ResourceId': {spot}, 'ResourceType': 'auto-scaling-group', 'Key': 'drydock:role'}}])\nout(None)"
+    ));
+    assert_eq!(refresh_calls(&w, 0), 4);
+}
+
+#[test]
+fn a_rollout_from_a_generation_the_state_does_not_record_shows_only_what_the_cloud_shows() {
+    let w = World::new();
+    let state = w.dir.path().join("drydock.state.json");
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    let first = std::fs::read_to_string(&state).unwrap();
+    w.ok(&["apply", ".", "--auto-approve"], 1);
+    // A state restored from before the last apply: it records the first generation, the cloud
+    // runs the second, whose templates this refresh does not read.
+    std::fs::write(&state, first).unwrap();
+    let plan = w.ok(&["plan", ".", "--stats"], 0);
+    assert!(plan.contains("5 to roll out"), "{plan}");
+    assert!(plan.contains("with 2 API calls"), "{plan}");
+    let image = format!("image = \"{}\" -> \"{}\"", w.image(1), w.image(0));
+    // Four node groups have instances, whose image shows; the spot pool has none.
+    assert_eq!(plan.matches(&image).count(), 4, "{plan}");
+    assert_eq!(plan.matches("~ generation = ").count(), 5, "{plan}");
+    for unread in ["kubernetes_version", "user_data", "root_volume", "security_groups", "metadata", "labels"] {
+        assert!(!plan.contains(unread), "{unread} was not read, so it is not shown as changed:\n{plan}");
+    }
+}
+
+#[test]
+fn removing_a_cluster_deletes_its_workers_before_its_control_plane() {
+    let w = World::new();
+    w.ok(&["apply", ".", "--auto-approve"], 0);
+    let d = w.dir.path();
+    std::fs::remove_file(d.join("outputs.kcl")).unwrap();
+    std::fs::write(d.join("main.kcl"), "provider \"aws\" {\n  region = var.region\n}\n").unwrap();
+    // The roles come from the groups' role tags: no template is read.
+    let out = w.moto.drydock(d, &["plan", ".", "--format", "json", "--stats"], &w.net.vars(w.image(0)));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("with 2 API calls"));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes = plan["changes"].as_array().unwrap_or_else(|| panic!("{plan}"));
+    assert_eq!(changes.len(), 5, "{plan}");
+    for c in changes {
+        let address = c["address"].as_str().unwrap();
+        let cp = address.ends_with("control-plane");
+        assert_eq!(c["role"], if cp { "control-plane" } else { "worker" }, "{c}");
+        let deps = c["depends_on"].as_array().unwrap().len();
+        assert_eq!(deps, if cp { 4 } else { 0 }, "{c}");
+    }
+    let out = w.ok(&["apply", ".", "--auto-approve"], 0);
+    assert!(out.contains("5 to destroy"), "{out}");
+    assert_eq!(ids(&w.inventory()["groups"], "AutoScalingGroupName"), BTreeSet::new());
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use common::{dd, ok, quickstart};
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -313,6 +314,83 @@ fn a_control_plane_member_dies_around_its_rollout_and_quorum_is_never_lost() {
         .unwrap()
         .iter()
         .any(|i| i["image"] == "img-cp-2027-01" && i["healthy"] == true)));
+}
+
+/// The simulated cloud's time now.
+fn now(d: &Path) -> u64 {
+    serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap()
+}
+
+/// The control plane's capacity from `t0` on, as (time, healthy, total).
+fn control_plane_timeline(d: &Path, t0: u64) -> Vec<(u64, u64, u64)> {
+    ok(d, &["sim", "timeline", "."])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|p| p["node_group"] == "control-plane" && p["t_ms"].as_u64().unwrap() >= t0)
+        .map(|p| (p["t_ms"].as_u64().unwrap(), p["healthy"].as_u64().unwrap(), p["total"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_control_plane_member_dying_during_its_rollout_never_costs_quorum() {
+    let roll_out = |d: &Path| {
+        let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+        std::fs::write(d.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2027-01")).unwrap();
+        ok(d, &["apply", ".", "--auto-approve"])
+    };
+    // The rollout without a failure: when each of its moments (a member launched, booted,
+    // terminated) happens on the virtual clock.
+    let (t0, moments) = {
+        let dir = quickstart();
+        let d = dir.path();
+        ok(d, &["apply", ".", "--auto-approve"]);
+        let t0 = now(d);
+        roll_out(d);
+        let points = control_plane_timeline(d, t0);
+        assert!(points.iter().all(|p| p.1 == 3 || p.2 == 4), "one member at a time: {points:?}");
+        let moments: BTreeSet<u64> = points.iter().map(|p| p.0).collect();
+        (t0, moments.into_iter().collect::<Vec<u64>>())
+    };
+    assert!(moments.len() >= 4, "three members, each launched, then booted and replaced: {moments:?}");
+    // A member dies (chosen then, old or new) just after each moment of the rollout, and
+    // halfway to the next one: strictly between two moments, so that its dip shows alone.
+    let deaths: BTreeSet<u64> = moments
+        .windows(2)
+        .flat_map(|w| [w[0] + 1, w[0] + (w[1] - w[0]) / 2])
+        .filter(|at| !moments.contains(at))
+        .collect();
+    assert!(deaths.len() >= 6, "{deaths:?}");
+    for at in deaths {
+        let dir = quickstart();
+        let d = dir.path();
+        ok(d, &["apply", ".", "--auto-approve"]);
+        assert_eq!(now(d), t0, "the virtual clock makes every run alike");
+        let after = format!("{}ms", at - t0);
+        ok(d, &["sim", "fail", ".", "--node-group", "control-plane", "--after", &after]);
+        roll_out(d);
+        let points = control_plane_timeline(d, t0);
+        // The member died when it was due, in the middle of the rollout.
+        let dip = points.iter().position(|p| p.0 == at).unwrap_or_else(|| panic!("no death at {at}: {points:?}"));
+        assert!(dip > 0 && points[dip].1 + 1 == points[dip - 1].1, "a member fewer healthy at {at}: {points:?}");
+        for p in &points {
+            assert!(p.1 >= 2, "death at {at}: quorum (2 of 3) lost at {}: {points:?}", p.0);
+        }
+        // Once the dead member is replaced (by its group after the grace period, or by
+        // watch), the control plane is whole on the new image and nothing is left to do.
+        watch(d, &["--interval", "10s", "--rounds", "15"]);
+        let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
+        let members: Vec<&Value> =
+            status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").collect();
+        assert_eq!(members.len(), 3, "death at {at}: {status}");
+        for m in members {
+            let instances = m["instances"].as_array().unwrap();
+            assert!(
+                instances.iter().any(|i| i["image"] == "img-cp-2027-01" && i["healthy"] == true),
+                "death at {at}: {m}"
+            );
+        }
+        assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0), "death at {at}");
+    }
 }
 
 #[test]

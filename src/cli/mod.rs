@@ -185,6 +185,10 @@ pub enum SimCommand {
         /// Fail every instance in the zone and keep it down until `sim restore-zone`.
         #[arg(long)]
         zone: Option<String>,
+        /// Fail this long from now on the simulated cloud's clock (`30s`, `2m`), whatever runs
+        /// meanwhile (an apply in the middle of a rollout); what fails is chosen then.
+        #[arg(long, value_name = "DURATION", value_parser = parse_after)]
+        after: Option<u64>,
     },
     /// Bring a failed zone back.
     RestoreZone { path: PathBuf, zone: String },
@@ -194,6 +198,10 @@ pub enum SimCommand {
         #[arg(default_value = ".")]
         path: PathBuf,
     },
+}
+
+fn parse_after(s: &str) -> Result<u64, String> {
+    crate::syntax::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration like 30s or 2m"))
 }
 
 /// What a command ended with; `main` turns it into the process's exit code.
@@ -278,14 +286,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::watch_cmd(&args, style),
         Command::Sim { command } => match command {
             SimCommand::Status { path, json } => sim::status(&path, json),
-            SimCommand::Fail { path, node_group, cluster, count, instance, zone } => {
+            SimCommand::Fail { path, node_group, cluster, count, instance, zone, after } => {
                 let target = match (node_group, instance, zone) {
                     (Some(node_group), _, _) => drydock_sim::FailTarget::NodeGroup { cluster, node_group, count },
                     (_, Some(id), _) => drydock_sim::FailTarget::Instance(id),
                     (_, _, Some(z)) => drydock_sim::FailTarget::Zone(z),
                     _ => unreachable!("clap requires one target"),
                 };
-                sim::fail(&path, target)
+                sim::fail(&path, target, after)
             }
             SimCommand::RestoreZone { path, zone } => sim::restore_zone(&path, &zone),
             SimCommand::Timeline { path } => sim::timeline(&path),

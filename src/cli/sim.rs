@@ -71,7 +71,19 @@ pub fn timeline(path: &Path) -> ExitCode {
     }
 }
 
-pub fn fail(path: &Path, target: drydock_sim::FailTarget) -> ExitCode {
+pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>) -> ExitCode {
+    if let Some(after) = after_ms {
+        return match drydock_sim::schedule_fail(world(path), target, after) {
+            Ok(at) => {
+                println!("failure scheduled at {}", crate::config::value::format_duration(at));
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     match drydock_sim::fail(world(path), target) {
         Ok(ids) => {
             for id in ids {

@@ -681,10 +681,12 @@ fn plan_node_group(
     }
     // A rollout: the old generations' instances are replaced by the target's.
     change.action = Action::Rollout;
-    let before_shown = state_ng
-        .and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()))
-        .or_else(|| old.last().and_then(|o| o.groups.first()).map(|g| display_spec(ng, &g.spec)));
-    change.reasons = spec_changes(before_shown.as_ref(), &shown, ng, false);
+    let recorded_before =
+        state_ng.and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()));
+    change.reasons = match recorded_before {
+        Some(before) => spec_changes(Some(&before), &shown, ng, false),
+        None => observed_spec_changes(old.last().copied(), &shown, ng, &gen),
+    };
     change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s, ng));
     let old_instances: Vec<OldInstance> = old
         .iter()
@@ -767,6 +769,7 @@ pub fn observed_from_state(state: &State) -> BTreeMap<String, Observed> {
                             generation: gen.id.clone(),
                         },
                         spec: spec.clone(),
+                        spec_partial: false,
                         settings: GroupSettings {
                             min: if member { 1 } else { s.min },
                             max: if member { 1 } else { s.max },
@@ -989,6 +992,49 @@ fn spec_changes(
     create: bool,
 ) -> Vec<AttrChange> {
     diff(before, after, ng, !create)
+}
+
+/// The spec changes of a rollout whose old generation the state does not record (the state
+/// was lost, or is older than the cloud): from what the cloud shows of that generation. When
+/// the provider read only part of its spec (`spec_partial`), only the attributes it shows
+/// (role, image, instance types, capacity type) are compared, and the change of generation
+/// is named, so that nothing unread shows as changed.
+fn observed_spec_changes(
+    old: Option<&ActualGen>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    gen: &str,
+) -> Vec<AttrChange> {
+    let Some((o, g)) = old.and_then(|o| Some((o, o.groups.iter().find(|g| !g.spec_partial).or(o.groups.first())?)))
+    else {
+        return spec_changes(None, after, ng, false);
+    };
+    let before = display_spec(ng, &g.spec);
+    if !g.spec_partial {
+        return spec_changes(Some(&before), after, ng, false);
+    }
+    const SHOWN: [&str; 4] = ["image", "instance_types", "capacity_type", "role"];
+    let known = |v: &serde_json::Value| -> serde_json::Value {
+        let shown = |k: &str, x: &serde_json::Value| {
+            SHOWN.contains(&k)
+                && before
+                    .get(k)
+                    .is_some_and(|b| !(b.as_str() == Some("") || b.as_array().is_some_and(|a| a.is_empty())))
+                && !x.is_null()
+        };
+        let kept = v.as_object().map(|m| m.iter().filter(|(k, x)| shown(k, x)).map(|(k, x)| (k.clone(), x.clone())));
+        serde_json::Value::Object(kept.into_iter().flatten().collect())
+    };
+    let mut out = spec_changes(Some(&known(&before)), &known(after), ng, false);
+    let quoted = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    out.push(AttrChange {
+        path: "generation".into(),
+        before: Some(quoted(&o.id)),
+        after: Some(quoted(gen)),
+        forces_replacement: true,
+        sensitive: false,
+    });
+    out
 }
 
 /// The in-place settings that differ from what was last applied.

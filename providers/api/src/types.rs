@@ -222,6 +222,13 @@ pub struct ObservedGroup {
     pub name: String,
     pub ownership: Ownership,
     pub spec: GenerationSpec,
+    /// The provider did not read the whole spec: only what the group itself shows (its role,
+    /// image, instance types and capacity type) is known, the rest is left at its default. A
+    /// provider may skip the read when the group launches from exactly the definition it made
+    /// for its generation (which names the spec: the generation is a hash of it), and the
+    /// planner then takes the spec from the state.
+    #[serde(default)]
+    pub spec_partial: bool,
     pub settings: GroupSettings,
     pub instances: Vec<Instance>,
     pub created_at_ms: u64,

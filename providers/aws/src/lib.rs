@@ -16,10 +16,10 @@
 //!   spec finds that generation's template if it was kept.
 //! - **One Auto Scaling group per generation**, named by the caller, pinned to its template's
 //!   version, in the settings' subnets, with their health check type, grace period and sizes,
-//!   and tagged with the ownership tags, `kubernetes.io/cluster/<cluster>` = `owned` and the
-//!   settings' tags, all propagated to the instances at launch. Spot capacity or several
-//!   instance types use a mixed instances policy (spot: `capacity-optimized-prioritized`;
-//!   on demand: `prioritized`, in the listed order).
+//!   and tagged with the ownership tags, `drydock:role`, `kubernetes.io/cluster/<cluster>` =
+//!   `owned` and the settings' tags, all propagated to the instances at launch. Spot capacity
+//!   or several instance types use a mixed instances policy (spot:
+//!   `capacity-optimized-prioritized`; on demand: `prioritized`, in the listed order).
 //! - Deleting a group first deletes launch templates of its node group: all of them when it is
 //!   the node group's last group, otherwise those no group uses beyond the newest
 //!   [`mapping::KEEP_TEMPLATES`] (kept for a rollback by hand); then it force-deletes the group,
@@ -27,14 +27,20 @@
 //!
 //! # Observation
 //!
-//! `DescribeAutoScalingGroups` filtered by the `drydock:lineage` tag (100 a page); the launch
-//! template versions not read before by this process (one sweep of every template's latest
-//! version, 200 a page, when more than a few templates are involved, and one call per template
-//! for any it missed; versions never change, so each is read once per process); and
+//! `DescribeAutoScalingGroups` filtered by the `drydock:lineage` tag (100 a page) and
 //! `DescribeInstances` filtered by the lineage tag (1,000 a page), skipped when no group has an
-//! instance. An instance is healthy when Auto Scaling has it `InService` and `Healthy` and EC2
-//! has it running. Concurrent observations are coalesced: at most one is in flight, and those
-//! who asked meanwhile share the next one. Every call is counted in [`Provider::stats`] by AWS
+//! instance: 6 calls for 500 node groups. Launch template data is read only for groups that do
+//! not launch from exactly their generation's own template (version
+//! [`mapping::TEMPLATE_VERSION`] of [`mapping::template_name`]), or have no
+//! [`mapping::TAG_ROLE`] tag: a generation's template is immutable and the generation is a
+//! hash of its spec, so for the others the spec is the one the state records, and what the
+//! planner needs of it (role, image, instance types, purchase option) comes from the group and
+//! its instances (the observed group is then `spec_partial`). Those templates that are read
+//! come from one sweep of every template's latest version (200 a page) when more than a few
+//! are involved, and one call per template for any it missed; versions never change, so each
+//! is read once per process. An instance is healthy when Auto Scaling has it `InService` and
+//! `Healthy` and EC2 has it running. Concurrent observations are coalesced: at most one is in
+//! flight, and those who asked meanwhile share the next one. Every call is counted in [`Provider::stats`] by AWS
 //! action, and each observation logs one `tracing` event with its call count.
 //!
 //! # Configuration

@@ -8,7 +8,7 @@ use aws_sdk_autoscaling::types as asg;
 use aws_sdk_ec2::types as ec2;
 use drydock_provider::{
     CapacityType, GenerationSpec, GroupSettings, HealthCheck, Instance, InstanceState, Metadata, Ownership,
-    ProviderError, RootVolume, OWNERSHIP_TAGS,
+    ProviderError, Role, RootVolume, OWNERSHIP_TAGS,
 };
 use sha2::Digest as _;
 
@@ -16,6 +16,30 @@ use crate::userdata::{self, NodeInfo};
 
 /// The tag Auto Scaling puts on the instances it launches, naming their group.
 pub const TAG_ASG_NAME: &str = "aws:autoscaling:groupName";
+
+/// The tag naming a group's role (`worker` or `control-plane`), beside the ownership tags: with
+/// it, observation knows the role without reading the launch template.
+pub const TAG_ROLE: &str = "drydock:role";
+
+/// The version of its launch template a group launches from: a generation's template has one
+/// version, made with the template.
+pub const TEMPLATE_VERSION: i64 = 1;
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Worker => "worker",
+        Role::ControlPlane => "control-plane",
+    }
+}
+
+/// The role a group's tags name, if they name one.
+pub fn role_of(tags: &BTreeMap<String, String>) -> Option<Role> {
+    match tags.get(TAG_ROLE)?.as_str() {
+        "worker" => Some(Role::Worker),
+        "control-plane" => Some(Role::ControlPlane),
+        _ => None,
+    }
+}
 
 /// How many launch templates of generations no group uses any more are kept per node group,
 /// newest first, so that a person can point a group back at the previous generation by hand.
@@ -76,10 +100,14 @@ pub fn kubernetes_cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
 }
 
-/// Every tag of a group: the ownership, the Kubernetes cluster tag, and the settings' own
-/// tags. Settings may not set a `drydock:` or `aws:` key: the first would contradict the
-/// ownership, the second is AWS's.
-pub fn group_tags(o: &Ownership, settings: &GroupSettings) -> Result<BTreeMap<String, String>, ProviderError> {
+/// Every tag of a group: the ownership, the role (when known), the Kubernetes cluster tag, and
+/// the settings' own tags. Settings may not set a `drydock:` or `aws:` key: the first would
+/// contradict the ownership, the second is AWS's.
+pub fn group_tags(
+    o: &Ownership,
+    role: Option<Role>,
+    settings: &GroupSettings,
+) -> Result<BTreeMap<String, String>, ProviderError> {
     for key in settings.tags.keys() {
         if key.starts_with("drydock:") {
             return Err(ProviderError::invalid_input(format!(
@@ -103,15 +131,20 @@ pub fn group_tags(o: &Ownership, settings: &GroupSettings) -> Result<BTreeMap<St
     // The settings' tags may say `shared` for the cluster tag; the ownership tags always win.
     tags.extend(settings.tags.clone());
     tags.extend(o.tags());
+    if let Some(role) = role {
+        tags.insert(TAG_ROLE.to_string(), role_name(role).to_string());
+    }
     Ok(tags)
 }
 
 /// The settings' tags as observation reports them: the group's tags without the ones this
-/// provider adds itself (ownership, and the cluster tag when it says `owned`).
+/// provider adds itself (ownership, role, and the cluster tag when it says `owned`).
 pub fn settings_tags(o: &Ownership, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let cluster_tag = kubernetes_cluster_tag(&o.cluster);
     tags.iter()
-        .filter(|(k, v)| !OWNERSHIP_TAGS.contains(&k.as_str()) && (**k != cluster_tag || *v != "owned"))
+        .filter(|(k, v)| {
+            !OWNERSHIP_TAGS.contains(&k.as_str()) && *k != TAG_ROLE && (**k != cluster_tag || *v != "owned")
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -217,6 +250,14 @@ pub struct TemplateRef {
     pub id: String,
     pub name: String,
     pub version: String,
+}
+
+impl TemplateRef {
+    /// Whether this is exactly the template version drydock makes for that generation: then
+    /// its data is the generation's spec (the generation is a hash of it), and need not be read.
+    pub fn is_generations(&self, o: &Ownership) -> bool {
+        self.name == template_name(o) && self.version == TEMPLATE_VERSION.to_string()
+    }
 }
 
 pub fn template_of(g: &asg::AutoScalingGroup) -> Option<TemplateRef> {
@@ -444,19 +485,28 @@ fn decode_lossy(b64: &str) -> String {
     }
 }
 
-/// What a group's template no longer tells (the template was deleted while the group was
-/// being deleted): the spec as far as the group itself shows it.
+/// The spec as far as the group itself shows it, without its launch template's data (not
+/// read because the group launches from its generation's own template, or gone because the
+/// template was deleted while the group was being deleted): the role from the role tag, the
+/// image and instance type from the instances, the types and purchase option from a mixed
+/// instances policy. The rest is left at its default.
 pub fn partial_spec(g: &asg::AutoScalingGroup, instances: &[Instance]) -> GenerationSpec {
-    let mut types: Vec<String> = match g.mixed_instances_policy().and_then(|m| m.launch_template()) {
+    let mixed = g.mixed_instances_policy();
+    let mut types: Vec<String> = match mixed.and_then(|m| m.launch_template()) {
         Some(lt) => lt.overrides().iter().filter_map(|o| o.instance_type()).map(str::to_string).collect(),
         None => vec![],
     };
     if types.is_empty() {
-        types = instances.iter().map(|i| i.instance_type.clone()).take(1).collect();
+        types = instances.iter().map(|i| i.instance_type.clone()).filter(|t| !t.is_empty()).take(1).collect();
     }
+    let spot = mixed
+        .and_then(|m| m.instances_distribution())
+        .is_some_and(|d| d.on_demand_percentage_above_base_capacity() == Some(0));
     GenerationSpec {
-        image: instances.first().map(|i| i.image.clone()).unwrap_or_default(),
+        image: instances.iter().map(|i| i.image.clone()).find(|i| !i.is_empty()).unwrap_or_default(),
         instance_types: types,
+        capacity_type: if spot { CapacityType::Spot } else { CapacityType::OnDemand },
+        role: role_of(&tags_of(g)).unwrap_or_default(),
         ..GenerationSpec::default()
     }
 }
@@ -496,7 +546,6 @@ pub fn asg_healthy(i: &asg::Instance) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drydock_provider::Role;
 
     fn ownership() -> Ownership {
         Ownership {
@@ -653,20 +702,82 @@ mod tests {
     }
 
     #[test]
-    fn tags_add_ownership_and_the_cluster_tag_and_refuse_reserved_keys() {
+    fn tags_add_ownership_role_and_the_cluster_tag_and_refuse_reserved_keys() {
         let mut s = GroupSettings { tags: BTreeMap::from([("team".into(), "platform".into())]), ..Default::default() };
-        let tags = group_tags(&ownership(), &s).unwrap();
+        let tags = group_tags(&ownership(), None, &s).unwrap();
         assert_eq!(tags["kubernetes.io/cluster/fleet[\"eu\"]"], "owned");
         assert_eq!(tags["drydock:generation"], "3f2a9c01bd");
         assert_eq!(tags["team"], "platform");
         assert_eq!(settings_tags(&ownership(), &tags), s.tags);
         s.tags.insert("drydock:lineage".into(), "other".into());
-        assert!(group_tags(&ownership(), &s).unwrap_err().message.contains("ownership"));
+        assert!(group_tags(&ownership(), None, &s).unwrap_err().message.contains("ownership"));
         s.tags = BTreeMap::from([("aws:x".into(), "y".into())]);
-        assert!(group_tags(&ownership(), &s).is_err());
+        assert!(group_tags(&ownership(), None, &s).is_err());
         s.tags = BTreeMap::from([("kubernetes.io/cluster/fleet[\"eu\"]".into(), "shared".into())]);
-        let tags = group_tags(&ownership(), &s).unwrap();
+        let tags = group_tags(&ownership(), None, &s).unwrap();
         assert_eq!(settings_tags(&ownership(), &tags), s.tags);
+        // The role is a tag of drydock's own, not one of the settings'.
+        for role in [Role::Worker, Role::ControlPlane] {
+            let tags = group_tags(&ownership(), Some(role), &s).unwrap();
+            assert_eq!(tags[TAG_ROLE], role_name(role));
+            assert_eq!(role_of(&tags), Some(role));
+            assert_eq!(settings_tags(&ownership(), &tags), s.tags);
+        }
+        s.tags = BTreeMap::from([("drydock:role".into(), "worker".into())]);
+        assert!(group_tags(&ownership(), None, &s).is_err());
+        assert_eq!(role_of(&BTreeMap::from([(TAG_ROLE.into(), "boss".into())])), None);
+    }
+
+    #[test]
+    fn a_generations_own_template_is_known_by_name_and_version() {
+        let o = ownership();
+        let own = TemplateRef { id: "lt-1".into(), name: template_name(&o), version: "1".into() };
+        assert!(own.is_generations(&o));
+        for other in [
+            TemplateRef { version: "2".into(), ..own.clone() },
+            TemplateRef { version: "$Latest".into(), ..own.clone() },
+            TemplateRef { name: "hand-made".into(), ..own.clone() },
+            TemplateRef { name: String::new(), ..own.clone() },
+        ] {
+            assert!(!other.is_generations(&o), "{other:?}");
+        }
+        // Another generation's template is not this one's.
+        assert!(!own.is_generations(&Ownership { generation: "0000000000".into(), ..o }));
+    }
+
+    #[test]
+    fn a_partial_spec_takes_what_the_group_shows() {
+        let s = GenerationSpec { capacity_type: CapacityType::Spot, instance_types: vec!["m5.large".into()], ..spec() };
+        let tags = group_tags(&ownership(), Some(Role::ControlPlane), &GroupSettings::default()).unwrap();
+        let LaunchSpec::Mixed(policy) = launch_spec(&s, "lt-1", 1) else { panic!("spot is mixed") };
+        let g = asg::AutoScalingGroup::builder()
+            .mixed_instances_policy(policy)
+            .set_tags(Some(
+                asg_tags("g", &tags)
+                    .into_iter()
+                    .map(|t| asg::TagDescription::builder().set_key(t.key).set_value(t.value).build())
+                    .collect(),
+            ))
+            .build();
+        let i = Instance {
+            id: "i-1".into(),
+            zone: "a".into(),
+            subnet: "s".into(),
+            image: "ami-1".into(),
+            instance_type: "m5.large".into(),
+            state: InstanceState::Running,
+            healthy: true,
+            launched_at_ms: 0,
+            healthy_at_ms: None,
+        };
+        let p = partial_spec(&g, &[i]);
+        assert_eq!(
+            (p.image.as_str(), p.instance_types.clone(), p.capacity_type, p.role),
+            ("ami-1", vec!["m5.large".to_string()], CapacityType::Spot, Role::ControlPlane)
+        );
+        // Without instances nor a policy nor tags: nothing but defaults.
+        let p = partial_spec(&asg::AutoScalingGroup::builder().build(), &[]);
+        assert_eq!(p, GenerationSpec::default());
     }
 
     #[test]
@@ -690,7 +801,7 @@ mod tests {
             .health_check_type(a.health_check_type)
             .health_check_grace_period(a.grace_seconds)
             .set_tags(Some(
-                asg_tags("g", &group_tags(&ownership(), &s).unwrap())
+                asg_tags("g", &group_tags(&ownership(), None, &s).unwrap())
                     .into_iter()
                     .map(|t| asg::TagDescription::builder().set_key(t.key).set_value(t.value).build())
                     .collect(),

@@ -402,8 +402,12 @@ impl AwsProvider {
         }
         let name = g.auto_scaling_group_name()?.to_string();
         let ownership = Ownership::from_tags(&mapping::tags_of(g))?;
-        let data = mapping::template_of(g)
-            .and_then(|r| self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&(r.id, r.version)).cloned());
+        let data = if needs_template(g) {
+            mapping::template_of(g)
+                .and_then(|r| self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&(r.id, r.version)).cloned())
+        } else {
+            None
+        };
         let spec = data.as_deref().map(|d| mapping::spec_from(d, g));
         let image = spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         let instances: Vec<Instance> = g
@@ -411,12 +415,14 @@ impl AwsProvider {
             .iter()
             .map(|a| self.instance(a, a.instance_id().and_then(|id| ec2_instances.get(id)), &image, now_ms))
             .collect();
+        let spec_partial = spec.is_none();
         let spec = spec.unwrap_or_else(|| mapping::partial_spec(g, &instances));
         Some(ObservedGroup {
             name,
             settings: mapping::settings_of(g, &ownership),
             ownership,
             spec,
+            spec_partial,
             instances,
             created_at_ms: g
                 .created_time()
@@ -433,7 +439,11 @@ impl AwsProvider {
         let groups =
             self.groups_tagged(c, &[(TAG_LINEAGE, lineage)], &mut calls).await.map_err(AwsError::into_provider)?;
         let live: Vec<&asg::AutoScalingGroup> = groups.iter().filter(|g| g.status() != Some(DELETING)).collect();
-        let refs: Vec<TemplateRef> = live.iter().filter_map(|g| mapping::template_of(g)).collect();
+        // Only groups that launch from something other than their generation's own template
+        // (pointed elsewhere by hand), or whose role is not tagged (made before the role tag),
+        // need their template's data.
+        let refs: Vec<TemplateRef> =
+            live.iter().filter(|g| needs_template(g)).filter_map(|g| mapping::template_of(g)).collect();
         self.load_versions(c, &refs, &mut calls).await.map_err(AwsError::into_provider)?;
         // Empty groups need no instance call at all.
         let ec2_instances = if live.iter().any(|g| !g.instances().is_empty()) {
@@ -486,6 +496,7 @@ impl AwsProvider {
             .observed_group(g, &HashMap::new(), SystemClock::wall_ms())
             .ok_or_else(|| ProviderError::other("the existing group could not be read").with_group(&req.name))?;
         group.spec = req.spec.clone();
+        group.spec_partial = false;
         Ok(group)
     }
 
@@ -657,6 +668,19 @@ impl AwsProvider {
     }
 }
 
+/// Whether observing the group needs its launch template's data: not when it launches from
+/// exactly the template version drydock made for its generation and its role is tagged, for
+/// then everything the planner needs of the spec is known without it (the rest is the
+/// generation's, recorded in the state).
+fn needs_template(g: &asg::AutoScalingGroup) -> bool {
+    let tags = mapping::tags_of(g);
+    let own = match (Ownership::from_tags(&tags), mapping::template_of(g)) {
+        (Some(o), Some(r)) => r.is_generations(&o),
+        _ => false,
+    };
+    !own || mapping::role_of(&tags).is_none()
+}
+
 #[async_trait]
 impl Provider for AwsProvider {
     fn kind(&self) -> &'static str {
@@ -685,7 +709,7 @@ impl Provider for AwsProvider {
         let name = req.name.as_str();
         let in_group = |e: ProviderError| e.with_group(name);
         mapping::check_settings(&req.settings).map_err(in_group)?;
-        let tags = mapping::group_tags(&req.ownership, &req.settings).map_err(in_group)?;
+        let tags = mapping::group_tags(&req.ownership, Some(req.spec.role), &req.settings).map_err(in_group)?;
         if req.spec.instance_types.is_empty() {
             return Err(in_group(ProviderError::invalid_input("a node group needs at least one instance type")));
         }
@@ -708,7 +732,7 @@ impl Provider for AwsProvider {
             .health_check_type(a.health_check_type)
             .health_check_grace_period(a.grace_seconds)
             .set_tags(Some(mapping::asg_tags(name, &tags)));
-        create = match mapping::launch_spec(&req.spec, &template_id, 1) {
+        create = match mapping::launch_spec(&req.spec, &template_id, mapping::TEMPLATE_VERSION) {
             LaunchSpec::Template(t) => create.launch_template(t),
             LaunchSpec::Mixed(m) => create.mixed_instances_policy(m),
         };
@@ -729,6 +753,7 @@ impl Provider for AwsProvider {
             name: name.to_string(),
             ownership: req.ownership.clone(),
             spec: req.spec.clone(),
+            spec_partial: false,
             settings: req.settings.clone(),
             instances: vec![],
             created_at_ms: SystemClock::wall_ms(),
@@ -747,7 +772,8 @@ impl Provider for AwsProvider {
         let ownership = Ownership::from_tags(&current).ok_or_else(|| {
             in_group(ProviderError::invalid_input("the group has no drydock ownership tags; not changing it"))
         })?;
-        let tags = mapping::group_tags(&ownership, settings).map_err(in_group)?;
+        // The role tag stays as it is (a group made before it has none).
+        let tags = mapping::group_tags(&ownership, mapping::role_of(&current), settings).map_err(in_group)?;
         let a = mapping::group_attributes(settings);
         self.call(
             "UpdateAutoScalingGroup",

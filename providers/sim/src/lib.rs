@@ -57,7 +57,9 @@
 //! # Failures
 //!
 //! [`fail`] crashes instances (one, some of a node group, or all of a zone, which also marks the
-//! zone down); [`restore_zone`] brings a zone back.
+//! zone down); [`schedule_fail`] does the same at a later moment of the world's time (an event
+//! like any other, fired after the instances' events of that moment); [`restore_zone`] brings
+//! a zone back.
 
 mod config;
 mod error;
@@ -76,7 +78,8 @@ pub use status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
 pub use world::{zone_of, CRASH_WINDOW_MS, TIMELINE_LIMIT, WORLD_VERSION};
 
 /// What [`fail`] crashes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FailTarget {
     /// `count` running instances of the node group (in any generation, in the given cluster or
     /// in any), chosen by the world's random numbers; fewer if it has fewer.
@@ -104,6 +107,15 @@ pub fn timeline(world_path: impl AsRef<Path>) -> Result<Vec<CapacityPoint>, SimE
 /// zone with no instance is not (it still goes down).
 pub fn fail(world_path: impl AsRef<Path>, target: FailTarget) -> Result<Vec<String>, SimError> {
     store::update(world_path.as_ref(), None, |w| w.fail(&target))
+}
+
+/// Schedules a failure `after_ms` from now on the world's clock: it happens when the world
+/// lives through that moment (on the virtual clock, when someone sleeps past it, such as an
+/// apply waiting for nodes), so a test can fail an instance in the middle of a rollout. What it
+/// crashes is chosen then, as [`fail`] would; a target with nothing to crash by then does
+/// nothing. Returns the time it is due.
+pub fn schedule_fail(world_path: impl AsRef<Path>, target: FailTarget, after_ms: u64) -> Result<u64, SimError> {
+    store::update(world_path.as_ref(), None, |w| Ok(w.schedule_fail(target, after_ms)))
 }
 
 /// Brings a zone back up: instances stuck pending there boot from now. Returns whether the

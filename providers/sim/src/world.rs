@@ -55,6 +55,16 @@ pub(crate) struct World {
     pub capacity: Vec<CapacityPoint>,
     #[serde(default)]
     pub timeline: Vec<CapacityPoint>,
+    /// Failures due later, in the order they were scheduled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduled: Vec<ScheduledFailure>,
+}
+
+/// A failure that happens when the world reaches `at_ms`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub(crate) struct ScheduledFailure {
+    pub at_ms: u64,
+    pub target: FailTarget,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -207,6 +217,7 @@ impl World {
             groups: BTreeMap::new(),
             capacity: Vec::new(),
             timeline: Vec::new(),
+            scheduled: Vec::new(),
         }
     }
 
@@ -229,6 +240,9 @@ impl World {
         }
         for point in self.capacity.iter_mut().chain(self.timeline.iter_mut()) {
             point.t_ms += delta;
+        }
+        for s in &mut self.scheduled {
+            s.at_ms = s.at_ms.saturating_add(delta);
         }
     }
 
@@ -258,6 +272,7 @@ impl World {
         self.groups
             .values()
             .flat_map(|g| g.instances.iter().filter_map(|i| i.next_event(&g.settings, &self.config)))
+            .chain(self.scheduled.iter().map(|s| s.at_ms))
             .min()
     }
 
@@ -269,6 +284,21 @@ impl World {
             }
             group.instances.retain(|i| i.instance.state != InstanceState::Terminated);
         }
+        // Then the failures due now, in the order they were scheduled; one that finds nothing
+        // to crash does nothing.
+        let (due, later): (Vec<ScheduledFailure>, Vec<ScheduledFailure>) =
+            std::mem::take(&mut self.scheduled).into_iter().partition(|s| s.at_ms <= now);
+        self.scheduled = later;
+        for s in due {
+            let _ = self.fail(&s.target);
+        }
+    }
+
+    /// Schedules a failure `after_ms` from now; returns when it is due.
+    pub fn schedule_fail(&mut self, target: FailTarget, after_ms: u64) -> u64 {
+        let at_ms = self.now_ms.saturating_add(after_ms);
+        self.scheduled.push(ScheduledFailure { at_ms, target });
+        at_ms
     }
 
     /// After any change: every group launches or terminates to its desired size, and the
@@ -437,6 +467,7 @@ impl World {
             name: name.to_string(),
             ownership: group.ownership.clone(),
             spec: group.spec.clone(),
+            spec_partial: false,
             settings: group.settings.clone(),
             instances: group.instances.iter().map(|i| i.instance.clone()).collect(),
             created_at_ms: group.created_at_ms,

@@ -10,8 +10,8 @@ use drydock_provider::{
     Ownership, Provider,
 };
 use drydock_sim::{
-    fail, restore_zone, status, timeline, CapacityPoint, ClockMode, FailTarget, SimConfig, SimError, SimProvider,
-    TIMELINE_LIMIT,
+    fail, restore_zone, schedule_fail, status, timeline, CapacityPoint, ClockMode, FailTarget, SimConfig, SimError,
+    SimProvider, TIMELINE_LIMIT,
 };
 
 const LINEAGE: &str = "lin-1";
@@ -294,6 +294,29 @@ async fn a_zone_failure_strands_replacements_until_the_zone_is_restored() {
     let group = sim.group("web-g1").await;
     assert_eq!(group.in_service(), 3);
     assert!(group.instances.iter().any(|i| i.id == replacement.id));
+}
+
+#[tokio::test]
+async fn a_scheduled_failure_happens_when_the_world_lives_through_its_moment() {
+    let sim = Sim::new(config());
+    sim.create("web-g1", 2, &ABC).await;
+    let web = || FailTarget::NodeGroup { cluster: None, node_group: "web".into(), count: 1 };
+    // Due while the instances still boot (nothing running to crash: it does nothing), at
+    // 3.5s, and twice at 5s (the second finds the one left), in any order of scheduling.
+    assert_eq!(schedule_fail(&sim.path, web(), 5_000).unwrap(), 5_000);
+    assert_eq!(schedule_fail(&sim.path, web(), 1_000).unwrap(), 1_000);
+    assert_eq!(schedule_fail(&sim.path, web(), 3_500).unwrap(), 3_500);
+    assert_eq!(schedule_fail(&sim.path, web(), 5_000).unwrap(), 5_000);
+    // One sleep over all of them: each happens at its own moment, not when someone looks.
+    sim.clock.sleep(6_000).await;
+    let points: Vec<(u64, u32, u32, u32)> =
+        sim.web_timeline().iter().map(|p| (p.t_ms, p.healthy, p.running, p.total)).collect();
+    assert_eq!(points, [(0, 0, 0, 2), (2_000, 2, 2, 2), (3_500, 1, 2, 2), (5_000, 0, 2, 2)]);
+    // Done with: nothing more happens to them.
+    assert!(fail(&sim.path, web()).is_err(), "no running healthy instance left to fail");
+    sim.clock.sleep(100_000).await;
+    let group = sim.group("web-g1").await;
+    assert_eq!(group.in_service(), 2, "both replaced by the group");
 }
 
 #[tokio::test]
