@@ -62,9 +62,9 @@ fn killed(m: &Moto, net: &Network, dir: &Path, image: &str, at: u64) {
     );
 }
 
-fn lineage(dir: &Path) -> String {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
-    state["lineage"].as_str().unwrap().to_string()
+/// The lineage of the state `examples/aws` keeps in moto's S3.
+fn lineage(m: &Moto) -> String {
+    m.example_state()["lineage"].as_str().unwrap().to_string()
 }
 
 /// The groups (name → generation tag, member count, desired), templates (name → generation
@@ -83,8 +83,8 @@ fn inventory(m: &Moto, lineage: &str) -> Value {
 }
 
 /// The state's groups and their generations.
-fn state_groups(dir: &Path) -> BTreeMap<String, String> {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
+fn state_groups(m: &Moto) -> BTreeMap<String, String> {
+    let state = m.example_state();
     assert_eq!(state["journal"], serde_json::json!([]), "a settled journal");
     let mut out = BTreeMap::new();
     for ng in state["clusters"]["cluster.prod"]["node_groups"].as_object().unwrap().values() {
@@ -103,9 +103,9 @@ fn state_groups(dir: &Path) -> BTreeMap<String, String> {
 fn converged_and_destroyable(m: &Moto, net: &Network, dir: &Path, image: &str, kept: &BTreeSet<String>, at: u64) {
     let plan = ok(m, net, dir, &["plan", "."], image);
     assert!(plan.contains("No changes."), "crash point {at}: a second plan has work left:\n{plan}");
-    let lin = lineage(dir);
+    let lin = lineage(m);
     let inv = inventory(m, &lin);
-    let state = state_groups(dir);
+    let state = state_groups(m);
     let groups = inv["groups"].as_object().unwrap();
     assert_eq!(groups.keys().cloned().collect::<BTreeSet<_>>(), state.keys().cloned().collect(), "crash point {at}");
     for (name, g) in groups {
@@ -158,7 +158,7 @@ fn a_rollout_killed_at_any_point_converges_with_nothing_orphaned() {
     for at in at {
         let dir = moto::aws_example();
         ok(&m, &net, dir.path(), &["apply", ".", "--auto-approve"], &net.images[0]);
-        let old: BTreeSet<String> = state_groups(dir.path()).into_values().collect();
+        let old: BTreeSet<String> = state_groups(&m).into_values().collect();
         killed(&m, &net, dir.path(), &net.images[1], at);
         let out = ok(&m, &net, dir.path(), &["apply", ".", "--auto-approve"], &net.images[1]);
         assert!(out.contains("Apply complete"), "crash point {at}:\n{out}");

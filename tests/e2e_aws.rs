@@ -22,9 +22,9 @@ fn ok(m: &Moto, dir: &Path, args: &[&str], env: &[(&str, String)]) -> String {
     stdout + &stderr
 }
 
-fn lineage(dir: &Path) -> String {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
-    state["lineage"].as_str().unwrap().to_string()
+/// The lineage of the state `examples/aws` keeps in moto's S3.
+fn lineage(m: &Moto) -> String {
+    m.example_state()["lineage"].as_str().unwrap().to_string()
 }
 
 /// Everything moto holds with the lineage tag: groups (with sizes, subnets, health settings,
@@ -94,7 +94,7 @@ impl World {
     }
 
     fn inventory(&self) -> Value {
-        inventory(&self.moto, &lineage(self.dir.path()))
+        inventory(&self.moto, &lineage(&self.moto))
     }
 }
 
@@ -103,7 +103,7 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
     let w = World::new();
     let out = w.ok(&["apply", ".", "--auto-approve"], 0);
     assert!(out.contains("Apply complete: 5 to create"), "{out}");
-    let lin = lineage(w.dir.path());
+    let lin = lineage(&w.moto);
     let inv = w.inventory();
 
     // Three single-instance control-plane members, one group per zone of workers, a spot pool.
@@ -273,13 +273,15 @@ fn a_template_is_read_only_for_a_group_pointed_elsewhere_by_hand() {
 #[test]
 fn a_rollout_from_a_generation_the_state_does_not_record_shows_only_what_the_cloud_shows() {
     let w = World::new();
-    let state = w.dir.path().join("drydock.state.json");
     w.ok(&["apply", ".", "--auto-approve"], 0);
-    let first = std::fs::read_to_string(&state).unwrap();
+    let pulled = w.moto.drydock(w.dir.path(), &["state", "pull", "."], &w.net.vars(w.image(0)));
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    std::fs::write(w.dir.path().join("first.json"), &pulled.stdout).unwrap();
     w.ok(&["apply", ".", "--auto-approve"], 1);
-    // A state restored from before the last apply: it records the first generation, the cloud
-    // runs the second, whose templates this refresh does not read.
-    std::fs::write(&state, first).unwrap();
+    // A state restored from before the last apply (pushed back over the newer one): it records
+    // the first generation, the cloud runs the second, whose templates this refresh does not
+    // read.
+    w.ok(&["state", "push", "first.json", ".", "--force"], 1);
     let plan = w.ok(&["plan", ".", "--stats"], 0);
     assert!(plan.contains("5 to roll out"), "{plan}");
     assert!(plan.contains("with 2 API calls"), "{plan}");
@@ -298,7 +300,11 @@ fn removing_a_cluster_deletes_its_workers_before_its_control_plane() {
     w.ok(&["apply", ".", "--auto-approve"], 0);
     let d = w.dir.path();
     std::fs::remove_file(d.join("outputs.kcl")).unwrap();
-    std::fs::write(d.join("main.kcl"), "provider \"aws\" {\n  region = var.region\n}\n").unwrap();
+    // The provider and the state backend stay; the cluster goes.
+    let main = std::fs::read_to_string(d.join("main.kcl")).unwrap();
+    let start = main.find("backend \"s3\"").unwrap();
+    let backend = &main[start..start + main[start..].find("\n}\n").unwrap() + 3];
+    std::fs::write(d.join("main.kcl"), format!("provider \"aws\" {{\n  region = var.region\n}}\n\n{backend}")).unwrap();
     // The roles come from the groups' role tags: no template is read.
     let out = w.moto.drydock(d, &["plan", ".", "--format", "json", "--stats"], &w.net.vars(w.image(0)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -415,7 +421,7 @@ fn destroy_leaves_no_template_group_or_instance_of_the_lineage() {
     let w = World::new();
     w.ok(&["apply", ".", "--auto-approve"], 0);
     w.ok(&["apply", ".", "--auto-approve"], 1);
-    let lin = lineage(w.dir.path());
+    let lin = lineage(&w.moto);
     let out = w.ok(&["destroy", ".", "--auto-approve"], 1);
     assert!(out.contains("Destroy complete"), "{out}");
     let inv = inventory(&w.moto, &lin);
@@ -455,5 +461,7 @@ fn errors_say_what_failed_and_what_to_do() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("not authorised") && err.contains("no AWS credentials were found"), "{err}");
+    // The state, in S3, is read first.
+    assert!(err.contains("S3 GetObject of s3://acme-drydock-state/"), "{err}");
+    assert!(err.contains("no AWS credentials were found: set AWS_PROFILE"), "{err}");
 }

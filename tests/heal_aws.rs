@@ -11,7 +11,6 @@
 mod moto;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use moto::{Moto, Network};
 use serde_json::Value;
@@ -61,7 +60,7 @@ impl World {
 
     /// The lineage's groups as Auto Scaling describes them.
     fn groups(&self) -> Vec<Value> {
-        let lineage = lineage(self.dir.path());
+        let lineage = lineage(&self.moto);
         let v = self.moto.py(&format!(
             "f = [{{'Name': 'tag:drydock:lineage', 'Values': [{lineage:?}]}}]\n\
              out(asg.describe_auto_scaling_groups(Filters=f)['AutoScalingGroups'])"
@@ -87,9 +86,9 @@ impl World {
     }
 }
 
-fn lineage(dir: &Path) -> String {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
-    state["lineage"].as_str().unwrap().to_string()
+/// The lineage of the state `examples/aws` keeps in moto's S3.
+fn lineage(m: &Moto) -> String {
+    m.example_state()["lineage"].as_str().unwrap().to_string()
 }
 
 fn tag(g: &Value, key: &str) -> String {

@@ -34,7 +34,7 @@ pub struct RunArgs {
     pub refresh: bool,
     /// How long to wait for a state lock someone else holds (`30s`, `5m`) before failing;
     /// a lock whose lease ended meanwhile is taken over.
-    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = parse_timeout)]
     pub lock_timeout: std::time::Duration,
 }
 

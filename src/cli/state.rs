@@ -121,7 +121,7 @@ pub enum StateCommand {
         #[arg(long)]
         force: bool,
         /// How long to wait for a lock someone else holds.
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::run::parse_timeout)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = super::run::parse_timeout)]
         lock_timeout: std::time::Duration,
     },
     /// Move the state to the backend the configuration names now (after its `backend` block
@@ -136,7 +136,7 @@ pub enum StateCommand {
         #[arg(long)]
         force: bool,
         /// How long to wait for a lock someone else holds.
-        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = super::run::parse_timeout)]
+        #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = super::run::parse_timeout)]
         lock_timeout: std::time::Duration,
     },
 }

@@ -109,6 +109,9 @@ impl Moto {
             // No profile files of whoever runs the tests.
             ("AWS_CONFIG_FILE", "/nonexistent/drydock-test-aws-config".into()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/drydock-test-aws-credentials".into()),
+            // A run killed by a test leaves its state lock until its lease (2 s in
+            // `aws_example`) ends: the next run waits for it rather than failing.
+            ("DRYDOCK_LOCK_TIMEOUT", "60s".into()),
         ]
     }
 
@@ -136,12 +139,15 @@ impl Moto {
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("python printed no JSON ({e}):\n{text}"))
     }
 
-    /// A VPC with a subnet in each of three zones (a /20 each: moto puts every instance of a
+    /// The state bucket of `examples/aws` ([`STATE_BUCKET`], versioned), a VPC with a subnet in
+    /// each of three zones (a /20 each: moto puts every instance of a
     /// group in its first subnet, and the bench runs 500), a security group, and two Linux images
     /// moto knows (moto launches any image id, but drydock checks the image exists first).
     pub fn network(&self) -> Network {
         let v = self.py(
             "vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']\n\
+             if 'acme-drydock-state' not in [b['Name'] for b in s3.list_buckets()['Buckets']]: s3.create_bucket(Bucket='acme-drydock-state')\n\
+             s3.put_bucket_versioning(Bucket='acme-drydock-state', VersioningConfiguration={'Status': 'Enabled'})\n\
              subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.0.{16 * i}.0/20', AvailabilityZone=f'us-east-1{z}')['Subnet']['SubnetId'] for i, z in enumerate('abc')]\n\
              sg = ec2.create_security_group(GroupName='nodes', Description='nodes', VpcId=vpc)['GroupId']\n\
              images = sorted(i['ImageId'] for i in ec2.describe_images(Owners=['amazon'])['Images'] if i.get('RootDeviceName') == '/dev/xvda' and i.get('Platform') != 'windows')\n\
@@ -209,10 +215,28 @@ impl Network {
     }
 }
 
-/// A copy of `examples/aws` in a temporary directory (state files land there).
+/// Where `examples/aws` keeps its state (`backend "s3"`, the default region): a bucket
+/// [`Moto::network`] creates, with versioning.
+pub const STATE_BUCKET: &str = "acme-drydock-state";
+pub const STATE_KEY: &str = "clusters/prod/us-east-1.json";
+
+impl Moto {
+    /// The state `examples/aws` keeps in moto's S3, as S3 holds it.
+    pub fn example_state(&self) -> Value {
+        self.py(&format!("out(json.loads(s3.get_object(Bucket='{STATE_BUCKET}', Key='{STATE_KEY}')['Body'].read()))"))
+    }
+}
+
+/// A copy of `examples/aws` in a temporary directory, its state lock's lease cut to 2 s (the
+/// tests kill runs that hold it).
 pub fn aws_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&repo().join("examples/aws"), dir.path());
+    let main = dir.path().join("main.kcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let patched = text.replacen("backend \"s3\" {", "backend \"s3\" {\n  lock_lease = 2s", 1);
+    assert_ne!(text, patched, "examples/aws/main.kcl has no backend \"s3\" block");
+    std::fs::write(&main, patched).unwrap();
     dir
 }
 
