@@ -82,6 +82,8 @@ impl World {
             .envs(self.moto.env())
             .env("NO_COLOR", "1")
             .env("DRYDOCK_SIM_CLOCK", clock)
+            // The harness waits for locks by default; these tests say when to wait.
+            .env("DRYDOCK_LOCK_TIMEOUT", "0s")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
