@@ -451,3 +451,36 @@ cluster "shared" {{
     assert!(worst <= 9, "the cluster had {worst} nodes at once (8 + budget 1)");
     assert!(worst == 9, "the rollouts did surge: {worst}");
 }
+
+#[test]
+fn watch_once_from_cron_counts_the_unhealthy_timeout_from_the_first_sighting() {
+    let dir = quickstart();
+    let d = dir.path();
+    // A cloud that never replaces a crashed instance by itself (its detection takes an hour),
+    // and workers that watch replaces after a minute unhealthy.
+    let cfg = d.join("cluster.kcl");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let patched = text.replacen("boot_time = 2s", "boot_time = 2s\n  detection_delay = 1h", 1).replacen(
+        "max_unhealthy = 40%",
+        "max_unhealthy = 40%\n      unhealthy_timeout = 1m",
+        1,
+    );
+    assert!(patched.contains("detection_delay = 1h") && patched.contains("unhealthy_timeout = 1m"));
+    std::fs::write(&cfg, patched).unwrap();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    ok(d, &["sim", "advance", ".", "2m"]);
+    ok(d, &["sim", "fail", ".", "--node-group", "workers", "--count", "1"]);
+    // Each run is a new process, as from cron: the first sees the instance unhealthy and waits.
+    let first = watch(d, &["--once"]);
+    assert!(!has(&first, "repaired", "workers", "replaced"), "{first:?}");
+    ok(d, &["sim", "advance", ".", "30s"]);
+    let second = watch(d, &["--once"]);
+    assert!(!has(&second, "repaired", "workers", "replaced"), "30 s is not a minute yet: {second:?}");
+    // A minute after the first sighting, not after this run's start: replaced.
+    ok(d, &["sim", "advance", ".", "31s"]);
+    let third = watch(d, &["--once"]);
+    assert!(has(&third, "repaired", "workers", "unhealthy too long"), "{third:?}");
+    // Once the replacement is healthy the node group is whole again.
+    ok(d, &["sim", "advance", ".", "10s"]);
+    assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0));
+}

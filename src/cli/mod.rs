@@ -192,6 +192,13 @@ pub enum SimCommand {
     },
     /// Bring a failed zone back.
     RestoreZone { path: PathBuf, zone: String },
+    /// Move the simulated cloud's virtual clock forward (`DRYDOCK_SIM_CLOCK=virtual`), as if
+    /// that much time passed: boots finish, the cloud replaces what it detects, timeouts run.
+    Advance {
+        path: PathBuf,
+        #[arg(value_name = "DURATION", value_parser = parse_after)]
+        duration: u64,
+    },
     /// Print the capacity timeline: per node group over time, healthy, running and total
     /// instances (JSON lines).
     Timeline {
@@ -296,6 +303,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 sim::fail(&path, target, after)
             }
             SimCommand::RestoreZone { path, zone } => sim::restore_zone(&path, &zone),
+            SimCommand::Advance { path, duration } => sim::advance(&path, duration),
             SimCommand::Timeline { path } => sim::timeline(&path),
         },
         Command::Fmt { path, check, diff, recursive } => {

@@ -98,6 +98,19 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
     }
 }
 
+pub fn advance(path: &Path, ms: u64) -> ExitCode {
+    match drydock_sim::advance(world(path), ms) {
+        Ok(now) => {
+            println!("the simulated clock is at {}", crate::config::value::format_duration(now));
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
 pub fn restore_zone(path: &Path, zone: &str) -> ExitCode {
     match drydock_sim::restore_zone(world(path), zone) {
         Ok(true) => {

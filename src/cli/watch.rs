@@ -121,12 +121,17 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
     }
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).ok();
     let mut events = Events { json: args.json, log, round: 0, now_ms: 0 };
-    // When each instance was first seen unhealthy (on the provider's clock).
-    let mut unhealthy_since: BTreeMap<String, u64> = BTreeMap::new();
+    // When each instance was first seen unhealthy (on the provider's clock), kept across runs
+    // in `.drydock/watch-unhealthy.json`, so that `watch --once` from cron, or a restarted
+    // watch, counts `unhealthy_timeout` from the first sighting, not from its own start.
+    let since_path = dir.join(".drydock").join("watch-unhealthy.json");
+    let mut unhealthy_since: BTreeMap<String, u64> =
+        std::fs::read(&since_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
     let mut clock: Option<Arc<dyn Clock>> = None;
     loop {
         events.round += 1;
         round(args, style, &rt, &mut events, &mut unhealthy_since, &mut clock);
+        save_unhealthy_since(&since_path, &unhealthy_since);
         let done = args.once || args.rounds.is_some_and(|n| events.round >= n) || stop.load(Ordering::SeqCst);
         if done {
             break;
@@ -149,6 +154,15 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
     }
     events.emit("stopped", "", "watch stopped", None);
     0
+}
+
+/// Best effort: a lost record only makes the next watch wait the full timeout again.
+fn save_unhealthy_since(path: &Path, since: &BTreeMap<String, u64>) {
+    let Ok(bytes) = serde_json::to_vec(since) else { return };
+    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+    if std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
 }
 
 fn round(

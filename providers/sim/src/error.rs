@@ -30,6 +30,8 @@ pub enum SimError {
     NoSuchInstance(String),
     #[error("no running instance to fail in node group {0}")]
     NothingToFail(String),
+    #[error("the simulated cloud runs on the real clock, whose time cannot be moved; use DRYDOCK_SIM_CLOCK=virtual")]
+    RealClock,
     #[error("the sim world's worker thread failed: {0}")]
     Worker(String),
 }
@@ -47,7 +49,7 @@ impl From<SimError> for ProviderError {
         let kind = match e {
             SimError::Io { .. } => ErrorKind::Unavailable,
             SimError::NoSuchInstance(_) | SimError::NothingToFail(_) => ErrorKind::NotFound,
-            SimError::InvalidClockMode(_) => ErrorKind::InvalidInput,
+            SimError::InvalidClockMode(_) | SimError::RealClock => ErrorKind::InvalidInput,
             SimError::Corrupt { .. } | SimError::UnsupportedVersion { .. } | SimError::Worker(_) => ErrorKind::Other,
         };
         ProviderError::new(kind, e.to_string())

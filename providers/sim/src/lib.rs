@@ -118,6 +118,19 @@ pub fn schedule_fail(world_path: impl AsRef<Path>, target: FailTarget, after_ms:
     store::update(world_path.as_ref(), None, |w| Ok(w.schedule_fail(target, after_ms)))
 }
 
+/// Moves a virtual world's clock forward by `ms`, as if someone slept that long on it (every
+/// event due meanwhile happens). Returns the new time. A world on the real clock is refused:
+/// its time is the wall clock's.
+pub fn advance(world_path: impl AsRef<Path>, ms: u64) -> Result<u64, SimError> {
+    store::update(world_path.as_ref(), None, |w| {
+        if w.clock != ClockMode::Virtual {
+            return Err(SimError::RealClock);
+        }
+        w.advance_to(w.now_ms.saturating_add(ms));
+        Ok(w.now_ms)
+    })
+}
+
 /// Brings a zone back up: instances stuck pending there boot from now. Returns whether the
 /// zone was down.
 pub fn restore_zone(world_path: impl AsRef<Path>, zone: &str) -> Result<bool, SimError> {
