@@ -182,6 +182,24 @@ fn a_killed_holders_lease_expires_and_the_next_apply_proceeds_without_force_unlo
     assert!(!w.lock_exists(), "released at the end");
     // Whatever the killed run created was adopted: nothing left to do.
     assert!(w.ok(&["plan", "."]).contains("No changes."));
+
+    // Or, without waiting for the lease: force-unlock with the id the error names.
+    let main = w.dir.path().join("main.kcl");
+    std::fs::write(&main, std::fs::read_to_string(&main).unwrap().replace("img-1", "img-2")).unwrap();
+    let mut holder = w.spawn(&["apply", ".", "--auto-approve"], "real");
+    w.wait_for_lock(&mut holder);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let id =
+        w.moto.py(&format!("out(json.loads(s3.get_object(Bucket='{BUCKET}', Key='{KEY}.lock')['Body'].read())['id'])"));
+    let id = id.as_str().unwrap();
+    let out = w.run(&["force-unlock", "not-the-id", ".", "--force"]);
+    assert!(text(&out).contains(&format!("locked with id {id}, not not-the-id")), "{}", text(&out));
+    let out = w.ok(&["force-unlock", id, ".", "--force"]);
+    assert!(out.contains(&format!("The lock {id} on s3://{BUCKET}/{KEY} was cleared.")), "{out}");
+    assert!(!w.lock_exists());
+    w.ok(&["apply", ".", "--auto-approve"]);
+    assert!(w.ok(&["plan", "."]).contains("No changes."));
 }
 
 /// A small deterministic generator (xorshift) for the kill schedule.
