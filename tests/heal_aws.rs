@@ -137,26 +137,34 @@ fn has(events: &[Value], event: &str, address_part: &str, message_part: &str) ->
 
 #[test]
 fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
-    // (node group, replaced?, the event that says why): a control-plane member goes (2 of 3
-    // stay healthy: quorum, and 34% of 3 allows 1 unhealthy); in a zone's worker group of 2,
-    // 34% allows none, so the storm guard holds and nothing is replaced.
+    // (node group, members marked unhealthy, replaced?, the event that says why). The example
+    // allows one unhealthy node per group (`max_unhealthy = 1`): a control-plane member goes
+    // (2 of 3 stay healthy: quorum), so does one of a zone's 2 workers; both of a zone's
+    // workers at once is more than 1, so the storm guard holds and nothing is replaced.
     let cases = [
-        ("control-plane", true, ("repaired", "replaced")),
+        ("control-plane", 1, true, ("repaired", "replaced")),
+        ("workers[\"us-east-1b\"]", 1, true, ("repaired", "replaced")),
         (
-            "workers[\"us-east-1b\"]",
+            "workers[\"us-east-1c\"]",
+            2,
             false,
-            ("skipped", "storm guard: 1 of 2 nodes unhealthy, more than max_unhealthy (0)"),
+            ("skipped", "storm guard: 2 of 2 nodes unhealthy, more than max_unhealthy (1)"),
         ),
     ];
-    for (node_group, replaced, (event, message)) in cases {
+    for (node_group, marked, replaced, (event, message)) in cases {
         let w = World::applied();
         let before = w.group(node_group);
         let group = name(&before);
-        let (victim, _) = members(&before)[0].clone();
-        w.asg(&format!("set_instance_health(InstanceId={victim:?}, HealthStatus='Unhealthy')"));
-        // moto keeps it: an Unhealthy member that its group never replaces.
+        let victims: Vec<String> = members(&before).into_iter().take(marked).map(|(id, _)| id).collect();
+        for victim in &victims {
+            w.asg(&format!("set_instance_health(InstanceId={victim:?}, HealthStatus='Unhealthy')"));
+        }
+        // moto keeps them: Unhealthy members that their group never replaces.
         let g = w.group(node_group);
-        assert!(members(&g).contains(&(victim.clone(), "Unhealthy".into())), "{g}");
+        for victim in &victims {
+            assert!(members(&g).contains(&(victim.clone(), "Unhealthy".into())), "{g}");
+        }
+        let victim = &victims[0];
 
         // A round only sees it (unhealthy since now); rounds a second apart pass the 2s timeout.
         let first = w.watch(&["--once"]);
@@ -173,8 +181,8 @@ fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
         assert_eq!(sizes(&after), sizes(&before), "{node_group}: the sizes are untouched");
         let ids: BTreeSet<String> = members(&after).into_iter().map(|(id, _)| id).collect();
         if replaced {
-            assert!(has(&events, "repaired", node_group, &victim), "{events:?}");
-            assert!(!ids.contains(&victim), "{node_group}: {victim} is gone: {after}");
+            assert!(has(&events, "repaired", node_group, victim), "{events:?}");
+            assert!(!ids.contains(victim), "{node_group}: {victim} is gone: {after}");
             assert_eq!(in_service_healthy(&after), sizes(&before).2 as usize, "{after}");
             let state = w.moto.py(&format!(
                 "r = ec2.describe_instances(InstanceIds=[{victim:?}])['Reservations']\n\
@@ -186,7 +194,9 @@ fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
             assert_eq!(replaced_events, 1, "{events:?}");
         } else {
             assert!(!events.iter().any(|e| e["event"] == "repaired"), "{events:?}");
-            assert!(ids.contains(&victim), "{node_group}: the storm guard kept {victim}");
+            for victim in &victims {
+                assert!(ids.contains(victim), "{node_group}: the storm guard kept {victim}");
+            }
             assert_eq!(members(&after), members(&g));
         }
     }

@@ -32,8 +32,15 @@ pub struct RunArgs {
     /// seen, instance ids are not known, and an unpinned desired capacity is taken as `min`).
     #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub refresh: bool,
-    /// How long to wait for a state lock someone else holds (`30s`, `5m`) before failing;
-    /// a lock whose lease ended meanwhile is taken over.
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// `--lock-timeout`, for every command that takes the state lock.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LockArgs {
+    /// How long to wait for a state lock someone else holds (`30s`, `5m`) before failing; a
+    /// lock whose lease ended meanwhile is taken over.
     #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = parse_timeout)]
     pub lock_timeout: std::time::Duration,
 }
@@ -136,7 +143,7 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         store,
         backend: record,
         lease,
-        lock_timeout: args.lock_timeout,
+        lock_timeout: args.lock.lock_timeout,
         refresh: args.refresh,
     })
 }

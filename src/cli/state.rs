@@ -120,9 +120,8 @@ pub enum StateCommand {
         /// the state's, so it never goes backwards).
         #[arg(long)]
         force: bool,
-        /// How long to wait for a lock someone else holds.
-        #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = super::run::parse_timeout)]
-        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        lock: super::run::LockArgs,
     },
     /// Move the state to the backend the configuration names now (after its `backend` block
     /// changed), keeping its lineage and serial. The old copy is left where it was.
@@ -135,9 +134,8 @@ pub enum StateCommand {
         /// Overwrite a state of another lineage at the destination.
         #[arg(long)]
         force: bool,
-        /// How long to wait for a lock someone else holds.
-        #[arg(long, value_name = "DURATION", default_value = "0s", env = "DRYDOCK_LOCK_TIMEOUT", value_parser = super::run::parse_timeout)]
-        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        lock: super::run::LockArgs,
     },
 }
 
@@ -171,8 +169,8 @@ pub fn run(command: StateCommand, style: Style) -> ExitCode {
         StateCommand::List { .. } => list(&at.store),
         StateCommand::Show { address, .. } => show(&at.store, &address),
         StateCommand::Pull { .. } => pull(&at.store),
-        StateCommand::Push { file, force, lock_timeout, .. } => push(&at, &file, force, lock_timeout),
-        StateCommand::Migrate { force, lock_timeout, .. } => migrate(&at, &path, force, lock_timeout),
+        StateCommand::Push { file, force, lock, .. } => push(&at, &file, force, lock.lock_timeout),
+        StateCommand::Migrate { force, lock, .. } => migrate(&at, &path, force, lock.lock_timeout),
     };
     finish(result, style)
 }
