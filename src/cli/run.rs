@@ -17,7 +17,7 @@ use crate::diag::Sources;
 use crate::plan::{self, Plan, PlanInput};
 use crate::render;
 use crate::state::backend::{self, BackendRecord, Lock, Store};
-use crate::state::store::{new_lineage, DEFAULT_LEASE};
+use crate::state::store::new_lineage;
 use crate::state::State;
 
 /// Options shared by plan, apply and destroy.
@@ -122,9 +122,7 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         report(&loaded.diagnostics, &loaded.sources, style);
         return Err(1);
     };
-    let config_dir =
-        if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
-    let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
+    let config_dir = config_dir(path);
     let opened =
         backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref()).and_then(|(store, record)| {
             match args.state {
@@ -133,8 +131,7 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
             }
         });
     let (store, record) = opened.map_err(fail)?;
-    let lease =
-        model.backend.as_ref().and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
+    let lease = backend::lease(model.backend.as_ref());
     Ok(Workspace {
         config_path: path.to_path_buf(),
         config_dir,
@@ -176,6 +173,17 @@ pub(super) fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provi
         out.insert(p.reference(), provider);
     }
     Ok(out)
+}
+
+/// The directory of a configuration (a directory itself, or a file's directory; `.` for a
+/// file named without one): where its state, `.drydock/` and backend record live.
+pub fn config_dir(path: &Path) -> PathBuf {
+    let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::new(), Path::to_path_buf) };
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    }
 }
 
 /// The simulated cloud's world file for a configuration directory.

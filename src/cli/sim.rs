@@ -6,9 +6,7 @@ use super::run::sim_world;
 use super::ExitCode;
 
 fn world(path: &Path) -> PathBuf {
-    let dir =
-        if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::from("."), Path::to_path_buf) };
-    sim_world(if dir.as_os_str().is_empty() { Path::new(".") } else { &dir })
+    sim_world(&super::run::config_dir(path))
 }
 
 pub fn status(path: &Path, json: bool) -> ExitCode {

@@ -15,7 +15,7 @@ use super::VarArgs;
 use super::{report, ExitCode, Style};
 use crate::diag::{Diagnostic, Sources};
 use crate::state::backend::{self, BackendRecord, Store};
-use crate::state::store::{default_path, upgrade, FormatError, StateError, DEFAULT_LEASE};
+use crate::state::store::{default_path, upgrade, FormatError, StateError};
 use crate::state::{Entry, State};
 
 /// Where the state is; shared by every command that reads or writes it.
@@ -42,12 +42,7 @@ impl StateArgs {
     /// configuration's `backend` block (the configuration is evaluated for it); else, with no
     /// configuration there at all, the default local file.
     fn locate(&self, config_path: &Path, style: Style) -> Result<Located, ExitCode> {
-        let config_dir = if config_path.is_dir() {
-            config_path.to_path_buf()
-        } else {
-            config_path.parent().map_or(PathBuf::from("."), Path::to_path_buf)
-        };
-        let config_dir = if config_dir.as_os_str().is_empty() { PathBuf::from(".") } else { config_dir };
+        let config_dir = super::run::config_dir(config_path);
         let has_config = config_path.is_file()
             || std::fs::read_dir(config_path)
                 .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "kcl")))
@@ -73,7 +68,7 @@ impl StateArgs {
             report(&[Diagnostic::global("state::backend", e)], &Sources::new(), style);
             1
         })?;
-        let lease = backend.and_then(|b| b.lock_lease_ms()).map_or(DEFAULT_LEASE, std::time::Duration::from_millis);
+        let lease = backend::lease(backend);
         Ok(Located { store, record, lease, config_dir })
     }
 }

@@ -110,11 +110,7 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
             notify.notify_waiters();
         });
     }
-    let dir = if args.path.is_dir() {
-        args.path.clone()
-    } else {
-        args.path.parent().map_or(PathBuf::from("."), Path::to_path_buf)
-    };
+    let dir = super::run::config_dir(&args.path);
     let log_path = args.log.clone().unwrap_or_else(|| dir.join(".drydock").join("watch.log"));
     if let Some(parent) = log_path.parent() {
         let _ = std::fs::create_dir_all(parent);

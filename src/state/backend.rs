@@ -77,6 +77,11 @@ pub struct LockSettings {
     pub lease: Duration,
 }
 
+/// The lease of the state lock a backend block asks for (`lock_lease`), else the default.
+pub fn lease(backend: Option<&Backend>) -> Duration {
+    backend.and_then(Backend::lock_lease_ms).map_or(super::store::DEFAULT_LEASE, Duration::from_millis)
+}
+
 /// Builds the store a backend names. `state_override` is `--state FILE`, which names a local
 /// file and wins over a `backend "local"` path (not over `backend "s3"`: that is an error).
 pub fn open(

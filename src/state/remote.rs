@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 
 use drydock_s3::{Condition, ObjectStore, StoreError};
 
-use super::store::{upgrade, FormatError, LockInfo, StateError};
-use super::{State, FORMAT_VERSION};
+use super::store::{upgrade, write_next, FormatError, LockInfo, StateError};
+use super::State;
 
 /// Milliseconds since the Unix epoch; injectable so tests can move time.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -44,7 +44,8 @@ pub struct RemoteStore {
     objects: Arc<dyn ObjectStore>,
     key: String,
     clock: Clock,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken then, to shut it down without blocking).
+    rt: Option<tokio::runtime::Runtime>,
     /// The state as this process last read or wrote it; `None` before the first read.
     seen: Mutex<Option<Seen>>,
     /// Set when a lock this store handed out was lost.
@@ -78,7 +79,7 @@ impl RemoteStore {
             objects,
             key: key.into(),
             clock,
-            rt,
+            rt: Some(rt),
             seen: Mutex::new(None),
             lost: Arc::new(AtomicBool::new(false)),
         }
@@ -103,10 +104,14 @@ impl RemoteStore {
         f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.rt.spawn(async move {
+        self.handle().spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv().unwrap_or_else(|_| Err(StoreError::Other("the state store's runtime stopped".into())))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.as_ref().expect("the state store's runtime lives as long as the store").handle()
     }
 
     fn get(&self, key: String) -> Result<Option<drydock_s3::Object>, StateError> {
@@ -150,16 +155,7 @@ impl RemoteStore {
     /// Writes `state` with its serial incremented (see [`super::store::LocalStore::write`]),
     /// only over the state this process read or wrote last.
     pub fn write(&self, state: &mut State) -> Result<(), StateError> {
-        let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
-        let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
-        state.serial = serial;
-        state.format_version = FORMAT_VERSION;
-        state.drydock_version = env!("CARGO_PKG_VERSION").to_string();
-        let result = self.write_as_is(state);
-        if result.is_err() {
-            (state.serial, state.format_version, state.drydock_version) = before;
-        }
-        result
+        write_next(state, |s| self.write_as_is(s))
     }
 
     /// Writes `state` as it is (its serial untouched: `state push`, `state migrate`), only
@@ -256,7 +252,7 @@ impl RemoteStore {
             (Arc::clone(&self.objects), self.lock_key(), Arc::clone(&self.clock), Arc::clone(&self.lost));
         let (mut renewed, current) = (info.clone(), Arc::clone(&etag));
         let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
-        let renewal = self.rt.spawn(async move {
+        let renewal = self.handle().spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -331,11 +327,9 @@ impl Drop for RemoteStore {
     fn drop(&mut self) {
         // Its runtime may be dropped from inside another runtime; shutting it down in the
         // background is allowed there, a blocking drop is not.
-        let rt = std::mem::replace(
-            &mut self.rt,
-            tokio::runtime::Builder::new_current_thread().build().expect("an empty runtime"),
-        );
-        rt.shutdown_background();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -275,6 +275,25 @@ pub fn pid_alive(pid: u32) -> Option<bool> {
     }
 }
 
+/// Writes `state` as its next version with `write`: `serial` incremented, this drydock's
+/// format and version recorded. On error `state` is left as it was. Every backend's `write`.
+pub(super) fn write_next(
+    state: &mut State,
+    write: impl FnOnce(&State) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    // A serial read from a file can be anything; at the very top it cannot go up.
+    let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
+    let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
+    state.serial = serial;
+    state.format_version = FORMAT_VERSION;
+    state.drydock_version = DRYDOCK_VERSION.to_string();
+    let result = write(state);
+    if result.is_err() {
+        (state.serial, state.format_version, state.drydock_version) = before;
+    }
+    result
+}
+
 /// A fresh lineage: a random (v4) UUID.
 pub fn new_lineage() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -370,17 +389,7 @@ impl LocalStore {
     /// version, keeps the previous file as the backup, and replaces the file atomically.
     /// On error `state` is left as it was.
     pub fn write(&self, state: &mut State) -> Result<(), StateError> {
-        // A serial read from a file can be anything; at the very top it cannot go up.
-        let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
-        let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
-        state.serial = serial;
-        state.format_version = FORMAT_VERSION;
-        state.drydock_version = DRYDOCK_VERSION.to_string();
-        let result = self.write_bytes(state);
-        if result.is_err() {
-            (state.serial, state.format_version, state.drydock_version) = before;
-        }
-        result
+        write_next(state, |s| self.write_bytes(s))
     }
 
     /// Writes `state` as it is, its serial untouched (`state push`, `state migrate`), with the
@@ -407,10 +416,7 @@ impl LocalStore {
         let deadline = Instant::now() + timeout;
         loop {
             match self.try_lock(operation, lease) {
-                Err(e @ (StateError::Locked(_) | StateError::LockedWithoutInfo { .. }))
-                    if Instant::now() < deadline =>
-                {
-                    let _ = e;
+                Err(StateError::Locked(_) | StateError::LockedWithoutInfo { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200).min(deadline - Instant::now()));
                 }
                 other => return other,

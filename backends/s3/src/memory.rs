@@ -8,8 +8,14 @@ use crate::{Condition, Object, ObjectStore, StoreError, Written};
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
-    next: Mutex<u64>,
+    objects: Mutex<Objects>,
+}
+
+#[derive(Debug, Default)]
+struct Objects {
+    /// By key: the bytes, and the number of the write that made them (their ETag).
+    by_key: BTreeMap<String, (Vec<u8>, u64)>,
+    last: u64,
 }
 
 impl MemoryStore {
@@ -29,12 +35,13 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let objects = &self.objects.lock().unwrap_or_else(|e| e.into_inner()).by_key;
         Ok(objects.get(key).map(|(bytes, n)| Object { bytes: bytes.clone(), etag: Self::etag(*n), version_id: None }))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, condition: Condition) -> Result<Written, StoreError> {
-        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let Objects { by_key: objects, last } = &mut *guard;
         let current = objects.get(key).map(|(_, n)| Self::etag(*n));
         let ok = match &condition {
             Condition::None => true,
@@ -44,14 +51,13 @@ impl ObjectStore for MemoryStore {
         if !ok {
             return Err(StoreError::PreconditionFailed);
         }
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        *next += 1;
-        objects.insert(key.to_string(), (bytes, *next));
-        Ok(Written { etag: Self::etag(*next), version_id: None })
+        *last += 1;
+        objects.insert(key.to_string(), (bytes, *last));
+        Ok(Written { etag: Self::etag(*last), version_id: None })
     }
 
     async fn delete(&self, key: &str, if_match: Option<&str>) -> Result<(), StoreError> {
-        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        let objects = &mut self.objects.lock().unwrap_or_else(|e| e.into_inner()).by_key;
         if let (Some(want), Some((_, n))) = (if_match, objects.get(key)) {
             if Self::etag(*n) != want {
                 return Err(StoreError::PreconditionFailed);

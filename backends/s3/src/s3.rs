@@ -6,6 +6,7 @@
 //! elsewhere. With an endpoint set, requests use path-style addressing (`http://host/bucket/key`),
 //! which moto, LocalStack and MinIO expect. The client is built on the first call.
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -55,21 +56,17 @@ impl S3Store {
 
     /// An SDK error as a message that names the action and the object, and says what to do
     /// for the usual causes.
-    fn error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    fn error<E: ProvideErrorMetadata + std::error::Error + 'static>(
         &self,
         action: &str,
         key: &str,
-        e: SdkError<E, R>,
+        e: SdkError<E, HttpResponse>,
     ) -> StoreError {
         let code = e.code().map(str::to_string);
-        let status = match &e {
-            SdkError::ServiceError(s) => Some(format!("{:?}", s.raw())),
-            _ => None,
-        };
         if code.as_deref() == Some("PreconditionFailed")
             // S3 answers 409 to a conditional write that raced another one on the same key.
             || code.as_deref() == Some("ConditionalRequestConflict")
-            || status.as_deref().is_some_and(|s| s.contains("StatusCode(412)") || s.contains("status: 412"))
+            || e.raw_response().is_some_and(|r| r.status().as_u16() == 412)
         {
             return StoreError::PreconditionFailed;
         }
