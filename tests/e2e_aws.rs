@@ -449,19 +449,31 @@ fn errors_say_what_failed_and_what_to_do() {
     assert!(err.contains("check the node group's subnets"), "{err}");
 
     // No credentials anywhere: the call is never sent, and the message says where to put them.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock"))
-        .current_dir(d)
-        .args(["plan", "."])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", d)
-        .envs(w.moto.env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")))
-        .envs(w.net.vars(w.image(0)))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let no_credentials = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock"))
+            .current_dir(d)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", d)
+            .envs(
+                w.moto.env().into_iter().filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET")),
+            )
+            .envs(w.net.vars(w.image(0)))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
     // The state, in S3, is read first.
+    let err = no_credentials(&["plan", "."]);
     assert!(err.contains("S3 GetObject of s3://acme-drydock-state/"), "{err}");
     assert!(err.contains("no AWS credentials were found: set AWS_PROFILE"), "{err}");
+    // With the state in a local file, the provider's first call says it.
+    let main = std::fs::read_to_string(d.join("main.kcl")).unwrap();
+    let start = main.find("backend \"s3\"").unwrap();
+    let end = start + main[start..].find("\n}\n").unwrap() + 3;
+    std::fs::write(d.join("main.kcl"), format!("{}{}", &main[..start], &main[end..])).unwrap();
+    let err = no_credentials(&["plan", ".", "--state", "local.json"]);
+    assert!(err.contains("not authorised") && err.contains("no AWS credentials were found"), "{err}");
 }
