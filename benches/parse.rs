@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use drydock::config::{load_sources, Inputs};
-use drydock::diag::{FileId, Sources};
-use drydock::syntax::parse_file;
-use drydock::testgen::fleet;
+use drydock_config::{load_sources, Inputs};
+use drydock_syntax::diag::{FileId, Sources};
+use drydock_syntax::parse_file;
+use drydock_testgen::fleet;
 
 /// The best of `runs` timings (the least disturbed by the rest of the machine).
 fn best(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -35,7 +35,7 @@ fn run() {
         let runs = if groups > 50_000 { 3 } else { 10 };
 
         let t = best(runs, || {
-            assert!(drydock::syntax::raw_parse_token_count(&src).is_some());
+            assert!(drydock_syntax::raw_parse_token_count(&src).is_some());
         });
         report(&format!("pest alone ({groups} groups)"), mb, t);
 

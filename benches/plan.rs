@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use drydock::config::{load_sources, Inputs};
-use drydock::diag::Sources;
-use drydock::plan::{plan, PlanInput};
-use drydock::state::State;
-use drydock::testgen::fleet;
+use drydock_config::{load_sources, Inputs};
+use drydock_plan::{plan, PlanInput};
 use drydock_provider::Observed;
+use drydock_state::State;
+use drydock_syntax::diag::Sources;
+use drydock_testgen::fleet;
 
 const LINEAGE: &str = "0b5e55ed-0000-4000-8000-000000000000";
 
@@ -49,7 +49,7 @@ fn child(n: usize) {
     let boot = BTreeMap::from([("sim".to_string(), 2_000u64)]);
     let nothing: BTreeMap<String, Observed> = BTreeMap::from([("sim".to_string(), Observed::default())]);
     fn input<'a>(
-        model: &'a drydock::config::Model,
+        model: &'a drydock_config::Model,
         state: Option<&'a State>,
         observed: &'a BTreeMap<String, Observed>,
         boot: &'a BTreeMap<String, u64>,
@@ -70,7 +70,7 @@ fn child(n: usize) {
         let model = load();
         plan(&input(&model, None, &nothing, &boot)).expect("a plan")
     };
-    let (state, observed) = drydock::testgen::applied_world(&first);
+    let (state, observed) = drydock_testgen::applied_world(&first);
 
     let mut best = (f64::MAX, f64::MAX);
     for _ in 0..3 {

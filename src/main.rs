@@ -1,4 +1,5 @@
-//! The `drydock` binary: parses flags and hands over to `drydock::cli`.
+//! The `drydock` binary: the command line only (flags, the terminal, rendering calls and exit
+//! codes). Everything it runs lives in the library crates under `crates/`.
 
 use clap::Parser;
 

@@ -5,10 +5,11 @@
 mod common;
 
 use common::*;
-use drydock::config::{load_sources, Inputs};
-use drydock::diag::{render, Sources};
-use drydock::syntax::{fmt::format, parse_file};
-use drydock::testgen::{file, fleet, mutate, Rng};
+use drydock_config::{load_sources, Inputs};
+use drydock_render::diag::render;
+use drydock_syntax::diag::Sources;
+use drydock_syntax::{fmt::format, parse_file};
+use drydock_testgen::{file, fleet, mutate, Rng};
 
 fn check(src: &str) {
     let mut sources = Sources::new();

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use drydock::syntax::{parse_file_fast, parse_file_pest};
-use drydock::testgen::{file, fleet, mutate, Rng};
+use drydock_syntax::{parse_file_fast, parse_file_pest};
+use drydock_testgen::{file, fleet, mutate, Rng};
 
 fn agree(src: &str) {
     let fast = parse_file_fast(src, FILE);

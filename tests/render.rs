@@ -8,14 +8,14 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use drydock::config::model::Role;
-use drydock::config::{load_sources, Inputs, Model};
-use drydock::diag::Sources;
-use drydock::plan::waves::Wave;
-use drydock::plan::{Action, AttrChange, Change, ClusterRecord, Drift, Plan, PlanInput, Target};
-use drydock::render::{self, markdown, Format};
-use drydock::state::State;
+use drydock_config::model::Role;
+use drydock_config::{load_sources, Inputs, Model};
+use drydock_plan::waves::Wave;
+use drydock_plan::{Action, AttrChange, Change, ClusterRecord, Drift, Plan, PlanInput, Target};
 use drydock_provider::Observed;
+use drydock_render::{self as render, markdown, Format};
+use drydock_state::State;
+use drydock_syntax::diag::Sources;
 use expect_test::expect_file;
 use serde_json::{json, Value};
 
@@ -39,7 +39,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         .collect();
     clusters.dedup_by(|a, b| a.address == b.address);
     Plan {
-        format_version: drydock::plan::PLAN_FORMAT_VERSION,
+        format_version: drydock_plan::PLAN_FORMAT_VERSION,
         drydock_version: "0.1.0".into(),
         lineage: LINEAGE.into(),
         state_serial: Some(7),
@@ -286,7 +286,7 @@ fn no_changes() -> Plan {
 
 fn model(n: usize, seed: u64) -> Model {
     let mut sources = Sources::new();
-    sources.add("fleet.kcl", "fleet.kcl", drydock::testgen::fleet(n, seed).as_str());
+    sources.add("fleet.kcl", "fleet.kcl", drydock_testgen::fleet(n, seed).as_str());
     load_sources(sources, &Inputs::default()).model.expect("the generated fleet is valid")
 }
 
@@ -317,18 +317,18 @@ fn boot() -> BTreeMap<String, u64> {
 fn fleet_created() -> Plan {
     let model = model(500, 7);
     let nothing = BTreeMap::from([("sim".to_string(), Observed::default())]);
-    let mut p = drydock::plan::plan(&input(&model, None, &nothing, &boot())).expect("a plan");
+    let mut p = drydock_plan::plan(&input(&model, None, &nothing, &boot())).expect("a plan");
     p.drydock_version = "0.1.0".into();
     p
 }
 
 /// 500 node groups applied, then the image of one changed: one rollout.
 fn fleet_one_change() -> Plan {
-    let (state, observed) = drydock::testgen::applied_world(&fleet_created());
+    let (state, observed) = drydock_testgen::applied_world(&fleet_created());
     let mut model = model(500, 7);
     let ng = &mut model.clusters[3].node_groups[4];
     ng.spec.image = "img-2026-12".into();
-    let mut p = drydock::plan::plan(&input(&model, Some(&state), &observed, &boot())).expect("a plan");
+    let mut p = drydock_plan::plan(&input(&model, Some(&state), &observed, &boot())).expect("a plan");
     p.drydock_version = "0.1.0".into();
     p
 }

@@ -131,7 +131,7 @@ fn colour_only_when_asked_or_on_a_terminal() {
 #[test]
 fn the_ci_example_matches_the_binary() {
     let yml = std::fs::read_to_string(common::repo().join("examples/ci/github-actions.yml")).unwrap();
-    assert!(yml.contains(&format!("const marker = '{}';", drydock::render::markdown::MARKER)));
+    assert!(yml.contains(&format!("const marker = '{}';", drydock_render::markdown::MARKER)));
     let commands: Vec<Vec<String>> = yml
         .lines()
         .map(str::trim)

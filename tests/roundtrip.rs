@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use drydock::syntax::{fmt::format, parse_file};
-use drydock::testgen::{file, Rng};
+use drydock_syntax::{fmt::format, parse_file};
+use drydock_testgen::{file, Rng};
 
 /// Checks both properties for one input; returns the formatted text.
 fn roundtrip(name: &str, src: &str) -> String {
@@ -48,7 +48,7 @@ fn generated_corpus_round_trips() {
 
 #[test]
 fn fleet_generator_output_is_canonical() {
-    let src = drydock::testgen::fleet(30, 1);
+    let src = drydock_testgen::fleet(30, 1);
     assert_eq!(roundtrip("fleet", &src), src);
 }
 

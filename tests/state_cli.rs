@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 
 use std::time::Duration;
 
-use drydock::state::store::{LocalStore, DEFAULT_FILE_NAME, DEFAULT_LEASE};
+use drydock_state::store::{LocalStore, DEFAULT_FILE_NAME, DEFAULT_LEASE};
 use expect_test::expect;
 
 /// Runs the binary in `dir` with stdin closed (so never a terminal) and no colour.
@@ -327,7 +327,7 @@ fn a_broken_state_file_is_an_error_not_a_panic() {
     .assert_eq(&text(&out.stderr));
 }
 
-fn lock_info(dir: &Path) -> Option<drydock::state::store::LockInfo> {
+fn lock_info(dir: &Path) -> Option<drydock_state::store::LockInfo> {
     LocalStore::new(dir.join(DEFAULT_FILE_NAME)).lock_info().unwrap()
 }
 

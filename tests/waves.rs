@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use drydock::plan::waves::{schedule, OldInstance, RolloutInput, ScheduleError, Wave, MAX_WAVES};
+use drydock_plan::waves::{schedule, OldInstance, RolloutInput, ScheduleError, Wave, MAX_WAVES};
 use proptest::prelude::*;
 
 /// The bounds every schedule for `input` must keep, from the module documentation.

@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use super::{report, ExitCode, Style};
-use crate::config::{config_files, io_msg};
-use crate::diag::{Diagnostic, Sources};
-use crate::syntax::{fmt::format, parse_file};
+use drydock_config::{config_files, io_msg};
+use drydock_syntax::diag::{Diagnostic, Sources};
+use drydock_syntax::{fmt::format, parse_file};
 
 pub struct Options {
     pub check: bool,

@@ -11,14 +11,14 @@ use drydock_provider::{Observed, Provider};
 use sha2::Digest as _;
 
 use super::{report, ExitCode, Style, VarArgs};
-use crate::apply::{ApplyError, Executor, Ledger, Progress};
-use crate::config::{self, Model, ProviderSettings};
-use crate::diag::Sources;
-use crate::plan::{self, Plan, PlanInput};
-use crate::render;
-use crate::state::backend::{self, BackendRecord, Lock, Store};
-use crate::state::store::new_lineage;
-use crate::state::State;
+use drydock_apply::{ApplyError, Executor, Ledger, Progress};
+use drydock_config::{self as config, Model, ProviderSettings};
+use drydock_plan::{self as plan, Plan, PlanInput};
+use drydock_render as render;
+use drydock_state::backend::{self, BackendRecord, Lock, Store};
+use drydock_state::store::new_lineage;
+use drydock_state::State;
+use drydock_syntax::diag::Sources;
 
 /// Options shared by plan, apply and destroy.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -47,7 +47,7 @@ pub struct LockArgs {
 
 /// `--lock-timeout`: a duration like the language's (`90s`, `5m`, `0s`).
 pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::syntax::parse_duration(s)
+    drydock_syntax::parse_duration(s)
         .filter(|_| !s.is_empty())
         .map(std::time::Duration::from_millis)
         .ok_or_else(|| format!("`{s}` is not a duration (like 30s, 5m or 0s)"))
@@ -123,12 +123,10 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         return Err(1);
     };
     let config_dir = config_dir(path);
-    let opened =
-        backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref()).and_then(|(store, record)| {
-            match args.state {
-                Some(_) => Ok((store, None)),
-                None => backend::check_unmoved(&config_dir, path, &record).map(|()| (store, Some(record))),
-            }
+    let opened = backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref(), &super::s3_objects)
+        .and_then(|(store, record)| match args.state {
+            Some(_) => Ok((store, None)),
+            None => backend::check_unmoved(&config_dir, path, &record).map(|()| (store, Some(record))),
         });
     let (store, record) = opened.map_err(fail)?;
     let lease = backend::lease(model.backend.as_ref());
@@ -207,7 +205,7 @@ fn boot_estimates(model: &Model) -> BTreeMap<String, u64> {
 
 /// Health is polled once a second, so a wave takes up to a second longer than the boot.
 fn plan_poll_slack() -> u64 {
-    crate::apply::POLL_MS
+    drydock_apply::POLL_MS
 }
 
 pub(super) async fn observe_all(
@@ -537,7 +535,7 @@ pub fn apply_cmd(
     if let Some(b) = &bars {
         b.finish();
     }
-    let failed: Vec<&crate::apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    let failed: Vec<&drydock_apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
     if interrupted.load(Ordering::SeqCst) {
         println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
         return 130;
@@ -589,7 +587,7 @@ fn record_outputs(
     lineage: &str,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Vec<(String, String)>, String> {
-    use crate::config::value::Value;
+    use drydock_config::value::Value;
     let state = ledger.snapshot();
     let observed = rt.block_on(observe_all(providers, lineage))?;
     let mut computed = BTreeMap::new();
@@ -615,7 +613,7 @@ fn record_outputs(
     inputs.computed = computed;
     let loaded = config::load(path, &inputs);
     let model = loaded.model.ok_or_else(|| "the configuration no longer evaluates".to_string())?;
-    let outputs: BTreeMap<String, crate::state::OutputState> = model
+    let outputs: BTreeMap<String, drydock_state::OutputState> = model
         .outputs
         .iter()
         .map(|o| {
@@ -629,7 +627,7 @@ fn record_outputs(
             } else {
                 o.value.to_json()
             };
-            (o.name.clone(), crate::state::OutputState { value, sensitive: o.sensitive })
+            (o.name.clone(), drydock_state::OutputState { value, sensitive: o.sensitive })
         })
         .collect();
     // Unchanged outputs are not written: a no-op apply leaves the serial (and saved plans) alone.

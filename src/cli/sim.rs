@@ -16,7 +16,7 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
             0
         }
         Ok(s) => {
-            println!("simulated time {}", crate::config::value::format_duration(s.now_ms));
+            println!("simulated time {}", drydock_config::value::format_duration(s.now_ms));
             if s.groups.is_empty() {
                 println!("no groups");
             }
@@ -73,7 +73,7 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
     if let Some(after) = after_ms {
         return match drydock_sim::schedule_fail(world(path), target, after) {
             Ok(at) => {
-                println!("failure scheduled at {}", crate::config::value::format_duration(at));
+                println!("failure scheduled at {}", drydock_config::value::format_duration(at));
                 0
             }
             Err(e) => {
@@ -99,7 +99,7 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
 pub fn advance(path: &Path, ms: u64) -> ExitCode {
     match drydock_sim::advance(world(path), ms) {
         Ok(now) => {
-            println!("the simulated clock is at {}", crate::config::value::format_duration(now));
+            println!("the simulated clock is at {}", drydock_config::value::format_duration(now));
             0
         }
         Err(e) => {

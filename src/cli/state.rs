@@ -13,10 +13,10 @@ use serde_json::Value;
 
 use super::VarArgs;
 use super::{report, ExitCode, Style};
-use crate::diag::{Diagnostic, Sources};
-use crate::state::backend::{self, BackendRecord, Store};
-use crate::state::store::{default_path, upgrade, FormatError, StateError};
-use crate::state::{Entry, State};
+use drydock_state::backend::{self, BackendRecord, Store};
+use drydock_state::store::{default_path, upgrade, FormatError, StateError};
+use drydock_state::{Entry, State};
+use drydock_syntax::diag::{Diagnostic, Sources};
 
 /// Where the state is; shared by every command that reads or writes it.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -52,7 +52,7 @@ impl StateArgs {
                 report(&d, &Sources::new(), style);
                 1
             })?;
-            let loaded = crate::config::load(config_path, &inputs);
+            let loaded = drydock_config::load(config_path, &inputs);
             match loaded.model.filter(|_| loaded.diagnostics.is_empty()) {
                 Some(m) => Some(m),
                 None => {
@@ -64,10 +64,13 @@ impl StateArgs {
             None
         };
         let backend = model.as_ref().and_then(|m| m.backend.as_ref());
-        let (store, record) = backend::open(backend, config_path, &config_dir, self.state.as_deref()).map_err(|e| {
-            report(&[Diagnostic::global("state::backend", e)], &Sources::new(), style);
-            1
-        })?;
+        let (store, record) =
+            backend::open(backend, config_path, &config_dir, self.state.as_deref(), &super::s3_objects).map_err(
+                |e| {
+                    report(&[Diagnostic::global("state::backend", e)], &Sources::new(), style);
+                    1
+                },
+            )?;
         let lease = backend::lease(backend);
         Ok(Located { store, record, lease, config_dir })
     }
@@ -199,7 +202,7 @@ fn read_state_file(file: &Path) -> Result<State, Diagnostic> {
         b
     } else {
         std::fs::read(file).map_err(|e| {
-            Diagnostic::global("state::io", format!("cannot read {}: {}", file.display(), crate::config::io_msg(&e)))
+            Diagnostic::global("state::io", format!("cannot read {}: {}", file.display(), drydock_config::io_msg(&e)))
         })?
     };
     let value: Value = serde_json::from_slice(&bytes)
@@ -227,7 +230,7 @@ fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration) ->
             )));
         }
         if pushed.serial <= cur.serial {
-            let same = serde_json::to_value(cur).ok() == serde_json::to_value(&pushed).ok();
+            let same = drydock_state::format::to_value(cur) == drydock_state::format::to_value(&pushed);
             if same {
                 print_stdout(&format!(
                     "{} is already the state at {} (serial {}); nothing to do.\n",
@@ -282,7 +285,7 @@ fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Du
         print_stdout(&format!("The state is already in {}; nothing to migrate.\n", at.record.describe()));
         return Ok(());
     }
-    let from = from_record.open(&at.config_dir);
+    let from = from_record.open(&at.config_dir, &super::s3_objects);
     let to = &at.store;
     let _from_lock = from.lock("state migrate", at.lease, timeout).map_err(|e| state_error(&from, e))?;
     let _to_lock = to.lock("state migrate", at.lease, timeout).map_err(|e| state_error(to, e))?;
@@ -385,7 +388,7 @@ fn show(store: &Store, address: &str) -> Result<(), Diagnostic> {
 fn unknown_address(state: &State, address: &str, at: &str) -> Diagnostic {
     let addresses = state.addresses();
     let d = Diagnostic::global("state::unknown_address", format!("no `{address}` in the state file {at}"));
-    match crate::diag::did_you_mean(address, addresses.iter().map(String::as_str)) {
+    match drydock_syntax::diag::did_you_mean(address, addresses.iter().map(String::as_str)) {
         Some(best) => d.help(format!("did you mean `{best}`?")),
         None => d.help("`drydock state list` shows every address"),
     }
@@ -394,18 +397,12 @@ fn unknown_address(state: &State, address: &str, at: &str) -> Diagnostic {
 /// What `state show` prints for an entry: a cluster lists its node groups' addresses only
 /// (each has its own entry), and a sensitive output's value is withheld.
 fn entry_json(entry: Entry<'_>) -> Result<Value, serde_json::Error> {
+    use drydock_state::format;
     Ok(match entry {
-        Entry::Cluster(cluster) => {
-            let mut value = serde_json::to_value(cluster)?;
-            if let Value::Object(fields) = &mut value {
-                let addresses = cluster.node_groups.keys().map(|a| Value::String(a.clone())).collect();
-                fields.insert("node_groups".to_string(), Value::Array(addresses));
-            }
-            value
-        }
-        Entry::NodeGroup { node_group, .. } => serde_json::to_value(node_group)?,
+        Entry::Cluster(cluster) => format::cluster_json(cluster),
+        Entry::NodeGroup { node_group, .. } => format::node_group_json(node_group),
         Entry::Output(output) => {
-            let mut value = serde_json::to_value(output)?;
+            let mut value = format::output_json(output);
             if output.sensitive {
                 value["value"] = Value::String("(sensitive value)".to_string());
             }

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::{report, ExitCode, Style, VarArgs};
-use crate::config;
-use crate::diag::Sources;
+use drydock_config as config;
+use drydock_syntax::diag::Sources;
 
 pub fn run(path: &Path, vars: &VarArgs, style: Style) -> ExitCode {
     let inputs = match vars.inputs() {

@@ -18,9 +18,9 @@ use drydock_provider::{Clock, InstanceState};
 
 use super::run::{load, make_plan, observe_all, runtime, Lines, RunArgs};
 use super::{ExitCode, Style};
-use crate::apply::{Executor, Ledger, Progress};
-use crate::config::model::{IntOrPercent, Role};
-use crate::plan::{Action, Change, Plan};
+use drydock_apply::{Executor, Ledger, Progress};
+use drydock_config::model::{IntOrPercent, Role};
+use drydock_plan::{Action, Change, Plan};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WatchArgs {
@@ -46,7 +46,7 @@ pub struct WatchArgs {
 }
 
 fn parse_interval(s: &str) -> Result<u64, String> {
-    match crate::syntax::parse_duration(s) {
+    match drydock_syntax::parse_duration(s) {
         Some(ms) if ms > 0 => Ok(ms),
         _ => Err(format!("{s:?} is not a duration like 30s or 5m")),
     }
@@ -263,7 +263,7 @@ fn round(
 }
 
 /// The plan's changes that restore the applied state; the rest are skipped with the reason.
-fn choose_repairs(plan: &Plan, state: &crate::state::State, events: &mut Events) -> Vec<Change> {
+fn choose_repairs(plan: &Plan, state: &drydock_state::State, events: &mut Events) -> Vec<Change> {
     let mut out = vec![];
     for c in &plan.changes {
         let sn = state.node_group(&c.cluster, &c.address);
@@ -300,8 +300,8 @@ struct Replacement {
 
 /// Instances to replace, after the storm guard, the quorum rule and the disruption budget.
 fn choose_replacements(
-    model: &crate::config::Model,
-    state: &crate::state::State,
+    model: &drydock_config::Model,
+    state: &drydock_state::State,
     observed: &BTreeMap<String, drydock_provider::Observed>,
     unhealthy_since: &mut BTreeMap<String, u64>,
     events: &mut Events,

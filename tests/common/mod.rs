@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use drydock::diag::{FileId, Span};
-use drydock::syntax::ast::File;
-use drydock::syntax::visit::body_spans_mut;
+use drydock_syntax::ast::File;
+use drydock_syntax::diag::{FileId, Span};
+use drydock_syntax::visit::body_spans_mut;
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

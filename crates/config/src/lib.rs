@@ -1,0 +1,1727 @@
+//! Configuration: evaluating parsed files into the typed [`Model`]. Variables come from
+//! `--var`, `--var-file`, `DRYDOCK_VAR_*` and defaults; locals, clusters and outputs are
+//! evaluated in the order of a reference graph, and a cycle names every member.
+//! Invariant: knows nothing of state, plans, providers or the terminal; every error is a
+//! diagnostic with a span, all of them are collected, and nothing panics on any input.
+
+// Diagnostics are the error type of the front half by design; they are built on error
+// paths only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod eval;
+pub mod model;
+pub mod schema;
+pub mod value;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use eval::{describe, type_error, Evaluator, Reported, Scope};
+pub use model::*;
+use schema::{check_body, BodyView, Schema, Ty};
+use value::{convert, Type, Value};
+
+use drydock_syntax::ast::{Attribute, Block, Expr, ExprKind, File};
+use drydock_syntax::diag::{self, Diagnostic, FileId, Sources, Span};
+use drydock_syntax::{parse_expr, parse_file, visit};
+
+/// Where variable values come from, besides defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// `--var NAME=VALUE`, in command-line order (a later one wins).
+    pub vars: Vec<(String, String)>,
+    /// `--var-file FILE`, in command-line order (a later one wins).
+    pub var_files: Vec<PathBuf>,
+    /// `DRYDOCK_VAR_NAME=VALUE` from the environment.
+    pub env: Vec<(String, String)>,
+    /// Attributes known only after apply (`group_names`, `instance_ids`), by node group
+    /// address; without them those attributes evaluate as unknown.
+    pub computed: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+impl Inputs {
+    /// Inputs with the `DRYDOCK_VAR_*` variables of this process's environment.
+    pub fn with_process_env(vars: Vec<(String, String)>, var_files: Vec<PathBuf>) -> Inputs {
+        let env =
+            std::env::vars().filter_map(|(k, v)| k.strip_prefix("DRYDOCK_VAR_").map(|n| (n.to_string(), v))).collect();
+        Inputs { vars, var_files, env, computed: BTreeMap::new() }
+    }
+}
+
+/// A configuration read from disk: its sources, syntax trees, and model or errors.
+pub struct Loaded {
+    pub sources: Sources,
+    pub files: Vec<(FileId, File)>,
+    pub model: Option<Model>,
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The `.kcl` files a path names: the file itself, or every `*.kcl` in a directory, by name.
+pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;
+    if meta.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = vec![];
+    let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;
+        let p = entry.path();
+        if p.extension().is_some_and(|e| e == "kcl") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no .kcl files in {}", path.display()));
+    }
+    Ok(files)
+}
+
+pub fn io_msg(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    // "No such file or directory (os error 2)" → "no such file or directory"
+    let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
+}
+
+/// Reads, parses and evaluates the configuration at `path` (a file or a directory).
+pub fn load(path: &Path, inputs: &Inputs) -> Loaded {
+    let mut sources = Sources::new();
+    let files = match config_files(path) {
+        Ok(f) => f,
+        Err(msg) => {
+            return Loaded {
+                sources,
+                files: vec![],
+                model: None,
+                diagnostics: vec![Diagnostic::global("kcl::io", msg)],
+            }
+        }
+    };
+    let mut diags = vec![];
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => {
+                sources.add(f.display().to_string(), f.clone(), text);
+            }
+            Err(e) => diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {}", f.display(), io_msg(&e)))),
+        }
+    }
+    if !diags.is_empty() {
+        return Loaded { sources, files: vec![], model: None, diagnostics: diags };
+    }
+    load_sources(sources, inputs)
+}
+
+/// Parses and evaluates sources already in memory.
+pub fn load_sources(sources: Sources, inputs: &Inputs) -> Loaded {
+    let mut diags = vec![];
+    let mut files = vec![];
+    for (id, f) in sources.files() {
+        let (file, d) = parse_file(&f.text, id);
+        diags.extend(d);
+        if let Some(file) = file {
+            files.push((id, file));
+        }
+    }
+    // Evaluating around a syntax error would report names the broken file defines as missing.
+    if !diags.is_empty() {
+        diag::sort(&mut diags);
+        return Loaded { sources, files, model: None, diagnostics: diags };
+    }
+    let mut sources = sources;
+    let (model, diagnostics) = evaluate(&mut sources, &files, inputs);
+    Loaded { sources, files, model, diagnostics }
+}
+
+/// Evaluates parsed files into a model. `sources` may gain entries for `--var` values
+/// and var files, so that their errors can be shown too.
+pub fn evaluate(sources: &mut Sources, files: &[(FileId, File)], inputs: &Inputs) -> (Option<Model>, Vec<Diagnostic>) {
+    let mut diags = vec![];
+    // Values from the command line and var files are read before evaluation borrows sources.
+    let raw_inputs = read_inputs(sources, inputs, &mut diags);
+    let ev = Evaluator::new(sources);
+    let mut cx = Cx { ev, diags, failed: BTreeSet::new(), computed: &inputs.computed };
+    let model = cx.run(files, raw_inputs);
+    let Cx { ev, mut diags, .. } = cx;
+    diags.extend(ev.diags.into_inner());
+    diag::sort(&mut diags);
+    if diags.is_empty() {
+        (model, diags)
+    } else {
+        (None, diags)
+    }
+}
+
+/// A variable value as given outside the configuration.
+enum RawValue {
+    /// From `--var` or the environment: text, typed once the declaration is known.
+    Text { text: String, file: FileId, origin: String },
+    /// From a var file: an expression.
+    Expr(Expr),
+}
+
+struct RawInputs {
+    /// Per variable name, the winning value and where it came from.
+    values: BTreeMap<String, RawValue>,
+    /// Names given on the command line or in var files, with a span or origin to blame.
+    given: Vec<(String, Option<Span>, String)>,
+}
+
+fn read_inputs(sources: &mut Sources, inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> RawInputs {
+    let mut values = BTreeMap::new();
+    let mut given = vec![];
+    // Lowest precedence first, so that later inserts win: env, var files, --var.
+    for (name, text) in &inputs.env {
+        let origin = format!("DRYDOCK_VAR_{name}");
+        let file = sources.add(origin.clone(), PathBuf::from("."), text.clone());
+        values.insert(name.clone(), RawValue::Text { text: text.clone(), file, origin });
+    }
+    for path in &inputs.var_files {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                diags.push(Diagnostic::global(
+                    "kcl::io",
+                    format!("cannot read var file {}: {}", path.display(), io_msg(&e)),
+                ));
+                continue;
+            }
+        };
+        let id = sources.add(path.display().to_string(), path.clone(), text.clone());
+        let (file, d) = parse_file(&text, id);
+        diags.extend(d);
+        let Some(file) = file else { continue };
+        for block in file.body.blocks() {
+            diags.push(
+                Diagnostic::new("kcl::unknown_block", block.header(), "a var file holds only attributes")
+                    .label("a block")
+                    .help("write `name = value` for each variable"),
+            );
+        }
+        for attr in file.body.attributes() {
+            given.push((attr.name.name.clone(), Some(attr.name.span), String::new()));
+            values.insert(attr.name.name.clone(), RawValue::Expr(attr.value.clone()));
+        }
+    }
+    for (name, text) in &inputs.vars {
+        let origin = format!("--var {name}");
+        let file = sources.add(origin.clone(), PathBuf::from("."), text.clone());
+        given.push((name.clone(), None, origin.clone()));
+        values.insert(name.clone(), RawValue::Text { text: text.clone(), file, origin });
+    }
+    RawInputs { values, given }
+}
+
+/// A graph vertex: something other things can refer to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Local(String),
+    Cluster(String),
+    Output(String),
+}
+
+impl Node {
+    fn address(&self) -> String {
+        match self {
+            Node::Local(n) => format!("local.{n}"),
+            Node::Cluster(n) => format!("cluster.{n}"),
+            Node::Output(n) => format!("output.{n}"),
+        }
+    }
+}
+
+/// One attribute's value in a node group or its `defaults`, by path (`rollout.max_surge`).
+#[derive(Debug, Clone)]
+struct Field {
+    value: Value,
+    span: Span,
+    sensitive: bool,
+}
+
+impl Field {
+    /// Stands for an attribute whose value failed (and was reported), so that it is not
+    /// reported again as missing.
+    fn failed(span: Span) -> Field {
+        Field { value: Value::Null, span, sensitive: false }
+    }
+}
+
+type Layer = BTreeMap<String, Field>;
+
+/// A cluster and the provider reference it named, if any (resolved once providers are known).
+type ClusterWithProvider = (Cluster, Option<(String, Span)>);
+
+struct Cx<'s> {
+    ev: Evaluator<'s>,
+    diags: Vec<Diagnostic>,
+    /// Locals and clusters that failed, so that references to them add no error.
+    failed: BTreeSet<Node>,
+    computed: &'s BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+#[derive(Default)]
+struct Decls<'a> {
+    variables: Vec<&'a Block>,
+    locals: Vec<&'a Attribute>,
+    providers: Vec<&'a Block>,
+    backends: Vec<&'a Block>,
+    clusters: Vec<&'a Block>,
+    outputs: Vec<&'a Block>,
+}
+
+impl<'s> Cx<'s> {
+    fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// A local or cluster that failed: it is skipped, and references to it add no error.
+    fn mark_failed(&mut self, node: Node) {
+        self.ev.failed.borrow_mut().insert(node.address());
+        self.failed.insert(node);
+    }
+
+    fn run(&mut self, files: &[(FileId, File)], inputs: RawInputs) -> Option<Model> {
+        let decls = self.declarations(files);
+        let vars = self.variables(&decls, inputs);
+
+        // The reference graph over locals, clusters and outputs.
+        let mut nodes: Vec<(Node, Vec<(Node, Span)>)> = vec![];
+        let local_names: BTreeSet<&str> = decls.locals.iter().map(|a| a.name.name.as_str()).collect();
+        let cluster_names: BTreeSet<&str> =
+            decls.clusters.iter().filter_map(|b| b.labels.first()).map(|l| l.value.as_str()).collect();
+        let known = |n: &Node| match n {
+            Node::Local(x) => local_names.contains(x.as_str()),
+            Node::Cluster(x) => cluster_names.contains(x.as_str()),
+            Node::Output(_) => false,
+        };
+        for a in &decls.locals {
+            let mut refs = vec![];
+            collect_refs(&a.value, &mut vec![], &mut refs);
+            refs.retain(|(n, _)| known(n));
+            nodes.push((Node::Local(a.name.name.clone()), refs));
+        }
+        for b in &decls.clusters {
+            let mut refs = vec![];
+            collect_block_refs(b, &mut refs);
+            refs.retain(|(n, _)| known(n));
+            nodes.push((Node::Cluster(b.labels[0].value.clone()), refs));
+        }
+        for b in &decls.outputs {
+            let mut refs = vec![];
+            collect_block_refs(b, &mut refs);
+            refs.retain(|(n, _)| known(n));
+            nodes.push((Node::Output(b.labels[0].value.clone()), refs));
+        }
+        let order = self.order(&nodes);
+
+        let mut locals: BTreeMap<String, Value> = BTreeMap::new();
+        let mut cluster_values: BTreeMap<String, Value> = BTreeMap::new();
+        let mut clusters: Vec<(Cluster, Option<(String, Span)>)> = vec![];
+        let mut outputs = vec![];
+        let local_attrs: BTreeMap<&str, &Attribute> = decls.locals.iter().map(|a| (a.name.name.as_str(), *a)).collect();
+        let cluster_blocks: BTreeMap<&str, &Block> =
+            decls.clusters.iter().map(|b| (b.labels[0].value.as_str(), *b)).collect();
+        let output_blocks: BTreeMap<&str, &Block> =
+            decls.outputs.iter().map(|b| (b.labels[0].value.as_str(), *b)).collect();
+        for i in order {
+            let node = &nodes[i].0;
+            if self.failed.contains(node) {
+                continue;
+            }
+            if nodes[i].1.iter().any(|(dep, _)| self.failed.contains(dep)) {
+                self.mark_failed(node.clone());
+                continue;
+            }
+            let scope = Scope {
+                vars: Some(&vars),
+                locals: Some(&locals),
+                clusters: Some(&cluster_values),
+                each: None,
+                restriction: None,
+            };
+            match node {
+                Node::Local(name) => {
+                    let attr = local_attrs[name.as_str()];
+                    let (v, sensitive) = self.ev.eval_marked(&attr.value, &scope);
+                    match v {
+                        Ok(v) => {
+                            self.ev.sensitive_locals.borrow_mut().insert(name.clone(), sensitive);
+                            locals.insert(name.clone(), v);
+                        }
+                        Err(Reported) => {
+                            self.mark_failed(node.clone());
+                        }
+                    }
+                }
+                Node::Cluster(name) => {
+                    let block = cluster_blocks[name.as_str()];
+                    match self.cluster(block, &scope) {
+                        Some((made, value)) => {
+                            cluster_values.insert(name.clone(), value);
+                            clusters.extend(made);
+                        }
+                        None => {
+                            self.mark_failed(node.clone());
+                        }
+                    }
+                }
+                Node::Output(name) => {
+                    if let Some(o) = self.output(output_blocks[name.as_str()], &scope) {
+                        outputs.push(o);
+                    }
+                }
+            }
+        }
+        // Locals and clusters that failed are treated as absent from here on.
+        let scope = Scope {
+            vars: Some(&vars),
+            locals: Some(&locals),
+            clusters: None,
+            each: None,
+            restriction: Some("providers and backends cannot refer to clusters"),
+        };
+        let providers = self.providers(&decls.providers, &scope);
+        let backend = decls.backends.first().and_then(|b| self.backend(b, &scope));
+        let clusters = self.assign_providers(clusters, &providers);
+        let mut clusters = clusters;
+        clusters.sort_by(|a, b| a.address.cmp(&b.address));
+        outputs.sort_by(|a: &Output, b| a.name.cmp(&b.name));
+        Some(Model { providers, backend, clusters, outputs })
+    }
+
+    /// Sorts the top-level blocks by kind and reports names declared twice.
+    fn declarations<'a>(&mut self, files: &'a [(FileId, File)]) -> Decls<'a> {
+        let mut d = Decls::default();
+        let mut seen: BTreeMap<(String, String), Span> = BTreeMap::new();
+        let mut locals_seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut first_backend: Option<Span> = None;
+        for (_, file) in files {
+            let view = check_body(&file.body, &schema::FILE, "a configuration file", &mut self.diags);
+            for (def, block) in view.blocks {
+                let label = block.labels.first().map(|l| l.value.clone()).unwrap_or_default();
+                if def.name == "locals" {
+                    let lv = check_body(&block.body, &schema::LOCALS, "locals", &mut self.diags);
+                    for a in lv.attr_order {
+                        if let Some(prev) = locals_seen.get(&a.name.name) {
+                            self.diags.push(
+                                Diagnostic::new(
+                                    "kcl::duplicate_attribute",
+                                    a.name.span,
+                                    format!("local value `{}` is defined twice", a.name.name),
+                                )
+                                .label("defined again here")
+                                .with_secondary(*prev, "first defined here"),
+                            );
+                            continue;
+                        }
+                        locals_seen.insert(a.name.name.clone(), a.name.span);
+                        d.locals.push(a);
+                    }
+                    for b in block.body.blocks() {
+                        self.diags.push(
+                            Diagnostic::new("kcl::unknown_block", b.kind.span, "locals hold only attributes")
+                                .label("a block")
+                                .help("write `name = value`"),
+                        );
+                    }
+                    continue;
+                }
+                if def.name == "backend" {
+                    if let Some(prev) = first_backend {
+                        self.diags.push(
+                            Diagnostic::new(
+                                "kcl::duplicate_block",
+                                block.header(),
+                                "only one backend block is allowed",
+                            )
+                            .label("second backend")
+                            .with_secondary(prev, "first defined here"),
+                        );
+                        continue;
+                    }
+                    first_backend = Some(block.header());
+                    d.backends.push(block);
+                    continue;
+                }
+                let key_label = if def.name == "provider" {
+                    // Providers are unique by kind and alias, checked once the alias is known.
+                    d.providers.push(block);
+                    continue;
+                } else {
+                    label.clone()
+                };
+                let key = (def.name.to_string(), key_label);
+                if let Some(prev) = seen.get(&key) {
+                    self.diags.push(
+                        Diagnostic::new(
+                            "kcl::duplicate_block",
+                            block.header(),
+                            format!("{} `{}` is defined twice", def.name, label),
+                        )
+                        .label("defined again here")
+                        .with_secondary(*prev, "first defined here"),
+                    );
+                    continue;
+                }
+                seen.insert(key, block.header());
+                match def.name {
+                    "variable" => d.variables.push(block),
+                    "cluster" => d.clusters.push(block),
+                    "output" => d.outputs.push(block),
+                    _ => {}
+                }
+            }
+        }
+        d
+    }
+
+    fn variables(&mut self, decls: &Decls, mut inputs: RawInputs) -> BTreeMap<String, Value> {
+        let mut vars = BTreeMap::new();
+        let mut declared: BTreeSet<String> = BTreeSet::new();
+        let constant =
+            Scope { restriction: Some("a variable's value cannot refer to other values"), ..Scope::default() };
+        for block in &decls.variables {
+            let name = block.labels[0].value.clone();
+            let view = check_body(&block.body, &schema::VARIABLE, "variable", &mut self.diags);
+            let ty = match view.attrs.get("type") {
+                Some(a) => match self.parse_type(&a.value) {
+                    Some(t) => t,
+                    None => {
+                        self.ev.failed.borrow_mut().insert(format!("var.{name}"));
+                        continue;
+                    }
+                },
+                None => Type::Any,
+            };
+            let sensitive = self.bool_attr(&view, "sensitive", &constant).unwrap_or(false);
+            declared.insert(name.clone());
+            let value = match inputs.values.remove(&name) {
+                Some(RawValue::Text { text, file, origin }) => self.typed_input(&text, file, &origin, &ty),
+                Some(RawValue::Expr(e)) => self.typed_expr(&e, &ty, &constant),
+                None => match view.attrs.get("default") {
+                    Some(a) => self.typed_expr(&a.value, &ty, &constant),
+                    None => {
+                        self.err(
+                            Diagnostic::new("kcl::missing_variable", block.header(), format!("variable `{name}` has no value"))
+                                .label("no default, and no value given")
+                                .help(format!(
+                                    "set it with --var {name}=…, in a --var-file, or with DRYDOCK_VAR_{name}; or give it a default"
+                                )),
+                        );
+                        None
+                    }
+                },
+            };
+            match value {
+                Some(v) => {
+                    vars.insert(name.clone(), v);
+                }
+                None => {
+                    self.ev.failed.borrow_mut().insert(format!("var.{name}"));
+                }
+            }
+            self.ev_sensitive_var(&name, sensitive);
+        }
+        for (name, span, origin) in &inputs.given {
+            if declared.contains(name) {
+                continue;
+            }
+            let msg = format!("no variable named `{name}` is declared");
+            let d = match span {
+                Some(s) => Diagnostic::new("kcl::undefined_variable", *s, msg).label("not declared"),
+                None => Diagnostic::global("kcl::undefined_variable", format!("{msg} (given by {origin})")),
+            };
+            self.err(d.suggest(name, declared.iter().map(String::as_str)));
+        }
+        vars
+    }
+
+    fn ev_sensitive_var(&mut self, name: &str, sensitive: bool) {
+        self.ev.sensitive_vars.insert(name.to_string(), sensitive);
+    }
+
+    /// `--var` and environment values: plain text for string variables, otherwise an expression.
+    fn typed_input(&mut self, text: &str, file: FileId, origin: &str, ty: &Type) -> Option<Value> {
+        if *ty == Type::String {
+            return Some(Value::String(text.to_string()));
+        }
+        match parse_expr(text, file) {
+            Ok(e) if *ty == Type::Any && refers_to_names(&e) => Some(Value::String(text.to_string())),
+            Ok(e) => {
+                let scope = Scope {
+                    restriction: Some("a value given outside the configuration is a literal"),
+                    ..Scope::default()
+                };
+                self.typed_expr(&e, ty, &scope)
+            }
+            // A variable of type `any` takes text that is not an expression as a string.
+            Err(_) if *ty == Type::Any => Some(Value::String(text.to_string())),
+            Err(d) => {
+                self.diags
+                    .extend(d.into_iter().map(|d| d.help(format!("{origin} is read as an expression of type {ty}"))));
+                None
+            }
+        }
+    }
+
+    fn typed_expr(&mut self, e: &Expr, ty: &Type, scope: &Scope) -> Option<Value> {
+        let v = self.ev.eval_top(e, scope).ok()?;
+        match convert(v.clone(), ty) {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.err(
+                    Diagnostic::new("kcl::type_mismatch", e.span, format!("wrong type: {msg}"))
+                        .label(format!("this is {}", describe(&v)))
+                        .help(format!("the variable is declared as {ty}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn parse_type(&mut self, e: &Expr) -> Option<Type> {
+        let bad = |cx: &mut Self, span: Span, name: &str| {
+            cx.err(
+                Diagnostic::new("kcl::invalid_type", span, format!("unknown type `{name}`"))
+                    .label("not a type")
+                    .suggest(name, value::TYPE_NAMES.iter().copied())
+                    .help_if_none(format!("the types are {}", value::TYPE_NAMES.join(", "))),
+            );
+            None
+        };
+        match &e.kind {
+            ExprKind::Variable(i) => match i.name.as_str() {
+                "string" => Some(Type::String),
+                "number" => Some(Type::Number),
+                "bool" => Some(Type::Bool),
+                "duration" => Some(Type::Duration),
+                "percent" => Some(Type::Percent),
+                "range" => Some(Type::Range),
+                "any" => Some(Type::Any),
+                "list" | "map" => {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_type", e.span, format!("`{}` needs an element type", i.name))
+                            .label("incomplete type")
+                            .help(format!("write {}(string), or {}(any)", i.name, i.name)),
+                    );
+                    None
+                }
+                other => bad(self, i.span, other),
+            },
+            ExprKind::Call(f, args) if f.name == "list" || f.name == "map" => {
+                if args.len() != 1 {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_type", e.span, format!("`{}` takes one element type", f.name))
+                            .label("wrong number of types"),
+                    );
+                    return None;
+                }
+                let inner = Box::new(self.parse_type(&args[0])?);
+                Some(if f.name == "list" { Type::List(inner) } else { Type::Map(inner) })
+            }
+            ExprKind::Call(f, _) => bad(self, f.span, &f.name),
+            _ => {
+                self.err(
+                    Diagnostic::new("kcl::invalid_type", e.span, "a type is a name like string or list(number)")
+                        .label("not a type")
+                        .help("types are not quoted: write type = string"),
+                );
+                None
+            }
+        }
+    }
+
+    fn bool_attr(&mut self, view: &BodyView, name: &str, scope: &Scope) -> Option<bool> {
+        let a = view.attrs.get(name)?;
+        let v = self.ev.eval_top(&a.value, scope).ok()?;
+        match check_ty(v, Ty::Bool, a.value.span) {
+            Ok(Value::Bool(b)) => Some(b),
+            Ok(_) => None,
+            Err(d) => {
+                self.err(d);
+                None
+            }
+        }
+    }
+
+    /// Evaluation order: dependencies first. Members of a cycle are reported and marked failed.
+    fn order(&mut self, nodes: &[(Node, Vec<(Node, Span)>)]) -> Vec<usize> {
+        let index: BTreeMap<&Node, usize> = nodes.iter().enumerate().map(|(i, (n, _))| (n, i)).collect();
+        let edges: Vec<Vec<usize>> =
+            nodes.iter().map(|(_, refs)| refs.iter().filter_map(|(n, _)| index.get(n).copied()).collect()).collect();
+        let sccs = tarjan(&edges);
+        let mut order = vec![];
+        for scc in sccs {
+            let cyclic = scc.len() > 1 || edges[scc[0]].contains(&scc[0]);
+            if !cyclic {
+                order.push(scc[0]);
+                continue;
+            }
+            let members: BTreeSet<usize> = scc.iter().copied().collect();
+            let mut sorted: Vec<usize> = scc.clone();
+            sorted.sort_by_key(|i| nodes[*i].1.first().map(|(_, s)| *s));
+            // Walk the cycle from its first member so the message reads in reference order.
+            let start = sorted[0];
+            let mut path = vec![start];
+            let mut labels = vec![];
+            let mut cur = start;
+            while let Some((next_node, span)) = nodes[cur].1.iter().find(|(n, _)| members.contains(&index[n])) {
+                let next = index[next_node];
+                labels.push((*span, format!("{} refers to {}", nodes[cur].0.address(), next_node.address())));
+                if next == start || path.contains(&next) {
+                    path.push(next);
+                    break;
+                }
+                path.push(next);
+                cur = next;
+            }
+            let names: Vec<String> = path.iter().map(|i| nodes[*i].0.address()).collect();
+            let (first_span, first_text) = labels[0].clone();
+            let mut d = Diagnostic::new("kcl::cycle", first_span, format!("reference cycle: {}", names.join(" → ")))
+                .label(first_text)
+                .help("break the cycle by removing one of these references");
+            for (span, text) in labels.into_iter().skip(1) {
+                d = d.with_secondary(span, text);
+            }
+            self.err(d);
+            for i in scc {
+                self.mark_failed(nodes[i].0.clone());
+            }
+        }
+        order
+    }
+
+    fn providers(&mut self, blocks: &[&Block], scope: &Scope) -> Vec<ProviderConfig> {
+        let mut out: Vec<ProviderConfig> = vec![];
+        for block in blocks {
+            let kind = &block.labels[0];
+            let schema: &'static Schema = match kind.value.as_str() {
+                "sim" => &schema::SIM_PROVIDER,
+                "aws" => &schema::AWS_PROVIDER,
+                other => {
+                    self.err(
+                        Diagnostic::new("kcl::unknown_provider", kind.span, format!("unknown provider `{other}`"))
+                            .label("not a provider kind")
+                            .suggest(other, schema::PROVIDER_KINDS.iter().copied())
+                            .help_if_none("the providers are \"sim\" and \"aws\""),
+                    );
+                    continue;
+                }
+            };
+            let view = check_body(&block.body, schema, &format!("provider \"{}\"", kind.value), &mut self.diags);
+            let layer = self.layer(&view, schema, scope, "");
+            let s = |k: &str| match layer.get(k).map(|f| &f.value) {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            let dur = |k: &str, d: u64| match layer.get(k).map(|f| &f.value) {
+                Some(Value::Duration(ms)) => *ms,
+                _ => d,
+            };
+            let settings = if kind.value == "sim" {
+                let failure_rate = match layer.get("failure_rate") {
+                    Some(Field { value: Value::Number(n), span, .. }) => {
+                        if !(0.0..=1.0).contains(n) {
+                            self.err(
+                                Diagnostic::new("kcl::invalid_value", *span, "failure_rate is a probability")
+                                    .label("not between 0 and 1"),
+                            );
+                        }
+                        *n
+                    }
+                    _ => 0.0,
+                };
+                ProviderSettings::Sim(SimSettings {
+                    boot_time_ms: dur("boot_time", 2_000),
+                    detection_delay_ms: dur("detection_delay", 10_000),
+                    failure_rate,
+                    bad_images: str_list(layer.get("bad_images")),
+                    seed: count(layer.get("seed")).map_or(1, u64::from),
+                })
+            } else {
+                ProviderSettings::Aws(AwsSettings {
+                    region: s("region"),
+                    profile: s("profile"),
+                    endpoint: s("endpoint"),
+                })
+            };
+            let p = ProviderConfig { kind: kind.value.clone(), alias: s("alias"), settings, span: block.header() };
+            if let Some(prev) = out.iter().find(|o| o.reference() == p.reference()) {
+                self.err(
+                    Diagnostic::new(
+                        "kcl::duplicate_block",
+                        block.header(),
+                        format!("provider `{}` is defined twice", p.reference()),
+                    )
+                    .label("defined again here")
+                    .with_secondary(prev.span, "first defined here")
+                    .help("give the second one an alias: alias = \"west\""),
+                );
+                continue;
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    fn backend(&mut self, block: &Block, scope: &Scope) -> Option<Backend> {
+        let kind = &block.labels[0];
+        let schema: &'static Schema = match kind.value.as_str() {
+            "local" => &schema::LOCAL_BACKEND,
+            "s3" => &schema::S3_BACKEND,
+            other => {
+                self.err(
+                    Diagnostic::new("kcl::unknown_backend", kind.span, format!("unknown backend `{other}`"))
+                        .label("not a backend kind")
+                        .suggest(other, schema::BACKEND_KINDS.iter().copied())
+                        .help_if_none("the backends are \"local\" and \"s3\""),
+                );
+                return None;
+            }
+        };
+        let view = check_body(&block.body, schema, &format!("backend \"{}\"", kind.value), &mut self.diags);
+        let layer = self.layer(&view, schema, scope, "");
+        let s = |k: &str| match layer.get(k).map(|f| &f.value) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let lock_lease_ms = match layer.get("lock_lease") {
+            Some(f) => match &f.value {
+                Value::Duration(ms) if *ms >= 1000 => Some(*ms),
+                Value::Duration(_) => {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", f.span, "`lock_lease` must be at least 1s")
+                            .label("too short")
+                            .help("the holder renews its lease every third of it; 60s is the default"),
+                    );
+                    None
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        if kind.value == "local" {
+            return Some(Backend::Local { path: s("path"), lock_lease_ms });
+        }
+        let required = |cx: &mut Self, k: &str| {
+            s(k).or_else(|| {
+                cx.err(missing(block.header(), "backend \"s3\"", k, ""));
+                None
+            })
+        };
+        let bucket = required(self, "bucket");
+        let key = required(self, "key");
+        Some(Backend::S3 {
+            bucket: bucket?,
+            key: key?,
+            region: s("region"),
+            endpoint: s("endpoint"),
+            profile: s("profile"),
+            lock_lease_ms,
+        })
+    }
+
+    /// Evaluates a body's attributes (and its nested single blocks, with dotted paths)
+    /// against a schema; values that do not fit are reported and left out.
+    fn layer(&mut self, view: &BodyView, schema: &'static Schema, scope: &Scope, prefix: &str) -> Layer {
+        let mut out = Layer::new();
+        self.layer_into(view, schema, scope, prefix, &mut out);
+        out
+    }
+
+    fn layer_into(&mut self, view: &BodyView, schema: &'static Schema, scope: &Scope, prefix: &str, out: &mut Layer) {
+        for attr in &view.attr_order {
+            let name = attr.name.name.as_str();
+            if name == "for_each" || name == "provider" {
+                continue;
+            }
+            let Some(def) = schema.attrs.iter().find(|d| d.name == name) else {
+                continue;
+            };
+            let (v, sensitive) = self.ev.eval_marked(&attr.value, scope);
+            let Ok(v) = v else {
+                out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                continue;
+            };
+            if v == Value::Null {
+                continue; // null means "not set", as in Terraform
+            }
+            match check_ty(v, def.ty, attr.value.span) {
+                Ok(value) => {
+                    out.insert(format!("{prefix}{name}"), Field { value, span: attr.value.span, sensitive });
+                }
+                Err(d) => {
+                    self.err(d);
+                    out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                }
+            }
+        }
+        for (def, block) in &view.blocks {
+            if def.multiple {
+                continue;
+            }
+            let inner = check_body(&block.body, def.schema, def.name, &mut self.diags);
+            self.layer_into(&inner, def.schema, scope, &format!("{prefix}{}.", def.name), out);
+        }
+    }
+
+    /// `for_each` instances: `None` for a block without `for_each`, else (key, value) pairs.
+    fn for_each(&mut self, view: &BodyView, scope: &Scope) -> Result<Option<Vec<(String, Value)>>, Reported> {
+        let Some(attr) = view.attrs.get("for_each") else {
+            return Ok(None);
+        };
+        let v = self.ev.eval_top(&attr.value, scope)?;
+        let span = attr.value.span;
+        let mut out: Vec<(String, Value)> = vec![];
+        match v {
+            Value::List(items) => {
+                for item in items {
+                    let Some(key) = (match &item {
+                        Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    }) else {
+                        self.err(
+                            type_error(span, "for_each over a list needs strings", &item)
+                                .help("use a map for other values: { for v in list : v.name => v }"),
+                        );
+                        return Err(Reported);
+                    };
+                    if out.iter().any(|(k, _)| *k == key) {
+                        self.err(
+                            Diagnostic::new("kcl::for_each", span, format!("for_each has {key:?} twice"))
+                                .label("keys must be unique"),
+                        );
+                        return Err(Reported);
+                    }
+                    out.push((key, item));
+                }
+            }
+            Value::Object(m) => out.extend(m),
+            Value::Unknown => {
+                self.err(
+                    Diagnostic::new("kcl::for_each", span, "for_each must be known before apply")
+                        .label("depends on values known only after apply"),
+                );
+                return Err(Reported);
+            }
+            other => {
+                self.err(type_error(span, "for_each needs a list of strings or a map", &other));
+                return Err(Reported);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Evaluates a cluster block into its clusters (one, or one per `for_each` key) and
+    /// the value `cluster.NAME` refers to.
+    fn cluster(&mut self, block: &Block, outer: &Scope) -> Option<(Vec<ClusterWithProvider>, Value)> {
+        let name = block.labels[0].value.clone();
+        let view = check_body(&block.body, &schema::CLUSTER, "cluster", &mut self.diags);
+        let instances = self.for_each(&view, outer).ok()?;
+        let before = self.error_count();
+        let mut made = vec![];
+        let mut values = BTreeMap::new();
+        let keyed = instances.is_some();
+        for (key, each) in
+            instances.map_or(vec![(None, None)], |v| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect())
+        {
+            let scope = Scope {
+                vars: outer.vars,
+                locals: outer.locals,
+                clusters: outer.clusters,
+                each: each.map(|v| (Value::String(key.clone().unwrap_or_default()), v)),
+                restriction: None,
+            };
+            let address = match &key {
+                Some(k) => format!("cluster.{name}[{k:?}]"),
+                None => format!("cluster.{name}"),
+            };
+            if let Some((c, provider, value)) = self.cluster_instance(block, &view, &scope, &name, key.clone(), address)
+            {
+                values.insert(key.unwrap_or_default(), value);
+                made.push((c, provider));
+            }
+        }
+        if self.error_count() > before {
+            return None;
+        }
+        let value = if keyed { Value::Object(values) } else { values.into_values().next().unwrap_or(Value::Null) };
+        Some((made, value))
+    }
+
+    fn error_count(&self) -> usize {
+        self.diags.len() + self.ev.diags.borrow().len()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn cluster_instance(
+        &mut self,
+        block: &Block,
+        view: &BodyView,
+        scope: &Scope,
+        name: &str,
+        key: Option<String>,
+        address: String,
+    ) -> Option<(Cluster, Option<(String, Span)>, Value)> {
+        let layer = self.layer(view, &schema::CLUSTER, scope, "");
+        let provider = view.attrs.get("provider").and_then(|a| self.provider_ref(&a.value, scope));
+        let kubernetes_version = match layer.get("kubernetes_version") {
+            Some(f) => str_of(&f.value),
+            None => {
+                self.err(missing(block.header(), "cluster", "kubernetes_version", " = \"1.31\""));
+                String::new()
+            }
+        };
+        let tags = str_map(layer.get("tags"));
+        let disruption_budget = int_or_pct(layer.get("disruption_budget")).unwrap_or(IntOrPercent::Percent(10.0));
+        let subnets = match view.block("network") {
+            None if block.blocks().any(|b| b.kind.name == "network") => vec![], // already reported
+            None => {
+                self.err(
+                    Diagnostic::new(
+                        "kcl::missing_block",
+                        block.header(),
+                        format!("cluster `{name}` has no network block"),
+                    )
+                    .label("network missing")
+                    .help("add network { subnets = [\"subnet-a\", \"subnet-b\"] }"),
+                );
+                vec![]
+            }
+            Some(net) => {
+                let nv = check_body(&net.body, &schema::NETWORK, "network", &mut self.diags);
+                let nl = self.layer(&nv, &schema::NETWORK, scope, "");
+                match nl.get("subnets") {
+                    Some(f) if matches!(&f.value, Value::List(l) if !l.is_empty()) => str_list(Some(f)),
+                    Some(f) => {
+                        self.err(
+                            Diagnostic::new("kcl::invalid_value", f.span, "a cluster needs at least one subnet")
+                                .label("empty list"),
+                        );
+                        vec![]
+                    }
+                    None => {
+                        self.err(missing(net.kind.span, "network", "subnets", " = [\"subnet-a\"]"));
+                        vec![]
+                    }
+                }
+            }
+        };
+        let defaults = match view.block("defaults") {
+            Some(d) => {
+                let dv = check_body(&d.body, &schema::DEFAULTS, "defaults", &mut self.diags);
+                self.layer(&dv, &schema::DEFAULTS, scope, "")
+            }
+            None => Layer::new(),
+        };
+        let mut node_groups = vec![];
+        let mut ng_values: BTreeMap<String, Value> = BTreeMap::new();
+        let mut control_plane: Option<Span> = None;
+        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        for ng_block in view.blocks_named("node_group") {
+            let ng_name = ng_block.labels[0].value.clone();
+            if let Some(prev) = seen.insert(ng_name.clone(), ng_block.header()) {
+                self.err(
+                    Diagnostic::new(
+                        "kcl::duplicate_block",
+                        ng_block.header(),
+                        format!("node_group `{ng_name}` is defined twice"),
+                    )
+                    .label("defined again here")
+                    .with_secondary(prev, "first defined here"),
+                );
+                continue;
+            }
+            let ng_view = check_body(&ng_block.body, &schema::NODE_GROUP, "node_group", &mut self.diags);
+            let Ok(instances) = self.for_each(&ng_view, scope) else {
+                continue;
+            };
+            let keyed = instances.is_some();
+            let mut keyed_values = BTreeMap::new();
+            let list =
+                instances.map_or(vec![(None, None)], |v| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect());
+            for (ng_key, each) in list {
+                let ng_scope = Scope {
+                    vars: scope.vars,
+                    locals: scope.locals,
+                    clusters: scope.clusters,
+                    each: match each {
+                        Some(v) => Some((Value::String(ng_key.clone().unwrap_or_default()), v)),
+                        None => scope.each.clone(),
+                    },
+                    restriction: None,
+                };
+                let own = self.layer(&ng_view, &schema::NODE_GROUP, &ng_scope, "");
+                let mut layer = defaults.clone();
+                // instance_type and instance_types are one setting written two ways: setting
+                // either in the node group replaces whichever the defaults had.
+                if own.contains_key("instance_type") || own.contains_key("instance_types") {
+                    layer.remove("instance_type");
+                    layer.remove("instance_types");
+                }
+                layer.extend(own);
+                let ng_address = match &ng_key {
+                    Some(k) => format!("{address}.node_group.{ng_name}[{k:?}]"),
+                    None => format!("{address}.node_group.{ng_name}"),
+                };
+                let Some(ng) = self.node_group(
+                    ng_block,
+                    &ng_name,
+                    ng_key.clone(),
+                    ng_address,
+                    &layer,
+                    &kubernetes_version,
+                    &subnets,
+                ) else {
+                    continue;
+                };
+                if ng.role == Role::ControlPlane {
+                    if let Some(prev) = control_plane {
+                        self.err(
+                            Diagnostic::new("kcl::control_plane", ng_block.header(), "a cluster has one control plane")
+                                .label("second control-plane group")
+                                .with_secondary(prev, "the control plane is defined here"),
+                        );
+                    }
+                    control_plane = Some(ng_block.header());
+                }
+                let mut value = node_group_value(&ng);
+                if let (Value::Object(o), Some(known)) = (&mut value, self.computed.get(&ng.address)) {
+                    o.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                if keyed {
+                    keyed_values.insert(ng_key.unwrap_or_default(), value);
+                } else {
+                    ng_values.insert(ng_name.clone(), value);
+                }
+                node_groups.push(ng);
+            }
+            if keyed {
+                ng_values.insert(ng_name, Value::Object(keyed_values));
+            }
+        }
+        node_groups.sort_by(|a, b| a.address.cmp(&b.address));
+        let cluster = Cluster {
+            name: name.to_string(),
+            key,
+            address,
+            provider: String::new(),
+            kubernetes_version,
+            tags,
+            subnets,
+            disruption_budget,
+            node_groups,
+            span: block.header(),
+        };
+        let mut obj = BTreeMap::new();
+        obj.insert("name".to_string(), Value::String(cluster.name.clone()));
+        obj.insert("kubernetes_version".to_string(), Value::String(cluster.kubernetes_version.clone()));
+        obj.insert("tags".to_string(), string_map_value(&cluster.tags));
+        obj.insert("subnets".to_string(), string_list_value(&cluster.subnets));
+        obj.insert("node_group".to_string(), Value::Object(ng_values));
+        Some((cluster, provider, Value::Object(obj)))
+    }
+
+    /// `provider = aws.west` (or the string "aws.west").
+    fn provider_ref(&mut self, e: &Expr, scope: &Scope) -> Option<(String, Span)> {
+        fn path(e: &Expr) -> Option<String> {
+            match &e.kind {
+                ExprKind::Variable(i) => Some(i.name.clone()),
+                ExprKind::GetAttr(b, n) => Some(format!("{}.{}", path(b)?, n.name)),
+                _ => None,
+            }
+        }
+        let evaluated = matches!(path(e).as_deref().and_then(|p| p.split('.').next()), Some("var" | "local" | "each"));
+        if let Some(p) = path(e).filter(|_| !evaluated) {
+            return Some((p, e.span));
+        }
+        match self.ev.eval_top(e, scope).ok()? {
+            Value::String(s) => Some((s, e.span)),
+            other => {
+                self.err(type_error(e.span, "provider is a provider reference like sim or aws.west", &other));
+                None
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn node_group(
+        &mut self,
+        block: &Block,
+        name: &str,
+        key: Option<String>,
+        address: String,
+        layer: &Layer,
+        kubernetes_version: &str,
+        cluster_subnets: &[String],
+    ) -> Option<NodeGroup> {
+        let header = block.header();
+        let before = self.error_count();
+        let what = format!("node group `{name}`");
+        let get = |k: &str| layer.get(k);
+        let role = match get("role").map(|f| str_of(&f.value)) {
+            Some(r) if r == "control-plane" => Role::ControlPlane,
+            _ => Role::Worker,
+        };
+        let image = match get("image") {
+            Some(f) => str_of(&f.value),
+            None => {
+                self.err(
+                    missing(header, &what, "image", " = \"img-…\"")
+                        .help_more("or set it in the cluster's defaults block"),
+                );
+                String::new()
+            }
+        };
+        let instance_types = match (get("instance_type"), get("instance_types")) {
+            (Some(a), Some(b)) => {
+                self.err(
+                    Diagnostic::new(
+                        "kcl::conflicting_attributes",
+                        b.span,
+                        "set instance_type or instance_types, not both",
+                    )
+                    .label("instance_types set here")
+                    .with_secondary(a.span, "instance_type set here")
+                    .help("instance_types (several types) is for spot pools and mixed groups"),
+                );
+                vec![]
+            }
+            (Some(a), None) => vec![str_of(&a.value)],
+            (None, Some(b)) => {
+                let l = str_list(Some(b));
+                if l.is_empty() {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", b.span, "instance_types is empty").label("no types"),
+                    );
+                }
+                l
+            }
+            (None, None) => {
+                self.err(
+                    missing(header, &what, "instance_type", " = \"m6i.large\"")
+                        .help_more("or set it in the cluster's defaults block"),
+                );
+                vec![]
+            }
+        };
+        let (min, max, size_span, size_is_range) = match get("size") {
+            Some(Field { value: Value::Range(lo, hi), span, .. }) => (*lo as u32, *hi as u32, Some(*span), true),
+            Some(Field { value: v, span, .. }) => {
+                let n = v.as_int().unwrap_or(0) as u32;
+                (n, n, Some(*span), false)
+            }
+            None => {
+                self.err(
+                    missing(header, &what, "size", " = 3")
+                        .help_more("a number, or a range like 2..10 for the autoscaler"),
+                );
+                (0, 0, None, false)
+            }
+        };
+        let desired = count(get("desired"));
+        if let (Some(d), Some(f)) = (desired, get("desired")) {
+            if d < min || d > max {
+                let mut diag =
+                    Diagnostic::new("kcl::invalid_value", f.span, format!("desired {d} is outside size {min}..{max}"))
+                        .label("out of range");
+                if let Some(s) = size_span {
+                    diag = diag.with_secondary(s, "size set here");
+                }
+                self.err(diag);
+            }
+        }
+        let capacity_type = match get("capacity_type").map(|f| str_of(&f.value)) {
+            Some(c) if c == "spot" => CapacityType::Spot,
+            _ => CapacityType::OnDemand,
+        };
+        if role == Role::ControlPlane {
+            let role_span = get("role").map(|f| f.span);
+            let with_role = |d: Diagnostic| match role_span {
+                Some(s) => d.with_secondary(s, "control plane set here"),
+                None => d,
+            };
+            if let Some(s) = size_span {
+                if size_is_range || min % 2 == 0 {
+                    let found = if size_is_range { format!("the range {min}..{max}") } else { format!("{min}") };
+                    self.err(with_role(
+                        Diagnostic::new("kcl::control_plane_size", s, format!("a control plane needs an odd, fixed size, not {found}"))
+                            .label("not an odd number")
+                            .help("use 1, 3 or 5 members: an odd count keeps etcd's quorum through one failure per two members"),
+                    ));
+                }
+            }
+            if let Some(f) = get("desired") {
+                self.err(with_role(
+                    Diagnostic::new(
+                        "kcl::control_plane_size",
+                        f.span,
+                        "a control plane's size is fixed: desired is not allowed",
+                    )
+                    .label("remove this"),
+                ));
+            }
+            if capacity_type == CapacityType::Spot {
+                let span = get("capacity_type").map_or(header, |f| f.span);
+                self.err(with_role(
+                    Diagnostic::new("kcl::invalid_value", span, "control-plane members cannot be spot instances")
+                        .label("spot interruptions would break quorum")
+                        .help("remove capacity_type, or set it to \"on-demand\""),
+                ));
+            }
+        }
+        let taints = str_list(get("taints"));
+        if let Some(f) = get("taints") {
+            for t in &taints {
+                if let Err(why) = check_taint(t) {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", f.span, format!("invalid taint {t:?}: {why}"))
+                            .label("in this list")
+                            .help("write taints as \"key=value:NoSchedule\" (or PreferNoSchedule, NoExecute)"),
+                    );
+                }
+            }
+        }
+        let pct_check = |cx: &mut Self, k: &str| {
+            if let Some(Field { value: Value::Percent(p), span, .. }) = get(k) {
+                if *p > 100.0 {
+                    cx.err(
+                        Diagnostic::new("kcl::invalid_value", *span, format!("{k} is over 100%")).label("too large"),
+                    );
+                }
+            }
+        };
+        for k in ["rollout.max_surge", "rollout.max_unavailable", "health.max_unhealthy"] {
+            pct_check(self, k);
+        }
+        let max_surge = int_or_pct(get("rollout.max_surge")).unwrap_or(IntOrPercent::Int(1));
+        let max_unavailable = int_or_pct(get("rollout.max_unavailable")).unwrap_or(IntOrPercent::Int(0));
+        let is_zero =
+            |v: IntOrPercent| matches!(v, IntOrPercent::Int(0)) || matches!(v, IntOrPercent::Percent(p) if p == 0.0);
+        if is_zero(max_surge) && is_zero(max_unavailable) {
+            let span = get("rollout.max_surge").or(get("rollout.max_unavailable")).map_or(header, |f| f.span);
+            let mut d = Diagnostic::new("kcl::invalid_value", span, "max_surge and max_unavailable cannot both be 0")
+                .label("a rollout could never make progress")
+                .help("set max_surge = 1 to add a node before removing one");
+            if let (Some(_), Some(u)) = (get("rollout.max_surge"), get("rollout.max_unavailable")) {
+                d = d.with_secondary(u.span, "max_unavailable set here");
+            }
+            self.err(d);
+        }
+        let subnets = match get("subnets") {
+            Some(f) => {
+                let l = str_list(Some(f));
+                if l.is_empty() {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", f.span, "a node group needs at least one subnet")
+                            .label("empty list"),
+                    );
+                }
+                l
+            }
+            None => cluster_subnets.to_vec(),
+        };
+        let has_root = layer.keys().any(|k| k.starts_with("root_volume."));
+        let root_volume = has_root.then(|| RootVolume {
+            size_gib: count(get("root_volume.size")).unwrap_or(20),
+            volume_type: get("root_volume.type").map_or("gp3".to_string(), |f| str_of(&f.value)),
+            encrypted: !matches!(get("root_volume.encrypted").map(|f| &f.value), Some(Value::Bool(false))),
+            iops: count(get("root_volume.iops")),
+        });
+        let metadata = Metadata {
+            http_tokens_required: get("metadata.http_tokens").is_none_or(|f| str_of(&f.value) == "required"),
+            hop_limit: count(get("metadata.hop_limit")).unwrap_or(2),
+        };
+        let dur = |k: &str, d: u64| match get(k).map(|f| &f.value) {
+            Some(Value::Duration(ms)) => *ms,
+            _ => d,
+        };
+        let health = Health {
+            check: match get("health.check").map(|f| str_of(&f.value)) {
+                Some(c) if c == "elb" => HealthCheck::Elb,
+                _ => HealthCheck::Ec2,
+            },
+            grace_period_ms: dur("health.grace_period", 90_000),
+            max_unhealthy: int_or_pct(get("health.max_unhealthy")).unwrap_or(IntOrPercent::Percent(40.0)),
+            unhealthy_timeout_ms: dur("health.unhealthy_timeout", 300_000),
+            startup_timeout_ms: dur("health.startup_timeout", 600_000),
+        };
+        let rollout = Rollout { max_surge, max_unavailable, health_timeout_ms: dur("rollout.health_timeout", 600_000) };
+        if self.error_count() > before {
+            return None;
+        }
+        Some(NodeGroup {
+            name: name.to_string(),
+            key,
+            address,
+            role,
+            spec: NodeSpec {
+                image,
+                instance_types,
+                user_data: get("user_data").map(|f| str_of(&f.value)),
+                labels: str_map(get("labels")),
+                taints,
+                root_volume,
+                metadata,
+                capacity_type,
+                kubernetes_version: kubernetes_version.to_string(),
+                security_groups: str_list(get("security_groups")),
+                instance_profile: get("instance_profile").map(|f| str_of(&f.value)),
+                key_name: get("key_name").map(|f| str_of(&f.value)),
+            },
+            settings: NodeSettings { min, max, desired, tags: str_map(get("tags")), subnets, health, rollout },
+            sensitive: layer.iter().filter(|(_, f)| f.sensitive).map(|(k, _)| k.clone()).collect(),
+            span: header,
+            attr_spans: layer.iter().map(|(k, f)| (k.clone(), f.span)).collect(),
+        })
+    }
+
+    fn output(&mut self, block: &Block, scope: &Scope) -> Option<Output> {
+        let name = block.labels[0].value.clone();
+        let view = check_body(&block.body, &schema::OUTPUT, "output", &mut self.diags);
+        let Some(attr) = view.attrs.get("value") else {
+            self.err(missing(block.header(), &format!("output `{name}`"), "value", " = …"));
+            return None;
+        };
+        let (v, derived) = self.ev.eval_marked(&attr.value, scope);
+        let v = v.ok()?;
+        let explicit = self.bool_attr(&view, "sensitive", scope).unwrap_or(false);
+        let description = view.attrs.get("description").and_then(|a| match self.ev.eval_top(&a.value, scope) {
+            Ok(Value::String(s)) => Some(s),
+            _ => None,
+        });
+        Some(Output { name, description, value: v, sensitive: explicit || derived, span: block.header() })
+    }
+
+    /// Gives every cluster its provider: the one it names, or the only one there is.
+    fn assign_providers(
+        &mut self,
+        clusters: Vec<(Cluster, Option<(String, Span)>)>,
+        providers: &[ProviderConfig],
+    ) -> Vec<Cluster> {
+        let refs: Vec<String> = providers.iter().map(ProviderConfig::reference).collect();
+        let mut out = vec![];
+        for (mut c, named) in clusters {
+            match named {
+                Some((r, span)) => {
+                    if !refs.contains(&r) {
+                        self.err(
+                            Diagnostic::new("kcl::undefined_reference", span, format!("no provider `{r}` is declared"))
+                                .label("unknown provider")
+                                .suggest(&r, refs.iter().map(String::as_str))
+                                .help_if_none(format!(
+                                    "declare it: provider \"{}\" {{ … }}",
+                                    r.split('.').next().unwrap_or(&r)
+                                )),
+                        );
+                    }
+                    c.provider = r;
+                }
+                None => match refs.as_slice() {
+                    [one] => c.provider = one.clone(),
+                    [] => {
+                        self.err(
+                            Diagnostic::new("kcl::no_provider", c.span, format!("no provider for {}", c.address))
+                                .label("this cluster needs a provider")
+                                .help("declare one: provider \"sim\" {} runs on the simulated cloud"),
+                        );
+                    }
+                    many => {
+                        self.err(
+                            Diagnostic::new(
+                                "kcl::ambiguous_provider",
+                                c.span,
+                                format!("{} could use any of {} providers", c.address, many.len()),
+                            )
+                            .label("which provider?")
+                            .help(format!("set provider to one of: {}", many.join(", "))),
+                        );
+                    }
+                },
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+fn missing(header: Span, what: &str, attr: &str, example: &str) -> Diagnostic {
+    Diagnostic::new("kcl::missing_attribute", header, format!("{what} has no `{attr}`"))
+        .label(format!("`{attr}` is required"))
+        .help(format!("add {attr}{example}"))
+}
+
+/// Checks a value against an attribute's kind, with an error at the value's span.
+fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
+    let mismatch = |v: &Value| {
+        Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
+            .label(format!("this is {}", describe(v)))
+    };
+    if v.is_unknown() && ty != Ty::Any {
+        return Err(Diagnostic::new("kcl::unknown_value", span, "this value is known only after apply")
+            .label("must be known before apply")
+            .help("attributes such as group_names and instance_ids can be used in outputs only"));
+    }
+    match (ty, v) {
+        (Ty::Any, v) => Ok(v),
+        (Ty::Str, v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
+            Ok(Value::String(v.to_template_string().unwrap_or_default()))
+        }
+        (Ty::Num, v @ Value::Number(_)) => Ok(v),
+        (Ty::Bool, v @ Value::Bool(_)) => Ok(v),
+        (Ty::Dur, v @ Value::Duration(_)) => Ok(v),
+        (Ty::Dur, v @ Value::Number(_)) => Err(mismatch(&v).help(format!("add a unit: {v}s, {v}m, {v}h"))),
+        (Ty::Count, v @ Value::Number(_)) => match v.as_int() {
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(v),
+            _ => Err(mismatch(&v)),
+        },
+        (Ty::CountOrPct, v @ Value::Percent(p)) if p >= 0.0 => Ok(v),
+        (Ty::CountOrPct, v @ Value::Number(_)) => match v.as_int() {
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(v),
+            _ => Err(mismatch(&v)),
+        },
+        (Ty::Size, v @ Value::Number(_)) => match v.as_int() {
+            Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(v),
+            _ => Err(mismatch(&v)),
+        },
+        (Ty::Size, Value::Range(lo, hi)) if lo >= 0 && hi <= i64::from(u32::MAX) => Ok(Value::Range(lo, hi)),
+        (Ty::StrList, Value::List(items)) => {
+            let mut out = vec![];
+            for item in items {
+                match item.to_template_string() {
+                    Some(s) if !matches!(item, Value::Duration(_) | Value::Percent(_) | Value::Range(..)) => {
+                        out.push(Value::String(s))
+                    }
+                    _ => {
+                        return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
+                            .label(format!("an element is {}", describe(&item))))
+                    }
+                }
+            }
+            Ok(Value::List(out))
+        }
+        (Ty::StrMap, Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, item) in m {
+                match item.to_template_string() {
+                    Some(s) if !matches!(item, Value::Duration(_) | Value::Percent(_) | Value::Range(..)) => {
+                        out.insert(k, Value::String(s));
+                    }
+                    _ => {
+                        return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
+                            .label(format!("the value of {k:?} is {}", describe(&item))))
+                    }
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        (Ty::OneOf(opts), Value::String(s)) => {
+            if opts.contains(&s.as_str()) {
+                Ok(Value::String(s))
+            } else {
+                Err(Diagnostic::new("kcl::invalid_value", span, format!("{s:?} is not allowed here"))
+                    .label(format!("expected {}", ty.describe()))
+                    .suggest(&s, opts.iter().copied()))
+            }
+        }
+        (_, v) => Err(mismatch(&v)),
+    }
+}
+
+/// Whether an expression names anything (`foo`, `var.x`): such `--var` text is a string.
+fn refers_to_names(e: &Expr) -> bool {
+    let mut found = matches!(e.kind, ExprKind::Variable(_));
+    visit::for_each_child(e, |c| found |= refers_to_names(c));
+    found
+}
+
+fn str_of(v: &Value) -> String {
+    v.to_template_string().unwrap_or_default()
+}
+
+fn str_list(f: Option<&Field>) -> Vec<String> {
+    match f.map(|f| &f.value) {
+        Some(Value::List(items)) => items.iter().map(str_of).collect(),
+        _ => vec![],
+    }
+}
+
+fn str_map(f: Option<&Field>) -> BTreeMap<String, String> {
+    match f.map(|f| &f.value) {
+        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), str_of(v))).collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn count(f: Option<&Field>) -> Option<u32> {
+    f.and_then(|f| f.value.as_int()).map(|n| n as u32)
+}
+
+fn int_or_pct(f: Option<&Field>) -> Option<IntOrPercent> {
+    match f.map(|f| &f.value) {
+        Some(Value::Percent(p)) => Some(IntOrPercent::Percent(*p)),
+        Some(v @ Value::Number(_)) => v.as_int().map(|n| IntOrPercent::Int(n as u32)),
+        _ => None,
+    }
+}
+
+fn check_taint(t: &str) -> Result<(), &'static str> {
+    let (kv, effect) = t.rsplit_once(':').ok_or("no effect after `:`")?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err("the effect must be NoSchedule, PreferNoSchedule or NoExecute");
+    }
+    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+    if key.is_empty() {
+        return Err("the key is empty");
+    }
+    Ok(())
+}
+
+fn string_map_value(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+fn string_list_value(l: &[String]) -> Value {
+    Value::List(l.iter().map(|s| Value::String(s.clone())).collect())
+}
+
+/// What `cluster.C.node_group.G` evaluates to: its settings, and placeholders for
+/// what only exists after apply.
+fn node_group_value(ng: &NodeGroup) -> Value {
+    let mut o = BTreeMap::new();
+    let s = |v: &str| Value::String(v.to_string());
+    o.insert("name".into(), s(&ng.name));
+    o.insert("address".into(), s(&ng.address));
+    o.insert("role".into(), s(if ng.role == Role::ControlPlane { "control-plane" } else { "worker" }));
+    o.insert("image".into(), s(&ng.spec.image));
+    o.insert("instance_type".into(), s(ng.spec.instance_types.first().map_or("", String::as_str)));
+    o.insert("instance_types".into(), string_list_value(&ng.spec.instance_types));
+    o.insert("labels".into(), string_map_value(&ng.spec.labels));
+    o.insert("tags".into(), string_map_value(&ng.settings.tags));
+    o.insert("subnets".into(), string_list_value(&ng.settings.subnets));
+    o.insert("min".into(), Value::Number(f64::from(ng.settings.min)));
+    o.insert("max".into(), Value::Number(f64::from(ng.settings.max)));
+    o.insert("desired".into(), ng.settings.desired.map_or(Value::Null, |d| Value::Number(f64::from(d))));
+    o.insert("group_names".into(), Value::Unknown);
+    o.insert("instance_ids".into(), Value::Unknown);
+    Value::Object(o)
+}
+
+/// References to locals and clusters in an expression (variables are evaluated first,
+/// so they are not graph vertices). Names bound by `for` are not references.
+fn collect_refs(e: &Expr, bound: &mut Vec<String>, out: &mut Vec<(Node, Span)>) {
+    let root = |e: &Expr, bound: &[String]| match &e.kind {
+        ExprKind::Variable(i) if !bound.contains(&i.name) => Some(i.name.clone()),
+        _ => None,
+    };
+    match &e.kind {
+        ExprKind::GetAttr(base, name) if root(base, bound).is_some() => match root(base, bound).as_deref() {
+            Some("local") => out.push((Node::Local(name.name.clone()), e.span)),
+            Some("cluster") => out.push((Node::Cluster(name.name.clone()), e.span)),
+            _ => {}
+        },
+        ExprKind::For(f) => {
+            collect_refs(&f.collection, bound, out);
+            let depth = bound.len();
+            if let Some(k) = &f.key_var {
+                bound.push(k.name.clone());
+            }
+            bound.push(f.value_var.name.clone());
+            for x in [f.key.as_ref(), Some(&f.value), f.cond.as_ref()].into_iter().flatten() {
+                collect_refs(x, bound, out);
+            }
+            bound.truncate(depth);
+        }
+        _ => visit::for_each_child(e, |c| collect_refs(c, bound, out)),
+    }
+}
+
+fn collect_block_refs(b: &Block, out: &mut Vec<(Node, Span)>) {
+    for item in &b.body.items {
+        match item {
+            drydock_syntax::ast::Item::Attribute(a) => collect_refs(&a.value, &mut vec![], out),
+            drydock_syntax::ast::Item::Block(inner) => collect_block_refs(inner, out),
+        }
+    }
+}
+
+/// Tarjan's strongly connected components, iteratively (a long chain of references
+/// must not exhaust the stack). Components come out dependencies first.
+fn tarjan(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = edges.len();
+    let mut index = vec![usize::MAX; n];
+    let mut low = vec![0; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = vec![];
+    let mut out = vec![];
+    let mut next = 0;
+    for start in 0..n {
+        if index[start] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(start, 0)];
+        while let Some(&mut (v, ref mut ei)) = work.last_mut() {
+            if *ei == 0 && index[v] == usize::MAX {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = edges[v].get(*ei) {
+                *ei += 1;
+                if index[w] == usize::MAX {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut comp = vec![];
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                out.push(comp);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tarjan_orders_dependencies_first_and_finds_cycles() {
+        // 0 → 1 → 2, 3 ⇄ 4
+        let edges = vec![vec![1], vec![2], vec![], vec![4], vec![3]];
+        let sccs = tarjan(&edges);
+        let pos = |x: usize| sccs.iter().position(|c| c.contains(&x)).unwrap();
+        assert!(pos(2) < pos(1) && pos(1) < pos(0));
+        assert!(sccs.iter().any(|c| c.len() == 2 && c.contains(&3) && c.contains(&4)));
+    }
+
+    #[test]
+    fn percentages_round_as_in_cluster_api() {
+        assert_eq!(IntOrPercent::Percent(25.0).resolve(10, true), 3);
+        assert_eq!(IntOrPercent::Percent(25.0).resolve(10, false), 2);
+        assert_eq!(IntOrPercent::Int(2).resolve(10, false), 2);
+    }
+}

@@ -1,0 +1,118 @@
+//! The typed model a configuration evaluates to: what the planner reads. Each node
+//! group keeps its replacement-forcing fields ([`NodeSpec`]) apart from its in-place
+//! fields ([`NodeSettings`]); the planner hashes the first to name a generation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+pub use drydock_model::{
+    Backend, CapacityType, Health, HealthCheck, IntOrPercent, Metadata, NodeSettings, NodeSpec, Role, Rollout,
+    RootVolume,
+};
+
+use super::value::Value;
+use drydock_syntax::diag::Span;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub providers: Vec<ProviderConfig>,
+    pub backend: Option<Backend>,
+    /// Sorted by address.
+    pub clusters: Vec<Cluster>,
+    /// Sorted by name.
+    pub outputs: Vec<Output>,
+}
+
+impl Model {
+    pub fn node_group_count(&self) -> usize {
+        self.clusters.iter().map(|c| c.node_groups.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    /// `sim` or `aws`.
+    pub kind: String,
+    pub alias: Option<String>,
+    pub settings: ProviderSettings,
+    pub span: Span,
+}
+
+impl ProviderConfig {
+    /// `sim`, or `aws.west` for an aliased provider.
+    pub fn reference(&self) -> String {
+        match &self.alias {
+            Some(a) => format!("{}.{a}", self.kind),
+            None => self.kind.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ProviderSettings {
+    Sim(SimSettings),
+    Aws(AwsSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimSettings {
+    pub boot_time_ms: u64,
+    pub detection_delay_ms: u64,
+    pub failure_rate: f64,
+    pub bad_images: Vec<String>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    /// The `for_each` key, for clusters made by `for_each`.
+    pub key: Option<String>,
+    /// `cluster.demo` or `cluster.fleet["eu"]`.
+    pub address: String,
+    /// The provider reference (`sim`, `aws.west`) this cluster is built with.
+    pub provider: String,
+    pub kubernetes_version: String,
+    pub tags: BTreeMap<String, String>,
+    pub subnets: Vec<String>,
+    /// Most nodes of the cluster being replaced at once, for any reason.
+    pub disruption_budget: IntOrPercent,
+    /// Sorted by address.
+    pub node_groups: Vec<NodeGroup>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeGroup {
+    pub name: String,
+    pub key: Option<String>,
+    /// `cluster.demo.node_group.workers` or `…workers["us-east-1a"]`.
+    pub address: String,
+    pub role: Role,
+    pub spec: NodeSpec,
+    pub settings: NodeSettings,
+    /// Attribute paths whose values derive from a sensitive variable.
+    pub sensitive: BTreeSet<String>,
+    pub span: Span,
+    /// Where each attribute was set (in the node group, or inherited from `defaults`).
+    pub attr_spans: BTreeMap<String, Span>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub description: Option<String>,
+    /// May hold `Value::Unknown` parts, filled in after apply.
+    pub value: Value,
+    pub sensitive: bool,
+    pub span: Span,
+}

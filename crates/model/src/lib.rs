@@ -1,0 +1,174 @@
+//! The domain model every layer shares: what a node group is (its replacement-forcing
+//! [`NodeSpec`] apart from its in-place [`NodeSettings`]), its role, and where state is kept
+//! ([`Backend`]). Plain data, with no spans and no language: `config` produces it, `plan`,
+//! `apply` and `state` consume it.
+//!
+//! Invariant: depends on nothing of drydock's. The serde derives serve saved plans; the state
+//! file has its own persisted types (`drydock_state::format`), so renaming a field here never
+//! changes the state format.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Backend {
+    Local {
+        path: Option<String>,
+        /// The state lock's lease in milliseconds (`lock_lease`), if set.
+        lock_lease_ms: Option<u64>,
+    },
+    S3 {
+        bucket: String,
+        key: String,
+        region: Option<String>,
+        endpoint: Option<String>,
+        profile: Option<String>,
+        lock_lease_ms: Option<u64>,
+    },
+}
+
+impl Backend {
+    pub fn lock_lease_ms(&self) -> Option<u64> {
+        match self {
+            Backend::Local { lock_lease_ms, .. } | Backend::S3 { lock_lease_ms, .. } => *lock_lease_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Worker,
+    ControlPlane,
+}
+
+/// The replacement-forcing part of a node group: any change rolls out a new generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub image: String,
+    pub instance_types: Vec<String>,
+    pub user_data: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<String>,
+    pub root_volume: Option<RootVolume>,
+    pub metadata: Metadata,
+    pub capacity_type: CapacityType,
+    pub kubernetes_version: String,
+    pub security_groups: Vec<String>,
+    pub instance_profile: Option<String>,
+    pub key_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootVolume {
+    pub size_gib: u32,
+    pub volume_type: String,
+    pub encrypted: bool,
+    pub iops: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// IMDSv2 only (the default).
+    pub http_tokens_required: bool,
+    pub hop_limit: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    OnDemand,
+    Spot,
+}
+
+/// The in-place part of a node group: changing it replaces no node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSettings {
+    pub min: u32,
+    pub max: u32,
+    /// A pinned desired capacity; `None` leaves it to the autoscaler inside min..max.
+    pub desired: Option<u32>,
+    pub tags: BTreeMap<String, String>,
+    pub subnets: Vec<String>,
+    pub health: Health,
+    pub rollout: Rollout,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub check: HealthCheck,
+    pub grace_period_ms: u64,
+    pub max_unhealthy: IntOrPercent,
+    pub unhealthy_timeout_ms: u64,
+    pub startup_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    Ec2,
+    Elb,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub max_surge: IntOrPercent,
+    pub max_unavailable: IntOrPercent,
+    pub health_timeout_ms: u64,
+}
+
+/// `1` or `25%`, as in Kubernetes' intstr.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntOrPercent {
+    Int(u32),
+    Percent(f64),
+}
+
+impl IntOrPercent {
+    /// The count out of `total`: percentages round up for surge, down for unavailability.
+    pub fn resolve(self, total: u32, round_up: bool) -> u32 {
+        match self {
+            IntOrPercent::Int(n) => n,
+            IntOrPercent::Percent(p) => {
+                let exact = f64::from(total) * p / 100.0;
+                (if round_up { exact.ceil() } else { exact.floor() }) as u32
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for IntOrPercent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntOrPercent::Int(n) => write!(f, "{n}"),
+            IntOrPercent::Percent(p) => write!(f, "{}%", format_number(*p)),
+        }
+    }
+}
+
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Formats milliseconds the way they are written: `90s`, `1h30m`, `250ms`.
+pub fn format_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}

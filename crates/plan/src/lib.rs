@@ -1,0 +1,1065 @@
+//! The planner: model + state + observed cloud → an inert [`Plan`]. Pure: no I/O, no clock.
+//!
+//! Per node group it decides one action: create, roll out (a new generation replaces the
+//! old, in waves computed by [`waves::schedule`]), update in place, or delete. The
+//! generation is named by a hash of the replacement-forcing spec only, so formatting,
+//! reordering, renaming variables or the autoscaler moving desired capacity can never
+//! cause a rollout. The cloud as observed is the truth about what exists (so a crashed run's
+//! groups are found and adopted or cleaned up); the state supplies the lineage, the settings
+//! last applied and measured boot times.
+//!
+//! Invariant: knows nothing of the terminal, the state file's storage or any one cloud.
+
+// Diagnostics are the error type of the front half by design; they are built on error
+// paths only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+pub mod waves;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use drydock_provider::{
+    CapacityType as PCapacity, GenerationSpec, GroupSettings, HealthCheck as PHealth, InstanceState,
+    Metadata as PMetadata, Observed, ObservedGroup, Role as PRole, RootVolume as PRootVolume,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use drydock_config::model::{CapacityType, Cluster, HealthCheck, Model, NodeGroup, NodeSettings, Role};
+use drydock_state::State;
+use waves::{OldInstance, RolloutInput, Wave};
+
+/// The version of the saved plan format.
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What the plan does to one node group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Rollout,
+    Update,
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub drydock_version: String,
+    /// The state lineage this plan is for (a new one when there was no state).
+    pub lineage: String,
+    /// The serial of the state planned against; `None` when there was no state.
+    pub state_serial: Option<u64>,
+    /// Digest of the configuration and variable values the plan was made from.
+    pub config_digest: String,
+    /// The configuration (file or directory) the plan was made from, as given.
+    pub config_path: String,
+    pub destroy: bool,
+    /// Sorted by address.
+    pub changes: Vec<Change>,
+    /// Clusters the plan creates or removes entirely (for the state and the summary).
+    pub clusters: Vec<ClusterRecord>,
+    /// What changed in the cloud outside drydock since the last apply, and what this plan
+    /// does about it. Empty until the planner detects drift (issue 6); plans saved before
+    /// the field existed read as having none.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+}
+
+/// One attribute that differs between the state (what drydock last applied) and the cloud.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drift {
+    /// The node group's address.
+    pub address: String,
+    /// The attribute path, as in [`AttrChange::path`].
+    pub path: String,
+    /// The value the state records; `None` when it records none.
+    pub before: Option<String>,
+    /// The value found in the cloud; `None` when the cloud has none.
+    pub after: Option<String>,
+    /// Whether the value derives from a sensitive variable: renderers never show it.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// What drydock will do about it, in words: "rolled back by the rollout", "kept: the
+    /// autoscaler owns desired inside size".
+    pub action: String,
+}
+
+/// A cluster as the state records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterRecord {
+    pub address: String,
+    pub name: String,
+    pub key: Option<String>,
+    pub provider: String,
+    /// Whether the configuration still has the cluster (false: it goes with its node groups).
+    pub keep: bool,
+    /// Most of the cluster's nodes being replaced at once (its `disruption_budget`, resolved
+    /// against the cluster's size; at least 1). Rollouts of its node groups share it.
+    #[serde(default)]
+    pub disruption_budget: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: String,
+    /// The cluster's address.
+    pub cluster: String,
+    pub provider: String,
+    pub name: String,
+    pub key: Option<String>,
+    pub role: Role,
+    pub action: Action,
+    /// The attributes that changed, and whether each forces replacement.
+    pub reasons: Vec<AttrChange>,
+    /// What the node group converges on; `None` for a delete.
+    pub target: Option<Target>,
+    /// Groups of other generations that go away (a rollout's old generation, a delete).
+    pub retire: Vec<String>,
+    /// The desired capacity the change converges on.
+    pub replicas: u32,
+    /// The rollout's waves (for a create: one wave adding every node).
+    pub waves: Vec<Wave>,
+    pub eta_ms: u64,
+    /// Changes that must finish first (a cluster's control plane before its workers).
+    pub depends_on: Vec<String>,
+    /// Ownership tag values for the cluster and node group.
+    pub owner_cluster: String,
+    pub owner_node_group: String,
+}
+
+impl Change {
+    /// Nodes this change replaces (rollout) or removes (delete).
+    pub fn nodes_replaced(&self) -> usize {
+        self.waves.iter().map(|w| w.remove_first.len() + w.remove_after.len()).sum()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttrChange {
+    /// `image`, `labels.pool`, `size`, `health.grace_period`.
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub forces_replacement: bool,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    pub generation: String,
+    pub spec: GenerationSpec,
+    /// The spec as shown and stored in the state: sensitive values replaced by a digest.
+    pub display_spec: serde_json::Value,
+    /// One group for workers; one per member for a control plane.
+    pub groups: Vec<TargetGroup>,
+    pub settings: NodeSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetGroup {
+    pub name: String,
+    /// The settings the group ends with.
+    pub settings: GroupSettings,
+    /// Whether the group exists already (a resumed rollout, an update).
+    pub exists: bool,
+}
+
+/// What the planner reads.
+pub struct PlanInput<'a> {
+    pub model: &'a Model,
+    pub state: Option<&'a State>,
+    pub lineage: &'a str,
+    /// What each provider (by reference) holds of this lineage.
+    pub observed: &'a BTreeMap<String, Observed>,
+    /// Per provider reference: how long a node takes to become healthy when nothing was measured.
+    pub boot_estimate_ms: &'a BTreeMap<String, u64>,
+    pub config_digest: String,
+    pub config_path: String,
+    pub destroy: bool,
+    /// Per provider reference, the time now on its clock: how long an instance has been
+    /// pending is drift once it exceeds the node group's `health.startup_timeout`.
+    pub now_ms: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub address: String,
+    pub message: String,
+}
+
+/// The ownership tag values of a cluster and a node group: `demo`, `fleet["eu"]`; `workers`.
+pub fn owner_names(cluster: &Cluster, ng: &NodeGroup) -> (String, String) {
+    let c = cluster.address.trim_start_matches("cluster.").to_string();
+    let g = ng.address.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
+    (c, g)
+}
+
+/// The provider's view of a node group's replacement-forcing spec.
+pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
+    let s = &ng.spec;
+    GenerationSpec {
+        image: s.image.clone(),
+        instance_types: s.instance_types.clone(),
+        user_data: s.user_data.clone(),
+        labels: s.labels.clone(),
+        taints: s.taints.clone(),
+        root_volume: s.root_volume.as_ref().map(|r| PRootVolume {
+            size_gib: r.size_gib,
+            volume_type: r.volume_type.clone(),
+            encrypted: r.encrypted,
+            iops: r.iops,
+        }),
+        metadata: PMetadata { http_tokens_required: s.metadata.http_tokens_required, hop_limit: s.metadata.hop_limit },
+        capacity_type: match s.capacity_type {
+            CapacityType::OnDemand => PCapacity::OnDemand,
+            CapacityType::Spot => PCapacity::Spot,
+        },
+        kubernetes_version: s.kubernetes_version.clone(),
+        security_groups: s.security_groups.clone(),
+        instance_profile: s.instance_profile.clone(),
+        key_name: s.key_name.clone(),
+        role: match ng.role {
+            Role::Worker => PRole::Worker,
+            Role::ControlPlane => PRole::ControlPlane,
+        },
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The generation id: a hash of the spec, so equal specs (however written) name the same generation.
+pub fn generation_id(spec: &GenerationSpec) -> String {
+    let json = serde_json::to_vec(spec).expect("a spec always serialises");
+    sha256_hex(&json)[..10].to_string()
+}
+
+/// The spec as shown in plans and kept in the state: sensitive values become a digest.
+pub fn display_spec(ng: &NodeGroup, spec: &GenerationSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(spec).expect("a spec always serialises");
+    if let Some(obj) = v.as_object_mut() {
+        for path in &ng.sensitive {
+            let key = path.split('.').next().unwrap_or(path);
+            if let Some(field) = obj.get_mut(key) {
+                let digest = sha256_hex(field.to_string().as_bytes());
+                *field = serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]));
+            }
+        }
+    }
+    v
+}
+
+/// A group name: the lineage's first characters (names are global in a cloud account), the
+/// cluster, the node group and the generation; only characters every cloud accepts.
+pub fn group_name(
+    lineage: &str,
+    owner_cluster: &str,
+    owner_ng: &str,
+    generation: &str,
+    member: Option<usize>,
+) -> String {
+    let mut raw = format!("{}-{owner_cluster}-{owner_ng}-{generation}", &lineage[..lineage.len().min(6)]);
+    if let Some(m) = member {
+        raw.push_str(&format!("-m{m}"));
+    }
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' };
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// One generation of a node group as the cloud shows it.
+struct ActualGen<'a> {
+    id: String,
+    groups: Vec<&'a ObservedGroup>,
+}
+
+fn group_settings(
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    desired: u32,
+    subnets: Vec<String>,
+    min: u32,
+    max: u32,
+) -> GroupSettings {
+    let mut tags = cluster.tags.clone();
+    tags.extend(ng.settings.tags.clone());
+    GroupSettings {
+        min,
+        max,
+        desired,
+        subnets,
+        tags,
+        health_check: match ng.settings.health.check {
+            HealthCheck::Ec2 => PHealth::Ec2,
+            HealthCheck::Elb => PHealth::Elb,
+        },
+        grace_period_ms: ng.settings.health.grace_period_ms,
+    }
+}
+
+fn live(g: &ObservedGroup) -> impl Iterator<Item = &drydock_provider::Instance> {
+    g.instances.iter().filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
+}
+
+fn healthy_count(g: &ObservedGroup) -> u32 {
+    g.instances.iter().filter(|i| i.state == InstanceState::Running && i.healthy).count() as u32
+}
+
+/// Makes the plan.
+pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
+    let mut changes = vec![];
+    let mut errors = vec![];
+    let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new(); // (provider, owner cluster, owner ng)
+    let mut clusters = vec![];
+    let mut drift = vec![];
+    // Observed groups by (provider, owner cluster, owner node group), built once: looking
+    // them up per node group keeps planning linear in the fleet's size.
+    let mut by_owner: BTreeMap<(&str, &str, &str), Vec<&ObservedGroup>> = BTreeMap::new();
+    for (provider, observed) in input.observed {
+        for g in &observed.groups {
+            by_owner
+                .entry((provider.as_str(), g.ownership.cluster.as_str(), g.ownership.node_group.as_str()))
+                .or_default()
+                .push(g);
+        }
+    }
+
+    if !input.destroy {
+        for cluster in &input.model.clusters {
+            // The cluster's size now, to resolve its disruption budget against.
+            let size: u32 = cluster
+                .node_groups
+                .iter()
+                .map(|ng| {
+                    let (oc, og) = owner_names(cluster, ng);
+                    let observed: u32 = by_owner
+                        .get(&(cluster.provider.as_str(), oc.as_str(), og.as_str()))
+                        .map_or(0, |gs| gs.iter().map(|g| g.settings.desired).sum());
+                    match (ng.role, ng.settings.desired) {
+                        (Role::ControlPlane, _) => ng.settings.min,
+                        (_, Some(d)) => d,
+                        _ if observed > 0 => observed.clamp(ng.settings.min, ng.settings.max),
+                        _ => ng.settings.min,
+                    }
+                })
+                .sum();
+            let budget = cluster.disruption_budget.resolve(size, false).max(1);
+            clusters.push(ClusterRecord {
+                address: cluster.address.clone(),
+                name: cluster.name.clone(),
+                key: cluster.key.clone(),
+                provider: cluster.provider.clone(),
+                keep: true,
+                disruption_budget: budget,
+            });
+            for ng in &cluster.node_groups {
+                let (oc, og) = owner_names(cluster, ng);
+                let mine =
+                    by_owner.get(&(cluster.provider.as_str(), oc.as_str(), og.as_str())).cloned().unwrap_or_default();
+                seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
+                let now = input.now_ms.get(&cluster.provider).copied().unwrap_or(0);
+                drift.extend(detect_drift(input.state, cluster, ng, &mine, now));
+                match plan_node_group(input, cluster, ng, mine, &oc, &og, budget) {
+                    Ok(Some(c)) => changes.push(c),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+    // What exists but is not configured (any more): delete it.
+    for (provider, observed) in input.observed {
+        let mut orphans: BTreeMap<(String, String), Vec<&ObservedGroup>> = BTreeMap::new();
+        for g in &observed.groups {
+            let key = (g.ownership.cluster.clone(), g.ownership.node_group.clone());
+            if !seen.contains(&(provider.clone(), key.0.clone(), key.1.clone())) {
+                orphans.entry(key).or_default().push(g);
+            }
+        }
+        for ((oc, og), groups) in orphans {
+            changes.push(delete_change(input, provider, &oc, &og, &groups));
+        }
+    }
+    // Node groups the state has but the cloud no longer does are dropped from the state.
+    if let Some(state) = input.state {
+        let configured_ngs: BTreeSet<&str> = if input.destroy {
+            BTreeSet::new()
+        } else {
+            input.model.clusters.iter().flat_map(|c| c.node_groups.iter().map(|n| n.address.as_str())).collect()
+        };
+        let changed: BTreeSet<String> = changes.iter().map(|c| c.address.clone()).collect();
+        for (caddr, cs) in &state.clusters {
+            let keep = !input.destroy && input.model.clusters.iter().any(|c| &c.address == caddr);
+            if !keep {
+                clusters.push(ClusterRecord {
+                    address: caddr.clone(),
+                    name: cs.name.clone(),
+                    key: cs.key.clone(),
+                    provider: cs.provider.clone(),
+                    keep: false,
+                    disruption_budget: 0,
+                });
+            }
+            for (addr, ngs) in &cs.node_groups {
+                if !configured_ngs.contains(addr.as_str()) && !changed.contains(addr) {
+                    let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
+                    let owner_ng = addr.rsplit_once(".node_group.").map_or(ngs.name.clone(), |(_, g)| g.to_string());
+                    changes.push(Change {
+                        address: addr.clone(),
+                        cluster: caddr.clone(),
+                        provider: cs.provider.clone(),
+                        name: ngs.name.clone(),
+                        key: ngs.key.clone(),
+                        role: ngs.role,
+                        action: Action::Delete,
+                        reasons: vec![],
+                        target: None,
+                        retire: vec![],
+                        replicas: 0,
+                        waves: vec![],
+                        eta_ms: 0,
+                        depends_on: vec![],
+                        owner_cluster,
+                        owner_node_group: owner_ng,
+                    });
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    changes.sort_by(|a, b| a.address.cmp(&b.address));
+    add_dependencies(&mut changes);
+    clusters.sort_by(|a, b| a.address.cmp(&b.address));
+    clusters.dedup_by(|a, b| a.address == b.address);
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        drydock_version: env!("CARGO_PKG_VERSION").to_string(),
+        lineage: input.lineage.to_string(),
+        state_serial: input.state.map(|s| s.serial),
+        config_digest: input.config_digest.clone(),
+        config_path: input.config_path.clone(),
+        destroy: input.destroy,
+        changes,
+        clusters,
+        drift,
+    })
+}
+
+/// Within a cluster, the control plane changes before its workers are created or rolled,
+/// and workers are deleted before the control plane.
+fn add_dependencies(changes: &mut [Change]) {
+    let cp: BTreeMap<String, (String, Action)> = changes
+        .iter()
+        .filter(|c| c.role == Role::ControlPlane)
+        .map(|c| (c.cluster.clone(), (c.address.clone(), c.action)))
+        .collect();
+    let workers_deleted: BTreeMap<String, Vec<String>> = changes
+        .iter()
+        .filter(|c| c.role == Role::Worker && c.action == Action::Delete)
+        .fold(BTreeMap::new(), |mut m, c| {
+            m.entry(c.cluster.clone()).or_insert_with(Vec::new).push(c.address.clone());
+            m
+        });
+    for c in changes.iter_mut() {
+        match (c.role, c.action) {
+            (Role::Worker, Action::Create | Action::Rollout | Action::Update) => {
+                if let Some((addr, a)) = cp.get(&c.cluster) {
+                    if *a != Action::Delete {
+                        c.depends_on.push(addr.clone());
+                    }
+                }
+            }
+            (Role::ControlPlane, Action::Delete) => {
+                if let Some(ws) = workers_deleted.get(&c.cluster) {
+                    c.depends_on.extend(ws.iter().cloned());
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn delete_change(input: &PlanInput, provider: &str, oc: &str, og: &str, groups: &[&ObservedGroup]) -> Change {
+    let cluster = format!("cluster.{oc}");
+    let address = format!("{cluster}.node_group.{og}");
+    let state_ng = input.state.and_then(|s| s.node_group(&cluster, &address));
+    let role =
+        if groups.iter().any(|g| g.spec.role == PRole::ControlPlane) { Role::ControlPlane } else { Role::Worker };
+    let (name, key) = match og.split_once('[') {
+        Some((n, k)) => (n.to_string(), Some(k.trim_end_matches(']').trim_matches('"').to_string())),
+        None => (og.to_string(), None),
+    };
+    // Every live instance goes in one wave: nothing is kept.
+    let ids: Vec<String> = groups.iter().flat_map(|g| live(g).map(|i| i.id.clone())).collect();
+    let waves = if ids.is_empty() {
+        vec![]
+    } else {
+        vec![Wave { index: 1, remove_first: ids, add: 0, remove_after: vec![], floor: 0, ceiling: 0 }]
+    };
+    let _ = state_ng;
+    Change {
+        address,
+        cluster,
+        provider: provider.to_string(),
+        name,
+        key,
+        role,
+        action: Action::Delete,
+        reasons: vec![],
+        target: None,
+        retire: groups.iter().map(|g| g.name.clone()).collect(),
+        replicas: 0,
+        waves,
+        eta_ms: 0,
+        depends_on: vec![],
+        owner_cluster: oc.to_string(),
+        owner_node_group: og.to_string(),
+    }
+}
+
+fn plan_node_group(
+    input: &PlanInput,
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    mut mine: Vec<&ObservedGroup>,
+    oc: &str,
+    og: &str,
+    budget: u32,
+) -> Result<Option<Change>, PlanError> {
+    let spec = provider_spec(ng);
+    let gen = generation_id(&spec);
+    let shown = display_spec(ng, &spec);
+    let state_ng = input.state.and_then(|s| s.node_group(&cluster.address, &ng.address));
+
+    // The cloud's generations of this node group, oldest first.
+    let mut actual: Vec<ActualGen> = vec![];
+    mine.sort_by_key(|g| (g.created_at_ms, g.name.clone()));
+    for g in mine {
+        match actual.iter_mut().find(|a| a.id == g.ownership.generation) {
+            Some(a) => a.groups.push(g),
+            None => actual.push(ActualGen { id: g.ownership.generation.clone(), groups: vec![g] }),
+        }
+    }
+    // The target generation's groups.
+    let s = &ng.settings;
+    let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
+    let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
+    let replicas = match (ng.role, s.desired) {
+        (Role::ControlPlane, _) => s.min,
+        (_, Some(d)) => d,
+        // The autoscaler owns desired inside min..max: keep what the cloud has.
+        (_, None) if !actual.is_empty() => observed_desired.clamp(s.min, s.max),
+        (_, None) => s.min,
+    };
+    let target_actual = actual.iter().find(|a| a.id == gen);
+    let groups: Vec<TargetGroup> = match members {
+        Some(n) => (0..n)
+            .map(|m| {
+                let name = group_name(input.lineage, oc, og, &gen, Some(m));
+                let subnet = s.subnets[m % s.subnets.len().max(1)].clone();
+                let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
+                TargetGroup { settings: group_settings(cluster, ng, 1, vec![subnet], 1, 1), name, exists }
+            })
+            .collect(),
+        None => {
+            let name = group_name(input.lineage, oc, og, &gen, None);
+            let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
+            vec![TargetGroup {
+                settings: group_settings(cluster, ng, replicas, s.subnets.clone(), s.min, s.max),
+                name,
+                exists,
+            }]
+        }
+    };
+    let target = Target {
+        generation: gen.clone(),
+        spec: spec.clone(),
+        display_spec: shown.clone(),
+        groups,
+        settings: s.clone(),
+    };
+    let boot = boot_estimate(input, cluster, state_ng);
+    let mut change = Change {
+        address: ng.address.clone(),
+        cluster: cluster.address.clone(),
+        provider: cluster.provider.clone(),
+        name: ng.name.clone(),
+        key: ng.key.clone(),
+        role: ng.role,
+        action: Action::Create,
+        reasons: vec![],
+        target: None,
+        retire: vec![],
+        replicas,
+        waves: vec![],
+        eta_ms: 0,
+        depends_on: vec![],
+        owner_cluster: oc.to_string(),
+        owner_node_group: og.to_string(),
+    };
+    let old: Vec<&ActualGen> = actual.iter().filter(|a| a.id != gen).collect();
+    if actual.is_empty() {
+        // Nothing exists: create every group, all nodes in one wave.
+        change.action = Action::Create;
+        change.reasons = spec_changes(None, &shown, ng, true);
+        if replicas > 0 {
+            change.waves = vec![Wave {
+                index: 1,
+                remove_first: vec![],
+                add: replicas,
+                remove_after: vec![],
+                floor: 0,
+                ceiling: replicas,
+            }];
+        }
+        change.eta_ms = if replicas > 0 { boot } else { 0 };
+        change.target = Some(target);
+        return Ok(Some(change));
+    }
+    if old.is_empty() {
+        // The generation is current: settings may change in place, missing groups come back.
+        let before_settings = state_ng.map(|n| &n.settings);
+        change.reasons = settings_changes(before_settings, s, ng);
+        let missing = target.groups.iter().filter(|g| !g.exists).count();
+        let desired_drift = target_actual.is_some_and(|a| {
+            a.groups.iter().any(|g| {
+                let want = target.groups.iter().find(|t| t.name == g.name).map(|t| &t.settings);
+                want.is_some_and(|w| {
+                    w.min != g.settings.min
+                        || w.max != g.settings.max
+                        || (s.desired.is_some() && w.desired != g.settings.desired)
+                })
+            })
+        });
+        if missing > 0 || state_ng.is_some_and(|n| n.unfinished) {
+            // Missing groups come back; an interrupted create or rollout is finished (its
+            // nodes are waited on until healthy).
+            change.action = Action::Create;
+            if missing == 0 {
+                change.reasons.push(AttrChange {
+                    path: "status".into(),
+                    before: Some("interrupted".into()),
+                    after: Some("complete".into()),
+                    forces_replacement: false,
+                    sensitive: false,
+                });
+            }
+            if missing > 0 {
+                let add = missing as u32;
+                change.waves =
+                    vec![Wave { index: 1, remove_first: vec![], add, remove_after: vec![], floor: 0, ceiling: add }];
+            }
+            change.eta_ms = boot;
+            change.target = Some(target);
+            return Ok(Some(change));
+        }
+        // After a crash the state may record groups that are gone or miss groups that exist.
+        let recorded: BTreeSet<&str> = state_ng
+            .map(|n| n.generations.iter().flat_map(|g| g.groups.iter().map(String::as_str)).collect())
+            .unwrap_or_default();
+        let existing: BTreeSet<&str> = actual.iter().flat_map(|a| a.groups.iter().map(|g| g.name.as_str())).collect();
+        if recorded != existing {
+            change.reasons.push(AttrChange {
+                path: "recorded groups".into(),
+                before: Some(recorded.iter().copied().collect::<Vec<_>>().join(", ")),
+                after: Some(existing.iter().copied().collect::<Vec<_>>().join(", ")),
+                forces_replacement: false,
+                sensitive: false,
+            });
+        }
+        if change.reasons.is_empty() && !desired_drift {
+            return Ok(None);
+        }
+        change.action = Action::Update;
+        change.target = Some(target);
+        return Ok(Some(change));
+    }
+    // A rollout: the old generations' instances are replaced by the target's.
+    change.action = Action::Rollout;
+    let recorded_before =
+        state_ng.and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()));
+    change.reasons = match recorded_before {
+        Some(before) => spec_changes(Some(&before), &shown, ng, false),
+        None => observed_spec_changes(old.last().copied(), &shown, ng, &gen),
+    };
+    change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s, ng));
+    let old_instances: Vec<OldInstance> = old
+        .iter()
+        .flat_map(|a| a.groups.iter())
+        .flat_map(|g| live(g))
+        .map(|i| OldInstance {
+            id: i.id.clone(),
+            zone: i.zone.clone(),
+            launched_at_ms: i.launched_at_ms,
+            healthy: i.state == InstanceState::Running && i.healthy,
+        })
+        .collect();
+    let new_ready: u32 = target_actual.map_or(0, |a| a.groups.iter().map(|g| healthy_count(g)).sum());
+    let (surge, unavailable) = match ng.role {
+        // One member at a time, never below the full count: quorum is kept.
+        Role::ControlPlane => (1, 0),
+        // A wave replaces no more nodes than the cluster's disruption budget allows.
+        Role::Worker => (
+            s.rollout.max_surge.resolve(replicas, true).min(budget),
+            s.rollout.max_unavailable.resolve(replicas, false).min(budget),
+        ),
+    };
+    let input_w = RolloutInput {
+        replicas,
+        max_surge: surge,
+        max_unavailable: unavailable,
+        old: old_instances,
+        new_ready: new_ready.min(replicas),
+    };
+    change.waves = waves::schedule(&input_w).map_err(|e| PlanError {
+        address: ng.address.clone(),
+        message: format!(
+            "{e} (max_surge {} and max_unavailable {} of {replicas} nodes)",
+            s.rollout.max_surge, s.rollout.max_unavailable
+        ),
+    })?;
+    change.eta_ms = change.waves.iter().filter(|w| w.add > 0).count() as u64 * boot;
+    change.retire = old.iter().flat_map(|a| a.groups.iter().map(|g| g.name.clone())).collect();
+    change.target = Some(target);
+    Ok(Some(change))
+}
+
+/// The cloud as the state describes it, for `plan --refresh=false`: every recorded group
+/// with the applied settings and healthy placeholder instances (their ids are not known).
+pub fn observed_from_state(state: &State) -> BTreeMap<String, Observed> {
+    let mut out: BTreeMap<String, Observed> = BTreeMap::new();
+    for (caddr, cs) in &state.clusters {
+        let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
+        for (addr, ng) in &cs.node_groups {
+            let owner_ng = addr.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
+            let s = &ng.settings;
+            for gen in &ng.generations {
+                let spec: GenerationSpec = serde_json::from_value(gen.spec.clone()).unwrap_or_default();
+                for (i, name) in gen.groups.iter().enumerate() {
+                    let member = ng.role == Role::ControlPlane;
+                    let desired = if member { 1 } else { s.desired.unwrap_or(s.min) };
+                    let subnets = match (member, s.subnets.is_empty()) {
+                        (true, false) => vec![s.subnets[i % s.subnets.len()].clone()],
+                        _ => s.subnets.clone(),
+                    };
+                    let instances = (0..desired)
+                        .map(|k| drydock_provider::Instance {
+                            id: format!("(not refreshed: {name} #{})", k + 1),
+                            zone: String::new(),
+                            subnet: String::new(),
+                            image: spec.image.clone(),
+                            instance_type: spec.instance_types.first().cloned().unwrap_or_default(),
+                            state: InstanceState::Running,
+                            healthy: true,
+                            launched_at_ms: 0,
+                            healthy_at_ms: Some(0),
+                        })
+                        .collect();
+                    out.entry(cs.provider.clone()).or_default().groups.push(ObservedGroup {
+                        name: name.clone(),
+                        ownership: drydock_provider::Ownership {
+                            lineage: state.lineage.clone(),
+                            cluster: owner_cluster.clone(),
+                            node_group: owner_ng.clone(),
+                            generation: gen.id.clone(),
+                        },
+                        spec: spec.clone(),
+                        spec_partial: false,
+                        settings: GroupSettings {
+                            min: if member { 1 } else { s.min },
+                            max: if member { 1 } else { s.max },
+                            desired,
+                            subnets,
+                            tags: s.tags.clone(),
+                            health_check: match s.health.check {
+                                HealthCheck::Ec2 => PHealth::Ec2,
+                                HealthCheck::Elb => PHealth::Elb,
+                            },
+                            grace_period_ms: s.health.grace_period_ms,
+                        },
+                        instances,
+                        created_at_ms: 0,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What changed in the cloud behind drydock's back, for one configured node group: groups
+/// the state records that are gone, settings that differ from what was applied (an
+/// unpinned desired capacity inside `size` is the autoscaler's, never drift), and
+/// instances of the current generation that are unhealthy or pending too long.
+fn detect_drift(
+    state: Option<&State>,
+    cluster: &Cluster,
+    ng: &NodeGroup,
+    mine: &[&ObservedGroup],
+    now_ms: u64,
+) -> Vec<Drift> {
+    let Some(sn) = state.and_then(|s| s.node_group(&cluster.address, &ng.address)) else { return vec![] };
+    let Some(current) = sn.current() else { return vec![] };
+    let applied = &sn.settings;
+    let mut out = vec![];
+    let mut push = |path: String, before: String, after: String, action: &str| {
+        out.push(Drift {
+            address: ng.address.clone(),
+            path,
+            before: Some(before),
+            after: Some(after),
+            sensitive: false,
+            action: action.to_string(),
+        })
+    };
+    for name in &current.groups {
+        let Some(g) = mine.iter().find(|g| &g.name == name) else {
+            push(
+                format!("groups.{name}"),
+                "exists".into(),
+                "missing (deleted outside drydock)".into(),
+                "recreated by apply",
+            );
+            continue;
+        };
+        // The settings this group was given, from what the state says was applied.
+        let member =
+            name.rsplit_once("-m").and_then(|(_, m)| m.parse::<usize>().ok()).filter(|_| sn.role == Role::ControlPlane);
+        let (min, max) = match member {
+            Some(_) => (1, 1),
+            None => (applied.min, applied.max),
+        };
+        let subnets = match member {
+            Some(m) if !applied.subnets.is_empty() => vec![applied.subnets[m % applied.subnets.len()].clone()],
+            _ => applied.subnets.clone(),
+        };
+        let o = &g.settings;
+        let restore = "restored in place by apply";
+        if o.min != min {
+            push("min".into(), min.to_string(), o.min.to_string(), restore);
+        }
+        if o.max != max {
+            push("max".into(), max.to_string(), o.max.to_string(), restore);
+        }
+        if let Some(d) = applied.desired.filter(|_| member.is_none()) {
+            if o.desired != d {
+                push("desired".into(), d.to_string(), o.desired.to_string(), restore);
+            }
+        }
+        if o.subnets != subnets {
+            push("subnets".into(), format!("{subnets:?}"), format!("{:?}", o.subnets), restore);
+        }
+        let check = match applied.health.check {
+            HealthCheck::Ec2 => PHealth::Ec2,
+            HealthCheck::Elb => PHealth::Elb,
+        };
+        if o.health_check != check {
+            push(
+                "health.check".into(),
+                format!("{check:?}").to_lowercase(),
+                format!("{:?}", o.health_check).to_lowercase(),
+                restore,
+            );
+        }
+        if o.grace_period_ms != applied.health.grace_period_ms {
+            push(
+                "health.grace_period".into(),
+                drydock_config::value::format_duration(applied.health.grace_period_ms),
+                drydock_config::value::format_duration(o.grace_period_ms),
+                restore,
+            );
+        }
+        for (k, v) in &applied.tags {
+            // Tags a provider manages itself (ownership, the cluster's ownership tag) are
+            // not the node group's to drift.
+            if k.starts_with("drydock:") || k.starts_with("kubernetes.io/cluster/") {
+                continue;
+            }
+            if o.tags.get(k) != Some(v) {
+                push(
+                    format!("tags.{k}"),
+                    v.clone(),
+                    o.tags.get(k).cloned().unwrap_or_else(|| "(removed)".into()),
+                    restore,
+                );
+            }
+        }
+        let unhealthy_after = drydock_config::value::format_duration(applied.health.unhealthy_timeout_ms);
+        for i in &g.instances {
+            match i.state {
+                InstanceState::Running if !i.healthy => push(
+                    format!("instances.{}", i.id),
+                    "healthy".into(),
+                    "unhealthy".into(),
+                    &format!("replaced by the cloud, or by `drydock watch` once unhealthy for {unhealthy_after}"),
+                ),
+                InstanceState::Pending
+                    if now_ms.saturating_sub(i.launched_at_ms) > applied.health.startup_timeout_ms =>
+                {
+                    push(
+                        format!("instances.{}", i.id),
+                        "running".into(),
+                        format!("pending for {}", drydock_config::value::format_duration(now_ms - i.launched_at_ms)),
+                        "replaced by `drydock watch` (pending longer than health.startup_timeout)",
+                    )
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The time a node takes to become healthy: measured (the average of the node group's last
+/// boots) when there is a measure, else the provider's estimate.
+fn boot_estimate(input: &PlanInput, cluster: &Cluster, state_ng: Option<&drydock_state::NodeGroupState>) -> u64 {
+    if let Some(ng) = state_ng.filter(|n| !n.boot_times_ms.is_empty()) {
+        return ng.boot_times_ms.iter().sum::<u64>() / ng.boot_times_ms.len() as u64;
+    }
+    input.boot_estimate_ms.get(&cluster.provider).copied().unwrap_or(60_000)
+}
+
+/// Flattens a JSON value into `path = text` leaves (`labels.pool`).
+/// Values read as they are written in .kcl: `{"int": 1}` is `1`, `{"percent": 25.0}` is
+/// `25%`, and a `…_ms` field is a duration under the attribute's own name. Empty maps and
+/// lists and nulls are leaves of nothing, so a create does not list them and emptying a
+/// map shows each removed key.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) if m.len() == 1 && m.contains_key("int") => {
+            out.insert(prefix.to_string(), m["int"].to_string());
+        }
+        J::Object(m) if m.len() == 1 && m.contains_key("percent") => {
+            let p = m["percent"].as_f64().unwrap_or(0.0);
+            out.insert(prefix.to_string(), format!("{}%", drydock_config::value::format_number(p)));
+        }
+        J::Object(m) => {
+            for (k, x) in m {
+                let (k, x) = match (k.strip_suffix("_ms"), x.as_u64()) {
+                    (Some(name), Some(ms)) => (name.to_string(), J::String(drydock_config::value::format_duration(ms))),
+                    _ => (k.clone(), x.clone()),
+                };
+                let p = if prefix.is_empty() { k } else { format!("{prefix}.{k}") };
+                flatten(&p, &x, out);
+            }
+        }
+        J::Array(a) if a.is_empty() => {}
+        J::Null => {}
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// The leaves that differ between two values, as attribute changes. Sensitive paths are
+/// those of the node group's attributes that derive from a sensitive variable.
+fn diff(
+    before: Option<&serde_json::Value>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    forces: bool,
+) -> Vec<AttrChange> {
+    let mut b = BTreeMap::new();
+    if let Some(v) = before {
+        flatten("", v, &mut b);
+    }
+    let mut a = BTreeMap::new();
+    flatten("", after, &mut a);
+    let keys: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    keys.into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .map(|k| AttrChange {
+            path: k.clone(),
+            before: b.get(k).cloned(),
+            after: a.get(k).cloned(),
+            forces_replacement: forces,
+            sensitive: ng.sensitive.iter().any(|s| k.starts_with(s.as_str())),
+        })
+        .collect()
+}
+
+/// The spec attributes that differ (all of them for a create); each forces replacement.
+fn spec_changes(
+    before: Option<&serde_json::Value>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    create: bool,
+) -> Vec<AttrChange> {
+    diff(before, after, ng, !create)
+}
+
+/// The spec changes of a rollout whose old generation the state does not record (the state
+/// was lost, or is older than the cloud): from what the cloud shows of that generation. When
+/// the provider read only part of its spec (`spec_partial`), only the attributes it shows
+/// (role, image, instance types, capacity type) are compared, and the change of generation
+/// is named, so that nothing unread shows as changed.
+fn observed_spec_changes(
+    old: Option<&ActualGen>,
+    after: &serde_json::Value,
+    ng: &NodeGroup,
+    gen: &str,
+) -> Vec<AttrChange> {
+    let Some((o, g)) = old.and_then(|o| Some((o, o.groups.iter().find(|g| !g.spec_partial).or(o.groups.first())?)))
+    else {
+        return spec_changes(None, after, ng, false);
+    };
+    let before = display_spec(ng, &g.spec);
+    if !g.spec_partial {
+        return spec_changes(Some(&before), after, ng, false);
+    }
+    const SHOWN: [&str; 4] = ["image", "instance_types", "capacity_type", "role"];
+    let known = |v: &serde_json::Value| -> serde_json::Value {
+        let shown = |k: &str, x: &serde_json::Value| {
+            SHOWN.contains(&k)
+                && before
+                    .get(k)
+                    .is_some_and(|b| !(b.as_str() == Some("") || b.as_array().is_some_and(|a| a.is_empty())))
+                && !x.is_null()
+        };
+        let kept = v.as_object().map(|m| m.iter().filter(|(k, x)| shown(k, x)).map(|(k, x)| (k.clone(), x.clone())));
+        serde_json::Value::Object(kept.into_iter().flatten().collect())
+    };
+    let mut out = spec_changes(Some(&known(&before)), &known(after), ng, false);
+    let quoted = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    out.push(AttrChange {
+        path: "generation".into(),
+        before: Some(quoted(&o.id)),
+        after: Some(quoted(gen)),
+        forces_replacement: true,
+        sensitive: false,
+    });
+    out
+}
+
+/// The in-place settings that differ from what was last applied.
+fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings, ng: &NodeGroup) -> Vec<AttrChange> {
+    let Some(before) = before else { return vec![] };
+    let json = |s: &NodeSettings| serde_json::to_value(s).expect("settings serialise");
+    diff(Some(&json(before)), &json(after), ng, false)
+}
+
+impl Plan {
+    /// No change, and no cluster to forget.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty() && self.forgotten_clusters().next().is_none()
+    }
+
+    /// Clusters that leave the state (gone from the configuration, or destroyed).
+    pub fn forgotten_clusters(&self) -> impl Iterator<Item = &ClusterRecord> {
+        self.clusters.iter().filter(|c| !c.keep)
+    }
+
+    pub fn count(&self, action: Action) -> usize {
+        self.changes.iter().filter(|c| c.action == action).count()
+    }
+}

@@ -1,0 +1,177 @@
+//! The plan as JSON for tools: the format `docs/json-format.md` documents and
+//! `docs/plan.schema.json` describes, versioned by `format_version`. It is not the saved
+//! plan file (that is the planner's, and holds what the executor needs, secrets included);
+//! this is a view for reading, in which sensitive values are `null` and flagged in
+//! `before_sensitive` / `after_sensitive`, as Terraform's `show -json` does.
+//!
+//! Keys are sorted (serde_json's map is a `BTreeMap` unless `preserve_order` is on, and
+//! nothing here turns it on) and changes come in the plan's address order, so the same
+//! plan is always the same bytes.
+
+use serde_json::{json, Map, Value};
+
+use super::{node_group_label, nodes_replaced, summary, wave_etas};
+use drydock_plan::{Action, AttrChange, Change, Drift, Plan};
+
+/// The version of this format: the major changes when a field is removed or changes
+/// meaning, the minor when a field is added.
+pub const JSON_FORMAT_VERSION: &str = "1.0";
+
+/// The plan as pretty JSON with a trailing newline.
+pub fn render(plan: &Plan) -> String {
+    let mut out = serde_json::to_string_pretty(&to_value(plan)).unwrap_or_else(|_| "null".into());
+    out.push('\n');
+    out
+}
+
+/// The plan as a JSON value, in the documented shape.
+pub fn to_value(plan: &Plan) -> Value {
+    json!({
+        "format_version": JSON_FORMAT_VERSION,
+        "drydock_version": plan.drydock_version,
+        "config_path": plan.config_path,
+        "lineage": plan.lineage,
+        "state_serial": plan.state_serial,
+        "destroy": plan.destroy,
+        "summary": {
+            "create": plan.count(Action::Create),
+            "rollout": plan.count(Action::Rollout),
+            "update": plan.count(Action::Update),
+            "delete": plan.count(Action::Delete),
+            "nodes_replaced": nodes_replaced(plan),
+            "text": summary(plan),
+        },
+        "changes": plan.changes.iter().map(|c| change(plan, c)).collect::<Vec<_>>(),
+        "drift": plan.drift.iter().map(drift).collect::<Vec<_>>(),
+        "forgotten_clusters": plan.forgotten_clusters().map(|c| c.address.clone()).collect::<Vec<_>>(),
+    })
+}
+
+/// Terraform's lists of actions. A rollout is `["create", "delete"]`: the new generation's
+/// group is created before the old generation's is deleted (how its nodes are exchanged,
+/// wave by wave, is in `waves`).
+fn actions(a: Action) -> Vec<&'static str> {
+    match a {
+        Action::Create => vec!["create"],
+        Action::Rollout => vec!["create", "delete"],
+        Action::Update => vec!["update"],
+        Action::Delete => vec!["delete"],
+    }
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::Create => "create",
+        Action::Rollout => "rollout",
+        Action::Update => "update",
+        Action::Delete => "delete",
+    }
+}
+
+/// Why the change happens, as a stable code (see `docs/json-format.md`).
+fn reason(plan: &Plan, c: &Change) -> &'static str {
+    match c.action {
+        Action::Create => {
+            let resumed = c.reasons.iter().any(|r| r.path == "status")
+                || c.target.as_ref().is_some_and(|t| t.groups.iter().any(|g| g.exists));
+            if resumed {
+                "incomplete"
+            } else {
+                "absent"
+            }
+        }
+        Action::Rollout if c.reasons.iter().any(|r| r.forces_replacement) => "replace_because_of_attributes",
+        Action::Rollout => "replace_old_generation",
+        Action::Update => "update_in_place",
+        Action::Delete if plan.destroy => "delete_because_destroy",
+        Action::Delete => "delete_because_no_config",
+    }
+}
+
+/// A recorded value as JSON: the planner records spec values as JSON text (`"img-1"`, `4`,
+/// `["a"]`); the few it records as words (`interrupted`) become strings.
+fn value(v: &str) -> Value {
+    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+}
+
+/// One side of the changed attributes: path → value, sensitive ones `null` and flagged.
+fn side(reasons: &[AttrChange], pick: fn(&AttrChange) -> Option<&String>) -> (Value, Value) {
+    let mut values = Map::new();
+    let mut sensitive = Map::new();
+    for r in reasons {
+        let v = pick(r);
+        if r.sensitive && v.is_some() {
+            values.insert(r.path.clone(), Value::Null);
+            sensitive.insert(r.path.clone(), Value::Bool(true));
+        } else {
+            values.insert(r.path.clone(), v.map_or(Value::Null, |v| value(v)));
+        }
+    }
+    (Value::Object(values), Value::Object(sensitive))
+}
+
+fn change(plan: &Plan, c: &Change) -> Value {
+    let (mut before, before_sensitive) = side(&c.reasons, |r| r.before.as_ref());
+    let (mut after, after_sensitive) = side(&c.reasons, |r| r.after.as_ref());
+    match c.action {
+        Action::Create => before = Value::Null,
+        Action::Delete => after = Value::Null,
+        Action::Rollout | Action::Update => {}
+    }
+    let etas = wave_etas(c);
+    let waves: Vec<Value> = c
+        .waves
+        .iter()
+        .zip(etas)
+        .map(|(w, eta)| {
+            json!({
+                "index": w.index,
+                "add": w.add,
+                "remove_first": w.remove_first,
+                "remove_after": w.remove_after,
+                "floor": w.floor,
+                "ceiling": w.ceiling,
+                "eta_ms": eta,
+            })
+        })
+        .collect();
+    json!({
+        "address": c.address,
+        "cluster": c.cluster,
+        "node_group": node_group_label(c),
+        "provider": c.provider,
+        "role": c.role,
+        "action": action_name(c.action),
+        "actions": actions(c.action),
+        "reason": reason(plan, c),
+        "before": before,
+        "after": after,
+        "before_sensitive": before_sensitive,
+        "after_sensitive": after_sensitive,
+        "replace_paths": c.reasons.iter().filter(|r| r.forces_replacement).map(|r| r.path.clone()).collect::<Vec<_>>(),
+        "replicas": c.replicas,
+        "nodes_replaced": c.nodes_replaced(),
+        "generation": c.target.as_ref().map(|t| t.generation.clone()),
+        "groups": c.target.as_ref().map(|t| t.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "retire": c.retire,
+        "depends_on": c.depends_on,
+        "eta_ms": c.eta_ms,
+        "waves": waves,
+    })
+}
+
+fn drift(d: &Drift) -> Value {
+    let shown = |v: &Option<String>| match v {
+        Some(_) if d.sensitive => Value::Null,
+        Some(v) => value(v),
+        None => Value::Null,
+    };
+    json!({
+        "address": d.address,
+        "path": d.path,
+        "before": shown(&d.before),
+        "after": shown(&d.after),
+        "sensitive": d.sensitive,
+        "action": d.action,
+    })
+}

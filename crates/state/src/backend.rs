@@ -1,0 +1,334 @@
+//! Where the state is kept: the local file ([`LocalStore`]) or an object in S3
+//! ([`RemoteStore`]), behind one type the commands use, [`Store`]; and the record of which
+//! backend a configuration directory used last, so that a changed `backend` block is noticed
+//! and the state moved with `drydock state migrate` rather than silently started afresh.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drydock_backend::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use super::remote::{RemoteLock, RemoteStore};
+use super::store::{default_path, LocalStore, LockInfo, StateError, StateLock};
+use super::State;
+use drydock_model::Backend;
+
+/// A state backend. Cloning shares a remote store (and the ETag it last saw).
+#[derive(Debug, Clone)]
+pub enum Store {
+    Local(LocalStore),
+    Remote(Arc<RemoteStore>),
+}
+
+/// The backend a configuration names, as recorded in `.drydock/backend.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendRecord {
+    Local {
+        path: PathBuf,
+    },
+    S3 {
+        bucket: String,
+        key: String,
+        /// How to reach it, so that `state migrate` can read it after the block changed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        region: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        endpoint: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+    },
+}
+
+impl BackendRecord {
+    /// Whether two records name the same state (how it is reached does not matter).
+    pub fn same_place(&self, other: &BackendRecord) -> bool {
+        match (self, other) {
+            (BackendRecord::Local { path: a }, BackendRecord::Local { path: b }) => a == b,
+            (BackendRecord::S3 { bucket: a, key: k, .. }, BackendRecord::S3 { bucket: b, key: l, .. }) => {
+                a == b && k == l
+            }
+            _ => false,
+        }
+    }
+
+    /// The store this record names; a local path is relative to the configuration's directory.
+    pub fn open(&self, config_dir: &Path, connect: &Connect) -> Store {
+        match self {
+            BackendRecord::Local { path } => Store::Local(LocalStore::new(config_dir.join(path))),
+            BackendRecord::S3 { bucket, key, region, endpoint, profile } => {
+                s3_store(bucket, key, region, endpoint, profile, connect)
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            BackendRecord::Local { path } => format!("the local file {}", path.display()),
+            BackendRecord::S3 { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// A backend's settings that are not part of where the state is.
+#[derive(Debug, Clone, Copy)]
+pub struct LockSettings {
+    pub lease: Duration,
+}
+
+/// The lease of the state lock a backend block asks for (`lock_lease`), else the default.
+pub fn lease(backend: Option<&Backend>) -> Duration {
+    backend.and_then(Backend::lock_lease_ms).map_or(super::store::DEFAULT_LEASE, Duration::from_millis)
+}
+
+/// Builds the store a backend names. `state_override` is `--state FILE`, which names a local
+/// file and wins over a `backend "local"` path (not over `backend "s3"`: that is an error).
+pub fn open(
+    backend: Option<&Backend>,
+    config_path: &Path,
+    config_dir: &Path,
+    state_override: Option<&Path>,
+    connect: &Connect,
+) -> Result<(Store, BackendRecord), String> {
+    match backend {
+        Some(Backend::S3 { bucket, key, region, endpoint, profile, .. }) => {
+            if let Some(p) = state_override {
+                return Err(format!(
+                    "--state {} names a local file, but the configuration keeps its state in s3://{bucket}/{key}; drop --state (or use `drydock state pull` for a copy)",
+                    p.display()
+                ));
+            }
+            let record = BackendRecord::S3 {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                region: region.clone(),
+                endpoint: endpoint.clone(),
+                profile: profile.clone(),
+            };
+            Ok((record.open(config_dir, connect), record))
+        }
+        Some(Backend::Local { path, .. }) => {
+            let path = match (state_override, path) {
+                (Some(p), _) => p.to_path_buf(),
+                (None, Some(p)) => config_dir.join(p),
+                (None, None) => default_path(config_path),
+            };
+            Ok((Store::Local(LocalStore::new(path.clone())), local_record(&path, config_dir)))
+        }
+        None => {
+            let path = state_override.map_or_else(|| default_path(config_path), Path::to_path_buf);
+            Ok((Store::Local(LocalStore::new(path.clone())), local_record(&path, config_dir)))
+        }
+    }
+}
+
+fn s3_store(
+    bucket: &str,
+    key: &str,
+    region: &Option<String>,
+    endpoint: &Option<String>,
+    profile: &Option<String>,
+    connect: &Connect,
+) -> Store {
+    let objects = connect(&S3Location {
+        bucket,
+        region: region.as_deref(),
+        endpoint: endpoint.as_deref(),
+        profile: profile.as_deref(),
+    });
+    let clock: super::remote::Clock = Arc::new(super::store::now_ms);
+    Store::Remote(Arc::new(RemoteStore::new(objects, key, clock)))
+}
+
+/// Where an S3 backend's objects are and how to reach them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Location<'a> {
+    pub bucket: &'a str,
+    pub region: Option<&'a str>,
+    pub endpoint: Option<&'a str>,
+    pub profile: Option<&'a str>,
+}
+
+/// Builds the object store under an S3 backend. The binary passes one that makes an S3
+/// client (`drydock_s3::S3Store`), so this crate depends on no SDK; tests pass a
+/// `drydock_backend::MemoryStore`.
+pub type Connect = dyn Fn(&S3Location) -> Arc<dyn ObjectStore>;
+
+/// A local state file's record: its path relative to the configuration's directory when it is
+/// inside it (so that moving the directory changes nothing), else absolute.
+fn local_record(path: &Path, config_dir: &Path) -> BackendRecord {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (path, dir) = (absolute(path), absolute(config_dir));
+    let path = path.strip_prefix(&dir).map_or_else(|_| path.clone(), Path::to_path_buf);
+    BackendRecord::Local { path }
+}
+
+/// `.drydock/backend.json` in the configuration's directory.
+pub fn record_path(config_dir: &Path) -> PathBuf {
+    config_dir.join(".drydock").join("backend.json")
+}
+
+pub fn read_record(config_dir: &Path) -> Result<Option<BackendRecord>, String> {
+    let path = record_path(config_dir);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("{} is not a backend record ({e}); remove it and run again", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+pub fn write_record(config_dir: &Path, record: &BackendRecord) -> Result<(), String> {
+    let path = record_path(config_dir);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+        // One temporary file per process: runs started together all write the same record.
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(record).unwrap_or_default())?;
+        std::fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Refuses to work with a backend other than the one the directory used last (the state is
+/// elsewhere: `drydock state migrate` moves it), and with S3 while a local state file with
+/// resources sits in the directory with no record (the state would be started afresh).
+pub fn check_unmoved(config_dir: &Path, config_path: &Path, now: &BackendRecord) -> Result<(), String> {
+    match read_record(config_dir)? {
+        Some(last) if !last.same_place(now) => Err(format!(
+            "the backend changed: the state was kept in {} and the configuration now keeps it in {}; run `drydock state migrate` to move it there",
+            last.describe(),
+            now.describe()
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let local = default_path(config_path);
+            if matches!(now, BackendRecord::S3 { .. }) && local.exists() {
+                return Err(format!(
+                    "a local state file {} exists, but the configuration keeps its state in {}; run `drydock state migrate` to move it there",
+                    local.display(),
+                    now.describe()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A held lock of either backend. Dropping it releases it.
+#[derive(Debug)]
+pub enum Lock {
+    Local(StateLock),
+    Remote(Arc<RemoteStore>, RemoteLock),
+}
+
+impl Lock {
+    pub fn info(&self) -> &LockInfo {
+        match self {
+            Lock::Local(l) => l.info(),
+            Lock::Remote(_, l) => l.info(),
+        }
+    }
+
+    /// What taking the lock found of an earlier holder that died holding it: a record the OS
+    /// freed (local), or an expired lease taken over (remote).
+    pub fn note(&self) -> Option<String> {
+        let (i, how) = match self {
+            Lock::Local(l) => {
+                (l.replaced()?, "ended without releasing the lock; its process is gone, so the lock was free")
+            }
+            Lock::Remote(_, l) => (l.taken_over()?, "stopped renewing its lease, which ended; the lock was taken over"),
+        };
+        Some(format!(
+            "note: the previous holder of the state lock ({} by {}, pid {} on {}, since {}) {how}",
+            i.operation, i.who, i.pid, i.host, i.created
+        ))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Lock::Remote(store, lock) = self {
+            if let Err(e) = store.unlock(lock) {
+                eprintln!("warning: the state lock was not released ({e}); its lease ends by itself");
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A path or `s3://bucket/key`, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Local(s) => s.path().display().to_string(),
+            Store::Remote(r) => r.describe(),
+        }
+    }
+
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        match self {
+            Store::Local(s) => s.read(),
+            Store::Remote(r) => r.read(),
+        }
+    }
+
+    /// The state's bytes as stored (`state pull`).
+    pub fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
+        match self {
+            Store::Local(s) => match std::fs::read(s.path()) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(StateError::Io { action: "read", path: s.path().to_path_buf(), source: e }),
+            },
+            Store::Remote(r) => r.read_raw(),
+        }
+    }
+
+    /// Writes the state with its serial incremented.
+    pub fn write(&self, state: &mut State) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) => s.write(state),
+            Store::Remote(r) => r.write(state),
+        }
+    }
+
+    /// Writes the state with its serial as it is (`state push`, `state migrate`).
+    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) => s.write_as_is(state),
+            Store::Remote(r) => r.write_as_is(state),
+        }
+    }
+
+    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<Lock, StateError> {
+        match self {
+            Store::Local(s) => s.lock(operation, lease, timeout).map(Lock::Local),
+            Store::Remote(r) => r.lock(operation, lease, timeout).map(|l| Lock::Remote(Arc::clone(r), l)),
+        }
+    }
+
+    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        match self {
+            Store::Local(s) => s.lock_info(),
+            Store::Remote(r) => r.lock_info(),
+        }
+    }
+
+    pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) => s.force_unlock(id),
+            Store::Remote(r) => r.force_unlock(id),
+        }
+    }
+
+    /// The backup of the previous state, where one is kept on disk.
+    pub fn backup_path(&self) -> Option<PathBuf> {
+        match self {
+            Store::Local(s) => Some(s.backup_path()),
+            Store::Remote(_) => None,
+        }
+    }
+}

@@ -1,0 +1,416 @@
+//! The state file's persisted types, one module per format version, and the only way in and
+//! out of them: [`encode`] writes the current version, [`decode`] reads any known version
+//! through the upgrade chain. The in-memory [`State`] has no serde of its own, and the domain
+//! types it holds (`drydock_model`) are mapped field by field here, so renaming a field of the
+//! model or of the in-memory state can never change a format silently: it fails to compile
+//! here, and `tests/format.rs` reads a file of every version.
+
+use serde_json::Value;
+
+use crate::store::{FormatError, StateError};
+use crate::{ClusterState, NodeGroupState, OutputState, State};
+
+/// The version of the state file format this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The state as the current format's JSON value.
+pub fn to_value(state: &State) -> Value {
+    // The persisted types are maps, strings and numbers only (NaN cannot occur: percentages
+    // are checked when evaluated), so serialising them cannot fail.
+    serde_json::to_value(v1::State::from(state)).unwrap_or(Value::Null)
+}
+
+/// The state file's bytes: pretty JSON with sorted keys and a trailing newline, so the same
+/// state is always the same bytes.
+pub fn encode(state: &State) -> Result<Vec<u8>, StateError> {
+    let mut bytes = serde_json::to_vec_pretty(&v1::State::from(state)).map_err(StateError::Serialize)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Turns a parsed state file of any known format version into the current [`State`].
+///
+/// Only version 1 exists. A later format adds a module `v2`, makes [`encode`] write it, and
+/// adds an arm here that converts a `v1::State` into a `v2::State` and falls through, so every
+/// old file reaches the current types through the same chain.
+pub fn decode(value: Value) -> Result<State, StateError> {
+    let Value::Object(fields) = &value else {
+        return Err(FormatError::NotAnObject.into());
+    };
+    let version = match fields.get("format_version") {
+        None | Some(Value::Null) => return Err(FormatError::MissingVersion.into()),
+        Some(v) => v,
+    };
+    match version.as_u64() {
+        Some(1) => serde_json::from_value::<v1::State>(value)
+            .map(State::from)
+            .map_err(|source| FormatError::Invalid { version: 1, source }.into()),
+        Some(found) if found > u64::from(FORMAT_VERSION) => Err(FormatError::Newer { found }.into()),
+        _ => Err(FormatError::UnknownVersion { found: version.to_string() }.into()),
+    }
+}
+
+/// Where in `bytes` the current format's reader fails, with line and column (converting from
+/// a `Value` loses positions).
+pub fn locate_error(bytes: &[u8]) -> Option<serde_json::Error> {
+    serde_json::from_slice::<v1::State>(bytes).err()
+}
+
+/// A cluster as `state show` prints it: its node groups by address only (each has its own
+/// entry).
+pub fn cluster_json(cluster: &ClusterState) -> Value {
+    let mut value = serde_json::to_value(v1::Cluster::from(cluster)).unwrap_or(Value::Null);
+    if let Value::Object(fields) = &mut value {
+        let addresses = cluster.node_groups.keys().map(|a| Value::String(a.clone())).collect();
+        fields.insert("node_groups".to_string(), Value::Array(addresses));
+    }
+    value
+}
+
+/// A node group as the state file holds it.
+pub fn node_group_json(node_group: &NodeGroupState) -> Value {
+    serde_json::to_value(v1::NodeGroup::from(node_group)).unwrap_or(Value::Null)
+}
+
+/// An output as the state file holds it (the caller withholds a sensitive value).
+pub fn output_json(output: &OutputState) -> Value {
+    serde_json::to_value(v1::Output::from(output)).unwrap_or(Value::Null)
+}
+
+/// Format version 1 (drydock 0.1): the persisted types and their mapping to the in-memory ones.
+/// Frozen: a change here is a new format version.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use drydock_model as model;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    pub struct State {
+        pub format_version: u32,
+        pub lineage: String,
+        pub serial: u64,
+        pub drydock_version: String,
+        #[serde(default)]
+        pub clusters: BTreeMap<String, Cluster>,
+        #[serde(default)]
+        pub outputs: BTreeMap<String, Output>,
+        #[serde(default)]
+        pub journal: Vec<JournalEntry>,
+        #[serde(default)]
+        pub journal_seq: u64,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Cluster {
+        pub name: String,
+        #[serde(default)]
+        pub key: Option<String>,
+        pub provider: String,
+        #[serde(default)]
+        pub node_groups: BTreeMap<String, NodeGroup>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct NodeGroup {
+        pub name: String,
+        #[serde(default)]
+        pub key: Option<String>,
+        pub role: Role,
+        pub generations: Vec<Generation>,
+        pub settings: Settings,
+        #[serde(default)]
+        pub boot_times_ms: Vec<u64>,
+        #[serde(default)]
+        pub unfinished: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Generation {
+        pub id: String,
+        pub spec: serde_json::Value,
+        pub groups: Vec<String>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Output {
+        pub value: serde_json::Value,
+        #[serde(default)]
+        pub sensitive: bool,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct JournalEntry {
+        pub id: u64,
+        pub op: String,
+        pub address: String,
+        pub group: String,
+        #[serde(default)]
+        pub detail: serde_json::Value,
+        pub started_at_ms: u64,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Copy)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Role {
+        Worker,
+        ControlPlane,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Settings {
+        pub min: u32,
+        pub max: u32,
+        pub desired: Option<u32>,
+        pub tags: BTreeMap<String, String>,
+        pub subnets: Vec<String>,
+        pub health: Health,
+        pub rollout: Rollout,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Health {
+        pub check: HealthCheck,
+        pub grace_period_ms: u64,
+        pub max_unhealthy: IntOrPercent,
+        pub unhealthy_timeout_ms: u64,
+        pub startup_timeout_ms: u64,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Copy)]
+    #[serde(rename_all = "lowercase")]
+    pub enum HealthCheck {
+        Ec2,
+        Elb,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct Rollout {
+        pub max_surge: IntOrPercent,
+        pub max_unavailable: IntOrPercent,
+        pub health_timeout_ms: u64,
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Copy)]
+    #[serde(rename_all = "lowercase")]
+    pub enum IntOrPercent {
+        Int(u32),
+        Percent(f64),
+    }
+
+    impl From<&crate::State> for State {
+        fn from(s: &crate::State) -> State {
+            State {
+                format_version: s.format_version,
+                lineage: s.lineage.clone(),
+                serial: s.serial,
+                drydock_version: s.drydock_version.clone(),
+                clusters: s.clusters.iter().map(|(k, c)| (k.clone(), c.into())).collect(),
+                outputs: s.outputs.iter().map(|(k, o)| (k.clone(), o.into())).collect(),
+                journal: s.journal.iter().map(JournalEntry::from).collect(),
+                journal_seq: s.journal_seq,
+            }
+        }
+    }
+
+    impl From<State> for crate::State {
+        fn from(s: State) -> crate::State {
+            crate::State {
+                format_version: s.format_version,
+                lineage: s.lineage,
+                serial: s.serial,
+                drydock_version: s.drydock_version,
+                clusters: s.clusters.into_iter().map(|(k, c)| (k, c.into())).collect(),
+                outputs: s.outputs.into_iter().map(|(k, o)| (k, o.into())).collect(),
+                journal: s.journal.into_iter().map(crate::JournalEntry::from).collect(),
+                journal_seq: s.journal_seq,
+            }
+        }
+    }
+
+    impl From<&crate::ClusterState> for Cluster {
+        fn from(c: &crate::ClusterState) -> Cluster {
+            Cluster {
+                name: c.name.clone(),
+                key: c.key.clone(),
+                provider: c.provider.clone(),
+                node_groups: c.node_groups.iter().map(|(k, n)| (k.clone(), n.into())).collect(),
+            }
+        }
+    }
+
+    impl From<Cluster> for crate::ClusterState {
+        fn from(c: Cluster) -> crate::ClusterState {
+            crate::ClusterState {
+                name: c.name,
+                key: c.key,
+                provider: c.provider,
+                node_groups: c.node_groups.into_iter().map(|(k, n)| (k, n.into())).collect(),
+            }
+        }
+    }
+
+    impl From<&crate::NodeGroupState> for NodeGroup {
+        fn from(n: &crate::NodeGroupState) -> NodeGroup {
+            NodeGroup {
+                name: n.name.clone(),
+                key: n.key.clone(),
+                role: n.role.into(),
+                generations: n
+                    .generations
+                    .iter()
+                    .map(|g| Generation { id: g.id.clone(), spec: g.spec.clone(), groups: g.groups.clone() })
+                    .collect(),
+                settings: (&n.settings).into(),
+                boot_times_ms: n.boot_times_ms.clone(),
+                unfinished: n.unfinished,
+            }
+        }
+    }
+
+    impl From<NodeGroup> for crate::NodeGroupState {
+        fn from(n: NodeGroup) -> crate::NodeGroupState {
+            crate::NodeGroupState {
+                name: n.name,
+                key: n.key,
+                role: n.role.into(),
+                generations: n
+                    .generations
+                    .into_iter()
+                    .map(|g| crate::GenerationState { id: g.id, spec: g.spec, groups: g.groups })
+                    .collect(),
+                settings: n.settings.into(),
+                boot_times_ms: n.boot_times_ms,
+                unfinished: n.unfinished,
+            }
+        }
+    }
+
+    impl From<&crate::OutputState> for Output {
+        fn from(o: &crate::OutputState) -> Output {
+            Output { value: o.value.clone(), sensitive: o.sensitive }
+        }
+    }
+
+    impl From<Output> for crate::OutputState {
+        fn from(o: Output) -> crate::OutputState {
+            crate::OutputState { value: o.value, sensitive: o.sensitive }
+        }
+    }
+
+    impl From<&crate::JournalEntry> for JournalEntry {
+        fn from(j: &crate::JournalEntry) -> JournalEntry {
+            JournalEntry {
+                id: j.id,
+                op: j.op.clone(),
+                address: j.address.clone(),
+                group: j.group.clone(),
+                detail: j.detail.clone(),
+                started_at_ms: j.started_at_ms,
+            }
+        }
+    }
+
+    impl From<JournalEntry> for crate::JournalEntry {
+        fn from(j: JournalEntry) -> crate::JournalEntry {
+            crate::JournalEntry {
+                id: j.id,
+                op: j.op,
+                address: j.address,
+                group: j.group,
+                detail: j.detail,
+                started_at_ms: j.started_at_ms,
+            }
+        }
+    }
+
+    impl From<model::Role> for Role {
+        fn from(r: model::Role) -> Role {
+            match r {
+                model::Role::Worker => Role::Worker,
+                model::Role::ControlPlane => Role::ControlPlane,
+            }
+        }
+    }
+
+    impl From<Role> for model::Role {
+        fn from(r: Role) -> model::Role {
+            match r {
+                Role::Worker => model::Role::Worker,
+                Role::ControlPlane => model::Role::ControlPlane,
+            }
+        }
+    }
+
+    impl From<&model::NodeSettings> for Settings {
+        fn from(s: &model::NodeSettings) -> Settings {
+            Settings {
+                min: s.min,
+                max: s.max,
+                desired: s.desired,
+                tags: s.tags.clone(),
+                subnets: s.subnets.clone(),
+                health: Health {
+                    check: match s.health.check {
+                        model::HealthCheck::Ec2 => HealthCheck::Ec2,
+                        model::HealthCheck::Elb => HealthCheck::Elb,
+                    },
+                    grace_period_ms: s.health.grace_period_ms,
+                    max_unhealthy: s.health.max_unhealthy.into(),
+                    unhealthy_timeout_ms: s.health.unhealthy_timeout_ms,
+                    startup_timeout_ms: s.health.startup_timeout_ms,
+                },
+                rollout: Rollout {
+                    max_surge: s.rollout.max_surge.into(),
+                    max_unavailable: s.rollout.max_unavailable.into(),
+                    health_timeout_ms: s.rollout.health_timeout_ms,
+                },
+            }
+        }
+    }
+
+    impl From<Settings> for model::NodeSettings {
+        fn from(s: Settings) -> model::NodeSettings {
+            model::NodeSettings {
+                min: s.min,
+                max: s.max,
+                desired: s.desired,
+                tags: s.tags,
+                subnets: s.subnets,
+                health: model::Health {
+                    check: match s.health.check {
+                        HealthCheck::Ec2 => model::HealthCheck::Ec2,
+                        HealthCheck::Elb => model::HealthCheck::Elb,
+                    },
+                    grace_period_ms: s.health.grace_period_ms,
+                    max_unhealthy: s.health.max_unhealthy.into(),
+                    unhealthy_timeout_ms: s.health.unhealthy_timeout_ms,
+                    startup_timeout_ms: s.health.startup_timeout_ms,
+                },
+                rollout: model::Rollout {
+                    max_surge: s.rollout.max_surge.into(),
+                    max_unavailable: s.rollout.max_unavailable.into(),
+                    health_timeout_ms: s.rollout.health_timeout_ms,
+                },
+            }
+        }
+    }
+
+    impl From<model::IntOrPercent> for IntOrPercent {
+        fn from(v: model::IntOrPercent) -> IntOrPercent {
+            match v {
+                model::IntOrPercent::Int(n) => IntOrPercent::Int(n),
+                model::IntOrPercent::Percent(p) => IntOrPercent::Percent(p),
+            }
+        }
+    }
+
+    impl From<IntOrPercent> for model::IntOrPercent {
+        fn from(v: IntOrPercent) -> model::IntOrPercent {
+            match v {
+                IntOrPercent::Int(n) => model::IntOrPercent::Int(n),
+                IntOrPercent::Percent(p) => model::IntOrPercent::Percent(p),
+            }
+        }
+    }
+}

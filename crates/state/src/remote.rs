@@ -1,0 +1,497 @@
+//! The remote state backend: the state as one object in an [`ObjectStore`] (S3), written only
+//! with conditional writes, and a lock object with a lease that its holder renews.
+//!
+//! # The state object
+//! `KEY` holds the same JSON as the local file. [`RemoteStore::read`] remembers the ETag it
+//! read; every write is made with `If-Match` on the ETag of the last read or write (or with
+//! `If-None-Match: *` when there was no state), so a write based on anything but the newest
+//! state is refused by the store itself ([`StateError::Conflict`]) — whatever happened to the
+//! lock. When the bucket keeps versions, every write is a version to go back to; otherwise the
+//! previous state is copied to `KEY.backup` first, like the local backend's backup file.
+//!
+//! # The lock object
+//! `KEY.lock` holds a [`LockInfo`] with a lease (default 60 s). It is created with
+//! `If-None-Match: *`: of two runs, one creates it and the other is refused. The holder renews
+//! the lease every third of it with `If-Match` on its own last ETag, from a background task.
+//! A run that finds a lock whose lease ended (by its own clock: clocks must agree to within a
+//! fraction of the lease) takes it over with `If-Match` on the ETag of the expired lock it read,
+//! so of two takers one wins. A holder whose renewal is refused has lost the lock: it stops
+//! writing the state ([`StateError::LockLost`]). Release deletes the object with `If-Match`.
+//!
+//! A holder that dies leaves its lock until the lease ends, then the next run proceeds;
+//! `drydock force-unlock ID` clears it at once.
+//!
+//! # Threads
+//! The store's calls are async; the rest of drydock calls the state store from plain code and
+//! from inside the executor's runtime. So the store runs its own small runtime and every call
+//! is sent there and waited for, which works from any thread, async or not.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use drydock_backend::{Condition, ObjectStore, StoreError};
+
+use super::store::{upgrade, write_next, FormatError, LockInfo, StateError};
+use super::State;
+
+/// Milliseconds since the Unix epoch; injectable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The state of one key in an object store. See the module docs.
+pub struct RemoteStore {
+    objects: Arc<dyn ObjectStore>,
+    key: String,
+    clock: Clock,
+    /// Always `Some` until dropped (taken then, to shut it down without blocking).
+    rt: Option<tokio::runtime::Runtime>,
+    /// The state as this process last read or wrote it; `None` before the first read.
+    seen: Mutex<Option<Seen>>,
+    /// Set when a lock this store handed out was lost.
+    lost: Arc<AtomicBool>,
+}
+
+/// The state object as last read or written: its ETag (`None`: there was no state), whether
+/// the bucket keeps its versions (it had a version id), and its bytes.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    etag: Option<String>,
+    versioned: bool,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for RemoteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStore").field("at", &self.describe()).finish()
+    }
+}
+
+impl RemoteStore {
+    pub fn new(objects: Arc<dyn ObjectStore>, key: impl Into<String>, clock: Clock) -> RemoteStore {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("drydock-state")
+            .enable_all()
+            .build()
+            .expect("a runtime for the state store");
+        RemoteStore {
+            objects,
+            key: key.into(),
+            clock,
+            rt: Some(rt),
+            seen: Mutex::new(None),
+            lost: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// `s3://bucket/key`.
+    pub fn describe(&self) -> String {
+        self.objects.describe(&self.key)
+    }
+
+    pub fn lock_key(&self) -> String {
+        format!("{}.lock", self.key)
+    }
+
+    fn backup_key(&self) -> String {
+        format!("{}.backup", self.key)
+    }
+
+    /// Runs `f` on the store's runtime and waits for it, from any thread.
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = mpsc::channel();
+        self.handle().spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().unwrap_or_else(|_| Err(StoreError::Other("the state store's runtime stopped".into())))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.rt.as_ref().expect("the state store's runtime lives as long as the store").handle()
+    }
+
+    fn get(&self, key: String) -> Result<Option<drydock_backend::Object>, StateError> {
+        let o = Arc::clone(&self.objects);
+        self.call(async move { o.get(&key).await }).map_err(remote)
+    }
+
+    fn put(&self, key: String, bytes: Vec<u8>, cond: Condition) -> Result<drydock_backend::Written, StoreError> {
+        let o = Arc::clone(&self.objects);
+        self.call(async move { o.put(&key, bytes, cond).await })
+    }
+
+    fn delete(&self, key: String, if_match: Option<String>) -> Result<(), StoreError> {
+        let o = Arc::clone(&self.objects);
+        self.call(async move { o.delete(&key, if_match.as_deref()).await })
+    }
+
+    /// The state's bytes as stored, or `None` when there is none. Remembers the ETag for the
+    /// next write.
+    pub fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let object = self.get(self.key.clone())?;
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match object {
+            Some(o) => {
+                *seen = Some(Seen { etag: Some(o.etag), versioned: o.version_id.is_some(), bytes: o.bytes.clone() });
+                Some(o.bytes)
+            }
+            None => {
+                *seen = Some(Seen::default());
+                None
+            }
+        })
+    }
+
+    /// The state, or `None` when there is none yet.
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        let Some(bytes) = self.read_raw()? else { return Ok(None) };
+        parse(&bytes, &self.describe()).map(Some)
+    }
+
+    /// Writes `state` with its serial incremented (see [`super::store::LocalStore::write`]),
+    /// only over the state this process read or wrote last.
+    pub fn write(&self, state: &mut State) -> Result<(), StateError> {
+        write_next(state, |s| self.write_as_is(s))
+    }
+
+    /// Writes `state` as it is (its serial untouched: `state push`, `state migrate`), only
+    /// over the state this process read or wrote last.
+    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(StateError::LockLost { what: self.describe() });
+        }
+        let bytes = crate::format::encode(state)?;
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let seen = match seen {
+            Some(s) => s,
+            // Never read: read now, so the write is conditional on what is there.
+            None => {
+                self.read_raw()?;
+                self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+            }
+        };
+        if seen.etag.is_some() && !seen.versioned {
+            // Without versioning the previous state is kept as KEY.backup. Best effort, like
+            // the local backup: the conditional write below is what keeps the state whole.
+            let _ = self.put(self.backup_key(), seen.bytes, Condition::None);
+        }
+        let cond = match seen.etag {
+            Some(etag) => Condition::IfMatch(etag),
+            None => Condition::IfNoneMatch,
+        };
+        match self.put(self.key.clone(), bytes.clone(), cond) {
+            Ok(w) => {
+                let versioned = w.version_id.is_some();
+                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Seen { etag: Some(w.etag), versioned, bytes });
+                Ok(())
+            }
+            Err(StoreError::PreconditionFailed) => Err(StateError::Conflict { what: self.describe() }),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// The lock's info and ETag, if the lock object exists.
+    fn lock_object(&self) -> Result<Option<(LockInfo, String)>, StateError> {
+        let Some(o) = self.get(self.lock_key())? else { return Ok(None) };
+        let info = serde_json::from_slice(&o.bytes).map_err(|e| {
+            StateError::Remote(format!(
+                "the lock object {} does not hold lock info ({e}); remove it if no run holds the lock",
+                self.objects.describe(&self.lock_key())
+            ))
+        })?;
+        Ok(Some((info, o.etag)))
+    }
+
+    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        Ok(self.lock_object()?.map(|(i, _)| i))
+    }
+
+    /// Takes the lock for `operation` with a lease of `lease`, waiting up to `timeout` for a
+    /// live holder (and taking over a holder whose lease ended). See the module docs.
+    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<RemoteLock, StateError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = (self.clock)();
+            let info = LockInfo::new(operation, lease, now);
+            let bytes = serde_json::to_vec_pretty(&info).map_err(StateError::Serialize)?;
+            match self.put(self.lock_key(), bytes.clone(), Condition::IfNoneMatch) {
+                Ok(w) => return Ok(self.hold(info, w.etag, None)),
+                Err(StoreError::PreconditionFailed) => {}
+                Err(e) => return Err(remote(e)),
+            }
+            // Released between our write and our read: try again at once.
+            let Some((held, etag)) = self.lock_object()? else { continue };
+            if held.expired(now) {
+                match self.put(self.lock_key(), bytes, Condition::IfMatch(etag)) {
+                    Ok(w) => return Ok(self.hold(info, w.etag, Some(held))),
+                    // Another taker won the race for the expired lock, or its holder renewed
+                    // it just now: look again.
+                    Err(StoreError::PreconditionFailed) => continue,
+                    Err(e) => return Err(remote(e)),
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StateError::Locked(held));
+            }
+            let until_expiry = Duration::from_millis(held.expires_ms.saturating_sub(now) + 50);
+            std::thread::sleep(Duration::from_secs(1).min(until_expiry).min(left).max(Duration::from_millis(20)));
+        }
+    }
+
+    fn hold(&self, info: LockInfo, etag: String, taken_over: Option<LockInfo>) -> RemoteLock {
+        let etag = Arc::new(Mutex::new(etag));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (objects, key, clock, lost) =
+            (Arc::clone(&self.objects), self.lock_key(), Arc::clone(&self.clock), Arc::clone(&self.lost));
+        let (mut renewed, current) = (info.clone(), Arc::clone(&etag));
+        let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
+        let renewal = self.handle().spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = &mut stopped => return,
+                }
+                renewed.renew(clock());
+                let Ok(bytes) = serde_json::to_vec_pretty(&renewed) else { continue };
+                let tag = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                match objects.put(&key, bytes, Condition::IfMatch(tag)).await {
+                    Ok(w) => *current.lock().unwrap_or_else(|e| e.into_inner()) = w.etag,
+                    Err(StoreError::PreconditionFailed) => {
+                        tracing::warn!(key, "state lock lost: its lease was taken over");
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    // A failed renewal is tried again next time; the lease has two more thirds.
+                    Err(e) => tracing::warn!(key, error = %e, "state lock: renewing the lease failed"),
+                }
+            }
+        });
+        RemoteLock { info, etag, stop: Some(stop), renewal: Some(renewal), taken_over, released: false }
+    }
+
+    /// Releases `lock`: stops renewing and deletes the lock object if it is still ours.
+    pub fn unlock(&self, lock: &mut RemoteLock) -> Result<(), StateError> {
+        if lock.released {
+            return Ok(());
+        }
+        lock.released = true;
+        if let Some(stop) = lock.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = lock.renewal.take() {
+            let _ = self.call(async move {
+                let _ = task.await;
+                Ok(())
+            });
+        }
+        let etag = lock.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match self.delete(self.lock_key(), Some(etag)) {
+            // Taken over meanwhile: it is someone else's now.
+            Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
+            Err(e) => Err(remote(e)),
+        }
+    }
+
+    /// Whether the lock handed out by this store was lost (its renewal was refused).
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Removes the lock whose id is `id`, whoever holds it.
+    pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        let Some((info, etag)) = self.lock_object()? else {
+            return Err(StateError::NotLocked { path: self.describe().into() });
+        };
+        if info.id != id {
+            return Err(StateError::LockIdMismatch { given: id.to_string(), held: info.id });
+        }
+        match self.delete(self.lock_key(), Some(etag)) {
+            Ok(()) => Ok(()),
+            Err(StoreError::PreconditionFailed) => Err(StateError::Remote(format!(
+                "the lock on {} changed while clearing it (renewed or taken by another run); nothing was cleared, look again",
+                self.describe()
+            ))),
+            Err(e) => Err(remote(e)),
+        }
+    }
+}
+
+impl Drop for RemoteStore {
+    fn drop(&mut self) {
+        // Its runtime may be dropped from inside another runtime; shutting it down in the
+        // background is allowed there, a blocking drop is not.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A held remote lock. Give it back with [`RemoteStore::unlock`]; dropping it only stops the
+/// renewal (the lease then expires by itself).
+#[derive(Debug)]
+pub struct RemoteLock {
+    info: LockInfo,
+    etag: Arc<Mutex<String>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    renewal: Option<tokio::task::JoinHandle<()>>,
+    taken_over: Option<LockInfo>,
+    released: bool,
+}
+
+impl RemoteLock {
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    /// The info of the expired lock this one took over, if it did.
+    pub fn taken_over(&self) -> Option<&LockInfo> {
+        self.taken_over.as_ref()
+    }
+}
+
+impl Drop for RemoteLock {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn remote(e: StoreError) -> StateError {
+    StateError::Remote(e.to_string())
+}
+
+/// Parses stored state bytes (any known format version).
+pub fn parse(bytes: &[u8], what: &str) -> Result<State, StateError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| StateError::Remote(format!("the state at {what} is not valid json: {e}")))?;
+    upgrade(value).map_err(|e| match e {
+        StateError::Format(FormatError::Invalid { version, source }) => {
+            StateError::Remote(format!("the state at {what} does not match state format {version}: {source}"))
+        }
+        StateError::Format(f) => StateError::Remote(format!("the state at {what}: {f}")),
+        e => e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+
+    use drydock_backend::MemoryStore;
+
+    use super::*;
+
+    fn stores(n: usize) -> (Vec<RemoteStore>, Arc<AtomicU64>) {
+        let mem: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+        let time = Arc::new(AtomicU64::new(1_800_000_000_000));
+        let t = Arc::clone(&time);
+        let clock: Clock = Arc::new(move || t.load(Ordering::SeqCst));
+        let v = (0..n).map(|_| RemoteStore::new(Arc::clone(&mem), "env/prod.json", Arc::clone(&clock))).collect();
+        (v, time)
+    }
+
+    const LEASE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn one_of_two_runs_gets_the_lock_and_the_other_is_told_who_has_it() {
+        let (s, _) = stores(2);
+        let mut a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let err = s[1].lock("apply", LEASE, Duration::ZERO).unwrap_err();
+        let StateError::Locked(held) = &err else { panic!("{err:?}") };
+        assert_eq!(held.id, a.info().id);
+        assert!(err.to_string().contains("its lease ends at"), "{err}");
+        s[0].unlock(&mut a).unwrap();
+        let mut b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        s[1].unlock(&mut b).unwrap();
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over_and_the_old_holder_can_no_longer_write() {
+        let (s, time) = stores(2);
+        let _a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let mut state = State::new("lineage".into());
+        s[0].read().unwrap();
+        s[0].write(&mut state).unwrap();
+        // The holder stops renewing (its renewal task waits on real time); time passes.
+        time.fetch_add(61_000, Ordering::SeqCst);
+        let b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        assert_eq!(b.taken_over().map(|i| i.operation.as_str()), Some("apply"));
+        let mut theirs = s[1].read().unwrap().unwrap();
+        s[1].write(&mut theirs).unwrap();
+        // The old holder's next write is refused by the store: it was based on serial 1.
+        let err = s[0].write(&mut state).unwrap_err();
+        assert_eq!(err.code(), "state::conflict", "{err}");
+        assert_eq!(s[1].read().unwrap().unwrap().serial, 2);
+    }
+
+    #[test]
+    fn a_holder_whose_lease_was_taken_over_stops_writing() {
+        let (s, time) = stores(2);
+        let _a = s[0].lock("apply", Duration::from_secs(1), Duration::ZERO).unwrap();
+        let mut state = State::new("l".into());
+        s[0].read().unwrap();
+        time.fetch_add(5_000, Ordering::SeqCst);
+        let _b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        // The old holder's next renewal (a third of its 1 s lease, on the real clock) is
+        // refused, and from then on it writes nothing.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !s[0].lost() {
+            assert!(Instant::now() < deadline, "the lost lock was not noticed");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(s[0].write(&mut state).unwrap_err().code(), "state::lock_lost");
+        assert!(s[1].read().unwrap().is_none(), "nothing was written");
+    }
+
+    #[test]
+    fn writes_are_refused_when_someone_else_wrote_since_the_read() {
+        let (s, _) = stores(2);
+        assert!(s[0].read().unwrap().is_none());
+        assert!(s[1].read().unwrap().is_none());
+        let mut a = State::new("l".into());
+        s[0].write(&mut a).unwrap();
+        let mut b = State::new("l".into());
+        let err = s[1].write(&mut b).unwrap_err();
+        assert_eq!(err.code(), "state::conflict");
+        assert_eq!(b.serial, 0, "a refused write leaves the state as it was");
+        // Read again, and the write goes through.
+        let mut b = s[1].read().unwrap().unwrap();
+        s[1].write(&mut b).unwrap();
+        assert_eq!(b.serial, 2);
+    }
+
+    #[test]
+    fn force_unlock_needs_the_id_and_clears_the_lock() {
+        let (s, _) = stores(2);
+        let a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        assert_eq!(s[1].force_unlock("nope").unwrap_err().code(), "state::lock_id");
+        s[1].force_unlock(&a.info().id.clone()).unwrap();
+        assert!(s[1].lock_info().unwrap().is_none());
+        assert!(s[1].lock("apply", LEASE, Duration::ZERO).is_ok());
+        assert_eq!(s[0].force_unlock("x").unwrap_err().code(), "state::lock_id");
+    }
+
+    #[test]
+    fn many_takers_of_one_expired_lock_leave_exactly_one_holder() {
+        let (s, time) = stores(8);
+        let _dead = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        time.fetch_add(61_000, Ordering::SeqCst);
+        let s = Arc::new(s);
+        let handles: Vec<_> = (1..8)
+            .map(|i| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || s[i].lock("apply", LEASE, Duration::ZERO).map(|l| l.info().id.clone()))
+            })
+            .collect();
+        let won: Vec<String> = handles.into_iter().filter_map(|h| h.join().unwrap().ok()).collect();
+        assert_eq!(won.len(), 1, "{won:?}");
+        assert_eq!(s[1].lock_info().unwrap().unwrap().id, won[0]);
+    }
+}

@@ -1,0 +1,1154 @@
+//! The local state backend: one JSON file next to the configuration, written atomically,
+//! with a backup of the previous version and a lock that says who holds it.
+//!
+//! # Files
+//! For a state file `PATH` (by default `drydock.state.json` in the configuration's
+//! directory, see [`default_path`]):
+//! - `PATH`: the state, pretty-printed JSON with a trailing newline. Keys come out in a
+//!   stable order because the types use `BTreeMap`s, so two writes of the same state are
+//!   byte-identical and the file diffs well.
+//! - `PATH.backup`: the file as it was before the last write, to recover by hand from a bad
+//!   apply.
+//! - `PATH.tmp`: exists only while a write is in progress (or after a crash during one).
+//! - `PATH.lock`: the lock file. It holds a [`LockInfo`] as JSON while someone holds the
+//!   lock, and is empty otherwise.
+//!
+//! # Writing
+//! A crash at any point of [`LocalStore::write`] leaves at `PATH` either the whole old file or
+//! the whole new one, never half of one. The steps, and why each is there:
+//! 1. The old file, if any, is copied to `PATH.backup` with the same atomic steps as below,
+//!    so the backup is never half a file either; the state file itself is not touched yet.
+//! 2. The new bytes go to `PATH.tmp`, created fresh (a stale one from a crash is removed
+//!    first) with mode 0600 from the start: the state holds provider settings and output
+//!    values that may be secrets, and a chmod after creation would leave a window in which
+//!    the file is readable by others.
+//! 3. `fsync` of the temporary file, so that its contents are on disk before its name is:
+//!    without it a crash after the rename can leave an empty or partial file under `PATH`
+//!    on file systems that order metadata before data.
+//! 4. `rename` of the temporary file over `PATH`. On one file system a rename is atomic:
+//!    readers see the old file or the new one, whichever the crash leaves.
+//! 5. `fsync` of the directory, which makes the rename itself durable; until then a crash
+//!    may bring back the old file (which is still a whole state).
+//!
+//! A temporary file left by a crash is never read; the next write replaces it.
+//!
+//! # Locking
+//! [`LocalStore::lock`] takes an exclusive OS file lock (`File::try_lock`) on `PATH.lock`,
+//! not on `PATH` itself: the state file is replaced by a rename on every write, and a lock
+//! on a replaced file protects nothing. It fails at once when someone else holds the lock,
+//! with their [`LockInfo`], rather than waiting: a plan or apply that silently queues behind
+//! another one is worse than an error that names the other one. The OS releases the lock
+//! when its holder dies, so a crashed run never blocks the next one (its stale info is
+//! simply overwritten). [`LocalStore::force_unlock`] exists for a holder that is alive but
+//! stuck (a hung process, or one on another machine sharing the directory): it removes the
+//! lock file, so the next `lock` creates a new one, and the stuck holder keeps a lock on a
+//! file nobody else uses.
+//!
+//! # Format versions
+//! The file carries `format_version`. [`upgrade`] turns any version this build knows into
+//! the current [`State`]; a version from a newer drydock is refused rather than misread.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{State, FORMAT_VERSION};
+
+/// The state file's name in the configuration's directory.
+pub const DEFAULT_FILE_NAME: &str = "drydock.state.json";
+
+/// This build's version, recorded in the state and in lock info.
+const DRYDOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything that can go wrong with the state file and its lock.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot {action} {}: {}", path.display(), io_message(source))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not JSON at all; the message gives the line and column.
+    #[error("state file {} is not valid json: {source}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The file is JSON but not a state this build can read.
+    #[error("state file {}: {source}", path.display())]
+    InvalidFile {
+        path: PathBuf,
+        #[source]
+        source: FormatError,
+    },
+    /// What [`upgrade`] reports; [`LocalStore::read`] adds the path ([`StateError::InvalidFile`]).
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("the state's serial {0} cannot be incremented")]
+    SerialExhausted(u64),
+    #[error("cannot serialize the state: {0}")]
+    Serialize(#[source] serde_json::Error),
+    #[error("{}", locked_message(.0))]
+    Locked(LockInfo),
+    /// The OS lock is held, but its holder is gone or hung: it cannot be taken over safely
+    /// (the holder may still write), so a person decides.
+    #[error(
+        "the state is locked ({} by {}, pid {} on {}, since {}), but {why}; if that run is really gone, clear the lock with `drydock force-unlock {}`",
+        .info.operation, .info.who, .info.pid, .info.host, .info.created, .info.id
+    )]
+    StaleLock { info: LockInfo, why: String },
+    /// A remote state changed since this run read it: the write was refused, nothing lost.
+    #[error("the state at {what} was changed by another run since this one read it; nothing was overwritten. Make a new plan and run again")]
+    Conflict { what: String },
+    /// This run's lease was taken over (it could not renew it in time): it writes no more.
+    #[error("this run lost its lock on {what}: its lease expired and another run took the lock over; this run stopped writing the state. Run `drydock plan` to see where things stand")]
+    LockLost { what: String },
+    /// A remote store failed (the message names the action, the object and what to do).
+    #[error("{0}")]
+    Remote(String),
+    /// Locked by a holder that has not written its info yet (or cannot: it is not drydock).
+    #[error("the state is locked by another process whose lock info in {} cannot be read yet; try again", path.display())]
+    LockedWithoutInfo { path: PathBuf },
+    #[error("lock file {} does not hold valid lock info: {source}", path.display())]
+    CorruptLockInfo {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the state at {} is not locked", path.display())]
+    NotLocked { path: PathBuf },
+    #[error("the state is locked with id {held}, not {given}; nothing was unlocked")]
+    LockIdMismatch { given: String, held: String },
+}
+
+impl StateError {
+    /// A short code for the error's kind, as the command line shows it (`state::locked`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StateError::Io { .. } => "state::io",
+            StateError::Corrupt { .. } => "state::corrupt",
+            StateError::InvalidFile { .. } | StateError::Format(_) => "state::format",
+            StateError::Serialize(_) | StateError::SerialExhausted(_) => "state::serialize",
+            StateError::Locked(_) | StateError::LockedWithoutInfo { .. } => "state::locked",
+            StateError::StaleLock { .. } => "state::stale_lock",
+            StateError::Conflict { .. } => "state::conflict",
+            StateError::LockLost { .. } => "state::lock_lost",
+            StateError::Remote(_) => "state::remote",
+            StateError::CorruptLockInfo { .. } => "state::corrupt_lock",
+            StateError::NotLocked { .. } => "state::not_locked",
+            StateError::LockIdMismatch { .. } => "state::lock_id",
+        }
+    }
+
+    fn io(action: &'static str, path: &Path, source: io::Error) -> StateError {
+        StateError::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// Why a JSON document is not a state this build can read.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("the state is not a json object")]
+    NotAnObject,
+    #[error("format_version is missing")]
+    MissingVersion,
+    #[error("format_version {found} was written by a newer drydock (this one reads up to {FORMAT_VERSION}); upgrade drydock")]
+    Newer { found: u64 },
+    #[error("format_version {found} is not a known state format")]
+    UnknownVersion { found: String },
+    #[error("does not match state format {version}: {source}")]
+    Invalid {
+        version: u32,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// "No such file or directory (os error 2)" → "no such file or directory".
+fn io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s);
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Who holds the state lock, as written into the lock file and shown when a lock is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// A random (v4) UUID; `drydock force-unlock` takes it.
+    pub id: String,
+    /// The command that took the lock (`apply`).
+    pub operation: String,
+    /// `user@host`.
+    pub who: String,
+    pub pid: u32,
+    pub host: String,
+    /// When the lock was taken, RFC 3339 in UTC (`2026-11-21T13:26:00Z`).
+    pub created: String,
+    /// The drydock version of the holder.
+    pub version: String,
+    /// The lease, in seconds: the holder renews it every third of that while it works.
+    /// 0 in lock info written before leases existed.
+    #[serde(default)]
+    pub lease_seconds: u64,
+    /// When the lease ends unless it is renewed: RFC 3339 in UTC, and in milliseconds since
+    /// the Unix epoch (the holder's clock).
+    #[serde(default)]
+    pub expires: String,
+    #[serde(default)]
+    pub expires_ms: u64,
+}
+
+/// The default lease of a lock: a holder that stops renewing loses the lock this long after
+/// its last renewal.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+impl LockInfo {
+    /// Info for a lock this process is taking now, with a lease of `lease` from `now_ms`.
+    pub fn new(operation: &str, lease: Duration, now_ms: u64) -> LockInfo {
+        let host = host_name();
+        let mut info = LockInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            operation: operation.to_string(),
+            who: format!("{}@{host}", user_name()),
+            pid: std::process::id(),
+            host,
+            created: format_rfc3339(UNIX_EPOCH + Duration::from_millis(now_ms)),
+            version: DRYDOCK_VERSION.to_string(),
+            lease_seconds: lease.as_secs().max(1),
+            expires: String::new(),
+            expires_ms: 0,
+        };
+        info.renew(now_ms);
+        info
+    }
+
+    /// Moves the end of the lease to a whole lease after `now_ms`.
+    pub fn renew(&mut self, now_ms: u64) {
+        self.expires_ms = now_ms.saturating_add(self.lease_seconds.saturating_mul(1000));
+        self.expires = format_rfc3339(UNIX_EPOCH + Duration::from_millis(self.expires_ms));
+    }
+
+    /// Whether the lease ended before `now_ms` (never, for info without a lease).
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms != 0 && now_ms > self.expires_ms
+    }
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn locked_message(i: &LockInfo) -> String {
+    let lease = if i.expires.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; its lease ends at {} unless the holder renews it (a run that died stops renewing, and its lock can be taken over then: use --lock-timeout to wait for it)",
+            i.expires
+        )
+    };
+    format!(
+        "the state is locked: {} by {} (pid {} on {}) since {}{lease}; if that run is gone, clear the lock with `drydock force-unlock {}`",
+        i.operation, i.who, i.pid, i.host, i.created, i.id
+    )
+}
+
+/// Whether process `pid` runs on this host. `None` where that cannot be told.
+pub fn pid_alive(pid: u32) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        Some(Path::new("/proc").join(pid.to_string()).exists())
+    } else {
+        None
+    }
+}
+
+/// Writes `state` as its next version with `write`: `serial` incremented, this drydock's
+/// format and version recorded. On error `state` is left as it was. Every backend's `write`.
+pub(super) fn write_next(
+    state: &mut State,
+    write: impl FnOnce(&State) -> Result<(), StateError>,
+) -> Result<(), StateError> {
+    // A serial read from a file can be anything; at the very top it cannot go up.
+    let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
+    let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
+    state.serial = serial;
+    state.format_version = FORMAT_VERSION;
+    state.drydock_version = DRYDOCK_VERSION.to_string();
+    let result = write(state);
+    if result.is_err() {
+        (state.serial, state.format_version, state.drydock_version) = before;
+    }
+    result
+}
+
+/// A fresh lineage: a random (v4) UUID.
+pub fn new_lineage() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The default state file for a configuration path: `drydock.state.json` in the directory
+/// itself if `config_path` is a directory, else in the file's directory.
+pub fn default_path(config_path: &Path) -> PathBuf {
+    let dir = if config_path.is_dir() { config_path } else { config_path.parent().unwrap_or(Path::new("")) };
+    dir.join(DEFAULT_FILE_NAME)
+}
+
+pub use crate::format::decode as upgrade;
+
+/// The state file on the local disk. See the module docs for the files and guarantees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalStore {
+    path: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(path: impl Into<PathBuf>) -> LocalStore {
+        LocalStore { path: path.into() }
+    }
+
+    /// The state file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the previous version is kept: `PATH.backup`.
+    pub fn backup_path(&self) -> PathBuf {
+        sibling(&self.path, ".backup")
+    }
+
+    /// The lock file: `PATH.lock`.
+    pub fn lock_path(&self) -> PathBuf {
+        sibling(&self.path, ".lock")
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        sibling(&self.path, ".tmp")
+    }
+
+    /// The state, or `None` when there is no state file yet.
+    pub fn read(&self) -> Result<Option<State>, StateError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StateError::io("read", &self.path, e)),
+        };
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path: self.path.clone(), source })?;
+        match upgrade(value) {
+            Ok(state) => Ok(Some(state)),
+            Err(StateError::Format(FormatError::Invalid { version, source })) => {
+                // Converting from a `Value` loses positions; parsing the text again as the
+                // current format finds the same problem with its line and column.
+                let source = if version == FORMAT_VERSION {
+                    crate::format::locate_error(&bytes).unwrap_or(source)
+                } else {
+                    source
+                };
+                Err(StateError::InvalidFile {
+                    path: self.path.clone(),
+                    source: FormatError::Invalid { version, source },
+                })
+            }
+            Err(StateError::Format(source)) => Err(StateError::InvalidFile { path: self.path.clone(), source }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `state` as the new state file: increments `serial`, records this drydock's
+    /// version, keeps the previous file as the backup, and replaces the file atomically.
+    /// On error `state` is left as it was.
+    pub fn write(&self, state: &mut State) -> Result<(), StateError> {
+        write_next(state, |s| self.write_bytes(s))
+    }
+
+    /// Writes `state` as it is, its serial untouched (`state push`, `state migrate`), with the
+    /// same backup and atomic replacement as [`LocalStore::write`].
+    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+        self.write_bytes(state)
+    }
+
+    fn write_bytes(&self, state: &State) -> Result<(), StateError> {
+        let bytes = crate::format::encode(state)?;
+        match fs::read(&self.path) {
+            Ok(old) => write_atomically(&self.backup_path(), &sibling(&self.backup_path(), ".tmp"), &old)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StateError::io("read", &self.path, e)),
+        }
+        write_atomically(&self.path, &self.temp_path(), &bytes)
+    }
+
+    /// Takes the state lock for `operation` (`plan`, `apply`) with a lease of `lease`. When
+    /// someone else has it, tries again until `timeout` has passed and then fails with the
+    /// holder's info (at once with a zero timeout). Dropping the [`StateLock`] releases it.
+    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<StateLock, StateError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.try_lock(operation, lease) {
+                Err(StateError::Locked(_) | StateError::LockedWithoutInfo { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200).min(deadline - Instant::now()));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_lock(&self, operation: &str, lease: Duration) -> Result<StateLock, StateError> {
+        let lock_path = self.lock_path();
+        // `force_unlock` may remove the lock file between our open and our lock, leaving us
+        // holding a lock on a file nobody else will open; then we open the new one and try
+        // again. Three rounds of that in a row would need a force-unlock in a loop.
+        for _ in 0..3 {
+            let file = open_lock_file(&lock_path, LockFileUse::Lock)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    // Empty or half-written info is a holder caught between locking and
+                    // writing it.
+                    return Err(match read_lock_info(&file, &lock_path) {
+                        Ok(Some(info)) => held_by(info),
+                        Ok(None) | Err(StateError::CorruptLockInfo { .. }) => {
+                            StateError::LockedWithoutInfo { path: lock_path }
+                        }
+                        Err(e) => e,
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(StateError::io("lock", &lock_path, e)),
+            }
+            if !same_file(&file, &lock_path)? {
+                continue;
+            }
+            // Info left behind means its holder died without releasing: the OS freed the
+            // lock, and the caller is told whose it was.
+            let replaced = read_lock_info(&file, &lock_path).ok().flatten();
+            let info = LockInfo::new(operation, lease, now_ms());
+            write_lock_info(&file, &lock_path, &info)?;
+            let renewal = Renewal::start(&file, &lock_path, &info)?;
+            return Ok(StateLock { file, path: lock_path, info, released: false, replaced, renewal: Some(renewal) });
+        }
+        Err(StateError::io("lock", &lock_path, io::Error::other("the lock file was replaced while locking it")))
+    }
+
+    /// The info recorded in the lock file, if any. A record is there while someone holds the
+    /// lock; after a holder crashed it stays until the next `lock` or `force_unlock`, though
+    /// the OS lock itself is free.
+    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        let lock_path = self.lock_path();
+        match open_lock_file(&lock_path, LockFileUse::Read) {
+            Ok(file) => read_lock_info(&file, &lock_path),
+            Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Clears the lock whose info has id `id`. Refuses when there is no lock info or its id is
+    /// another one. A stale record (its holder is gone) is just cleared; a lock still held by
+    /// a live process is broken by removing the lock file, and that process is not told.
+    pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        let lock_path = self.lock_path();
+        let file = match open_lock_file(&lock_path, LockFileUse::Clear) {
+            Ok(file) => file,
+            Err(StateError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(StateError::NotLocked { path: self.path.clone() })
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(info) = read_lock_info(&file, &lock_path)? else {
+            return Err(StateError::NotLocked { path: self.path.clone() });
+        };
+        if info.id != id {
+            return Err(StateError::LockIdMismatch { given: id.to_string(), held: info.id });
+        }
+        match file.try_lock() {
+            // Nobody holds it: only the record of a crashed holder was left.
+            Ok(()) => {
+                let result = file.set_len(0).map_err(|e| StateError::io("clear lock info in", &lock_path, e));
+                file.unlock().map_err(|e| StateError::io("unlock", &lock_path, e))?;
+                result
+            }
+            Err(TryLockError::WouldBlock) => match fs::remove_file(&lock_path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StateError::io("remove", &lock_path, e)),
+            },
+            Err(TryLockError::Error(e)) => Err(StateError::io("lock", &lock_path, e)),
+        }
+    }
+}
+
+/// Why a lock held by someone else is held: by a live holder ([`StateError::Locked`]), or
+/// by one that is gone from this host or has stopped renewing its lease
+/// ([`StateError::StaleLock`]: the OS lock is still held, by a process elsewhere sharing the
+/// directory or a hung one, so only a person can decide to clear it).
+fn held_by(info: LockInfo) -> StateError {
+    if info.host == host_name() && pid_alive(info.pid) == Some(false) {
+        let why = format!("its holder (pid {}) is no longer running on this host", info.pid);
+        return StateError::StaleLock { info, why };
+    }
+    if info.expired(now_ms()) {
+        let why = format!(
+            "its holder has not renewed its lease since it ended at {} (the process is hung, or its machine lost this directory)",
+            info.expires
+        );
+        return StateError::StaleLock { info, why };
+    }
+    StateError::Locked(info)
+}
+
+/// Writes `info` over a lock file's contents, without a moment of empty file when the new
+/// text is as long as the old (a renewal changes only the time).
+fn write_lock_info(file: &File, path: &Path, info: &LockInfo) -> Result<(), StateError> {
+    let mut text = serde_json::to_vec_pretty(info).map_err(StateError::Serialize)?;
+    text.push(b'\n');
+    // No fsync: the info only matters while the holder lives, and the OS drops the lock
+    // itself when the machine goes down.
+    let record = |mut f: &File| -> io::Result<()> {
+        f.rewind()?;
+        f.write_all(&text)?;
+        f.set_len(text.len() as u64)
+    };
+    record(file).map_err(|e| StateError::io("write lock info to", path, e))
+}
+
+/// The thread that renews a local lock's lease every third of it, so that the info always
+/// shows a live holder as live.
+#[derive(Debug)]
+struct Renewal {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Renewal {
+    fn start(file: &File, path: &Path, info: &LockInfo) -> Result<Renewal, StateError> {
+        let file = file.try_clone().map_err(|e| StateError::io("open lock file", path, e))?;
+        let (path, mut info) = (path.to_path_buf(), info.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
+        let thread = std::thread::spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                info.renew(now_ms());
+                let _ = write_lock_info(&file, &path, &info);
+            }
+        });
+        Ok(Renewal { stop, thread: Some(thread) })
+    }
+
+    fn stop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A held state lock. Dropping it clears the lock info and releases the OS lock.
+#[derive(Debug)]
+pub struct StateLock {
+    file: File,
+    path: PathBuf,
+    info: LockInfo,
+    /// Set by `release`, so that `drop` does not clear the info a new holder may have
+    /// written since.
+    released: bool,
+    /// The info of a holder that died holding the lock, found when taking it.
+    replaced: Option<LockInfo>,
+    renewal: Option<Renewal>,
+}
+
+impl StateLock {
+    pub fn info(&self) -> &LockInfo {
+        &self.info
+    }
+
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// The lock info of an earlier holder that ended without releasing the lock (its process
+    /// died, so the OS released it), if taking the lock found one.
+    pub fn replaced(&self) -> Option<&LockInfo> {
+        self.replaced.as_ref()
+    }
+
+    /// Releases the lock now, reporting what `drop` can only ignore.
+    pub fn release(mut self) -> Result<(), StateError> {
+        self.released = true;
+        self.clear()
+    }
+
+    fn clear(&mut self) -> Result<(), StateError> {
+        if let Some(mut r) = self.renewal.take() {
+            r.stop();
+        }
+        // Through our own handle, never by path: after a force-unlock the path names a new
+        // lock file whose holder's info must survive us.
+        self.file.set_len(0).map_err(|e| StateError::io("clear lock info in", &self.path, e))?;
+        self.file.unlock().map_err(|e| StateError::io("unlock", &self.path, e))
+    }
+}
+
+impl Drop for StateLock {
+    fn drop(&mut self) {
+        // Nothing to do on failure: closing the handle releases the OS lock anyway, and stale
+        // info is overwritten by the next holder.
+        if !self.released {
+            let _ = self.clear();
+        }
+    }
+}
+
+/// What a lock file is opened for: locking creates it; reading the info needs no write
+/// permission; clearing a record needs write permission but creates nothing.
+#[derive(Clone, Copy, PartialEq)]
+enum LockFileUse {
+    Lock,
+    Read,
+    Clear,
+}
+
+fn open_lock_file(path: &Path, what: LockFileUse) -> Result<File, StateError> {
+    let mut options = OpenOptions::new();
+    let write = what != LockFileUse::Read;
+    options.read(true).write(write).create(what == LockFileUse::Lock).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map_err(|e| StateError::io("open lock file", path, e))
+}
+
+/// The info in an open lock file; `None` when it is empty (no holder, or one that has not
+/// written its info yet).
+fn read_lock_info(mut file: &File, path: &Path) -> Result<Option<LockInfo>, StateError> {
+    let mut text = String::new();
+    file.rewind().and_then(|_| file.read_to_string(&mut text)).map_err(|e| StateError::io("read", path, e))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|source| StateError::CorruptLockInfo { path: path.to_path_buf(), source })
+}
+
+/// Whether `path` still names the open `file` (it may have been removed or replaced).
+fn same_file(file: &File, path: &Path) -> Result<bool, StateError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = file.metadata().map_err(|e| StateError::io("inspect", path, e))?;
+        match fs::metadata(path) {
+            Ok(named) => Ok(open.dev() == named.dev() && open.ino() == named.ino()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(StateError::io("inspect", path, e)),
+        }
+    }
+    // Elsewhere an open file cannot be removed, so the path still names it.
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        Ok(true)
+    }
+}
+
+/// Writes `bytes` to `temp`, then renames it over `path`; see the module docs for why each
+/// step is there.
+fn write_atomically(path: &Path, temp: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_temp(temp, bytes)?;
+    fs::rename(temp, path).map_err(|e| StateError::io("replace", path, e))?;
+    sync_dir(path)
+}
+
+/// Steps 2 and 3: a fresh temporary file, mode 0600 from its creation, synced to disk.
+fn write_temp(temp: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    match fs::remove_file(temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StateError::io("remove stale", temp, e)),
+    }
+    let mut options = OpenOptions::new();
+    // `create_new`: a file that already existed would keep its own mode.
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let write = || -> io::Result<()> {
+        let mut file = options.open(temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    };
+    write().map_err(|e| StateError::io("write", temp, e))
+}
+
+/// Step 5: makes a rename in `path`'s directory durable. Where directories cannot be opened
+/// (not on Unix) the rename alone must do.
+fn sync_dir(path: &Path) -> Result<(), StateError> {
+    #[cfg(unix)]
+    {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StateError::io("sync directory", dir, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// `<path><suffix>`, next to `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name: OsString = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// `time` as RFC 3339 in UTC to the second (`2026-11-21T13:26:00Z`). Times before 1970 are
+/// shown as 1970: lock times are "now", and a clock that far off is not worth an error.
+pub fn format_rfc3339(time: SystemTime) -> String {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`,
+/// for non-negative days): counts in 400-year eras that start on March 1st, so that the leap
+/// day is the last day of its year.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of the era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from March 1st, 0..=365
+    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// The user running drydock, from the environment; `unknown` if it does not say.
+fn user_name() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// This machine's name, without calling into libc: the kernel's idea on Linux, then the
+/// environment; `unknown` if nothing says.
+fn host_name() -> String {
+    let from_files = ["/proc/sys/kernel/hostname", "/etc/hostname"].iter().filter_map(|p| fs::read_to_string(p).ok());
+    let from_env = ["HOSTNAME", "COMPUTERNAME"].iter().filter_map(|v| std::env::var(v).ok());
+    from_files
+        .chain(from_env)
+        .map(|h| h.trim().to_string())
+        .find(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{ClusterState, GenerationState, NodeGroupState, OutputState};
+    use drydock_model::{Health, HealthCheck, IntOrPercent, NodeSettings, Role, Rollout};
+
+    fn sample() -> State {
+        let settings = NodeSettings {
+            min: 3,
+            max: 10,
+            desired: None,
+            tags: BTreeMap::from([("team".to_string(), "infra".to_string())]),
+            subnets: vec!["subnet-a".to_string()],
+            health: Health {
+                check: HealthCheck::Ec2,
+                grace_period_ms: 300_000,
+                max_unhealthy: IntOrPercent::Int(0),
+                unhealthy_timeout_ms: 600_000,
+                startup_timeout_ms: 900_000,
+            },
+            rollout: Rollout {
+                max_surge: IntOrPercent::Percent(25.0),
+                max_unavailable: IntOrPercent::Int(0),
+                health_timeout_ms: 600_000,
+            },
+        };
+        let workers = NodeGroupState {
+            name: "workers".to_string(),
+            key: None,
+            role: Role::Worker,
+            generations: vec![GenerationState {
+                id: "0123456789".to_string(),
+                spec: serde_json::json!({ "image": "img-1" }),
+                groups: vec!["demo-workers-0123456789".to_string()],
+            }],
+            settings,
+            boot_times_ms: vec![61_000, 58_500],
+            unfinished: false,
+        };
+        let mut state = State::new("9a1c1f0e-0000-4000-8000-000000000000".to_string());
+        state.clusters.insert(
+            "cluster.demo".to_string(),
+            ClusterState {
+                name: "demo".to_string(),
+                key: None,
+                provider: "sim".to_string(),
+                node_groups: BTreeMap::from([("cluster.demo.node_group.workers".to_string(), workers)]),
+            },
+        );
+        state.outputs.insert("endpoint".to_string(), OutputState { value: "https://demo".into(), sensitive: false });
+        state
+    }
+
+    fn store() -> (tempfile::TempDir, LocalStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join(DEFAULT_FILE_NAME));
+        (dir, store)
+    }
+
+    #[test]
+    fn no_file_reads_as_none() {
+        let (_dir, store) = store();
+        assert_eq!(store.read().unwrap(), None);
+        assert_eq!(store.lock_info().unwrap(), None);
+    }
+
+    #[test]
+    fn round_trip_keeps_everything_and_counts_serials() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        state.drydock_version = "0.0.0-old".to_string();
+        store.write(&mut state).unwrap();
+        assert_eq!(state.serial, 1);
+        assert_eq!(state.drydock_version, DRYDOCK_VERSION);
+        assert_eq!(store.read().unwrap().as_ref(), Some(&state));
+        store.write(&mut state).unwrap();
+        assert_eq!(store.read().unwrap().unwrap().serial, 2);
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.starts_with("{\n  \"format_version\": 1,\n"), "pretty-printed: {text}");
+        assert!(text.ends_with("}\n"), "a trailing newline");
+        assert!(!store.temp_path().exists(), "no temporary file is left behind");
+    }
+
+    #[test]
+    fn writing_what_was_read_changes_only_the_serial() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state).unwrap();
+        let first = fs::read_to_string(store.path()).unwrap();
+        let mut again = store.read().unwrap().unwrap();
+        store.write(&mut again).unwrap();
+        let second = fs::read_to_string(store.path()).unwrap();
+        assert_eq!(second.replace("\"serial\": 2,", "\"serial\": 1,"), first);
+    }
+
+    #[test]
+    fn backup_holds_the_previous_version() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state).unwrap();
+        assert!(!store.backup_path().exists(), "nothing to back up on the first write");
+        let first = fs::read(store.path()).unwrap();
+        state.outputs.clear();
+        store.write(&mut state).unwrap();
+        assert_eq!(fs::read(store.backup_path()).unwrap(), first);
+        let backup = LocalStore::new(store.backup_path()).read().unwrap().unwrap();
+        assert_eq!(backup.serial, 1);
+        assert_eq!(backup.outputs.len(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, store) = store();
+        // A stale temporary file with a loose mode must not lend it to the state.
+        fs::write(store.temp_path(), "stale").unwrap();
+        fs::set_permissions(store.temp_path(), fs::Permissions::from_mode(0o644)).unwrap();
+        let mut state = sample();
+        store.write(&mut state).unwrap();
+        store.write(&mut state).unwrap();
+        for path in [store.path().to_path_buf(), store.backup_path()] {
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_with_its_position() {
+        let (_dir, store) = store();
+        fs::write(store.path(), "{\n  \"format_version\": 1,\n  \"lineage\": \n").unwrap();
+        let err = store.read().unwrap_err();
+        assert!(matches!(err, StateError::Corrupt { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("state file {} is not valid json: ", store.path().display())), "{msg}");
+        assert!(msg.contains("line 4 column 0"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_of_the_wrong_shape_is_an_error_with_its_position() {
+        let (_dir, store) = store();
+        fs::write(store.path(), "{\n  \"format_version\": 1,\n  \"serial\": \"x\"\n}\n").unwrap();
+        let msg = store.read().unwrap_err().to_string();
+        assert!(msg.contains("does not match state format 1: invalid type: string \"x\""), "{msg}");
+        assert!(msg.contains("at line 3"), "{msg}");
+    }
+
+    #[test]
+    fn versions_other_than_1_are_refused() {
+        let (_dir, store) = store();
+        let mut value = crate::format::to_value(&sample());
+        value["format_version"] = 2.into();
+        fs::write(store.path(), value.to_string()).unwrap();
+        let msg = store.read().unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "state file {}: format_version 2 was written by a newer drydock (this one reads up to 1); upgrade drydock",
+                store.path().display()
+            )
+        );
+        for (version, expected) in [
+            (Value::Null, "format_version is missing"),
+            (0.into(), "format_version 0 is not a known state format"),
+            ("1".into(), "format_version \"1\" is not a known state format"),
+        ] {
+            value["format_version"] = version;
+            assert_eq!(upgrade(value.clone()).unwrap_err().to_string(), expected);
+        }
+        value.as_object_mut().unwrap().remove("format_version");
+        assert_eq!(upgrade(value).unwrap_err().to_string(), "format_version is missing");
+        assert_eq!(upgrade(Value::Array(vec![])).unwrap_err().to_string(), "the state is not a json object");
+    }
+
+    #[test]
+    fn a_crash_before_the_rename_leaves_the_old_file_whole() {
+        let (_dir, store) = store();
+        let mut state = sample();
+        store.write(&mut state).unwrap();
+        let before = fs::read(store.path()).unwrap();
+        // The crash: the new file is half written to the temporary file and never renamed.
+        write_temp(&store.temp_path(), b"{\n  \"format_version\": 1,\n  \"lin").unwrap();
+        assert_eq!(fs::read(store.path()).unwrap(), before);
+        assert_eq!(store.read().unwrap(), Some(state.clone()));
+        // The next run writes over the leftover.
+        store.write(&mut state).unwrap();
+        assert_eq!(store.read().unwrap().unwrap().serial, 2);
+        assert!(!store.temp_path().exists());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_state_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("missing-dir").join(DEFAULT_FILE_NAME));
+        let mut state = sample();
+        let before = state.clone();
+        let err = store.write(&mut state).unwrap_err();
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+        assert_eq!(state, before);
+
+        let (_dir, store) = super::tests::store();
+        state.serial = u64::MAX;
+        let before = state.clone();
+        assert!(matches!(store.write(&mut state), Err(StateError::SerialExhausted(u64::MAX))));
+        assert_eq!(state, before);
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn a_second_lock_fails_with_the_first_holders_info() {
+        let (_dir, store) = store();
+        let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let info = held.info().clone();
+        assert_eq!(info.operation, "apply");
+        assert_eq!(info.pid, std::process::id());
+        assert!(info.who.ends_with(&format!("@{}", info.host)), "{info:?}");
+        assert_eq!(info.version, DRYDOCK_VERSION);
+        assert!(uuid::Uuid::parse_str(&info.id).is_ok(), "{}", info.id);
+        assert_eq!(store.lock_info().unwrap().as_ref(), Some(&info));
+
+        // Another store on the same file, as another process would open it.
+        let err = LocalStore::new(store.path()).lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        let StateError::Locked(ref holder) = err else { panic!("{err:?}") };
+        assert_eq!(holder, &info);
+        let msg = err.to_string();
+        for part in [&info.who, &info.pid.to_string(), &info.host, "apply", &info.created, &info.id] {
+            assert!(msg.contains(part), "{msg} names {part}");
+        }
+        assert!(msg.contains(&format!("drydock force-unlock {}", info.id)), "{msg}");
+        assert!(msg.starts_with("the state is locked: "), "{msg}");
+    }
+
+    #[test]
+    fn dropping_the_lock_releases_it() {
+        let (_dir, store) = store();
+        let first = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        drop(first);
+        assert_eq!(store.lock_info().unwrap(), None, "the info is cleared");
+        let second = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        assert_eq!(store.lock_info().unwrap().unwrap().operation, "plan");
+        second.release().unwrap();
+        assert_eq!(store.lock_info().unwrap(), None);
+        assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn force_unlock_needs_the_right_id() {
+        let (_dir, store) = store();
+        assert!(matches!(store.force_unlock("x"), Err(StateError::NotLocked { .. })));
+        let held = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let err = store.force_unlock("not-the-id").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the state is locked with id {}, not not-the-id; nothing was unlocked", held.id())
+        );
+        assert!(store.lock("plan", DEFAULT_LEASE, Duration::ZERO).is_err(), "still locked");
+
+        store.force_unlock(held.id()).unwrap();
+        assert_eq!(store.lock_info().unwrap(), None);
+        let next = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).expect("the lock is free after a force-unlock");
+        // The broken holder finishing must not clear the new holder's info.
+        drop(held);
+        assert_eq!(store.lock_info().unwrap().as_ref(), Some(next.info()));
+        assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_err(), "the new holder still holds it");
+    }
+
+    #[test]
+    fn stale_info_of_a_dead_holder_neither_blocks_nor_lingers() {
+        let (_dir, store) = store();
+        let mut stale = LockInfo::new("apply", DEFAULT_LEASE, now_ms());
+        stale.pid = 999_999;
+        fs::write(store.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
+        assert_eq!(store.lock_info().unwrap(), Some(stale.clone()), "the record is reported");
+        store.force_unlock(&stale.id).unwrap();
+        assert_eq!(store.lock_info().unwrap(), None);
+
+        fs::write(store.lock_path(), serde_json::to_string(&stale).unwrap()).unwrap();
+        let lock = store
+            .lock("plan", DEFAULT_LEASE, Duration::ZERO)
+            .expect("no OS lock is held, so the record does not block");
+        assert_eq!(store.lock_info().unwrap().as_ref(), Some(lock.info()));
+        assert_eq!(lock.replaced(), Some(&stale), "the dead holder's record is reported to the taker");
+    }
+
+    #[test]
+    fn a_held_lock_whose_holder_is_gone_or_hung_is_reported_as_stale() {
+        let (_dir, store) = store();
+        let holder = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let mut info = holder.info().clone();
+        let rewrite = |info: &LockInfo| {
+            let f = OpenOptions::new().write(true).open(store.lock_path()).unwrap();
+            write_lock_info(&f, &store.lock_path(), info).unwrap();
+        };
+        // A live holder: locked, with the lease's end named.
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert!(matches!(err, StateError::Locked(_)), "{err:?}");
+        assert!(err.to_string().contains("its lease ends at"), "{err}");
+        // Its pid is gone from this host (the OS lock is held by a process elsewhere).
+        info.pid = 999_999_999;
+        rewrite(&info);
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert_eq!(err.code(), "state::stale_lock");
+        assert!(err.to_string().contains("is no longer running on this host"), "{err}");
+        assert!(err.to_string().contains(&format!("drydock force-unlock {}", info.id)), "{err}");
+        // Alive but not renewing: its lease ended.
+        info.pid = std::process::id();
+        info.renew(now_ms() - 2 * 60_000);
+        rewrite(&info);
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("has not renewed its lease"), "{err}");
+        drop(holder);
+    }
+
+    #[test]
+    fn a_waiting_lock_gets_the_lock_when_the_holder_releases_it() {
+        let (_dir, store) = store();
+        let holder = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap();
+        let other = store.clone();
+        let waiter = std::thread::spawn(move || {
+            other.lock("plan", DEFAULT_LEASE, Duration::from_secs(30)).map(|l| l.info().operation.clone())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        drop(holder);
+        assert_eq!(waiter.join().unwrap().unwrap(), "plan");
+    }
+
+    #[test]
+    fn the_lease_is_renewed_while_the_lock_is_held() {
+        let (_dir, store) = store();
+        let held = store.lock("apply", Duration::from_secs(1), Duration::ZERO).unwrap();
+        let first = held.info().expires_ms;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.lock_info().unwrap().is_none_or(|i| i.expires_ms == first) {
+            assert!(Instant::now() < deadline, "not renewed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!store.lock_info().unwrap().unwrap().expired(now_ms()));
+    }
+
+    #[test]
+    fn a_holder_caught_before_writing_its_info_still_refuses_the_lock() {
+        let (_dir, store) = store();
+        for content in ["", "{\"id\": \"half"] {
+            fs::write(store.lock_path(), content).unwrap();
+            let holder = File::open(store.lock_path()).unwrap();
+            holder.try_lock().unwrap();
+            let err = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).unwrap_err();
+            assert!(matches!(err, StateError::LockedWithoutInfo { .. }), "{content:?}: {err:?}");
+            drop(holder);
+            assert!(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).is_ok(), "free once the holder is gone");
+        }
+    }
+
+    #[test]
+    fn corrupt_lock_info_is_an_error() {
+        let (_dir, store) = store();
+        fs::write(store.lock_path(), "not json").unwrap();
+        let err = store.lock_info().unwrap_err();
+        assert!(err.to_string().starts_with("lock file "), "{err}");
+        assert!(store.force_unlock("x").is_err());
+    }
+
+    #[test]
+    fn default_path_is_beside_the_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("main.kcl");
+        fs::write(&file, "").unwrap();
+        assert_eq!(default_path(dir.path()), dir.path().join(DEFAULT_FILE_NAME));
+        assert_eq!(default_path(&file), dir.path().join(DEFAULT_FILE_NAME));
+        assert_eq!(default_path(Path::new("main.kcl")), Path::new(DEFAULT_FILE_NAME));
+    }
+
+    #[test]
+    fn lineages_are_fresh_uuids() {
+        let (a, b) = (new_lineage(), new_lineage());
+        assert_ne!(a, b);
+        assert_eq!(uuid::Uuid::parse_str(&a).unwrap().get_version_num(), 4);
+    }
+
+    #[test]
+    fn rfc3339_formatting() {
+        let at = |secs| format_rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(at(951_955_199), "2000-03-01T23:59:59Z");
+        assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
+        assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(format_rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,62 @@
+//! Every state format version drydock ever wrote is still read, into the same in-memory
+//! state, and the current version writes it back unchanged. A file per version (and per
+//! shape an older drydock wrote) lives in `tests/format/`; a new format version adds its own
+//! files and keeps these.
+
+use drydock_state::format::{decode, encode, to_value, FORMAT_VERSION};
+use expect_test::expect;
+use serde_json::Value;
+
+fn read(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/format").join(name);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn version_1_is_read_and_written_back_unchanged() {
+    let file = read("v1.json");
+    let state = decode(file.clone()).unwrap();
+    assert_eq!(state.serial, 42);
+    assert_eq!(state.addresses().len(), 5);
+    let workers = state.node_group("cluster.demo", "cluster.demo.node_group.workers[\"a\"]").unwrap();
+    assert!(workers.unfinished);
+    assert_eq!(workers.current().unwrap().id, "2222222222");
+    expect![[r#"
+        NodeSettings { min: 2, max: 10, desired: None, tags: {"team": "infra"}, subnets: [], health: Health { check: Elb, grace_period_ms: 0, max_unhealthy: Percent(40.5), unhealthy_timeout_ms: 0, startup_timeout_ms: 1000 }, rollout: Rollout { max_surge: Percent(25.0), max_unavailable: Percent(0.0), health_timeout_ms: 1 } }"#]]
+    .assert_eq(&format!("{:?}", workers.settings));
+    assert_eq!(state.journal.len(), 1);
+    assert_eq!(state.journal[0].op, "terminate_instances");
+    assert!(state.outputs["token"].sensitive);
+    // Written back (this build writes version 1), the file is the same JSON.
+    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(to_value(&state), file);
+    let bytes = encode(&state).unwrap();
+    assert!(bytes.ends_with(b"}\n"));
+    assert_eq!(serde_json::from_slice::<Value>(&bytes).unwrap(), file);
+}
+
+#[test]
+fn version_1_without_the_fields_later_0_1_releases_added_is_read_with_defaults() {
+    let state = decode(read("v1-minimal.json")).unwrap();
+    let ng = state.node_group("cluster.c", "cluster.c.node_group.w").unwrap();
+    assert_eq!((ng.key.as_deref(), ng.boot_times_ms.len(), ng.unfinished), (None, 0, false));
+    assert!(state.journal.is_empty() && state.outputs.is_empty() && state.journal_seq == 0);
+    assert_eq!(state.clusters["cluster.c"].key, None);
+}
+
+#[test]
+fn unknown_newer_and_missing_versions_are_refused() {
+    let mut file = read("v1.json");
+    file["format_version"] = Value::from(FORMAT_VERSION + 1);
+    expect!["format_version 2 was written by a newer drydock (this one reads up to 1); upgrade drydock"]
+        .assert_eq(&decode(file.clone()).unwrap_err().to_string());
+    file["format_version"] = Value::from("one");
+    expect![[r#"format_version "one" is not a known state format"#]]
+        .assert_eq(&decode(file.clone()).unwrap_err().to_string());
+    file.as_object_mut().unwrap().remove("format_version");
+    expect!["format_version is missing"].assert_eq(&decode(file).unwrap_err().to_string());
+    let mut file = read("v1.json");
+    file["clusters"]["cluster.demo"]["node_groups"]["cluster.demo.node_group.control"]["role"] = Value::from("boss");
+    let err = decode(file).unwrap_err().to_string();
+    assert!(err.contains("unknown variant `boss`"), "{err}");
+}

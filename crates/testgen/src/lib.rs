@@ -1,0 +1,335 @@
+//! Generated configurations for tests and benchmarks: large realistic fleets, random
+//! files that use every part of the grammar, and mutations of valid input. Seeded and
+//! deterministic, with no dependency on a random-number crate.
+
+use std::collections::BTreeMap;
+
+use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup, Ownership};
+
+use drydock_plan::Plan;
+use drydock_state::{ClusterState, GenerationState, NodeGroupState, State};
+
+/// splitmix64: small, fast and good enough to drive generators.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+/// A valid configuration with `node_groups` node groups spread over clusters of 10,
+/// the shape of a large fleet: variables, locals, defaults, comments, `for_each`.
+pub fn fleet(node_groups: usize, seed: u64) -> String {
+    let mut rng = Rng::new(seed);
+    let mut out = String::with_capacity(node_groups * 110);
+    out.push_str("# A generated fleet.\nprovider \"sim\" {\n  boot_time = 1s\n}\n\n");
+    out.push_str("variable \"image\" {\n  type    = string\n  default = \"img-2026-11\"\n}\n\n");
+    out.push_str(
+        "locals {\n  tags  = { team = \"platform\", generated = \"true\" }\n  zones = [\"a\", \"b\", \"c\"]\n}\n",
+    );
+    let clusters = node_groups.div_ceil(10);
+    let mut left = node_groups;
+    for c in 0..clusters {
+        out.push_str(&format!(
+            "\ncluster \"c{c:05}\" {{\n  kubernetes_version = \"1.31\"\n  tags               = local.tags\n\n  network {{\n    subnets = [for z in local.zones : \"subnet-${{z}}\"]\n  }}\n\n  defaults {{\n    image         = var.image\n    instance_type = \"m6i.large\"\n  }}\n"
+        ));
+        for g in 0..left.min(10) {
+            let name = format!("g{g}");
+            match rng.below(10) {
+                // At most one control plane per cluster, as the schema requires.
+                0 if g == 0 => out.push_str(&format!(
+                    "\n  node_group \"{name}\" {{\n    role = \"control-plane\"\n    size = 3\n  }}\n"
+                )),
+                1 | 2 => out.push_str(&format!(
+                    "\n  node_group \"{name}\" {{ # pool {g}\n    size   = {}..{}\n    labels = {{ pool = \"{name}\" }}\n    rollout {{\n      max_surge = 25%\n    }}\n  }}\n",
+                    rng.below(3),
+                    3 + rng.below(20)
+                )),
+                _ => out.push_str(&format!("\n  node_group \"{name}\" {{\n    size = {}\n  }}\n", 1 + rng.below(9))),
+            }
+        }
+        left = left.saturating_sub(10);
+        out.push_str("}\n");
+    }
+    out
+}
+
+const NAMES: &[&str] = &["a", "b", "image", "size", "tags", "x-y", "_z", "zones", "workers"];
+const FUNCS: &[&str] = &["upper", "join", "length", "merge", "format", "min", "concat", "lookup", "nosuch"];
+
+/// A random expression of bounded depth using every construct of the grammar.
+pub fn expr(rng: &mut Rng, depth: usize) -> String {
+    let leaf = depth == 0 || rng.chance(30);
+    if leaf {
+        return match rng.below(12) {
+            0 => format!("{}", rng.below(1000)),
+            1 => format!("{}.{}", rng.below(100), rng.below(100)),
+            2 => rng.pick(&["true", "false", "null"]).to_string(),
+            3 => rng.pick(&["90s", "10m", "1h30m", "250ms", "2d"]).to_string(),
+            4 => format!("{}%", rng.below(101)),
+            5 => format!("\"{}\"", rng.pick(&["plain", "with \\\"escape\\\"", "tab\\tnew\\n", "u\\u{e9}", "$${lit}"])),
+            6 => format!("var.{}", rng.pick(NAMES)),
+            7 => format!("local.{}", rng.pick(NAMES)),
+            8 => "each.key".to_string(),
+            9 => format!("cluster.demo.node_group.{}.image", rng.pick(NAMES)),
+            10 => rng.pick(NAMES).to_string(),
+            _ => format!("\"pre-${{{}}}-post\"", expr(rng, 0)),
+        };
+    }
+    let d = depth - 1;
+    match rng.below(13) {
+        0 => format!(
+            "{} {} {}",
+            expr(rng, d),
+            rng.pick(&["+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||"]),
+            expr(rng, d)
+        ),
+        1 => format!("{}..{}", rng.below(5), 5 + rng.below(5)),
+        2 => format!("{}{}", rng.pick(&["-", "!"]), expr(rng, d)),
+        3 => format!("({})", expr(rng, d)),
+        4 => format!("{} ? {} : {}", expr(rng, d), expr(rng, d), expr(rng, d)),
+        5 => {
+            let n = rng.below(4);
+            let items: Vec<String> = (0..n).map(|_| expr(rng, d)).collect();
+            if rng.chance(50) {
+                format!("[{}]", items.join(", "))
+            } else {
+                format!("[\n{}\n]", items.iter().map(|i| format!("  {i}, # item")).collect::<Vec<_>>().join("\n"))
+            }
+        }
+        6 => {
+            let n = rng.below(4);
+            let items: Vec<String> = (0..n)
+                .map(|i| {
+                    let key = if rng.chance(70) { format!("k{i}") } else { format!("\"k.{i}\"") };
+                    format!("{key} = {}", expr(rng, d))
+                })
+                .collect();
+            if rng.chance(50) {
+                format!("{{ {} }}", items.join(", "))
+            } else {
+                format!("{{\n{}\n}}", items.iter().map(|i| format!("  {i} // note")).collect::<Vec<_>>().join("\n"))
+            }
+        }
+        7 => format!("[for v in {} : {}{}]", expr(rng, d), expr(rng, d), if rng.chance(50) { " if v" } else { "" }),
+        8 => format!(
+            "{{ for k, v in {} : k => {}{} }}",
+            expr(rng, d),
+            expr(rng, d),
+            if rng.chance(30) { "..." } else { "" }
+        ),
+        9 => {
+            let n = rng.below(3);
+            let args: Vec<String> = (0..n).map(|_| expr(rng, d)).collect();
+            format!("{}({})", rng.pick(FUNCS), args.join(", "))
+        }
+        10 => format!("{}[{}]", expr(rng, d), expr(rng, d)),
+        11 => format!("{}.{}", expr(rng, d), rng.pick(NAMES)),
+        _ => format!(
+            "<<{}EOT\n{}line ${{{}}}\n  indented\nEOT",
+            if rng.chance(50) { "-" } else { "" },
+            if rng.chance(50) { "    " } else { "" },
+            expr(rng, 0)
+        ),
+    }
+}
+
+/// A random file: blocks, attributes and comments of every kind, valid syntax but
+/// usually not a valid configuration.
+pub fn file(rng: &mut Rng) -> String {
+    let mut out = String::new();
+    body(rng, &mut out, 0, 2);
+    out
+}
+
+fn body(rng: &mut Rng, out: &mut String, indent: usize, depth: usize) {
+    let pad = "  ".repeat(indent);
+    for _ in 0..1 + rng.below(5) {
+        match rng.below(10) {
+            0 => out.push_str(&format!("{pad}# a comment\n")),
+            1 => out.push_str(&format!("{pad}/* block\n   comment */\n")),
+            2 if rng.chance(50) => out.push('\n'),
+            3..=5 if depth > 0 => {
+                let kind = rng.pick(&["cluster", "node_group", "variable", "locals", "rollout", "health", "provider"]);
+                let labels = if rng.chance(60) { format!(" \"{}\"", rng.pick(NAMES)) } else { String::new() };
+                out.push_str(&format!("{pad}{kind}{labels} {{"));
+                if rng.chance(30) {
+                    out.push_str(" // header");
+                }
+                out.push('\n');
+                body(rng, out, indent + 1, depth - 1);
+                out.push_str(&format!("{pad}}}\n"));
+            }
+            _ => {
+                let e = expr(rng, 3);
+                out.push_str(&format!("{pad}{} = {e}", rng.pick(NAMES)));
+                if rng.chance(20) {
+                    out.push_str(" # trailing");
+                }
+                out.push('\n');
+            }
+        }
+    }
+}
+
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "\"",
+    "${",
+    "<<EOT\n",
+    "<<-EOT\n",
+    "\nEOT",
+    "=",
+    "==",
+    ",",
+    ".",
+    "..",
+    "...",
+    "?",
+    ":",
+    "=>",
+    "#",
+    "//",
+    "/*",
+    "*/",
+    "\\",
+    "\\u{",
+    "for",
+    "in",
+    "if",
+    "var.",
+    "each.",
+    "cluster",
+    "node_group",
+    "-",
+    "%",
+    "\n",
+    " ",
+    "1",
+    "1e999",
+    "99999999999999999999",
+    "9999999999999999999999d",
+    "é",
+    "\u{0}",
+    "\t",
+    "true",
+    "null",
+];
+
+/// A random change to `input`: deletions, insertions of grammar tokens, duplications, swaps.
+pub fn mutate(rng: &mut Rng, input: &str) -> String {
+    let mut chars: Vec<char> = input.chars().collect();
+    for _ in 0..1 + rng.below(4) {
+        let len = chars.len();
+        let at = rng.below(len + 1);
+        match rng.below(5) {
+            0 if len > 0 => {
+                let end = (at + 1 + rng.below(8)).min(len);
+                chars.drain(at.min(len)..end);
+            }
+            1 | 2 => {
+                let t: Vec<char> = rng.pick(TOKENS).chars().collect();
+                chars.splice(at..at, t);
+            }
+            3 if len > 0 => {
+                let start = at.min(len - 1);
+                let end = (start + 1 + rng.below(30)).min(len);
+                let piece: Vec<char> = chars[start..end].to_vec();
+                let to = rng.below(chars.len() + 1);
+                chars.splice(to..to, piece);
+            }
+            _ if len > 1 => {
+                let a = rng.below(len);
+                let b = rng.below(len);
+                chars.swap(a, b);
+            }
+            _ => {}
+        }
+    }
+    chars.into_iter().collect()
+}
+
+/// The state and the cloud after `first` (a plan of creates) was applied in full: every
+/// group exists with its desired capacity, every instance healthy, spread over three zones.
+pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
+    let mut state = State::new(first.lineage.clone());
+    let mut groups = vec![];
+    for c in &first.changes {
+        let t = c.target.as_ref().unwrap();
+        let cs = state.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
+            name: c.owner_cluster.clone(),
+            key: None,
+            provider: c.provider.clone(),
+            node_groups: BTreeMap::new(),
+        });
+        cs.node_groups.insert(
+            c.address.clone(),
+            NodeGroupState {
+                name: c.name.clone(),
+                key: c.key.clone(),
+                role: c.role,
+                generations: vec![GenerationState {
+                    id: t.generation.clone(),
+                    spec: t.display_spec.clone(),
+                    groups: t.groups.iter().map(|g| g.name.clone()).collect(),
+                }],
+                settings: t.settings.clone(),
+                boot_times_ms: vec![],
+                unfinished: false,
+            },
+        );
+        for g in &t.groups {
+            groups.push(ObservedGroup {
+                name: g.name.clone(),
+                ownership: Ownership {
+                    lineage: first.lineage.clone(),
+                    cluster: c.owner_cluster.clone(),
+                    node_group: c.owner_node_group.clone(),
+                    generation: t.generation.clone(),
+                },
+                spec: t.spec.clone(),
+                spec_partial: false,
+                settings: g.settings.clone(),
+                instances: (0..g.settings.desired)
+                    .map(|i| Instance {
+                        id: format!("i-{}-{i}", g.name),
+                        zone: ["zone-a", "zone-b", "zone-c"][i as usize % 3].into(),
+                        subnet: "subnet-a".into(),
+                        image: t.spec.image.clone(),
+                        instance_type: t.spec.instance_types[0].clone(),
+                        state: InstanceState::Running,
+                        healthy: true,
+                        launched_at_ms: u64::from(i),
+                        healthy_at_ms: Some(2_000),
+                    })
+                    .collect(),
+                created_at_ms: 0,
+            });
+        }
+    }
+    (state, BTreeMap::from([("sim".to_string(), Observed { groups })]))
+}
