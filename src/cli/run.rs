@@ -544,8 +544,18 @@ pub fn apply_cmd(
         println!();
         for o in &failed {
             if let Err(e) = &o.result {
-                if !matches!(e, ApplyError::Skipped { .. }) {
+                if !matches!(e, ApplyError::Skipped { .. } | ApplyError::StateStopped(_)) {
                     eprintln!("error: {e}");
+                }
+            }
+        }
+        if let Some(e) = ledger.write_error() {
+            eprintln!("error: the state could not be written ({e}); no further cloud change was made after that");
+            let unrecorded = ledger.unrecorded();
+            if !unrecorded.is_empty() {
+                eprintln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
+                for u in unrecorded {
+                    eprintln!("  - {u}");
                 }
             }
         }

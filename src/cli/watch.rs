@@ -8,19 +8,17 @@
 //! only while acting, so `plan` and `apply` run between rounds. Every event is one JSON line
 //! in `.drydock/watch.log` (and on stdout with `--json`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use drydock_provider::{Clock, InstanceState};
+use drydock_provider::Clock;
 
 use super::run::{load, make_plan, observe_all, runtime, Lines, RunArgs};
 use super::{ExitCode, Style};
-use drydock_apply::{Executor, Ledger, Progress};
-use drydock_config::model::{IntOrPercent, Role};
-use drydock_plan::{Action, Change, Plan};
+use drydock_apply::{watch, Executor, Ledger, Progress};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WatchArgs {
@@ -198,16 +196,6 @@ fn round(
         *clock_out = Some(p.clock());
         events.now_ms = p.clock().now_ms();
     }
-    for d in &plan.drift {
-        let what = format!(
-            "{} = {} -> {}",
-            d.path,
-            d.before.as_deref().unwrap_or("null"),
-            d.after.as_deref().unwrap_or("null")
-        );
-        events.emit("detected", &d.address, &what, Some(&d.action));
-    }
-    let repairs = choose_repairs(&plan, &state, events);
     let observed = match rt.block_on(observe_all(&providers, &state.lineage)) {
         Ok(o) => o,
         Err(e) => {
@@ -215,7 +203,20 @@ fn round(
             return;
         }
     };
-    let replacements = choose_replacements(&ws.model, &state, &observed, unhealthy_since, events);
+    let budgets = ws.model.clusters.iter().map(|c| (c.address.clone(), c.disruption_budget)).collect();
+    let decided = watch::decide(&watch::Input {
+        plan: &plan,
+        state: &state,
+        observed: &observed,
+        disruption_budgets: &budgets,
+        now_ms: events.now_ms,
+        unhealthy_since,
+    });
+    for e in &decided.events {
+        events.emit(e.kind.as_str(), &e.address, &e.message, e.why.as_deref());
+    }
+    *unhealthy_since = decided.unhealthy_since;
+    let (repairs, replacements) = (decided.repairs, decided.replacements);
     if repairs.is_empty() && replacements.is_empty() {
         return;
     }
@@ -260,165 +261,4 @@ fn round(
             Err(e) => events.emit("error", &r.address, &e.to_string(), None),
         }
     }
-}
-
-/// The plan's changes that restore the applied state; the rest are skipped with the reason.
-fn choose_repairs(plan: &Plan, state: &drydock_state::State, events: &mut Events) -> Vec<Change> {
-    let mut out = vec![];
-    for c in &plan.changes {
-        let sn = state.node_group(&c.cluster, &c.address);
-        let applied_gen = sn.and_then(|n| n.current()).map(|g| g.id.as_str());
-        let target_gen = c.target.as_ref().map(|t| t.generation.as_str());
-        let config_changed =
-            c.reasons.iter().any(|r| r.path != "recorded groups" && r.path != "status" && !r.forces_replacement);
-        // A create lists every attribute of the spec; what matters is that it recreates the
-        // applied generation with the applied settings.
-        let same_as_applied = sn.is_some_and(|n| c.target.as_ref().is_some_and(|t| t.settings == n.settings));
-        let why = match c.action {
-            Action::Create if applied_gen == target_gen && same_as_applied => None,
-            Action::Update if !config_changed => None,
-            Action::Rollout if sn.is_some_and(|n| n.unfinished) && applied_gen == target_gen => None,
-            _ => Some("the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`"),
-        };
-        match why {
-            None => out.push(c.clone()),
-            Some(why) => {
-                events.emit("skipped", &c.address, &format!("{:?} not done", c.action).to_lowercase(), Some(why))
-            }
-        }
-    }
-    out
-}
-
-struct Replacement {
-    provider: String,
-    address: String,
-    group: String,
-    id: String,
-    why: String,
-}
-
-/// Instances to replace, after the storm guard, the quorum rule and the disruption budget.
-fn choose_replacements(
-    model: &drydock_config::Model,
-    state: &drydock_state::State,
-    observed: &BTreeMap<String, drydock_provider::Observed>,
-    unhealthy_since: &mut BTreeMap<String, u64>,
-    events: &mut Events,
-) -> Vec<Replacement> {
-    let now = events.now_ms;
-    let mut out = vec![];
-    let mut still_unhealthy = BTreeSet::new();
-    for (caddr, cs) in &state.clusters {
-        let Some(obs) = observed.get(&cs.provider) else { continue };
-        let cluster_groups: BTreeSet<&str> = cs
-            .node_groups
-            .values()
-            .filter_map(|n| n.current())
-            .flat_map(|g| g.groups.iter().map(String::as_str))
-            .collect();
-        let cluster_instances: Vec<&drydock_provider::Instance> = obs
-            .groups
-            .iter()
-            .filter(|g| cluster_groups.contains(g.name.as_str()))
-            .flat_map(|g| g.instances.iter().filter(|i| i.is_live()))
-            .collect();
-        let budget_setting = model
-            .clusters
-            .iter()
-            .find(|c| &c.address == caddr)
-            .map_or(IntOrPercent::Percent(10.0), |c| c.disruption_budget);
-        let budget = budget_setting.resolve(cluster_instances.len() as u32, false).max(1) as usize;
-        // Nodes booting within their startup window count against the budget; nodes stuck
-        // pending past it are what remediation replaces, so they do not.
-        let startup = |addr: &str| cs.node_groups.get(addr).map_or(600_000, |n| n.settings.health.startup_timeout_ms);
-        let mut in_progress = obs
-            .groups
-            .iter()
-            .filter(|g| cluster_groups.contains(g.name.as_str()))
-            .flat_map(|g| {
-                let addr = format!("cluster.{}.node_group.{}", g.ownership.cluster, g.ownership.node_group);
-                let window = startup(&addr);
-                g.instances.iter().filter(move |i| {
-                    i.state == InstanceState::Pending && now.saturating_sub(i.launched_at_ms) <= window
-                })
-            })
-            .count();
-        for (addr, ng) in &cs.node_groups {
-            let Some(current) = ng.current() else { continue };
-            let groups: Vec<&drydock_provider::ObservedGroup> =
-                obs.groups.iter().filter(|g| current.groups.contains(&g.name)).collect();
-            let h = &ng.settings.health;
-            let desired: u32 = groups.iter().map(|g| g.settings.desired).sum();
-            let mut overdue = vec![];
-            let mut unhealthy = 0u32;
-            let mut healthy = 0u32;
-            for g in &groups {
-                for i in g.instances.iter().filter(|i| i.is_live()) {
-                    match i.state {
-                        InstanceState::Running if i.healthy => healthy += 1,
-                        InstanceState::Running => {
-                            unhealthy += 1;
-                            still_unhealthy.insert(i.id.clone());
-                            let since = *unhealthy_since.entry(i.id.clone()).or_insert(now);
-                            if now.saturating_sub(since) >= h.unhealthy_timeout_ms {
-                                overdue.push((g.name.clone(), i.id.clone(), "unhealthy too long".to_string()));
-                            }
-                        }
-                        InstanceState::Pending if now.saturating_sub(i.launched_at_ms) > h.startup_timeout_ms => {
-                            unhealthy += 1;
-                            overdue.push((
-                                g.name.clone(),
-                                i.id.clone(),
-                                "pending longer than startup_timeout".to_string(),
-                            ));
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            if overdue.is_empty() {
-                continue;
-            }
-            let max_unhealthy = h.max_unhealthy.resolve(desired, false);
-            if unhealthy > max_unhealthy {
-                events.emit(
-                    "skipped",
-                    addr,
-                    &format!("storm guard: {unhealthy} of {desired} nodes unhealthy, more than max_unhealthy ({max_unhealthy})"),
-                    Some("not replacing: a bad image or a lost zone is not fixed by killing more nodes"),
-                );
-                continue;
-            }
-            if ng.role == Role::ControlPlane {
-                let majority = desired / 2 + 1;
-                if healthy < majority {
-                    events.emit(
-                        "skipped",
-                        addr,
-                        &format!("quorum: {healthy} of {desired} members healthy, fewer than a majority ({majority})"),
-                        Some("not remediating a control plane without quorum automatically"),
-                    );
-                    continue;
-                }
-                // One member at a time.
-                overdue.truncate(1);
-            }
-            for (group, id, why) in overdue {
-                if in_progress >= budget {
-                    events.emit(
-                        "skipped",
-                        addr,
-                        &format!("{id}: the cluster's disruption budget ({budget} at once) is in use"),
-                        Some("replaced in a later round"),
-                    );
-                    continue;
-                }
-                in_progress += 1;
-                out.push(Replacement { provider: cs.provider.clone(), address: addr.clone(), group, id, why });
-            }
-        }
-    }
-    unhealthy_since.retain(|id, _| still_unhealthy.contains(id));
-    out
 }

@@ -180,24 +180,7 @@ pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str
 
 /// Optimal string alignment distance: edits, plus swaps of two neighbours (`imgae`).
 fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut before: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for i in 1..=a.len() {
-        cur[0] = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                cur[j] = cur[j].min(before[j - 2] + 1);
-            }
-        }
-        std::mem::swap(&mut before, &mut prev);
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
+    strsim::osa_distance(a, b)
 }
 
 #[cfg(test)]
@@ -210,6 +193,11 @@ mod tests {
         assert_eq!(did_you_mean("zzz", ["image", "size"]), None);
         assert_eq!(edit_distance("imgae", "image"), 1);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // The optimal string alignment variant: a swapped pair is not edited again
+        // (true Damerau-Levenshtein gives 2).
+        assert_eq!(edit_distance("ca", "abc"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("héllo", "hlélo"), 1);
         assert_eq!(did_you_mean("node_grup", ["node_group", "network"]), Some("node_group"));
     }
 

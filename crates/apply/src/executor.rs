@@ -1,0 +1,995 @@
+//! The executor: carries out a [`Plan`] and nothing else. It walks the changes as a
+//! dependency graph with bounded parallelism; every cloud mutation is journalled in the
+//! state *before* it is made and settled after, so that a `kill -9` at any point leaves a
+//! state from which the next run (which observes the cloud) converges with nothing
+//! orphaned and nothing forgotten. A wave's new nodes must become healthy within the
+//! rollout's `health_timeout` before any old node of that wave is removed; if they do not,
+//! the rollout halts with the old capacity intact. Ctrl-C lets calls in flight finish,
+//! journals them, and stops.
+//!
+//! Invariant: knows nothing of the language or the terminal (progress goes through
+//! [`Progress`]); every cloud call goes through the `Provider` trait.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use drydock_provider::{
+    CreateGroup, GroupSettings, InstanceState, Observed, ObservedGroup, Ownership, Provider, ProviderError,
+};
+
+use drydock_model::Role;
+use drydock_plan::{Action, Change, ClusterRecord, Plan, Target, TargetGroup};
+use drydock_state::backend::Store;
+use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State, BOOT_SAMPLES};
+
+/// How often health is polled, on the provider's clock.
+pub const POLL_MS: u64 = 1_000;
+
+/// Test hooks for crash and interrupt tests, read once from the environment:
+/// `DRYDOCK_FAILPOINT_KILL_AT=N` sends the process SIGKILL at the N-th crash point, and
+/// `DRYDOCK_FAILPOINT_INTERRUPT_AT=N` sends it SIGINT (as Ctrl-C would). Crash points are
+/// after every state write and after every cloud mutation before it is settled. Unset in
+/// normal use, where a crash point costs one atomic increment.
+fn crash_point() {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    static TARGETS: OnceLock<(Option<u64>, Option<u64>)> = OnceLock::new();
+    let (kill, int) = *TARGETS.get_or_init(|| {
+        let read = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+        (read("DRYDOCK_FAILPOINT_KILL_AT"), read("DRYDOCK_FAILPOINT_INTERRUPT_AT"))
+    });
+    if kill.is_none() && int.is_none() {
+        return;
+    }
+    let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+    let signal = if kill == Some(n) {
+        "-KILL"
+    } else if int == Some(n) {
+        "-INT"
+    } else {
+        return;
+    };
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("kill").args([signal, &pid]).status();
+    if signal == "-KILL" {
+        // The signal is on its way; nothing more may happen.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{address}: {source}")]
+    Provider { address: String, source: ProviderError },
+    #[error("{address}: rollout halted: {report}")]
+    Halted { address: String, report: String },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("{address}: skipped because {dependency} did not finish")]
+    Skipped { address: String, dependency: String },
+    #[error("cannot write the state: {0}")]
+    State(String),
+    /// An earlier state write failed, so this change made no further cloud mutation.
+    #[error("stopped: an earlier state write failed ({0})")]
+    StateStopped(String),
+    /// The plan lacks what this change needs (a saved plan edited by hand).
+    #[error("{address}: the plan is invalid: {problem}")]
+    InvalidPlan { address: String, problem: String },
+    /// The change's task panicked: a bug, reported as a failure and never as success.
+    #[error("{address}: failed unexpectedly: {message}")]
+    Panicked { address: String, message: String },
+    #[error("{address}: no provider `{provider}` is configured")]
+    NoProvider { address: String, provider: String },
+}
+
+/// Where progress lines go (the CLI prints them; tests collect them).
+pub trait Progress: Send + Sync {
+    fn line(&self, text: &str);
+}
+
+/// The state as the apply changes it, written to disk after every step.
+///
+/// A write that fails poisons the ledger: every later [`Ledger::update`] fails without
+/// writing, and since every cloud mutation is journalled through it first, no further
+/// mutation is made. Mutations already made whose outcome could not be written are listed by
+/// [`Ledger::unrecorded`]; the journal entries written before them stay in the stored state,
+/// so the next run observes the cloud and converges.
+pub struct Ledger {
+    state: Mutex<State>,
+    store: Store,
+    failure: Mutex<Failure>,
+}
+
+#[derive(Default)]
+struct Failure {
+    /// The first failed write's error.
+    error: Option<String>,
+    /// Mutations made (or steps taken) whose outcome the stored state may not record.
+    unrecorded: Vec<String>,
+}
+
+impl Ledger {
+    pub fn new(state: State, store: Store) -> Ledger {
+        Ledger { state: Mutex::new(state), store, failure: Mutex::new(Failure::default()) }
+    }
+
+    pub fn into_state(self) -> State {
+        self.state.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> State {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere must not make the state unwritable: take it as it is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn failure(&self) -> std::sync::MutexGuard<'_, Failure> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first state write that failed, if one did.
+    pub fn write_error(&self) -> Option<String> {
+        self.failure().error.clone()
+    }
+
+    /// What the stored state may not record because a write failed after it happened.
+    pub fn unrecorded(&self) -> Vec<String> {
+        self.failure().unrecorded.clone()
+    }
+
+    /// Applies `f` to the state and writes it. After a failed write nothing more is written
+    /// (and `f` is not applied): the apply is stopping.
+    pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        self.update_as(None, f)
+    }
+
+    /// [`Ledger::update`], naming what a failed write leaves unrecorded.
+    fn update_as(&self, what: Option<String>, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        if let Some(e) = self.write_error() {
+            return Err(ApplyError::StateStopped(e));
+        }
+        let mut s = self.lock();
+        f(&mut s);
+        if let Err(e) = self.store.write(&mut s) {
+            let mut failure = self.failure();
+            let first = failure.error.get_or_insert_with(|| e.to_string()).clone();
+            failure.unrecorded.extend(what);
+            return Err(ApplyError::State(first));
+        }
+        crash_point();
+        Ok(())
+    }
+
+    /// Records a mutation about to be made; returns its journal id.
+    fn begin(
+        &self,
+        op: &str,
+        address: &str,
+        group: &str,
+        detail: serde_json::Value,
+        now_ms: u64,
+    ) -> Result<u64, ApplyError> {
+        let mut id = 0;
+        // A failed write here means the mutation is not made: nothing to report.
+        self.update(|s| {
+            s.journal_seq += 1;
+            id = s.journal_seq;
+            s.journal.push(JournalEntry {
+                id,
+                op: op.to_string(),
+                address: address.to_string(),
+                group: group.to_string(),
+                detail,
+                started_at_ms: now_ms,
+            });
+        })?;
+        Ok(id)
+    }
+
+    /// Settles a journalled mutation: applies what it changed to the state and drops the entry.
+    fn settle(&self, id: u64, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        let what =
+            self.lock().journal.iter().find(|j| j.id == id).map(|j| format!("{} {} ({})", j.op, j.group, j.address));
+        self.update_as(what, |s| {
+            f(s);
+            s.journal.retain(|j| j.id != id);
+        })
+    }
+}
+
+pub struct Executor {
+    pub providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// Per cluster, the nodes that may be in replacement at once (its disruption budget),
+    /// shared by the rollouts of all its node groups. Filled from the plan when it runs.
+    pub budgets: Mutex<BTreeMap<String, (Arc<tokio::sync::Semaphore>, usize)>>,
+    pub ledger: Arc<Ledger>,
+    pub progress: Arc<dyn Progress>,
+    pub parallelism: usize,
+    pub interrupted: Arc<AtomicBool>,
+    pub lineage: String,
+}
+
+/// How a change ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub address: String,
+    pub result: Result<(), ApplyError>,
+}
+
+impl Executor {
+    fn check_interrupt(&self) -> Result<(), ApplyError> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            Err(ApplyError::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs every change, dependencies first, at most `parallelism` at once. A change whose
+    /// dependency failed is skipped, and so are changes after an interrupt.
+    pub async fn run(self: Arc<Self>, plan: &Plan) -> Vec<Outcome> {
+        if let Err(e) = self.record_clusters(plan) {
+            // Nothing was changed in the cloud: every change is reported as not made.
+            self.progress.line(&format!("error: {e}"));
+            return plan
+                .changes
+                .iter()
+                .map(|c| Outcome { address: c.address.clone(), result: Err(ApplyError::StateStopped(e.to_string())) })
+                .collect();
+        }
+        {
+            let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+            for c in &plan.clusters {
+                let permits = if c.disruption_budget == 0 {
+                    tokio::sync::Semaphore::MAX_PERMITS
+                } else {
+                    c.disruption_budget as usize
+                };
+                budgets
+                    .entry(c.address.clone())
+                    .or_insert_with(|| (Arc::new(tokio::sync::Semaphore::new(permits)), permits));
+            }
+        }
+        let mut pending: Vec<Change> = plan.changes.clone();
+        let mut done: BTreeMap<String, bool> = BTreeMap::new();
+        let mut outcomes = vec![];
+        let mut running = tokio::task::JoinSet::new();
+        // Which change each task runs, so that a task that panics is reported as its change failing.
+        let mut tasks: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
+        let mut in_flight = 0usize;
+        loop {
+            // Start whatever is ready.
+            let mut i = 0;
+            while i < pending.len() && in_flight < self.parallelism.max(1) {
+                let c = &pending[i];
+                let failed_dep = c.depends_on.iter().find(|d| done.get(*d) == Some(&false)).cloned();
+                if let Some(dep) = failed_dep {
+                    let c = pending.remove(i);
+                    self.progress.line(&format!("{}: skipped because {dep} did not finish", c.address));
+                    done.insert(c.address.clone(), false);
+                    outcomes.push(Outcome {
+                        address: c.address.clone(),
+                        result: Err(ApplyError::Skipped { address: c.address, dependency: dep }),
+                    });
+                    continue;
+                }
+                let ready = c
+                    .depends_on
+                    .iter()
+                    .all(|d| done.get(d) == Some(&true) || !plan.changes.iter().any(|x| &x.address == d));
+                if !ready {
+                    i += 1;
+                    continue;
+                }
+                let c = pending.remove(i);
+                let me = Arc::clone(&self);
+                in_flight += 1;
+                let address = c.address.clone();
+                let task = running.spawn(async move {
+                    let result = me.change(&c).await;
+                    Outcome { address: c.address.clone(), result }
+                });
+                tasks.insert(task.id(), address);
+            }
+            if in_flight == 0 {
+                // Nothing runs and nothing can start: what is left waits on something that failed.
+                for c in pending.drain(..) {
+                    outcomes.push(Outcome {
+                        address: c.address.clone(),
+                        result: Err(ApplyError::Skipped { address: c.address, dependency: "a dependency".into() }),
+                    });
+                }
+                break;
+            }
+            match running.join_next().await {
+                Some(Ok(outcome)) => {
+                    in_flight -= 1;
+                    if let Err(e) = &outcome.result {
+                        self.progress.line(&format!("error: {e}"));
+                    }
+                    done.insert(outcome.address.clone(), outcome.result.is_ok());
+                    outcomes.push(outcome);
+                }
+                Some(Err(join)) => {
+                    in_flight -= 1;
+                    let address = tasks.get(&join.id()).cloned().unwrap_or_default();
+                    let message = match join.try_into_panic() {
+                        Ok(payload) => payload
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "a panic".into()),
+                        Err(e) => e.to_string(),
+                    };
+                    let e = ApplyError::Panicked { address: address.clone(), message };
+                    self.progress.line(&format!("error: {e}"));
+                    done.insert(address.clone(), false);
+                    outcomes.push(Outcome { address, result: Err(e) });
+                }
+                None => break,
+            }
+        }
+        if let Err(e) = self.forget_clusters(plan) {
+            // Every change ran; only the removal of emptied clusters from the state is lost,
+            // and the next plan finds them empty again.
+            self.progress.line(&format!("error: {e}"));
+            for c in plan.clusters.iter().filter(|c| !c.keep) {
+                outcomes.push(Outcome { address: c.address.clone(), result: Err(ApplyError::State(e.to_string())) });
+            }
+        }
+        outcomes.sort_by(|a, b| a.address.cmp(&b.address));
+        outcomes
+    }
+
+    fn record_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
+        self.ledger.update(|s| {
+            for c in plan.clusters.iter().filter(|c| c.keep) {
+                s.clusters.entry(c.address.clone()).or_insert_with(|| ClusterState {
+                    name: c.name.clone(),
+                    key: c.key.clone(),
+                    provider: c.provider.clone(),
+                    node_groups: BTreeMap::new(),
+                });
+            }
+        })
+    }
+
+    /// Clusters that are gone from the configuration leave the state once they are empty.
+    fn forget_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
+        let empty =
+            |s: &State, c: &&ClusterRecord| s.clusters.get(&c.address).is_some_and(|cs| cs.node_groups.is_empty());
+        let snapshot = self.ledger.snapshot();
+        if !plan.clusters.iter().filter(|c| !c.keep).any(|c| empty(&snapshot, &c)) {
+            return Ok(());
+        }
+        self.ledger.update(|s| {
+            let gone: Vec<String> =
+                plan.clusters.iter().filter(|c| !c.keep).filter(|c| empty(s, c)).map(|c| c.address.clone()).collect();
+            for address in gone {
+                s.clusters.remove(&address);
+            }
+        })
+    }
+
+    fn provider(&self, c: &Change) -> Result<Arc<dyn Provider>, ApplyError> {
+        self.providers
+            .get(&c.provider)
+            .cloned()
+            .ok_or_else(|| ApplyError::NoProvider { address: c.address.clone(), provider: c.provider.clone() })
+    }
+
+    async fn change(&self, c: &Change) -> Result<(), ApplyError> {
+        self.check_interrupt()?;
+        let p = self.provider(c)?;
+        // Groups of the target generation that exist already (made by a run that crashed
+        // before it could record them) are adopted into the state first.
+        if let Some(t) = &c.target {
+            let existing: Vec<&str> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.as_str()).collect();
+            let snapshot = self.ledger.snapshot();
+            let recorded = |name: &str| {
+                snapshot
+                    .node_group(&c.cluster, &c.address)
+                    .is_some_and(|ng| ng.generations.iter().any(|g| g.groups.iter().any(|n| n == name)))
+            };
+            if existing.iter().any(|n| !recorded(n)) {
+                self.ledger.update(|s| {
+                    for name in &existing {
+                        record_group(s, c, t, name);
+                    }
+                })?;
+            }
+        }
+        match c.action {
+            Action::Create => self.create(&p, c).await,
+            Action::Update => self.update(&p, c).await,
+            Action::Rollout => self.rollout(&p, c).await,
+            Action::Delete => self.delete(&p, c).await,
+        }
+    }
+
+    fn err(c: &Change) -> impl Fn(ProviderError) -> ApplyError + '_ {
+        move |source| ApplyError::Provider { address: c.address.clone(), source }
+    }
+
+    fn ownership(&self, c: &Change, t: &Target) -> Ownership {
+        Ownership {
+            lineage: self.lineage.clone(),
+            cluster: c.owner_cluster.clone(),
+            node_group: c.owner_node_group.clone(),
+            generation: t.generation.clone(),
+        }
+    }
+
+    /// Creates a group (idempotently) and records it as part of the target generation.
+    async fn create_group(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        t: &Target,
+        name: &str,
+        settings: &GroupSettings,
+    ) -> Result<(), ApplyError> {
+        self.check_interrupt()?;
+        let now = p.clock().now_ms();
+        let detail = serde_json::json!({ "generation": t.generation, "desired": settings.desired });
+        let id = self.ledger.begin("create_group", &c.address, name, detail, now)?;
+        let req = CreateGroup {
+            name: name.to_string(),
+            ownership: self.ownership(c, t),
+            spec: t.spec.clone(),
+            settings: settings.clone(),
+        };
+        p.create_group(&req).await.map_err(Self::err(c))?;
+        crash_point();
+        self.progress.line(&format!("{}: created group {name}", c.address));
+        self.ledger.settle(id, |s| record_group(s, c, t, name))
+    }
+
+    async fn create(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
+        let t = target(c)?;
+        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
+        let mut want = BTreeMap::new();
+        let observed = if t.groups.iter().any(|g| g.exists) {
+            Some(p.observe(&self.lineage).await.map_err(Self::err(c))?)
+        } else {
+            None
+        };
+        for g in &t.groups {
+            match &observed {
+                // Made by an interrupted run: it may still have a rollout's sizes.
+                Some(o) if g.exists => self.resize(p, c, t, g, o).await?,
+                _ => self.create_group(p, c, t, &g.name, &g.settings).await?,
+            }
+            want.insert(g.name.clone(), g.settings.desired);
+        }
+        self.ledger.update(|s| set_settings(s, c, t))?;
+        self.wait_healthy(p, c, &want, t.settings.rollout.health_timeout_ms).await?;
+        self.ledger.update(|s| finish(s, c, t))?;
+        self.progress.line(&format!("{}: {} healthy", c.address, plural(c.replicas as usize, "node")));
+        Ok(())
+    }
+
+    async fn update(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
+        let t = target(c)?;
+        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        for g in &t.groups {
+            self.resize(p, c, t, g, &observed).await?;
+        }
+        self.ledger.update(|s| finish(s, c, t))?;
+        self.progress.line(&format!("{}: updated in place", c.address));
+        Ok(())
+    }
+
+    /// Gives an existing group its target settings, leaving an unpinned desired capacity
+    /// where the autoscaler put it (clamped to the new size).
+    async fn resize(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        t: &Target,
+        g: &TargetGroup,
+        observed: &Observed,
+    ) -> Result<(), ApplyError> {
+        {
+            self.check_interrupt()?;
+            let mut settings = g.settings.clone();
+            if c.role == Role::Worker && t.settings.desired.is_none() {
+                // The autoscaler owns desired inside min..max: keep it, clamped to the new size.
+                if let Some(og) = observed.groups.iter().find(|o| o.name == g.name) {
+                    settings.desired = og.settings.desired.clamp(settings.min, settings.max);
+                }
+            }
+            let now = p.clock().now_ms();
+            let id = self.ledger.begin(
+                "update_group",
+                &c.address,
+                &g.name,
+                serde_json::to_value(&settings).unwrap_or_default(),
+                now,
+            )?;
+            p.update_group(&g.name, &settings).await.map_err(Self::err(c))?;
+            crash_point();
+            self.ledger.settle(id, |s| set_settings(s, c, t))?;
+        }
+        Ok(())
+    }
+
+    async fn delete_group(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<(), ApplyError> {
+        self.check_interrupt()?;
+        let now = p.clock().now_ms();
+        let id = self.ledger.begin("delete_group", &c.address, name, serde_json::Value::Null, now)?;
+        p.delete_group(name).await.map_err(Self::err(c))?;
+        crash_point();
+        self.progress.line(&format!("{}: deleted group {name}", c.address));
+        self.ledger.settle(id, |s| forget_group(s, c, name))
+    }
+
+    async fn delete(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
+        let mut names: BTreeSet<String> = c.retire.iter().cloned().collect();
+        // Groups the state records but the plan did not see (a crash between observe and now).
+        let snapshot = self.ledger.snapshot();
+        if let Some(ng) = snapshot.node_group(&c.cluster, &c.address) {
+            names.extend(ng.generations.iter().flat_map(|g| g.groups.iter().cloned()));
+        }
+        for name in names {
+            self.delete_group(p, c, &name).await?;
+        }
+        self.ledger.update(|s| {
+            if let Some(cs) = s.clusters.get_mut(&c.cluster) {
+                cs.node_groups.remove(&c.address);
+            }
+        })?;
+        self.progress.line(&format!("{}: deleted", c.address));
+        Ok(())
+    }
+
+    /// Terminates old instances, decrementing their groups (so the cloud does not replace them).
+    async fn remove_old(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        ids: &[String],
+        role: Role,
+    ) -> Result<(), ApplyError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.check_interrupt()?;
+        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for id in ids {
+            if let Some(g) = c
+                .retire
+                .iter()
+                .filter_map(|n| observed.groups.iter().find(|g| &g.name == n))
+                .find(|g| g.instances.iter().any(|i| &i.id == id))
+            {
+                by_group.entry(g.name.clone()).or_default().push(id.clone());
+            }
+            // An instance already gone needs no removal.
+        }
+        for (group, ids) in by_group {
+            if role == Role::ControlPlane {
+                // A control-plane member is its own group: the member goes with its group,
+                // and only while the members left keep a majority healthy (a member may
+                // have died since the plan was made).
+                self.wait_for_quorum(p, c, &group).await?;
+                self.delete_group(p, c, &group).await?;
+                continue;
+            }
+            self.check_interrupt()?;
+            let now = p.clock().now_ms();
+            let jid = self.ledger.begin(
+                "terminate_instances",
+                &c.address,
+                &group,
+                serde_json::json!({ "instances": ids }),
+                now,
+            )?;
+            p.terminate_instances(&group, &ids, true).await.map_err(Self::err(c))?;
+            crash_point();
+            self.ledger.settle(jid, |_| {})?;
+        }
+        Ok(())
+    }
+
+    async fn rollout(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
+        let t = target(c)?;
+        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
+        let timeout = t.settings.rollout.health_timeout_ms;
+        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        // Old groups may shrink to nothing while their instances are removed.
+        if c.role == Role::Worker {
+            for name in &c.retire {
+                if let Some(og) = observed.groups.iter().find(|g| &g.name == name) {
+                    if og.settings.min > 0 {
+                        let mut s = og.settings.clone();
+                        s.min = 0;
+                        let now = p.clock().now_ms();
+                        let id = self.ledger.begin(
+                            "update_group",
+                            &c.address,
+                            name,
+                            serde_json::json!({ "min": 0 }),
+                            now,
+                        )?;
+                        p.update_group(name, &s).await.map_err(Self::err(c))?;
+                        crash_point();
+                        self.ledger.settle(id, |_| {})?;
+                    }
+                }
+            }
+        }
+        let total_waves = c.waves.len();
+        // Control-plane members still to create (a resumed rollout has made some already).
+        let mut members = t.groups.iter().filter(|g| !g.exists);
+        // The new group's desired capacity as the waves raise it.
+        let new_group = &t.groups[0];
+        let mut new_desired = match observed.groups.iter().find(|g| g.name == new_group.name) {
+            Some(g) => g.settings.desired,
+            None => 0,
+        };
+        let budget = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(&c.cluster).cloned();
+        for w in &c.waves {
+            self.check_interrupt()?;
+            // The wave's nodes count against the cluster's budget until the wave is done.
+            let replacing = (w.add as usize).max(w.remove_first.len() + w.remove_after.len()).max(1);
+            let _permit = match &budget {
+                Some((sem, total)) => {
+                    // A wave bigger than the whole budget (the planner keeps them within it)
+                    // takes all of it rather than waiting forever.
+                    let n = replacing.min(*total).min(u32::MAX as usize) as u32;
+                    Some(Arc::clone(sem).acquire_many_owned(n).await.map_err(|_| ApplyError::Interrupted)?)
+                }
+                None => None,
+            };
+            self.progress.line(&format!(
+                "{}: wave {}/{}: +{} -{} (floor {}, ceiling {})",
+                c.address,
+                w.index,
+                total_waves,
+                w.add,
+                w.remove_first.len() + w.remove_after.len(),
+                w.floor,
+                w.ceiling
+            ));
+            self.remove_old(p, c, &w.remove_first, c.role).await?;
+            let mut want = BTreeMap::new();
+            if w.add > 0 {
+                match c.role {
+                    Role::ControlPlane => {
+                        // One new member group per node added.
+                        for _ in 0..w.add {
+                            let Some(g) = members.next() else { break };
+                            self.create_group(p, c, t, &g.name, &g.settings).await?;
+                            want.insert(g.name.clone(), 1);
+                        }
+                    }
+                    Role::Worker => {
+                        new_desired += w.add;
+                        let mut s = new_group.settings.clone();
+                        s.min = 0;
+                        s.max = s.max.max(new_desired);
+                        s.desired = new_desired;
+                        if observed.groups.iter().any(|g| g.name == new_group.name)
+                            || self.exists(p, c, &new_group.name).await?
+                        {
+                            let now = p.clock().now_ms();
+                            let id = self.ledger.begin(
+                                "update_group",
+                                &c.address,
+                                &new_group.name,
+                                serde_json::json!({ "desired": new_desired }),
+                                now,
+                            )?;
+                            p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
+                            crash_point();
+                            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name))?;
+                        } else {
+                            self.create_group(p, c, t, &new_group.name, &s).await?;
+                        }
+                        want.insert(new_group.name.clone(), new_desired);
+                    }
+                }
+                self.wait_healthy(p, c, &want, timeout).await?;
+            }
+            self.remove_old(p, c, &w.remove_after, c.role).await?;
+        }
+        // Control-plane members the waves did not reach (none are expected) are created too.
+        if c.role == Role::ControlPlane {
+            for g in members {
+                self.create_group(p, c, t, &g.name, &g.settings).await?;
+            }
+        }
+        // A node group with no nodes had no wave to create its new group: it is created now,
+        // empty, before the old groups go, so that the node group always has a group.
+        if c.role == Role::Worker && !self.exists(p, c, &new_group.name).await? {
+            let mut s = new_group.settings.clone();
+            s.desired = c.replicas.clamp(s.min, s.max);
+            self.create_group(p, c, t, &new_group.name, &s).await?;
+        }
+        // The old generations are empty now: delete their groups.
+        for name in &c.retire {
+            let still = p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
+            if still {
+                self.delete_group(p, c, name).await?;
+            } else {
+                self.ledger.update(|s| forget_group(s, c, name))?;
+            }
+        }
+        // The new group takes its final sizes.
+        if c.role == Role::Worker {
+            let mut s = new_group.settings.clone();
+            s.desired = c.replicas.clamp(s.min, s.max);
+            let now = p.clock().now_ms();
+            let id = self.ledger.begin(
+                "update_group",
+                &c.address,
+                &new_group.name,
+                serde_json::to_value(&s).unwrap_or_default(),
+                now,
+            )?;
+            p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
+            crash_point();
+            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name))?;
+        }
+        self.ledger.update(|s| finish(s, c, t))?;
+        self.progress.line(&format!("{}: rolled out ({} replaced)", c.address, plural(c.nodes_replaced(), "node")));
+        Ok(())
+    }
+
+    /// Terminates one instance without decrementing its group, so the cloud launches a
+    /// replacement (remediation by `drydock watch`). Journalled like every mutation.
+    pub async fn replace_instance(
+        &self,
+        provider: &str,
+        address: &str,
+        group: &str,
+        id: &str,
+    ) -> Result<(), ApplyError> {
+        let p = self
+            .providers
+            .get(provider)
+            .cloned()
+            .ok_or_else(|| ApplyError::NoProvider { address: address.to_string(), provider: provider.to_string() })?;
+        let now = p.clock().now_ms();
+        let jid = self.ledger.begin(
+            "terminate_instances",
+            address,
+            group,
+            serde_json::json!({ "instances": [id], "replace": true }),
+            now,
+        )?;
+        p.terminate_instances(group, &[id.to_string()], false)
+            .await
+            .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
+        crash_point();
+        self.ledger.settle(jid, |_| {})
+    }
+
+    /// Waits until removing the member `leaving` keeps a majority of the control plane
+    /// healthy; halts after the rollout's health timeout.
+    async fn wait_for_quorum(&self, p: &Arc<dyn Provider>, c: &Change, leaving: &str) -> Result<(), ApplyError> {
+        let Some(t) = &c.target else { return Ok(()) };
+        let members = t.groups.len() as u32;
+        let majority = members / 2 + 1;
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(t.settings.rollout.health_timeout_ms);
+        loop {
+            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let healthy_after: u32 = observed
+                .groups
+                .iter()
+                .filter(|g| g.ownership.cluster == c.owner_cluster && g.ownership.node_group == c.owner_node_group)
+                .filter(|g| g.name != leaving)
+                .map(healthy)
+                .sum();
+            let leaving_healthy = observed.groups.iter().find(|g| g.name == leaving).map_or(0, healthy);
+            // Removing an unhealthy member never costs quorum.
+            if healthy_after >= majority || leaving_healthy == 0 {
+                return Ok(());
+            }
+            self.check_interrupt()?;
+            if clock.now_ms() >= deadline {
+                return Err(ApplyError::Halted {
+                    address: c.address.clone(),
+                    report: format!(
+                        "removing {leaving} would leave {healthy_after} healthy members, fewer than a majority ({majority} of {members}); \
+                         the control plane keeps it until the others are healthy: run `drydock apply` again once they are"
+                    ),
+                });
+            }
+            self.progress.line(&format!("{}: waiting for quorum before removing {leaving}", c.address));
+            clock.sleep(POLL_MS).await;
+        }
+    }
+
+    async fn exists(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<bool, ApplyError> {
+        Ok(p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| g.name == name))
+    }
+
+    /// Waits until each group has at least the wanted number of healthy instances, on the
+    /// provider's clock, for at most `timeout_ms`. Records measured boot times.
+    async fn wait_healthy(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        want: &BTreeMap<String, u32>,
+        timeout_ms: u64,
+    ) -> Result<(), ApplyError> {
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(timeout_ms);
+        loop {
+            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let ready = want
+                .iter()
+                .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| healthy(g) >= *n));
+            if ready {
+                self.record_boot_times(c, &observed, want)?;
+                return Ok(());
+            }
+            self.check_interrupt()?;
+            if clock.now_ms() >= deadline {
+                return Err(ApplyError::Halted {
+                    address: c.address.clone(),
+                    report: halt_report(c, &observed, want, timeout_ms),
+                });
+            }
+            clock.sleep(POLL_MS).await;
+        }
+    }
+
+    fn record_boot_times(
+        &self,
+        c: &Change,
+        observed: &Observed,
+        want: &BTreeMap<String, u32>,
+    ) -> Result<(), ApplyError> {
+        let mut samples: Vec<u64> = observed
+            .groups
+            .iter()
+            .filter(|g| want.contains_key(&g.name))
+            .flat_map(|g| g.instances.iter())
+            .filter_map(|i| i.healthy_at_ms.map(|h| h.saturating_sub(i.launched_at_ms)))
+            .collect();
+        if samples.is_empty() {
+            return Ok(());
+        }
+        samples.sort_unstable();
+        self.ledger.update(|s| {
+            if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
+                ng.boot_times_ms.extend(samples);
+                let excess = ng.boot_times_ms.len().saturating_sub(BOOT_SAMPLES);
+                ng.boot_times_ms.drain(..excess);
+            }
+        })
+    }
+}
+
+fn healthy(g: &ObservedGroup) -> u32 {
+    g.instances.iter().filter(|i| i.state == InstanceState::Running && i.healthy).count() as u32
+}
+
+/// Says which nodes did not become healthy and why, and how to go on.
+fn halt_report(c: &Change, observed: &Observed, want: &BTreeMap<String, u32>, timeout_ms: u64) -> String {
+    let mut lines = vec![format!("new nodes were not healthy after {}", drydock_model::format_duration(timeout_ms))];
+    for (name, n) in want {
+        let Some(g) = observed.groups.iter().find(|g| &g.name == name) else {
+            lines.push(format!("  group {name} does not exist"));
+            continue;
+        };
+        lines.push(format!("  group {name}: {} of {n} healthy", healthy(g)));
+        for i in g.instances.iter().filter(|i| !(i.state == InstanceState::Running && i.healthy)) {
+            let why = match i.state {
+                InstanceState::Pending => "still pending (not booted)",
+                InstanceState::Running => "running but failing its health check",
+                InstanceState::ShuttingDown | InstanceState::Terminated => "terminated",
+            };
+            lines.push(format!("    {} in {}: {why}", i.id, i.zone));
+        }
+    }
+    let old_live: usize = c
+        .retire
+        .iter()
+        .filter_map(|n| observed.groups.iter().find(|g| &g.name == n))
+        .map(|g| {
+            g.instances.iter().filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running)).count()
+        })
+        .sum();
+    if c.action == Action::Rollout {
+        lines.push(format!("  the old generation still runs {} (nothing more was removed)", plural(old_live, "node")));
+        lines.push("  to continue: fix the cause (the image, the health check) and run `drydock apply` again;".into());
+        lines.push("  to roll back: set the previous values in the configuration and run `drydock apply`".into());
+    } else {
+        lines.push("  run `drydock apply` again once the cause is fixed".into());
+    }
+    lines.join("\n")
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The change's target; a change without one (possible only in a saved plan edited by hand)
+/// is refused before any cloud call.
+fn target(c: &Change) -> Result<&Target, ApplyError> {
+    c.target.as_ref().ok_or_else(|| ApplyError::InvalidPlan {
+        address: c.address.clone(),
+        problem: format!("a {:?} change has no target", c.action).to_lowercase(),
+    })
+}
+
+/// The node group's entry in the state, made if missing.
+fn ng_entry<'s>(s: &'s mut State, c: &Change, t: &Target) -> &'s mut NodeGroupState {
+    let cluster = s.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
+        name: c.owner_cluster.clone(),
+        key: None,
+        provider: c.provider.clone(),
+        node_groups: BTreeMap::new(),
+    });
+    cluster.node_groups.entry(c.address.clone()).or_insert_with(|| NodeGroupState {
+        name: c.name.clone(),
+        key: c.key.clone(),
+        role: c.role,
+        generations: vec![],
+        settings: t.settings.clone(),
+        boot_times_ms: vec![],
+        unfinished: false,
+    })
+}
+
+fn record_group(s: &mut State, c: &Change, t: &Target, name: &str) {
+    let ng = ng_entry(s, c, t);
+    let gen = match ng.generations.iter_mut().position(|g| g.id == t.generation) {
+        Some(i) => &mut ng.generations[i],
+        None => {
+            ng.generations.push(GenerationState {
+                id: t.generation.clone(),
+                spec: t.display_spec.clone(),
+                groups: vec![],
+            });
+            let last = ng.generations.len() - 1;
+            &mut ng.generations[last]
+        }
+    };
+    if !gen.groups.iter().any(|g| g == name) {
+        gen.groups.push(name.to_string());
+    }
+}
+
+fn forget_group(s: &mut State, c: &Change, name: &str) {
+    if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
+        for g in &mut ng.generations {
+            g.groups.retain(|n| n != name);
+        }
+        ng.generations.retain(|g| !g.groups.is_empty());
+    }
+}
+
+/// A change is done: the state records the target's settings and exactly the target
+/// generation's groups (a group deleted by a run that crashed before recording it is
+/// forgotten here), and the node group is no longer unfinished.
+fn finish(s: &mut State, c: &Change, t: &Target) {
+    set_settings(s, c, t);
+    let ng = ng_entry(s, c, t);
+    ng.generations.retain(|g| g.id == t.generation);
+    for g in &mut ng.generations {
+        g.groups.retain(|n| t.groups.iter().any(|tg| &tg.name == n));
+    }
+    ng.unfinished = false;
+}
+
+fn set_settings(s: &mut State, c: &Change, t: &Target) {
+    ng_entry(s, c, t).settings = t.settings.clone();
+}

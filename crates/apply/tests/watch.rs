@@ -1,0 +1,396 @@
+//! Watch's decisions, data-driven: a cluster described in a few lines (node groups, their
+//! instances and health settings), the time, and what `decide` returns, rendered one line
+//! per decision. `UPDATE_EXPECT=1 cargo test -p drydock-apply --test watch` refreshes them.
+
+use std::collections::BTreeMap;
+
+use drydock_apply::watch::{decide, Decisions, Input};
+use drydock_model::{Health, HealthCheck, IntOrPercent, NodeSettings, Role, Rollout};
+use drydock_plan::{Action, AttrChange, Change, Drift, Plan};
+use drydock_provider::{GenerationSpec, GroupSettings, Instance, InstanceState, Observed, ObservedGroup, Ownership};
+use drydock_state::{ClusterState, GenerationState, NodeGroupState, State};
+use expect_test::{expect, Expect};
+
+/// One node group: its name, role, `max_unhealthy`, and its instances as `id:STATE` where
+/// STATE is `ok` (running, healthy), `bad` (running, unhealthy) or `pending@T` (launched at T).
+struct Group {
+    name: &'static str,
+    role: Role,
+    max_unhealthy: IntOrPercent,
+    instances: &'static [&'static str],
+}
+
+fn worker(name: &'static str, max_unhealthy: u32, instances: &'static [&'static str]) -> Group {
+    Group { name, role: Role::Worker, max_unhealthy: IntOrPercent::Int(max_unhealthy), instances }
+}
+
+fn settings(max_unhealthy: IntOrPercent) -> NodeSettings {
+    NodeSettings {
+        min: 0,
+        max: 10,
+        desired: None,
+        tags: BTreeMap::new(),
+        subnets: vec![],
+        health: Health {
+            check: HealthCheck::Ec2,
+            grace_period_ms: 0,
+            max_unhealthy,
+            unhealthy_timeout_ms: 60_000,
+            startup_timeout_ms: 600_000,
+        },
+        rollout: Rollout {
+            max_surge: IntOrPercent::Int(1),
+            max_unavailable: IntOrPercent::Int(0),
+            health_timeout_ms: 600_000,
+        },
+    }
+}
+
+fn address(group: &str) -> String {
+    format!("cluster.demo.node_group.{group}")
+}
+
+/// The state and the observed cloud of cluster `demo` (provider `sim`) with these groups:
+/// one autoscaling group per node group (a control plane's members all in one, which is
+/// enough for the decisions), each on its applied generation.
+fn world(groups: &[Group]) -> (State, BTreeMap<String, Observed>) {
+    let mut state = State::new("lineage".into());
+    let mut cluster =
+        ClusterState { name: "demo".into(), key: None, provider: "sim".into(), node_groups: BTreeMap::new() };
+    let mut observed = Observed::default();
+    for g in groups {
+        let asg = format!("l-demo-{}-gen1", g.name);
+        cluster.node_groups.insert(
+            address(g.name),
+            NodeGroupState {
+                name: g.name.into(),
+                key: None,
+                role: g.role,
+                generations: vec![GenerationState {
+                    id: "gen1".into(),
+                    spec: serde_json::json!({}),
+                    groups: vec![asg.clone()],
+                }],
+                settings: settings(g.max_unhealthy),
+                boot_times_ms: vec![],
+                unfinished: false,
+            },
+        );
+        let instances: Vec<Instance> = g
+            .instances
+            .iter()
+            .map(|spec| {
+                let (id, how) = spec.split_once(':').unwrap();
+                let (state, healthy, launched) = match how {
+                    "ok" => (InstanceState::Running, true, 0),
+                    "bad" => (InstanceState::Running, false, 0),
+                    p => (InstanceState::Pending, false, p.strip_prefix("pending@").unwrap().parse().unwrap()),
+                };
+                Instance {
+                    id: id.into(),
+                    zone: "z1".into(),
+                    subnet: "s1".into(),
+                    image: "img".into(),
+                    instance_type: "t".into(),
+                    state,
+                    healthy,
+                    launched_at_ms: launched,
+                    healthy_at_ms: None,
+                }
+            })
+            .collect();
+        observed.groups.push(ObservedGroup {
+            name: asg,
+            ownership: Ownership {
+                lineage: "lineage".into(),
+                cluster: "demo".into(),
+                node_group: g.name.into(),
+                generation: "gen1".into(),
+            },
+            spec: GenerationSpec::default(),
+            spec_partial: false,
+            settings: GroupSettings { desired: instances.len() as u32, max: 10, ..Default::default() },
+            instances,
+            created_at_ms: 0,
+        });
+    }
+    state.clusters.insert("cluster.demo".into(), cluster);
+    (state, BTreeMap::from([("sim".to_string(), observed)]))
+}
+
+fn empty_plan() -> Plan {
+    Plan {
+        format_version: drydock_plan::PLAN_FORMAT_VERSION,
+        drydock_version: "test".into(),
+        lineage: "lineage".into(),
+        state_serial: Some(1),
+        config_digest: String::new(),
+        config_path: ".".into(),
+        destroy: false,
+        changes: vec![],
+        clusters: vec![],
+        drift: vec![],
+    }
+}
+
+fn render(d: &Decisions) -> String {
+    let mut out = String::new();
+    for c in &d.repairs {
+        out += &format!("repair {} {:?}\n", c.address, c.action);
+    }
+    for r in &d.replacements {
+        out += &format!("replace {} {} in {} ({})\n", r.id, r.address, r.group, r.why);
+    }
+    for e in &d.events {
+        out += &format!("{} {}: {} ({})\n", e.kind.as_str(), e.address, e.message, e.why.as_deref().unwrap_or(""));
+    }
+    out += &format!("unhealthy since: {:?}\n", d.unhealthy_since);
+    out
+}
+
+/// Decides one round over `groups` at `now_ms`, with a cluster budget and earlier sightings.
+fn round(groups: &[Group], budget: IntOrPercent, now_ms: u64, since: &[(&str, u64)]) -> Decisions {
+    let (state, observed) = world(groups);
+    let plan = empty_plan();
+    let budgets = BTreeMap::from([("cluster.demo".to_string(), budget)]);
+    let since: BTreeMap<String, u64> = since.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    decide(&Input {
+        plan: &plan,
+        state: &state,
+        observed: &observed,
+        disruption_budgets: &budgets,
+        now_ms,
+        unhealthy_since: &since,
+    })
+}
+
+fn check(groups: &[Group], budget: u32, now_ms: u64, since: &[(&str, u64)], expect: Expect) {
+    expect.assert_eq(&render(&round(groups, IntOrPercent::Int(budget), now_ms, since)));
+}
+
+#[test]
+fn an_unhealthy_instance_is_replaced_only_after_unhealthy_timeout_from_its_first_sighting() {
+    let g = || [worker("workers", 1, &["i-1:ok", "i-2:bad", "i-3:ok"])];
+    // First sighting: recorded, not replaced.
+    check(
+        &g(),
+        5,
+        100_000,
+        &[],
+        expect![[r#"
+        unhealthy since: {"i-2": 100000}
+    "#]],
+    );
+    // 59.999 s later: still waiting.
+    check(
+        &g(),
+        5,
+        159_999,
+        &[("i-2", 100_000)],
+        expect![[r#"
+        unhealthy since: {"i-2": 100000}
+    "#]],
+    );
+    // 60 s after the first sighting (not after this round's start): replaced.
+    check(
+        &g(),
+        5,
+        160_000,
+        &[("i-2", 100_000)],
+        expect![[r#"
+        replace i-2 cluster.demo.node_group.workers in l-demo-workers-gen1 (unhealthy too long)
+        unhealthy since: {"i-2": 100000}
+    "#]],
+    );
+}
+
+#[test]
+fn instances_healthy_again_or_gone_are_forgotten() {
+    let g = [worker("workers", 1, &["i-1:ok", "i-2:ok"])];
+    check(
+        &g,
+        5,
+        500_000,
+        &[("i-2", 100_000), ("i-gone", 1)],
+        expect![[r#"
+        unhealthy since: {}
+    "#]],
+    );
+}
+
+#[test]
+fn the_storm_guard_holds_when_more_than_max_unhealthy_are_unhealthy() {
+    let g = [worker("workers", 1, &["i-1:bad", "i-2:bad", "i-3:ok"])];
+    check(
+        &g,
+        5,
+        100_000,
+        &[("i-1", 0), ("i-2", 0)],
+        expect![[r#"
+        skipped cluster.demo.node_group.workers: storm guard: 2 of 3 nodes unhealthy, more than max_unhealthy (1) (not replacing: a bad image or a lost zone is not fixed by killing more nodes)
+        unhealthy since: {"i-1": 0, "i-2": 0}
+    "#]],
+    );
+    // A percentage rounds down, as in Cluster API: 34% of 2 is 0, so nothing is replaced.
+    let g = [Group {
+        name: "workers",
+        role: Role::Worker,
+        max_unhealthy: IntOrPercent::Percent(34.0),
+        instances: &["i-1:bad", "i-2:ok"],
+    }];
+    check(
+        &g,
+        5,
+        100_000,
+        &[("i-1", 0)],
+        expect![[r#"
+        skipped cluster.demo.node_group.workers: storm guard: 1 of 2 nodes unhealthy, more than max_unhealthy (0) (not replacing: a bad image or a lost zone is not fixed by killing more nodes)
+        unhealthy since: {"i-1": 0}
+    "#]],
+    );
+}
+
+#[test]
+fn a_control_plane_is_remediated_one_member_at_a_time_and_only_with_quorum() {
+    let cp =
+        |instances| Group { name: "control", role: Role::ControlPlane, max_unhealthy: IntOrPercent::Int(5), instances };
+    // Two of five overdue, three healthy (a majority): one member this round.
+    check(
+        &[cp(&["m-1:bad", "m-2:bad", "m-3:ok", "m-4:ok", "m-5:ok"])],
+        5,
+        100_000,
+        &[("m-1", 0), ("m-2", 0)],
+        expect![[r#"
+        replace m-1 cluster.demo.node_group.control in l-demo-control-gen1 (unhealthy too long)
+        unhealthy since: {"m-1": 0, "m-2": 0}
+    "#]],
+    );
+    // Two of three unhealthy: one healthy member is no majority, so nothing is touched.
+    check(
+        &[cp(&["m-1:bad", "m-2:bad", "m-3:ok"])],
+        5,
+        100_000,
+        &[("m-1", 0), ("m-2", 0)],
+        expect![[r#"
+        skipped cluster.demo.node_group.control: quorum: 1 of 3 members healthy, fewer than a majority (2) (not remediating a control plane without quorum automatically)
+        unhealthy since: {"m-1": 0, "m-2": 0}
+    "#]],
+    );
+}
+
+#[test]
+fn the_disruption_budget_counts_booting_nodes_across_the_cluster() {
+    let groups = [
+        worker("a", 3, &["a-1:bad", "a-2:ok", "a-3:ok"]),
+        worker("b", 3, &["b-1:bad", "b-2:ok", "b-3:ok", "b-4:pending@90000"]),
+    ];
+    // Budget 2: b-4 is still booting within its startup window, so one replacement fits.
+    check(
+        &groups,
+        2,
+        100_000,
+        &[("a-1", 0), ("b-1", 0)],
+        expect![[r#"
+        replace a-1 cluster.demo.node_group.a in l-demo-a-gen1 (unhealthy too long)
+        skipped cluster.demo.node_group.b: b-1: the cluster's disruption budget (2 at once) is in use (replaced in a later round)
+        unhealthy since: {"a-1": 0, "b-1": 0}
+    "#]],
+    );
+    // A node pending past startup_timeout is replaced, and does not count as booting.
+    let stuck = [worker("b", 3, &["b-1:ok", "b-2:pending@0"])];
+    check(
+        &stuck,
+        1,
+        700_000,
+        &[],
+        expect![[r#"
+        replace b-2 cluster.demo.node_group.b in l-demo-b-gen1 (pending longer than startup_timeout)
+        unhealthy since: {}
+    "#]],
+    );
+    // A percentage budget is of the cluster's live nodes, rounded down, at least one.
+    let d = round(&groups, IntOrPercent::Percent(10.0), 100_000, &[("a-1", 0), ("b-1", 0)]);
+    assert!(d.replacements.is_empty(), "10% of 7 is 0, and 1 at least is booting already: {d:?}");
+}
+
+#[test]
+fn repairs_restore_only_what_was_applied() {
+    let (state, observed) = world(&[worker("workers", 1, &["i-1:ok"])]);
+    let change = |action, reasons: Vec<AttrChange>| Change {
+        address: address("workers"),
+        cluster: "cluster.demo".into(),
+        provider: "sim".into(),
+        name: "workers".into(),
+        key: None,
+        role: Role::Worker,
+        action,
+        reasons,
+        target: None,
+        retire: vec![],
+        replicas: 1,
+        waves: vec![],
+        eta_ms: 0,
+        depends_on: vec![],
+        owner_cluster: "demo".into(),
+        owner_node_group: "workers".into(),
+    };
+    let reason = |path: &str, forces| AttrChange {
+        path: path.into(),
+        before: Some("1".into()),
+        after: Some("2".into()),
+        forces_replacement: forces,
+        sensitive: false,
+    };
+    let mut plan = empty_plan();
+    plan.drift.push(Drift {
+        address: address("workers"),
+        path: "size.desired".into(),
+        before: Some("1".into()),
+        after: Some("3".into()),
+        sensitive: false,
+        action: "restored by the update".into(),
+    });
+    plan.changes = vec![
+        // Sizes set by hand: the update restores the recorded settings.
+        change(Action::Update, vec![reason("recorded groups", false)]),
+        // A configuration edit nobody applied.
+        change(Action::Update, vec![reason("size.max", false)]),
+        change(Action::Rollout, vec![reason("image", true)]),
+        change(Action::Delete, vec![]),
+    ];
+    let budgets = BTreeMap::new();
+    let since = BTreeMap::new();
+    let d = decide(&Input {
+        plan: &plan,
+        state: &state,
+        observed: &observed,
+        disruption_budgets: &budgets,
+        now_ms: 0,
+        unhealthy_since: &since,
+    });
+    expect![[r#"
+        repair cluster.demo.node_group.workers Update
+        detected cluster.demo.node_group.workers: size.desired = 1 -> 3 (restored by the update)
+        skipped cluster.demo.node_group.workers: update not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
+        skipped cluster.demo.node_group.workers: rollout not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
+        skipped cluster.demo.node_group.workers: delete not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
+        unhealthy since: {}
+    "#]]
+    .assert_eq(&render(&d));
+    // An interrupted rollout to the applied generation is finished.
+    let mut state = state;
+    let ng = state.clusters.get_mut("cluster.demo").unwrap().node_groups.get_mut(&address("workers")).unwrap();
+    ng.unfinished = true;
+    let mut resume = change(Action::Rollout, vec![reason("status", false)]);
+    resume.target = None;
+    plan.changes = vec![resume];
+    let d = decide(&Input {
+        plan: &plan,
+        state: &state,
+        observed: &observed,
+        disruption_budgets: &budgets,
+        now_ms: 0,
+        unhealthy_since: &since,
+    });
+    assert!(d.repairs.is_empty(), "a rollout to a generation other than the applied one is not a repair: {d:?}");
+}
