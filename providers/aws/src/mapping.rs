@@ -68,8 +68,7 @@ pub fn template_name(o: &Ownership) -> String {
 /// one node group's name starts with.
 pub fn template_prefix(o: &Ownership) -> String {
     let digest = sha2::Sha256::digest(format!("{}\0{}\0{}", o.lineage, o.cluster, o.node_group).as_bytes());
-    let hash: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    format!("drydock-{hash}-")
+    format!("drydock-{}-", hex::encode(&digest[..6]))
 }
 
 /// Launch template names take letters, digits and ( ) . - / _ only; runs of anything else
@@ -691,6 +690,8 @@ mod tests {
         assert!(a.starts_with(&template_prefix(&ownership())), "{a}");
         assert!(a.ends_with("-3f2a9c01bd-fleet-eu-workers-eu-west-1a"), "{a}");
         assert_eq!(template_prefix(&ownership()).len(), "drydock-".len() + 13);
+        // Existing templates are found by this prefix: it must never change.
+        assert_eq!(template_prefix(&ownership()), "drydock-60398680b718-");
         assert!(a.len() <= 128 && a.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)), "{a}");
         // The same readable part, another node group: another template.
         let other = Ownership { node_group: "workers[\"eu/west-1a\"]".into(), ..ownership() };

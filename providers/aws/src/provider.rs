@@ -148,6 +148,18 @@ impl AwsProvider {
         request.await.map_err(|e| error::from_sdk(action, e))
     }
 
+    /// One page a paginator returned (it sent one call for it), counted as [`Self::call`] counts
+    /// a call. The SDK's paginators (`into_paginator().send()`) send the `NextToken` on and stop
+    /// on an absent, empty or repeated one, or after an error; they send nothing until the next
+    /// page is asked for, so leaving the loop early sends nothing more.
+    fn page<T, E>(&self, action: &'static str, page: Result<T, SdkError<E>>) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).record(action);
+        page.map_err(|e| error::from_sdk(action, e))
+    }
+
     /// One group by name, `None` if there is none.
     async fn describe_group(&self, c: &Clients, name: &str) -> Result<Option<asg::AutoScalingGroup>, ProviderError> {
         let out = self
@@ -170,25 +182,17 @@ impl AwsProvider {
         let filters: Vec<asg::Filter> =
             tags.iter().map(|(k, v)| asg::Filter::builder().name(format!("tag:{k}")).values(*v).build()).collect();
         let mut out = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .call(
-                    "DescribeAutoScalingGroups",
-                    c.asg
-                        .describe_auto_scaling_groups()
-                        .set_filters(Some(filters.clone()))
-                        .max_records(GROUP_PAGE)
-                        .set_next_token(token.clone())
-                        .send(),
-                )
-                .await?;
+        let mut pages = c
+            .asg
+            .describe_auto_scaling_groups()
+            .set_filters(Some(filters))
+            .max_records(GROUP_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = self.page("DescribeAutoScalingGroups", page)?;
             *calls += 1;
-            out.extend(page.auto_scaling_groups().iter().cloned());
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-                _ => break,
-            }
+            out.extend(page.auto_scaling_groups.unwrap_or_default());
         }
         Ok(out)
     }
@@ -216,58 +220,42 @@ impl AwsProvider {
             return Ok(());
         }
         if missing.len() > SWEEP_FROM {
-            let mut token: Option<String> = None;
-            loop {
-                let page = self
-                    .call(
-                        "DescribeLaunchTemplateVersions",
-                        c.ec2
-                            .describe_launch_template_versions()
-                            .versions("$Latest")
-                            .max_results(VERSION_PAGE)
-                            .set_next_token(token.clone())
-                            .send(),
-                    )
-                    .await?;
+            let mut pages = c
+                .ec2
+                .describe_launch_template_versions()
+                .versions("$Latest")
+                .max_results(VERSION_PAGE)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = self.page("DescribeLaunchTemplateVersions", page)?;
                 *calls += 1;
                 self.remember(page.launch_template_versions(), &mut missing);
-                match page.next_token() {
-                    Some(t) if !t.is_empty() && Some(t) != token.as_deref() && !missing.is_empty() => {
-                        token = Some(t.to_string())
-                    }
-                    _ => break,
+                if missing.is_empty() {
+                    break;
                 }
             }
         }
         for (id, versions) in missing.clone() {
             let versions: Vec<String> = versions.into_iter().collect();
             for chunk in versions.chunks(VERSION_PAGE as usize) {
-                let mut token: Option<String> = None;
-                loop {
-                    let page = self
-                        .call(
-                            "DescribeLaunchTemplateVersions",
-                            c.ec2
-                                .describe_launch_template_versions()
-                                .launch_template_id(&id)
-                                .set_versions(Some(chunk.to_vec()))
-                                .max_results(VERSION_PAGE)
-                                .set_next_token(token.clone())
-                                .send(),
-                        )
-                        .await;
+                let mut pages = c
+                    .ec2
+                    .describe_launch_template_versions()
+                    .launch_template_id(&id)
+                    .set_versions(Some(chunk.to_vec()))
+                    .max_results(VERSION_PAGE)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
                     *calls += 1;
-                    let page = match page {
+                    let page = match self.page("DescribeLaunchTemplateVersions", page) {
                         Ok(p) => p,
                         // Deleted with its last group while that group was being deleted.
                         Err(e) if e.is_not_found() => break,
                         Err(e) => return Err(e),
                     };
                     self.remember(page.launch_template_versions(), &mut missing);
-                    match page.next_token() {
-                        Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-                        _ => break,
-                    }
                 }
             }
         }
@@ -312,19 +300,10 @@ impl AwsProvider {
                 .build(),
         ];
         let mut out = HashMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .call(
-                    "DescribeInstances",
-                    c.ec2
-                        .describe_instances()
-                        .set_filters(Some(filters.clone()))
-                        .max_results(INSTANCE_PAGE)
-                        .set_next_token(token.clone())
-                        .send(),
-                )
-                .await?;
+        let mut pages =
+            c.ec2.describe_instances().set_filters(Some(filters)).max_results(INSTANCE_PAGE).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = self.page("DescribeInstances", page)?;
             *calls += 1;
             for r in page.reservations() {
                 for i in r.instances() {
@@ -332,10 +311,6 @@ impl AwsProvider {
                         out.insert(id.to_string(), i.clone());
                     }
                 }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-                _ => break,
             }
         }
         Ok(out)
@@ -593,27 +568,19 @@ impl AwsProvider {
             .values(format!("{}*", mapping::template_prefix(o)))
             .build()];
         let mut templates: Vec<(String, i64)> = vec![];
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .call(
-                    "DescribeLaunchTemplates",
-                    c.ec2
-                        .describe_launch_templates()
-                        .set_filters(Some(filters.clone()))
-                        .max_results(VERSION_PAGE)
-                        .set_next_token(token.clone())
-                        .send(),
-                )
-                .await?;
+        let mut pages = c
+            .ec2
+            .describe_launch_templates()
+            .set_filters(Some(filters))
+            .max_results(VERSION_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = self.page("DescribeLaunchTemplates", page)?;
             templates.extend(page.launch_templates().iter().filter_map(|t| {
                 let created = t.create_time().map_or(0, |d| d.secs());
                 Some((t.launch_template_id()?.to_string(), created))
             }));
-            match page.next_token() {
-                Some(t) if !t.is_empty() && Some(t) != token.as_deref() => token = Some(t.to_string()),
-                _ => break,
-            }
         }
         // The group's own template, even if its tags were lost.
         if let Some(own) = mapping::template_of(g).filter(|r| !r.id.is_empty()) {
