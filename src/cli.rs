@@ -313,14 +313,3 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::ForceUnlock(args) => state::force_unlock(args, style),
     }
 }
-
-/// The object store under an S3 state backend: the one place that builds an S3 client for
-/// the state (the state crate depends on no SDK).
-fn s3_objects(at: &drydock_state::backend::S3Location) -> std::sync::Arc<dyn drydock_s3::ObjectStore> {
-    std::sync::Arc::new(drydock_s3::S3Store::new(drydock_s3::S3Config {
-        bucket: at.bucket.to_string(),
-        region: at.region.map(str::to_string),
-        profile: at.profile.map(str::to_string),
-        endpoint: at.endpoint.map(str::to_string),
-    }))
-}

@@ -60,6 +60,23 @@ const RULES: &[Rule] = &[
         never: &[SDK, IMPLEMENTATIONS, &["clap", "indicatif", "drydock-apply"]],
     },
     Rule {
+        krate: "drydock-session",
+        may_use: &[
+            "drydock-syntax",
+            "drydock-config",
+            "drydock-model",
+            "drydock-state",
+            "drydock-plan",
+            "drydock-apply",
+            "drydock-provider",
+            "drydock-sim",
+            "drydock-aws",
+            "drydock-s3",
+        ],
+        // Builds providers and backends, but prints nothing: no terminal, no renderer.
+        never: &[TERMINAL, &["miette", "drydock-render"]],
+    },
+    Rule {
         krate: "drydock-provider",
         may_use: &[],
         never: &[TERMINAL, SDK, IMPLEMENTATIONS, &["drydock-model", "miette"]],

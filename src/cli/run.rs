@@ -7,16 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use drydock_provider::{Observed, Provider};
-use sha2::Digest as _;
-
 use super::{report, ExitCode, Style, VarArgs};
 use drydock_apply::{ApplyError, Executor, Ledger, Progress};
-use drydock_config::{self as config, Model, ProviderSettings};
-use drydock_plan::{self as plan, Plan, PlanInput};
+use drydock_config as config;
+use drydock_plan::Plan;
 use drydock_render as render;
-use drydock_state::backend::{self, BackendRecord, Lock, Store};
-use drydock_state::store::new_lineage;
+use drydock_session::saved::{check_saved, is_plan_file, read_plan};
+use drydock_session::{self as session, Providers, Workspace};
+use drydock_state::backend::Lock;
 use drydock_state::State;
 use drydock_syntax::diag::Sources;
 
@@ -60,36 +58,13 @@ pub struct Print {
     pub color: bool,
 }
 
-/// The world of one command: the configuration, its state store and providers.
-pub(super) struct Workspace {
-    pub(super) config_path: PathBuf,
-    pub(super) config_dir: PathBuf,
-    pub(super) model: Model,
-    pub(super) digest: String,
-    pub(super) store: Store,
-    /// Which backend that is, as `.drydock/backend.json` records it; `None` with `--state
-    /// FILE`, an explicit file that is neither checked against the record nor recorded.
-    pub(super) backend: Option<BackendRecord>,
-    pub(super) lease: std::time::Duration,
-    pub(super) lock_timeout: std::time::Duration,
-    pub(super) refresh: bool,
-}
-
-impl Workspace {
-    /// Takes the state lock for `what`, waiting up to `--lock-timeout`; says so when it found
-    /// the lock of a run that died, and records the backend in use.
-    pub(super) fn lock(&self, what: &str) -> Result<Lock, String> {
-        let lock = self.store.lock(what, self.lease, self.lock_timeout).map_err(|e| e.to_string())?;
-        if let Some(note) = lock.note() {
-            eprintln!("{note}");
-        }
-        if let Some(record) = &self.backend {
-            if backend::read_record(&self.config_dir)?.is_none() {
-                backend::write_record(&self.config_dir, record)?;
-            }
-        }
-        Ok(lock)
+/// Takes the state lock of a workspace for `what`, printing what it found of a dead holder.
+pub(super) fn lock(ws: &Workspace, what: &str) -> Result<Lock, String> {
+    let locked = ws.lock(what)?;
+    if let Some(note) = &locked.note {
+        eprintln!("{note}");
     }
+    Ok(locked.lock)
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -97,164 +72,40 @@ pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     1
 }
 
-/// The digest of a configuration's files: names and contents, in name order.
-pub fn config_digest(sources: &Sources) -> String {
-    let mut h = sha2::Sha256::new();
-    for (_, f) in sources.files() {
-        if f.name.starts_with("--var") || f.name.starts_with("DRYDOCK_VAR_") {
-            continue;
-        }
-        h.update(f.name.as_bytes());
-        h.update([0]);
-        h.update(f.text.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
+/// Loads the workspace at `path` with the run's flags; a configuration with errors is
+/// reported (exit 1).
 pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspace, ExitCode> {
     let inputs = args.vars.inputs().map_err(|d| {
         report(&d, &Sources::new(), style);
         1
     })?;
-    let loaded = config::load(path, &inputs);
-    let Some(model) = loaded.model.filter(|_| loaded.diagnostics.is_empty()) else {
-        report(&loaded.diagnostics, &loaded.sources, style);
-        return Err(1);
-    };
-    let config_dir = config_dir(path);
-    let opened = backend::open(model.backend.as_ref(), path, &config_dir, args.state.as_deref(), &super::s3_objects)
-        .and_then(|(store, record)| match args.state {
-            Some(_) => Ok((store, None)),
-            None => backend::check_unmoved(&config_dir, path, &record).map(|()| (store, Some(record))),
-        });
-    let (store, record) = opened.map_err(fail)?;
-    let lease = backend::lease(model.backend.as_ref());
-    Ok(Workspace {
-        config_path: path.to_path_buf(),
-        config_dir,
-        digest: config_digest(&loaded.sources),
-        model,
-        store,
-        backend: record,
-        lease,
+    let options = session::LoadOptions {
+        inputs,
+        state_override: args.state.clone(),
         lock_timeout: args.lock.lock_timeout,
         refresh: args.refresh,
+    };
+    session::load(path, &options).map_err(|e| match e {
+        session::LoadError::Config(loaded) => {
+            report(&loaded.diagnostics, &loaded.sources, style);
+            1
+        }
+        session::LoadError::Backend(e) => fail(e),
     })
-}
-
-/// The providers the model configures, by reference.
-pub(super) fn providers(ws: &Workspace) -> Result<BTreeMap<String, Arc<dyn Provider>>, String> {
-    let mut out: BTreeMap<String, Arc<dyn Provider>> = BTreeMap::new();
-    for p in &ws.model.providers {
-        let provider: Arc<dyn Provider> = match &p.settings {
-            ProviderSettings::Sim(s) => {
-                let mode = drydock_sim::ClockMode::from_env().map_err(|e| e.to_string())?;
-                let config = drydock_sim::SimConfig {
-                    boot_time_ms: s.boot_time_ms,
-                    detection_delay_ms: s.detection_delay_ms,
-                    failure_rate: s.failure_rate,
-                    bad_images: s.bad_images.clone(),
-                    seed: s.seed,
-                    ..Default::default()
-                };
-                Arc::new(drydock_sim::SimProvider::new(sim_world(&ws.config_dir), config, mode))
-            }
-            // Builds no SDK client here: that waits for the first call, so commands that do
-            // not use AWS never pay for it.
-            ProviderSettings::Aws(s) => Arc::new(drydock_aws::AwsProvider::new(drydock_aws::AwsConfig {
-                region: s.region.clone(),
-                profile: s.profile.clone(),
-                endpoint: s.endpoint.clone(),
-            })),
-        };
-        out.insert(p.reference(), provider);
-    }
-    Ok(out)
-}
-
-/// The directory of a configuration (a directory itself, or a file's directory; `.` for a
-/// file named without one): where its state, `.drydock/` and backend record live.
-pub fn config_dir(path: &Path) -> PathBuf {
-    let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().map_or(PathBuf::new(), Path::to_path_buf) };
-    if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    }
-}
-
-/// The simulated cloud's world file for a configuration directory.
-pub fn sim_world(config_dir: &Path) -> PathBuf {
-    config_dir.join(".drydock").join("sim-world.json")
-}
-
-fn boot_estimates(model: &Model) -> BTreeMap<String, u64> {
-    model
-        .providers
-        .iter()
-        .map(|p| {
-            let ms = match &p.settings {
-                ProviderSettings::Sim(s) => s.boot_time_ms + plan_poll_slack(),
-                ProviderSettings::Aws(_) => 40_000,
-            };
-            (p.reference(), ms)
-        })
-        .collect()
-}
-
-/// Health is polled once a second, so a wave takes up to a second longer than the boot.
-fn plan_poll_slack() -> u64 {
-    drydock_apply::POLL_MS
-}
-
-pub(super) async fn observe_all(
-    providers: &BTreeMap<String, Arc<dyn Provider>>,
-    lineage: &str,
-) -> Result<BTreeMap<String, Observed>, String> {
-    let mut out = BTreeMap::new();
-    for (name, p) in providers {
-        let o = p.observe(lineage).await.map_err(|e| format!("provider `{name}`: {e}"))?;
-        out.insert(name.clone(), o);
-    }
-    Ok(out)
 }
 
 pub(super) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime")
 }
 
-/// Providers by reference.
-pub(super) type Providers = BTreeMap<String, Arc<dyn Provider>>;
-
+/// Plans the workspace on `rt`.
 pub(super) fn make_plan(
     ws: &Workspace,
     state: Option<&State>,
     destroy: bool,
     rt: &tokio::runtime::Runtime,
 ) -> Result<(Plan, Providers), String> {
-    let providers = providers(ws)?;
-    let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
-    let observed = match (ws.refresh, state) {
-        (false, Some(s)) => plan::observed_from_state(s),
-        (false, None) => BTreeMap::new(),
-        (true, _) => rt.block_on(observe_all(&providers, &lineage))?,
-    };
-    let input = PlanInput {
-        model: &ws.model,
-        state,
-        lineage: &lineage,
-        observed: &observed,
-        boot_estimate_ms: &boot_estimates(&ws.model),
-        config_digest: ws.digest.clone(),
-        config_path: ws.config_path.display().to_string(),
-        destroy,
-        now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
-    };
-    let plan = plan::plan(&input).map_err(|errs| {
-        errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
-    })?;
-    Ok((plan, providers))
+    rt.block_on(session::make_plan(ws, state, destroy))
 }
 
 /// Plans and prints the plan. stdout gets the rendering alone, byte for byte what `show`
@@ -319,27 +170,6 @@ pub fn show_cmd(planfile: &Path, print: Print) -> ExitCode {
         }
         Err(e) => fail(e),
     }
-}
-
-fn read_plan(path: &Path) -> Result<Plan, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {}", path.display(), config::io_msg(&e)))?;
-    let plan: Plan =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))?;
-    if plan.format_version != plan::PLAN_FORMAT_VERSION {
-        return Err(format!(
-            "{} has plan format {}, this drydock reads {}",
-            path.display(),
-            plan.format_version,
-            plan::PLAN_FORMAT_VERSION
-        ));
-    }
-    Ok(plan)
-}
-
-/// Whether a path names a saved plan rather than a configuration.
-fn is_plan_file(path: &Path) -> bool {
-    path.is_file() && path.extension().is_none_or(|e| e != "kcl")
 }
 
 /// Progress as plain lines: for pipes, files and CI logs.
@@ -435,7 +265,7 @@ pub fn apply_cmd(
         Ok(ws) => ws,
         Err(code) => return code,
     };
-    let _lock = match ws.lock(what) {
+    let _lock = match lock(&ws, what) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
@@ -466,7 +296,7 @@ pub fn apply_cmd(
             if let Err(e) = check_saved(p, &ws, state.as_ref()) {
                 return fail(e);
             }
-            match providers(&ws) {
+            match session::providers(&ws.model, &ws.config_dir) {
                 Ok(pr) => (p.clone(), pr),
                 Err(e) => return fail(e),
             }
@@ -587,8 +417,7 @@ pub fn apply_cmd(
     0
 }
 
-/// Evaluates the outputs with what exists now (group names, instance ids), records them
-/// in the state and returns them for printing (sensitive ones masked).
+/// Records the outputs after an apply (see `session::outputs`).
 fn record_outputs(
     path: &Path,
     args: &RunArgs,
@@ -597,81 +426,6 @@ fn record_outputs(
     lineage: &str,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Vec<(String, String)>, String> {
-    use drydock_config::value::Value;
-    let state = ledger.snapshot();
-    let observed = rt.block_on(observe_all(providers, lineage))?;
-    let mut computed = BTreeMap::new();
-    for cs in state.clusters.values() {
-        for (address, ng) in &cs.node_groups {
-            let names: Vec<String> = ng.current().map(|g| g.groups.clone()).unwrap_or_default();
-            let ids: Vec<Value> = observed
-                .values()
-                .flat_map(|o| o.groups.iter())
-                .filter(|g| names.contains(&g.name))
-                .flat_map(|g| g.instances.iter().filter(|i| i.is_live()))
-                .map(|i| Value::String(i.id.clone()))
-                .collect();
-            let names = Value::List(names.into_iter().map(Value::String).collect());
-            computed.insert(
-                address.clone(),
-                BTreeMap::from([("group_names".to_string(), names), ("instance_ids".to_string(), Value::List(ids))]),
-            );
-        }
-    }
-    let mut inputs =
-        args.vars.inputs().map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
-    inputs.computed = computed;
-    let loaded = config::load(path, &inputs);
-    let model = loaded.model.ok_or_else(|| "the configuration no longer evaluates".to_string())?;
-    let outputs: BTreeMap<String, drydock_state::OutputState> = model
-        .outputs
-        .iter()
-        .map(|o| {
-            // A sensitive output is kept as a digest: the state file is not where secrets live.
-            let value = if o.sensitive {
-                let digest: String = sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]))
-            } else {
-                o.value.to_json()
-            };
-            (o.name.clone(), drydock_state::OutputState { value, sensitive: o.sensitive })
-        })
-        .collect();
-    // Unchanged outputs are not written: a no-op apply leaves the serial (and saved plans) alone.
-    if state.outputs != outputs {
-        ledger.update(|s| s.outputs = outputs).map_err(|e| e.to_string())?;
-    }
-    Ok(model
-        .outputs
-        .iter()
-        .map(|o| (o.name.clone(), if o.sensitive { "(sensitive)".to_string() } else { o.value.to_string() }))
-        .collect())
-}
-
-/// A saved plan applies only to the state and configuration it was made from.
-fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result<(), String> {
-    match (state, plan.state_serial) {
-        (Some(_), None) => return Err("the saved plan was made before a state existed, and now one does; make a new plan".into()),
-        (Some(s), _) if s.lineage != plan.lineage => {
-            return Err(format!(
-                "the saved plan is for a different state: its lineage is {}, the state's is {}; make a new plan",
-                plan.lineage, s.lineage
-            ))
-        }
-        (Some(s), Some(serial)) if s.serial != serial => {
-            return Err(format!(
-                "the saved plan is stale: it was made against state serial {serial}, the state is now at serial {}; make a new plan",
-                s.serial
-            ))
-        }
-        (None, Some(_)) => return Err("the saved plan was made against a state that no longer exists; make a new plan".into()),
-        _ => {}
-    }
-    if plan.config_digest != ws.digest {
-        return Err("the configuration changed since the plan was made; make a new plan".into());
-    }
-    Ok(())
+    let inputs = args.vars.inputs().map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
+    rt.block_on(session::outputs::record_outputs(path, &inputs, ledger, providers, lineage))
 }

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::run::sim_world;
 use super::ExitCode;
+use drydock_session::sim_world;
 
 fn world(path: &Path) -> PathBuf {
-    sim_world(&super::run::config_dir(path))
+    sim_world(&drydock_session::config_dir(path))
 }
 
 pub fn status(path: &Path, json: bool) -> ExitCode {

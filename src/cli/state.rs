@@ -42,7 +42,7 @@ impl StateArgs {
     /// configuration's `backend` block (the configuration is evaluated for it); else, with no
     /// configuration there at all, the default local file.
     fn locate(&self, config_path: &Path, style: Style) -> Result<Located, ExitCode> {
-        let config_dir = super::run::config_dir(config_path);
+        let config_dir = drydock_session::config_dir(config_path);
         let has_config = config_path.is_file()
             || std::fs::read_dir(config_path)
                 .map(|d| d.flatten().any(|e| e.path().extension().is_some_and(|x| x == "kcl")))
@@ -65,12 +65,11 @@ impl StateArgs {
         };
         let backend = model.as_ref().and_then(|m| m.backend.as_ref());
         let (store, record) =
-            backend::open(backend, config_path, &config_dir, self.state.as_deref(), &super::s3_objects).map_err(
-                |e| {
+            backend::open(backend, config_path, &config_dir, self.state.as_deref(), &drydock_session::s3_objects)
+                .map_err(|e| {
                     report(&[Diagnostic::global("state::backend", e)], &Sources::new(), style);
                     1
-                },
-            )?;
+                })?;
         let lease = backend::lease(backend);
         Ok(Located { store, record, lease, config_dir })
     }
@@ -285,7 +284,7 @@ fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Du
         print_stdout(&format!("The state is already in {}; nothing to migrate.\n", at.record.describe()));
         return Ok(());
     }
-    let from = from_record.open(&at.config_dir, &super::s3_objects);
+    let from = from_record.open(&at.config_dir, &drydock_session::s3_objects);
     let to = &at.store;
     let _from_lock = from.lock("state migrate", at.lease, timeout).map_err(|e| state_error(&from, e))?;
     let _to_lock = to.lock("state migrate", at.lease, timeout).map_err(|e| state_error(to, e))?;

@@ -16,9 +16,10 @@ use std::sync::Arc;
 
 use drydock_provider::Clock;
 
-use super::run::{load, make_plan, observe_all, runtime, Lines, RunArgs};
+use super::run::{load, make_plan, runtime, Lines, RunArgs};
 use super::{ExitCode, Style};
 use drydock_apply::{watch, Executor, Ledger, Progress};
+use drydock_session::observe_all;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WatchArgs {
@@ -108,7 +109,7 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
             notify.notify_waiters();
         });
     }
-    let dir = super::run::config_dir(&args.path);
+    let dir = drydock_session::config_dir(&args.path);
     let log_path = args.log.clone().unwrap_or_else(|| dir.join(".drydock").join("watch.log"));
     if let Some(parent) = log_path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -221,7 +222,7 @@ fn round(
         return;
     }
     // Act under the lock; an apply in progress wins and the repair waits for the next round.
-    let _lock = match ws.lock("watch") {
+    let _lock = match super::run::lock(&ws, "watch") {
         Ok(l) => l,
         Err(e) => {
             events.emit("skipped", "", "the state is locked; trying again next round", Some(&e.to_string()));

@@ -1,0 +1,56 @@
+//! Saved plans: reading one (`plan --out`), and the rule that it applies only to the state
+//! and configuration it was made from.
+
+use std::path::Path;
+
+use drydock_plan::{Plan, PLAN_FORMAT_VERSION};
+use drydock_state::State;
+
+use crate::Workspace;
+
+/// Whether a path names a saved plan rather than a configuration.
+pub fn is_plan_file(path: &Path) -> bool {
+    path.is_file() && path.extension().is_none_or(|e| e != "kcl")
+}
+
+/// Reads a saved plan, refusing another format version.
+pub fn read_plan(path: &Path) -> Result<Plan, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {}", path.display(), drydock_config::io_msg(&e)))?;
+    let plan: Plan =
+        serde_json::from_str(&text).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))?;
+    if plan.format_version != PLAN_FORMAT_VERSION {
+        return Err(format!(
+            "{} has plan format {}, this drydock reads {}",
+            path.display(),
+            plan.format_version,
+            PLAN_FORMAT_VERSION
+        ));
+    }
+    Ok(plan)
+}
+
+/// A saved plan applies only to the state and configuration it was made from.
+pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result<(), String> {
+    match (state, plan.state_serial) {
+        (Some(_), None) => return Err("the saved plan was made before a state existed, and now one does; make a new plan".into()),
+        (Some(s), _) if s.lineage != plan.lineage => {
+            return Err(format!(
+                "the saved plan is for a different state: its lineage is {}, the state's is {}; make a new plan",
+                plan.lineage, s.lineage
+            ))
+        }
+        (Some(s), Some(serial)) if s.serial != serial => {
+            return Err(format!(
+                "the saved plan is stale: it was made against state serial {serial}, the state is now at serial {}; make a new plan",
+                s.serial
+            ))
+        }
+        (None, Some(_)) => return Err("the saved plan was made against a state that no longer exists; make a new plan".into()),
+        _ => {}
+    }
+    if plan.config_digest != ws.digest {
+        return Err("the configuration changed since the plan was made; make a new plan".into());
+    }
+    Ok(())
+}
