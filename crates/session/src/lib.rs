@@ -29,10 +29,6 @@ use sha2::Digest as _;
 /// Providers by reference (`sim`, `aws.west`).
 pub type Providers = BTreeMap<String, Arc<dyn Provider>>;
 
-/// How long an AWS node takes to become healthy when nothing was measured yet: an EC2 launch
-/// and boot, before a node group has its own measured boot times in the state.
-const AWS_BOOT_ESTIMATE_MS: u64 = 40_000;
-
 /// The world of one command: the configuration, its state store and how to lock it.
 pub struct Workspace {
     pub config_path: PathBuf,
@@ -192,19 +188,10 @@ pub fn providers(model: &Model, config_dir: &Path) -> Result<Providers, String> 
 }
 
 /// Per provider reference, how long a node takes to become healthy when nothing was
-/// measured, plus the executor's health poll (a wave takes up to one poll longer).
-fn boot_estimates(model: &Model) -> BTreeMap<String, u64> {
-    model
-        .providers
-        .iter()
-        .map(|p| {
-            let boot = match &p.settings {
-                ProviderSettings::Sim(s) => s.boot_time_ms,
-                ProviderSettings::Aws(_) => AWS_BOOT_ESTIMATE_MS,
-            };
-            (p.reference(), boot + drydock_apply::POLL_MS)
-        })
-        .collect()
+/// measured (the provider's estimate), plus the executor's health poll (a wave takes up to
+/// one poll longer).
+fn boot_estimates(providers: &Providers) -> BTreeMap<String, u64> {
+    providers.iter().map(|(name, p)| (name.clone(), p.boot_estimate_ms() + drydock_apply::POLL_MS)).collect()
 }
 
 /// Observes every provider: what it holds of `lineage`.
@@ -232,7 +219,7 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         state,
         lineage: &lineage,
         observed: &observed,
-        boot_estimate_ms: &boot_estimates(&ws.model),
+        boot_estimate_ms: &boot_estimates(&providers),
         config_digest: ws.digest.clone(),
         config_path: ws.config_path.display().to_string(),
         destroy,

@@ -57,6 +57,10 @@ pub trait Provider: Send + Sync {
     /// The clock this provider's world runs on; the executor waits on it.
     fn clock(&self) -> Arc<dyn Clock>;
 
+    /// How long a new node typically takes from launch to healthy, for plan ETAs before a
+    /// node group has measured boot times of its own.
+    fn boot_estimate_ms(&self) -> u64;
+
     /// Everything carrying this lineage, in as few calls as the cloud allows.
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError>;
 

@@ -658,6 +658,12 @@ impl Provider for AwsProvider {
         Arc::new(SystemClock)
     }
 
+    /// An EC2 launch and OS boot until the instance passes its status checks: about 40 s for
+    /// current instance types and AMIs (node groups measure their own after the first rollout).
+    fn boot_estimate_ms(&self) -> u64 {
+        40_000
+    }
+
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError> {
         let asked = self.ticks.fetch_add(1, Ordering::SeqCst);
         let mut last = self.observing.lock().await;

@@ -7,8 +7,9 @@
 //! processes may use one world at once (`drydock apply`, `drydock watch`, `drydock sim status`),
 //! so every operation creates missing parent directories, takes an exclusive lock on the sibling
 //! file `<world>.lock`, reads the world, advances it to now, applies the operation, writes the
-//! world atomically (`<world>.tmp`, fsync, rename) and unlocks. A world that does not parse is
-//! an error ([`SimError::Corrupt`]), never a panic; delete the file to start afresh.
+//! world atomically (a temporary file beside it, fsync, rename, directory fsync) and unlocks. A
+//! world that does not parse is an error ([`SimError::Corrupt`]), never a panic; delete the file
+//! to start afresh.
 //!
 //! The file is compact JSON holding a format version, the clock mode, the current time, the
 //! [`SimConfig`] of the provider that last operated on it, the random state, the zones that are

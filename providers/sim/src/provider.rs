@@ -80,6 +80,11 @@ impl Provider for SimProvider {
         self.clock.clone()
     }
 
+    /// Exactly the configured boot time: the sim boots every node in it.
+    fn boot_estimate_ms(&self) -> u64 {
+        self.settings.config.boot_time_ms
+    }
+
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError> {
         let lineage = lineage.to_string();
         self.run("observe", move |w| Ok(w.observe(&lineage))).await

@@ -3,13 +3,14 @@
 //!
 //! The lock is an exclusive `File::lock` on a sibling `<world>.lock` file rather than on the
 //! world file itself, because the world file is replaced by a rename on every write and a lock on
-//! a replaced file protects nothing. Writes go to `<world>.tmp` in the same directory, are
-//! fsynced and renamed over the world, so a reader (locked or not) sees the old world or the new
+//! a replaced file protects nothing. Writes use [`drydock_fsutil::write_atomically`]: a fresh
+//! temporary file in the same directory (`<world>.<pid>.<n>.tmp`), fsynced and renamed over the
+//! world, then the directory fsynced, so a reader (locked or not) sees the old world or the new
 //! one, never half of one, and a crash mid-write leaves the old world intact.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use drydock_provider::SystemClock;
@@ -116,23 +117,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<World, SimError> {
     }
 }
 
+/// Replaces the world file; it holds nothing secret, so its mode is what `File::create` would
+/// give.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    let tmp = sibling(path, ".tmp");
-    let write = || -> io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(|e| SimError::io("write", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| SimError::io("replace", path, e))?;
-    // The rename is durable only once the directory is; where directories cannot be opened
-    // (not on unix) the rename alone must do.
-    #[cfg(unix)]
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| SimError::io("sync directory", dir, e))?;
-    }
-    Ok(())
+    drydock_fsutil::write_atomically(path, bytes, 0o666).map_err(|e| SimError::io(e.step.action(), e.path, e.source))
 }
 
 /// `<path><suffix>`, next to `path`.

@@ -642,6 +642,11 @@ fn concurrent_users_never_corrupt_the_world() {
         let live = group.instances.iter().filter(|i| i.state != InstanceState::ShuttingDown).count();
         assert_eq!(live, 1, "{}", group.name);
     }
-    assert!(!Path::new(&format!("{}.tmp", path.display())).exists());
+    let temps: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(temps.is_empty(), "no temporary file is left behind: {temps:?}");
     assert!(Path::new(&format!("{}.lock", path.display())).exists());
 }
