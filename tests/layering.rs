@@ -27,6 +27,8 @@ struct Rule {
 const RULES: &[Rule] = &[
     Rule { krate: "drydock-model", may_use: &[], never: &[TERMINAL, SDK, IMPLEMENTATIONS, &["tokio", "miette"]] },
     Rule { krate: "drydock-syntax", may_use: &[], never: &[TERMINAL, SDK, IMPLEMENTATIONS, &["tokio", "miette"]] },
+    // File-system helpers (atomic replacement) under the state and the simulated cloud: a leaf.
+    Rule { krate: "drydock-fsutil", may_use: &[], never: &[TERMINAL, SDK, IMPLEMENTATIONS] },
     Rule {
         krate: "drydock-config",
         may_use: &["drydock-syntax", "drydock-model"],
@@ -39,7 +41,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         krate: "drydock-state",
-        may_use: &["drydock-model", "drydock-backend"],
+        may_use: &["drydock-model", "drydock-backend", "drydock-fsutil"],
         never: &[TERMINAL, SDK, IMPLEMENTATIONS, &["miette", "drydock-syntax", "drydock-config", "drydock-plan"]],
     },
     Rule {
@@ -83,7 +85,7 @@ const RULES: &[Rule] = &[
     },
     Rule {
         krate: "drydock-sim",
-        may_use: &["drydock-provider"],
+        may_use: &["drydock-provider", "drydock-fsutil"],
         never: &[TERMINAL, SDK, &["drydock-aws", "drydock-s3"]],
     },
     Rule { krate: "drydock-aws", may_use: &["drydock-provider"], never: &[TERMINAL, &["drydock-sim", "drydock-s3"]] },

@@ -103,14 +103,18 @@ pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
     0
 }
 
-/// Writes beside the file and renames over it, so an interrupted fmt never leaves half a file.
+/// Writes beside the file and renames over it, so an interrupted fmt never leaves half a
+/// file; the file keeps its permissions (they are the user's, not a secret's, so restoring
+/// bits the umask took off at creation is right here).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.drydock-fmt.tmp"));
-    std::fs::write(&tmp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    use std::os::unix::fs::PermissionsExt as _;
+    let old = std::fs::metadata(path).ok().map(|m| m.permissions());
+    let mode = old.as_ref().map_or(0o666, |p| p.mode() & 0o7777);
+    drydock_fsutil::write_atomically(path, text.as_bytes(), mode)?;
+    if let Some(p) = old {
+        if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o7777 != mode) {
+            std::fs::set_permissions(path, p)?;
+        }
     }
-    std::fs::rename(&tmp, path)
+    Ok(())
 }

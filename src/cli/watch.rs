@@ -154,9 +154,9 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
 /// Best effort: a lost record only makes the next watch wait the full timeout again.
 fn save_unhealthy_since(path: &Path, since: &BTreeMap<String, u64>) {
     let Ok(bytes) = serde_json::to_vec(since) else { return };
-    let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-    if std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).is_ok() && std::fs::write(&tmp, bytes).is_ok() {
-        let _ = std::fs::rename(&tmp, path);
+    if std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).is_ok() {
+        // Ignored on purpose (see above): watch goes on either way.
+        drop(drydock_fsutil::write_atomically(path, &bytes, 0o666));
     }
 }
 

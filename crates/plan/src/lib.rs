@@ -304,6 +304,19 @@ fn group_settings(
     }
 }
 
+/// Whether a group's observed settings differ from the target's in anything drydock sets:
+/// sizes (desired only when pinned), subnets, health check and grace period, and the tags it
+/// sets (tags others added are theirs).
+fn settings_differ(want: &GroupSettings, have: &GroupSettings, desired_pinned: bool) -> bool {
+    want.min != have.min
+        || want.max != have.max
+        || (desired_pinned && want.desired != have.desired)
+        || want.subnets != have.subnets
+        || want.health_check != have.health_check
+        || want.grace_period_ms != have.grace_period_ms
+        || want.tags.iter().any(|(k, v)| have.tags.get(k) != Some(v))
+}
+
 fn live(g: &ObservedGroup) -> impl Iterator<Item = &drydock_provider::Instance> {
     g.instances.iter().filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running))
 }
@@ -630,16 +643,36 @@ fn plan_node_group(
         let before_settings = state_ng.map(|n| &n.settings);
         change.reasons = settings_changes(before_settings, s, ng);
         let missing = target.groups.iter().filter(|g| !g.exists).count();
-        let desired_drift = target_actual.is_some_and(|a| {
+        // Any group whose settings differ from the target's (changed by hand, or by a change
+        // of the cluster's tags, which the node group's own settings do not show) is updated.
+        let settings_drift = target_actual.is_some_and(|a| {
             a.groups.iter().any(|g| {
                 let want = target.groups.iter().find(|t| t.name == g.name).map(|t| &t.settings);
-                want.is_some_and(|w| {
-                    w.min != g.settings.min
-                        || w.max != g.settings.max
-                        || (s.desired.is_some() && w.desired != g.settings.desired)
-                })
+                want.is_some_and(|w| settings_differ(w, &g.settings, s.desired.is_some()))
             })
         });
+        // Tags the target sets that a group lacks or holds with another value, and that are
+        // not drift from what the state records (drift is listed as drift): a change of the
+        // cluster's tags.
+        if let Some(a) = target_actual {
+            let applied_tags = state_ng.map(|n| &n.settings.tags);
+            let mut seen: BTreeSet<String> = change.reasons.iter().map(|r| r.path.clone()).collect();
+            for g in &a.groups {
+                let Some(want) = target.groups.iter().find(|t| t.name == g.name) else { continue };
+                for (k, v) in &want.settings.tags {
+                    let drifted = applied_tags.is_some_and(|t| t.get(k) == Some(v));
+                    if g.settings.tags.get(k) != Some(v) && !drifted && seen.insert(format!("tags.{k}")) {
+                        change.reasons.push(AttrChange {
+                            path: format!("tags.{k}"),
+                            before: g.settings.tags.get(k).cloned(),
+                            after: Some(v.clone()),
+                            forces_replacement: false,
+                            sensitive: false,
+                        });
+                    }
+                }
+            }
+        }
         if missing > 0 || state_ng.is_some_and(|n| n.unfinished) {
             // Missing groups come back; an interrupted create or rollout is finished (its
             // nodes are waited on until healthy).
@@ -676,7 +709,7 @@ fn plan_node_group(
                 sensitive: false,
             });
         }
-        if change.reasons.is_empty() && !desired_drift {
+        if change.reasons.is_empty() && !settings_drift {
             return Ok(None);
         }
         change.action = Action::Update;
@@ -708,10 +741,12 @@ fn plan_node_group(
         // One member at a time, never below the full count: quorum is kept.
         Role::ControlPlane => (1, 0),
         // A wave replaces no more nodes than the cluster's disruption budget allows.
-        Role::Worker => (
-            s.rollout.max_surge.resolve(replicas, true).min(budget),
-            s.rollout.max_unavailable.resolve(replicas, false).min(budget),
-        ),
+        // The budget caps the two together (a wave replaces up to surge + unavailable nodes),
+        // surge first, so that a tight budget keeps capacity rather than dropping it.
+        Role::Worker => {
+            let surge = s.rollout.max_surge.resolve(replicas, true).min(budget);
+            (surge, s.rollout.max_unavailable.resolve(replicas, false).min(budget - surge))
+        }
     };
     let input_w = RolloutInput {
         replicas,
@@ -735,10 +770,16 @@ fn plan_node_group(
 
 /// The cloud as the state describes it, for `plan --refresh=false`: every recorded group
 /// with the applied settings and healthy placeholder instances (their ids are not known).
-pub fn observed_from_state(state: &State) -> BTreeMap<String, Observed> {
+///
+/// The state does not record a cluster's tags: the groups are taken to carry the tags the
+/// model gives the cluster now, so without a refresh a change of those tags is not seen (as
+/// no drift is).
+pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Observed> {
     let mut out: BTreeMap<String, Observed> = BTreeMap::new();
     for (caddr, cs) in &state.clusters {
         let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
+        let cluster_tags = model.clusters.iter().find(|c| &c.address == caddr).map(|c| &c.tags);
+        let cluster_tags = model.clusters.iter().find(|c| &c.address == caddr).map(|c| &c.tags);
         for (addr, ng) in &cs.node_groups {
             let owner_ng = addr.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
             let s = &ng.settings;
@@ -779,7 +820,11 @@ pub fn observed_from_state(state: &State) -> BTreeMap<String, Observed> {
                             max: if member { 1 } else { s.max },
                             desired,
                             subnets,
-                            tags: s.tags.clone(),
+                            tags: {
+                                let mut tags = cluster_tags.cloned().unwrap_or_default();
+                                tags.extend(s.tags.clone());
+                                tags
+                            },
                             health_check: match s.health.check {
                                 HealthCheck::Ec2 => PHealth::Ec2,
                                 HealthCheck::Elb => PHealth::Elb,

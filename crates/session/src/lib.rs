@@ -210,7 +210,7 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
     let providers = providers(&ws.model, &ws.config_dir)?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
     let observed = match (ws.refresh, state) {
-        (false, Some(s)) => drydock_plan::observed_from_state(s),
+        (false, Some(s)) => drydock_plan::observed_from_state(s, &ws.model),
         (false, None) => BTreeMap::new(),
         (true, _) => observe_all(&providers, &lineage).await?,
     };

@@ -183,14 +183,12 @@ pub fn read_record(config_dir: &Path) -> Result<Option<BackendRecord>, String> {
 
 pub fn write_record(config_dir: &Path, record: &BackendRecord) -> Result<(), String> {
     let path = record_path(config_dir);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        // One temporary file per process: runs started together all write the same record.
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(record).unwrap_or_default())?;
-        std::fs::rename(&tmp, &path)
-    };
-    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Runs started together may all write the same record: each writes a temporary file of
+    // its own and renames it over the record, so the record is always one whole write.
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    drydock_fsutil::write_atomically(&path, &bytes, 0o666).map_err(|e| e.to_string())
 }
 
 /// Refuses to work with a backend other than the one the directory used last (the state is
@@ -330,5 +328,31 @@ impl Store {
             Store::Local(s) => Some(s.backup_path()),
             Store::Remote(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_record_is_replaced_whole_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_record(dir.path()).unwrap(), None);
+        let first = BackendRecord::Local { path: "drydock.state.json".into() };
+        write_record(dir.path(), &first).unwrap();
+        assert_eq!(read_record(dir.path()).unwrap(), Some(first));
+        let second = BackendRecord::S3 {
+            bucket: "b".into(),
+            key: "k".into(),
+            region: Some("eu-west-1".into()),
+            endpoint: None,
+            profile: None,
+        };
+        write_record(dir.path(), &second).unwrap();
+        assert_eq!(read_record(dir.path()).unwrap(), Some(second));
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join(".drydock")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["backend.json"]);
     }
 }

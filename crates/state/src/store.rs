@@ -9,7 +9,8 @@
 //!   byte-identical and the file diffs well.
 //! - `PATH.backup`: the file as it was before the last write, to recover by hand from a bad
 //!   apply.
-//! - `PATH.tmp`: exists only while a write is in progress (or after a crash during one).
+//! - `PATH.<pid>.<n>.tmp`: a temporary file, which exists only while a write is in progress
+//!   (or after a crash during one); its name is unique per process and write.
 //! - `PATH.lock`: the lock file. It holds a [`LockInfo`] as JSON while someone holds the
 //!   lock, and is empty otherwise.
 //!
@@ -18,19 +19,18 @@
 //! the whole new one, never half of one. The steps, and why each is there:
 //! 1. The old file, if any, is copied to `PATH.backup` with the same atomic steps as below,
 //!    so the backup is never half a file either; the state file itself is not touched yet.
-//! 2. The new bytes go to `PATH.tmp`, created fresh (a stale one from a crash is removed
-//!    first) with mode 0600 from the start: the state holds provider settings and output
-//!    values that may be secrets, and a chmod after creation would leave a window in which
-//!    the file is readable by others.
-//! 3. `fsync` of the temporary file, so that its contents are on disk before its name is:
-//!    without it a crash after the rename can leave an empty or partial file under `PATH`
-//!    on file systems that order metadata before data.
-//! 4. `rename` of the temporary file over `PATH`. On one file system a rename is atomic:
-//!    readers see the old file or the new one, whichever the crash leaves.
-//! 5. `fsync` of the directory, which makes the rename itself durable; until then a crash
-//!    may bring back the old file (which is still a whole state).
+//! 2. The new state replaces `PATH` with [`drydock_fsutil::write_atomically`]: the bytes go to
+//!    a temporary file beside it, created fresh (never an existing file, never through a
+//!    symbolic link) with mode 0600 from the start, because the state holds provider settings
+//!    and output values that may be secrets, and a chmod after creation would leave a window
+//!    in which the file is readable by others; the temporary file is fsynced (its contents
+//!    are on disk before its name is), renamed over `PATH` (atomic on one file system:
+//!    readers see the old file or the new one, whichever a crash leaves), and the directory is
+//!    fsynced (which makes the rename durable; until then a crash may bring back the old
+//!    file, which is still a whole state).
 //!
-//! A temporary file left by a crash is never read; the next write replaces it.
+//! A temporary file left by a crash is never read (nor removed by later writes, which use
+//! names of their own).
 //!
 //! # Locking
 //! [`LocalStore::lock`] takes an exclusive OS file lock (`File::try_lock`) on `PATH.lock`,
@@ -334,10 +334,6 @@ impl LocalStore {
         sibling(&self.path, ".lock")
     }
 
-    fn temp_path(&self) -> PathBuf {
-        sibling(&self.path, ".tmp")
-    }
-
     /// The state, or `None` when there is no state file yet.
     pub fn read(&self) -> Result<Option<State>, StateError> {
         let bytes = match fs::read(&self.path) {
@@ -383,11 +379,11 @@ impl LocalStore {
     fn write_bytes(&self, state: &State) -> Result<(), StateError> {
         let bytes = crate::format::encode(state)?;
         match fs::read(&self.path) {
-            Ok(old) => write_atomically(&self.backup_path(), &sibling(&self.backup_path(), ".tmp"), &old)?,
+            Ok(old) => write_private(&self.backup_path(), &old)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StateError::io("read", &self.path, e)),
         }
-        write_atomically(&self.path, &self.temp_path(), &bytes)
+        write_private(&self.path, &bytes)
     }
 
     /// Takes the state lock for `operation` (`plan`, `apply`) with a lease of `lease`. When
@@ -660,48 +656,10 @@ fn same_file(file: &File, path: &Path) -> Result<bool, StateError> {
     }
 }
 
-/// Writes `bytes` to `temp`, then renames it over `path`; see the module docs for why each
-/// step is there.
-fn write_atomically(path: &Path, temp: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    write_temp(temp, bytes)?;
-    fs::rename(temp, path).map_err(|e| StateError::io("replace", path, e))?;
-    sync_dir(path)
-}
-
-/// Steps 2 and 3: a fresh temporary file, mode 0600 from its creation, synced to disk.
-fn write_temp(temp: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    match fs::remove_file(temp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StateError::io("remove stale", temp, e)),
-    }
-    let mut options = OpenOptions::new();
-    // `create_new`: a file that already existed would keep its own mode.
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let write = || -> io::Result<()> {
-        let mut file = options.open(temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    };
-    write().map_err(|e| StateError::io("write", temp, e))
-}
-
-/// Step 5: makes a rename in `path`'s directory durable. Where directories cannot be opened
-/// (not on Unix) the rename alone must do.
-fn sync_dir(path: &Path) -> Result<(), StateError> {
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StateError::io("sync directory", dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
+/// Replaces `path` with `bytes` atomically, the file created with mode 0600 (see the module
+/// docs): the state and its backup.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    drydock_fsutil::write_atomically(path, bytes, 0o600).map_err(|e| StateError::io(e.step.action(), &e.path, e.source))
 }
 
 /// `<path><suffix>`, next to `path`.
@@ -819,6 +777,16 @@ mod tests {
         (dir, store)
     }
 
+    /// The temporary files beside the state file.
+    fn temp_files(store: &LocalStore) -> Vec<PathBuf> {
+        let dir = store.path().parent().unwrap();
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+            .collect()
+    }
+
     #[test]
     fn no_file_reads_as_none() {
         let (_dir, store) = store();
@@ -840,7 +808,7 @@ mod tests {
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(text.starts_with("{\n  \"format_version\": 1,\n"), "pretty-printed: {text}");
         assert!(text.ends_with("}\n"), "a trailing newline");
-        assert!(!store.temp_path().exists(), "no temporary file is left behind");
+        assert_eq!(temp_files(&store), Vec::<PathBuf>::new(), "no temporary file is left behind");
     }
 
     #[test]
@@ -875,11 +843,11 @@ mod tests {
     fn files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let (_dir, store) = store();
-        // A stale temporary file with a loose mode must not lend it to the state.
-        fs::write(store.temp_path(), "stale").unwrap();
-        fs::set_permissions(store.temp_path(), fs::Permissions::from_mode(0o644)).unwrap();
         let mut state = sample();
         store.write(&mut state).unwrap();
+        // A state file with a loose mode (made by hand) must not lend it to the next state:
+        // that is written to a new file, created with mode 0600.
+        fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
         store.write(&mut state).unwrap();
         for path in [store.path().to_path_buf(), store.backup_path()] {
             let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -940,14 +908,15 @@ mod tests {
         let mut state = sample();
         store.write(&mut state).unwrap();
         let before = fs::read(store.path()).unwrap();
-        // The crash: the new file is half written to the temporary file and never renamed.
-        write_temp(&store.temp_path(), b"{\n  \"format_version\": 1,\n  \"lin").unwrap();
+        // The crash: the new file is half written to a temporary file and never renamed.
+        let leftover = sibling(store.path(), ".4242.0.tmp");
+        fs::write(&leftover, b"{\n  \"format_version\": 1,\n  \"lin").unwrap();
         assert_eq!(fs::read(store.path()).unwrap(), before);
         assert_eq!(store.read().unwrap(), Some(state.clone()));
-        // The next run writes over the leftover.
+        // The next run writes beside the leftover, which is never read.
         store.write(&mut state).unwrap();
         assert_eq!(store.read().unwrap().unwrap().serial, 2);
-        assert!(!store.temp_path().exists());
+        assert_eq!(temp_files(&store), [leftover]);
     }
 
     #[test]
