@@ -19,29 +19,119 @@ pub struct Reported;
 
 pub type EvalResult = Result<Value, Reported>;
 
-pub const FUNCTIONS: &[&str] = &[
-    "base64encode",
-    "concat",
-    "contains",
-    "file",
-    "format",
-    "join",
-    "keys",
-    "length",
-    "lookup",
-    "lower",
-    "max",
-    "merge",
-    "min",
-    "replace",
-    "sha256",
-    "split",
-    "tonumber",
-    "tostring",
-    "trim",
-    "upper",
-    "values",
+/// A function: how many arguments it takes, and its usage as `docs/language.md` writes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Signature {
+    pub name: &'static str,
+    pub min: usize,
+    pub max: usize,
+    pub usage: &'static str,
+}
+
+const fn sig(name: &'static str, min: usize, max: usize, usage: &'static str) -> Signature {
+    Signature { name, min, max, usage }
+}
+
+const MANY: usize = usize::MAX;
+
+/// Every function, by name. The usages are checked against the function table of
+/// `docs/language.md` by a test.
+pub const FUNCTIONS: &[Signature] = &[
+    sig("base64encode", 1, 1, "base64encode(string)"),
+    sig("concat", 1, MANY, "concat(list, …)"),
+    sig("contains", 2, 2, "contains(list, value)"),
+    sig("file", 1, 1, "file(path)"),
+    sig("format", 1, MANY, "format(spec, values…)"),
+    sig("join", 2, 2, "join(separator, list)"),
+    sig("keys", 1, 1, "keys(map)"),
+    sig("length", 1, 1, "length(value)"),
+    sig("lookup", 2, 3, "lookup(map, key, default?)"),
+    sig("lower", 1, 1, "lower(string)"),
+    sig("max", 1, MANY, "max(numbers…)"),
+    sig("merge", 1, MANY, "merge(map, …)"),
+    sig("min", 1, MANY, "min(numbers…)"),
+    sig("replace", 3, 3, "replace(string, search, replacement)"),
+    sig("sha256", 1, 1, "sha256(string)"),
+    sig("split", 2, 2, "split(separator, string)"),
+    sig("tonumber", 1, 1, "tonumber(value)"),
+    sig("tostring", 1, 1, "tostring(value)"),
+    sig("trim", 1, 2, "trim(string, characters?)"),
+    sig("upper", 1, 1, "upper(string)"),
+    sig("values", 1, 1, "values(map)"),
 ];
+
+/// What a diagnostic shows in place of a sensitive value.
+pub const SENSITIVE: &str = "(sensitive value)";
+
+/// A value on its way into a diagnostic, with whether it derives from a sensitive value.
+/// Diagnostics show evaluated values only through this type, so that none of them can spell
+/// out a secret: a sensitive value is described by its type alone ("a sensitive string") and
+/// written as `(sensitive value)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    pub value: &'a Value,
+    pub sensitive: bool,
+}
+
+impl<'a> Shown<'a> {
+    pub fn new(value: &'a Value, sensitive: bool) -> Shown<'a> {
+        Shown { value, sensitive }
+    }
+
+    /// "the string "x"", "the number 3", "a list"; "a sensitive string".
+    pub fn describe(self) -> String {
+        let v = self.value;
+        if self.sensitive {
+            return match v {
+                Value::Unknown => "a value known only after apply".into(),
+                Value::Null => "a sensitive value".into(),
+                _ => format!("a sensitive {}", v.type_name()),
+            };
+        }
+        match v {
+            Value::Null => "null".into(),
+            Value::Bool(b) => format!("the bool {b}"),
+            Value::Number(_) | Value::Duration(_) | Value::Percent(_) | Value::Range(..) => {
+                format!("the {} {v}", v.type_name())
+            }
+            Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
+            Value::String(_) => "a string".into(),
+            Value::List(_) => "a list".into(),
+            Value::Object(_) => "an object".into(),
+            Value::Unknown => "a value known only after apply".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Shown<'_> {
+    /// The value as written in .kcl (`"x"`, `3`, `[1, 2]`), or `(sensitive value)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.value {
+            _ if self.sensitive => f.write_str(SENSITIVE),
+            Value::String(s) => write!(f, "{s:?}"),
+            v => write!(f, "{v}"),
+        }
+    }
+}
+
+/// A string quoted (`"x"`), or `(sensitive value)`: for keys and strings taken out of a value.
+pub fn quoted(text: &str, sensitive: bool) -> String {
+    redact(sensitive, format_args!("{text:?}"))
+}
+
+/// `text`, or `(sensitive value)` when it derives from a sensitive value: for messages that
+/// show text computed from a value (a path, a format verb) rather than the value itself.
+pub fn redact(sensitive: bool, text: impl std::fmt::Display) -> String {
+    if sensitive {
+        SENSITIVE.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Variables bound by enclosing `for` expressions, innermost last, with whether the
+/// collection they come from is sensitive.
+type Bound = Vec<(String, Value, bool)>;
 
 /// What names mean where an expression is evaluated.
 #[derive(Default)]
@@ -51,6 +141,8 @@ pub struct Scope<'a> {
     pub clusters: Option<&'a BTreeMap<String, Value>>,
     /// `each.key` / `each.value` inside a block with `for_each`.
     pub each: Option<(Value, Value)>,
+    /// Whether the `for_each` collection `each` comes from is sensitive.
+    pub each_sensitive: bool,
     /// Why `var`/`local`/`cluster` are unavailable here, for the error message.
     pub restriction: Option<&'static str>,
 }
@@ -61,7 +153,11 @@ pub struct Evaluator<'s> {
     /// Names of sensitive variables and locals.
     pub sensitive_vars: BTreeMap<String, bool>,
     pub sensitive_locals: RefCell<BTreeMap<String, bool>>,
+    /// Clusters whose value (`cluster.NAME`) holds something derived from a sensitive value.
+    pub sensitive_clusters: RefCell<std::collections::BTreeSet<String>>,
     touched_sensitive: Cell<bool>,
+    /// Set while evaluating a sensitive variable's own value: everything in it is sensitive.
+    sensitive_context: Cell<bool>,
     /// `var.x` / `local.x` / `cluster.x` whose evaluation failed: using them adds no error.
     pub failed: RefCell<std::collections::BTreeSet<String>>,
     files: RefCell<BTreeMap<PathBuf, Result<String, String>>>,
@@ -74,7 +170,9 @@ impl<'s> Evaluator<'s> {
             diags: RefCell::new(vec![]),
             sensitive_vars: BTreeMap::new(),
             sensitive_locals: RefCell::new(BTreeMap::new()),
+            sensitive_clusters: RefCell::new(Default::default()),
             touched_sensitive: Cell::new(false),
+            sensitive_context: Cell::new(false),
             failed: RefCell::new(Default::default()),
             files: RefCell::new(BTreeMap::new()),
         }
@@ -85,21 +183,40 @@ impl<'s> Evaluator<'s> {
         Reported
     }
 
+    /// Runs `f` and says whether anything sensitive went into what it evaluated.
+    fn marking<T>(&self, f: impl FnOnce() -> T) -> (T, bool) {
+        let before = self.touched_sensitive.replace(false);
+        let out = f();
+        let touched = self.touched_sensitive.get() || self.sensitive_context.get();
+        self.touched_sensitive.set(before || touched);
+        (out, touched)
+    }
+
     /// Evaluates `e` and says whether anything sensitive went into it.
     pub fn eval_marked(&self, e: &Expr, scope: &Scope) -> (EvalResult, bool) {
-        let before = self.touched_sensitive.replace(false);
-        let v = self.eval(e, scope, &mut Vec::new());
-        let touched = self.touched_sensitive.get();
-        self.touched_sensitive.set(before || touched);
-        (v, touched)
+        self.marking(|| self.eval(e, scope, &mut Vec::new()))
     }
 
     pub fn eval_top(&self, e: &Expr, scope: &Scope) -> EvalResult {
         self.eval(e, scope, &mut Vec::new())
     }
 
-    /// `bound` holds the variables of enclosing `for` expressions, innermost last.
-    fn eval(&self, e: &Expr, scope: &Scope, bound: &mut Vec<(String, Value)>) -> EvalResult {
+    /// Evaluates the value of a sensitive variable: every value in it, literals included, is
+    /// sensitive, so no error about it shows any of them.
+    pub fn eval_sensitive(&self, e: &Expr, scope: &Scope) -> EvalResult {
+        let before = self.sensitive_context.replace(true);
+        let v = self.eval(e, scope, &mut Vec::new());
+        self.sensitive_context.set(before);
+        v
+    }
+
+    /// A sub-expression's value and whether it is sensitive, for errors that show it.
+    fn eval_m(&self, e: &Expr, scope: &Scope, bound: &mut Bound) -> Result<(Value, bool), Reported> {
+        let (v, sensitive) = self.marking(|| self.eval(e, scope, bound));
+        v.map(|v| (v, sensitive))
+    }
+
+    fn eval(&self, e: &Expr, scope: &Scope, bound: &mut Bound) -> EvalResult {
         match &e.kind {
             ExprKind::Null => Ok(Value::Null),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
@@ -125,16 +242,21 @@ impl<'s> Evaluator<'s> {
             }
             ExprKind::Object(items) => {
                 let mut out = BTreeMap::new();
-                let mut first: BTreeMap<String, Span> = BTreeMap::new();
+                // Each key's first place, and whether that key was sensitive.
+                let mut first: BTreeMap<String, (Span, bool)> = BTreeMap::new();
                 let mut failed = false;
                 for item in items {
-                    let (key, key_span) = match &item.key {
-                        ObjectKey::Ident(i) => (i.name.clone(), i.span),
-                        ObjectKey::Expr(k) => match self.eval(k, scope, bound) {
-                            Ok(v) => match v.to_template_string() {
-                                Some(s) => (s, k.span),
+                    let (key, key_span, sensitive) = match &item.key {
+                        ObjectKey::Ident(i) => (i.name.clone(), i.span, false),
+                        ObjectKey::Expr(k) => match self.eval_m(k, scope, bound) {
+                            Ok((v, sensitive)) => match v.to_template_string() {
+                                Some(s) => (s, k.span, sensitive),
                                 None => {
-                                    self.error(type_error(k.span, "an object key must be a string", &v));
+                                    self.error(type_error(
+                                        k.span,
+                                        "an object key must be a string",
+                                        Shown::new(&v, sensitive),
+                                    ));
                                     failed = true;
                                     continue;
                                 }
@@ -145,16 +267,17 @@ impl<'s> Evaluator<'s> {
                             }
                         },
                     };
-                    if let Some(prev) = first.get(&key) {
+                    if let Some((prev, prev_sensitive)) = first.get(&key) {
+                        let shown = redact(sensitive || *prev_sensitive, format_args!("`{key}`"));
                         self.error(
-                            Diagnostic::new("kcl::duplicate_key", key_span, format!("duplicate key `{key}`"))
+                            Diagnostic::new("kcl::duplicate_key", key_span, format!("duplicate key {shown}"))
                                 .label("set again here")
                                 .with_secondary(*prev, "first set here"),
                         );
                         failed = true;
                         continue;
                     }
-                    first.insert(key.clone(), key_span);
+                    first.insert(key.clone(), (key_span, sensitive));
                     match self.eval(&item.value, scope, bound) {
                         Ok(v) => {
                             out.insert(key, v);
@@ -171,33 +294,39 @@ impl<'s> Evaluator<'s> {
             ExprKind::Variable(name) => self.variable(name, scope, bound),
             ExprKind::GetAttr(base, name) => self.get_attr(base, name, scope, bound),
             ExprKind::Index(base, idx) => {
-                let b = self.eval(base, scope, bound)?;
-                let i = self.eval(idx, scope, bound)?;
+                let b = self.eval_m(base, scope, bound)?;
+                let i = self.eval_m(idx, scope, bound)?;
                 self.index(b, i, idx.span)
             }
             ExprKind::Call(name, args) => self.call(name, args, e.span, scope, bound),
             ExprKind::Unary(op, x) => {
-                let v = self.eval(x, scope, bound)?;
+                let (v, sensitive) = self.eval_m(x, scope, bound)?;
                 match (op, v) {
                     (_, Value::Unknown) => Ok(Value::Unknown),
                     (UnaryOp::Neg, Value::Number(n)) => Ok(Value::Number(-n)),
                     (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
-                    (UnaryOp::Neg, v) => Err(self.error(type_error(x.span, "`-` needs a number", &v))),
-                    (UnaryOp::Not, v) => Err(self.error(type_error(x.span, "`!` needs a bool", &v))),
+                    (UnaryOp::Neg, v) => {
+                        Err(self.error(type_error(x.span, "`-` needs a number", Shown::new(&v, sensitive))))
+                    }
+                    (UnaryOp::Not, v) => {
+                        Err(self.error(type_error(x.span, "`!` needs a bool", Shown::new(&v, sensitive))))
+                    }
                 }
             }
             ExprKind::Binary(op, a, b) => self.binary(*op, a, b, scope, bound),
-            ExprKind::Conditional(c, a, b) => match self.eval(c, scope, bound)? {
-                Value::Bool(true) => self.eval(a, scope, bound),
-                Value::Bool(false) => self.eval(b, scope, bound),
-                Value::Unknown => Ok(Value::Unknown),
-                v => Err(self.error(type_error(c.span, "a condition must be a bool", &v))),
+            ExprKind::Conditional(c, a, b) => match self.eval_m(c, scope, bound)? {
+                (Value::Bool(true), _) => self.eval(a, scope, bound),
+                (Value::Bool(false), _) => self.eval(b, scope, bound),
+                (Value::Unknown, _) => Ok(Value::Unknown),
+                (v, sensitive) => {
+                    Err(self.error(type_error(c.span, "a condition must be a bool", Shown::new(&v, sensitive))))
+                }
             },
             ExprKind::For(f) => self.for_expr(f, e.span, scope, bound),
         }
     }
 
-    fn template(&self, parts: &[TemplatePart], scope: &Scope, bound: &mut Vec<(String, Value)>) -> EvalResult {
+    fn template(&self, parts: &[TemplatePart], scope: &Scope, bound: &mut Bound) -> EvalResult {
         if let [TemplatePart::Lit(s)] = parts {
             return Ok(Value::String(s.clone()));
         }
@@ -207,13 +336,13 @@ impl<'s> Evaluator<'s> {
         for p in parts {
             match p {
                 TemplatePart::Lit(s) => out.push_str(s),
-                TemplatePart::Interp(x) => match self.eval(x, scope, bound) {
-                    Ok(Value::Unknown) => unknown = true,
-                    Ok(v) => match v.to_template_string() {
+                TemplatePart::Interp(x) => match self.eval_m(x, scope, bound) {
+                    Ok((Value::Unknown, _)) => unknown = true,
+                    Ok((v, sensitive)) => match v.to_template_string() {
                         Some(s) => out.push_str(&s),
                         None => {
                             self.error(
-                                type_error(x.span, "this value cannot be put in a string", &v)
+                                type_error(x.span, "this value cannot be put in a string", Shown::new(&v, sensitive))
                                     .help("use join() for a list, or pick one element"),
                             );
                             failed = true;
@@ -232,22 +361,35 @@ impl<'s> Evaluator<'s> {
         }
     }
 
-    fn variable(&self, name: &Ident, scope: &Scope, bound: &[(String, Value)]) -> EvalResult {
-        if let Some((_, v)) = bound.iter().rev().find(|(n, _)| *n == name.name) {
+    fn variable(&self, name: &Ident, scope: &Scope, bound: &Bound) -> EvalResult {
+        if let Some((_, v, sensitive)) = bound.iter().rev().find(|(n, _, _)| *n == name.name) {
+            if *sensitive {
+                self.touched_sensitive.set(true);
+            }
             return Ok(v.clone());
         }
-        let namespace = |m: Option<&BTreeMap<String, Value>>| -> EvalResult {
+        // `var`, `local` and `cluster` on their own are objects of everything they hold: one
+        // that holds a sensitive value is sensitive, like `var.NAME` is.
+        let namespace = |m: Option<&BTreeMap<String, Value>>, sensitive: &dyn Fn(&str) -> bool| -> EvalResult {
             match m {
-                Some(m) => Ok(Value::Object(m.clone())),
+                Some(m) => {
+                    if m.keys().any(|k| sensitive(k)) {
+                        self.touched_sensitive.set(true);
+                    }
+                    Ok(Value::Object(m.clone()))
+                }
                 None => Err(self.unavailable(name, scope)),
             }
         };
         match name.name.as_str() {
-            "var" => namespace(scope.vars),
-            "local" => namespace(scope.locals),
-            "cluster" => namespace(scope.clusters),
+            "var" => namespace(scope.vars, &|k| self.sensitive_vars.get(k).copied().unwrap_or(false)),
+            "local" => namespace(scope.locals, &|k| self.sensitive_locals.borrow().get(k).copied().unwrap_or(false)),
+            "cluster" => namespace(scope.clusters, &|k| self.sensitive_clusters.borrow().contains(k)),
             "each" => match &scope.each {
                 Some((k, v)) => {
+                    if scope.each_sensitive {
+                        self.touched_sensitive.set(true);
+                    }
                     Ok(Value::Object(BTreeMap::from([("key".into(), k.clone()), ("value".into(), v.clone())])))
                 }
                 None => Err(self.error(
@@ -261,7 +403,7 @@ impl<'s> Evaluator<'s> {
             },
             _ => {
                 let mut candidates: Vec<&str> = vec!["var", "local", "cluster", "each"];
-                candidates.extend(bound.iter().map(|(n, _)| n.as_str()));
+                candidates.extend(bound.iter().map(|(n, _, _)| n.as_str()));
                 Err(self.error(
                     Diagnostic::new("kcl::undefined_reference", name.span, format!("unknown name `{}`", name.name))
                         .label("not defined")
@@ -280,10 +422,10 @@ impl<'s> Evaluator<'s> {
         )
     }
 
-    fn get_attr(&self, base: &Expr, name: &Ident, scope: &Scope, bound: &mut Vec<(String, Value)>) -> EvalResult {
+    fn get_attr(&self, base: &Expr, name: &Ident, scope: &Scope, bound: &mut Bound) -> EvalResult {
         // `var.x`, `local.x` and `cluster.x` get errors that name what is missing.
         if let ExprKind::Variable(root) = &base.kind {
-            if !bound.iter().any(|(n, _)| *n == root.name) {
+            if !bound.iter().any(|(n, _, _)| *n == root.name) {
                 let (map, what) = match root.name.as_str() {
                     "var" => (scope.vars, "variable"),
                     "local" => (scope.locals, "local value"),
@@ -304,7 +446,7 @@ impl<'s> Evaluator<'s> {
                                 "local value" => {
                                     self.sensitive_locals.borrow().get(&name.name).copied().unwrap_or(false)
                                 }
-                                _ => false,
+                                _ => self.sensitive_clusters.borrow().contains(&name.name),
                             };
                             if sensitive {
                                 self.touched_sensitive.set(true);
@@ -325,13 +467,14 @@ impl<'s> Evaluator<'s> {
                 }
             }
         }
-        let v = self.eval(base, scope, bound)?;
+        let (v, sensitive) = self.eval_m(base, scope, bound)?;
         match v {
             Value::Unknown => Ok(Value::Unknown),
             Value::Object(mut m) => match m.remove(&name.name) {
                 Some(v) => Ok(v),
                 None => {
-                    let keys: Vec<String> = m.keys().cloned().collect();
+                    // The keys of a sensitive object are sensitive too: no suggestion from them.
+                    let keys: Vec<String> = if sensitive { vec![] } else { m.keys().cloned().collect() };
                     Err(self.error(
                         Diagnostic::new(
                             "kcl::undefined_reference",
@@ -343,67 +486,85 @@ impl<'s> Evaluator<'s> {
                     ))
                 }
             },
-            v => Err(self.error(type_error(base.span, "only objects have attributes", &v))),
+            v => Err(self.error(type_error(base.span, "only objects have attributes", Shown::new(&v, sensitive)))),
         }
     }
 
-    fn index(&self, base: Value, idx: Value, span: Span) -> EvalResult {
+    fn index(&self, (base, base_s): (Value, bool), (idx, idx_s): (Value, bool), span: Span) -> EvalResult {
         match (base, idx) {
             (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
             (Value::List(items), i @ Value::Number(_)) => match i.as_int() {
                 Some(n) if n >= 0 && (n as usize) < items.len() => Ok(items[n as usize].clone()),
-                _ => Err(self.error(Diagnostic::new("kcl::index", span, format!("index {i} is out of range")).label(
-                    match items.len() {
+                _ => {
+                    let label = match items.len() {
+                        // The length of a sensitive list is sensitive too.
+                        _ if base_s => "the list is sensitive".to_string(),
                         1 => "the list has 1 element".to_string(),
                         n => format!("the list has {n} elements"),
-                    },
-                ))),
+                    };
+                    Err(self.error(
+                        Diagnostic::new("kcl::index", span, format!("index {} is out of range", Shown::new(&i, idx_s)))
+                            .label(label),
+                    ))
+                }
             },
             (Value::Object(mut m), Value::String(k)) => match m.remove(&k) {
                 Some(v) => Ok(v),
                 None => {
-                    let keys: Vec<String> = m.keys().cloned().collect();
+                    let keys: Vec<String> = if base_s || idx_s { vec![] } else { m.keys().cloned().collect() };
+                    let shown = quoted(&k, idx_s);
                     Err(self.error(
-                        Diagnostic::new("kcl::index", span, format!("no key {k:?}"))
+                        Diagnostic::new("kcl::index", span, format!("no key {shown}"))
                             .label("not a key of this map")
                             .suggest(&k, keys.iter().map(String::as_str)),
                     ))
                 }
             },
-            (Value::List(_), v) => Err(self.error(type_error(span, "a list index must be a number", &v))),
-            (Value::Object(_), v) => Err(self.error(type_error(span, "a map key must be a string", &v))),
-            (b, _) => Err(self.error(type_error(span, "only lists and maps can be indexed", &b))),
+            (Value::List(_), v) => {
+                Err(self.error(type_error(span, "a list index must be a number", Shown::new(&v, idx_s))))
+            }
+            (Value::Object(_), v) => {
+                Err(self.error(type_error(span, "a map key must be a string", Shown::new(&v, idx_s))))
+            }
+            (b, _) => Err(self.error(type_error(span, "only lists and maps can be indexed", Shown::new(&b, base_s)))),
         }
     }
 
-    fn binary(&self, op: BinaryOp, a: &Expr, b: &Expr, scope: &Scope, bound: &mut Vec<(String, Value)>) -> EvalResult {
+    fn binary(&self, op: BinaryOp, a: &Expr, b: &Expr, scope: &Scope, bound: &mut Bound) -> EvalResult {
         // `&&` and `||` do not evaluate their right side when the left decides.
         if matches!(op, BinaryOp::And | BinaryOp::Or) {
-            let l = self.eval(a, scope, bound)?;
+            let (l, l_s) = self.eval_m(a, scope, bound)?;
+            let needs = format!("`{}` needs bools", op.symbol());
             return match (op, l) {
                 (_, Value::Unknown) => Ok(Value::Unknown),
                 (BinaryOp::And, Value::Bool(false)) => Ok(Value::Bool(false)),
                 (BinaryOp::Or, Value::Bool(true)) => Ok(Value::Bool(true)),
-                (_, Value::Bool(_)) => match self.eval(b, scope, bound)? {
-                    v @ (Value::Bool(_) | Value::Unknown) => Ok(v),
-                    v => Err(self.error(type_error(b.span, &format!("`{}` needs bools", op.symbol()), &v))),
+                (_, Value::Bool(_)) => match self.eval_m(b, scope, bound)? {
+                    (v @ (Value::Bool(_) | Value::Unknown), _) => Ok(v),
+                    (v, r_s) => Err(self.error(type_error(b.span, &needs, Shown::new(&v, r_s)))),
                 },
-                (_, v) => Err(self.error(type_error(a.span, &format!("`{}` needs bools", op.symbol()), &v))),
+                (_, v) => Err(self.error(type_error(a.span, &needs, Shown::new(&v, l_s)))),
             };
         }
-        let l = self.eval(a, scope, bound);
-        let r = self.eval(b, scope, bound);
-        let (l, r) = (l?, r?);
+        let l = self.eval_m(a, scope, bound);
+        let r = self.eval_m(b, scope, bound);
+        let ((l, l_s), (r, r_s)) = (l?, r?);
         if matches!(l, Value::Unknown) || matches!(r, Value::Unknown) {
             return Ok(Value::Unknown);
         }
         let span = a.span.to(b.span);
-        let num = |v: &Value, s: Span| -> Result<f64, Reported> {
+        let num = |v: &Value, sensitive: bool, s: Span| -> Result<f64, Reported> {
             match v {
                 Value::Number(n) => Ok(*n),
-                v => Err(self.error(type_error(s, &format!("`{}` needs numbers", op.symbol()), v))),
+                v => Err(self.error(type_error(
+                    s,
+                    &format!("`{}` needs numbers", op.symbol()),
+                    Shown::new(v, sensitive),
+                ))),
             }
         };
+        let num_l = || num(&l, l_s, a.span);
+        let num_r = || num(&r, r_s, b.span);
         match op {
             BinaryOp::Eq => Ok(Value::Bool(l == r)),
             BinaryOp::Ne => Ok(Value::Bool(l != r)),
@@ -412,27 +573,35 @@ impl<'s> Evaluator<'s> {
                 let hi = r.as_int();
                 match (lo, hi) {
                     (Some(lo), Some(hi)) if lo <= hi => Ok(Value::Range(lo, hi)),
-                    (Some(lo), Some(hi)) => Err(self.error(
-                        Diagnostic::new("kcl::invalid_value", span, format!("empty range {lo}..{hi}"))
-                            .label("the lower bound is above the upper bound"),
+                    (Some(_), Some(_)) => Err(self.error(
+                        Diagnostic::new(
+                            "kcl::invalid_value",
+                            span,
+                            format!("empty range {}..{}", Shown::new(&l, l_s), Shown::new(&r, r_s)),
+                        )
+                        .label("the lower bound is above the upper bound"),
                     )),
-                    (None, _) => Err(self.error(type_error(a.span, "range bounds must be whole numbers", &l))),
-                    (_, None) => Err(self.error(type_error(b.span, "range bounds must be whole numbers", &r))),
+                    (None, _) => {
+                        Err(self.error(type_error(a.span, "range bounds must be whole numbers", Shown::new(&l, l_s))))
+                    }
+                    (_, None) => {
+                        Err(self.error(type_error(b.span, "range bounds must be whole numbers", Shown::new(&r, r_s))))
+                    }
                 }
             }
             BinaryOp::Add => match (&l, &r) {
                 (Value::Duration(x), Value::Duration(y)) => Ok(Value::Duration(x.saturating_add(*y))),
-                _ => Ok(Value::Number(num(&l, a.span)? + num(&r, b.span)?)),
+                _ => Ok(Value::Number(num_l()? + num_r()?)),
             },
             BinaryOp::Sub => match (&l, &r) {
                 (Value::Duration(x), Value::Duration(y)) => Ok(Value::Duration(x.saturating_sub(*y))),
-                _ => Ok(Value::Number(num(&l, a.span)? - num(&r, b.span)?)),
+                _ => Ok(Value::Number(num_l()? - num_r()?)),
             },
             BinaryOp::Mul => match (&l, &r) {
                 (Value::Duration(x), Value::Number(n)) | (Value::Number(n), Value::Duration(x)) if *n >= 0.0 => {
                     Ok(Value::Duration((*x as f64 * n).min(u64::MAX as f64) as u64))
                 }
-                _ => Ok(Value::Number(num(&l, a.span)? * num(&r, b.span)?)),
+                _ => Ok(Value::Number(num_l()? * num_r()?)),
             },
             BinaryOp::Div | BinaryOp::Mod => {
                 if let (Value::Duration(d), Value::Number(n), BinaryOp::Div) = (&l, &r, op) {
@@ -440,8 +609,8 @@ impl<'s> Evaluator<'s> {
                         return Ok(Value::Duration((*d as f64 / n) as u64));
                     }
                 }
-                let x = num(&l, a.span)?;
-                let y = num(&r, b.span)?;
+                let x = num_l()?;
+                let y = num_r()?;
                 if y == 0.0 {
                     return Err(self.error(
                         Diagnostic::new("kcl::division_by_zero", b.span, "division by zero").label("this is zero"),
@@ -453,7 +622,7 @@ impl<'s> Evaluator<'s> {
                 let ord = match (&l, &r) {
                     (Value::Duration(x), Value::Duration(y)) => x.partial_cmp(y),
                     (Value::Percent(x), Value::Percent(y)) => x.partial_cmp(y),
-                    _ => num(&l, a.span)?.partial_cmp(&num(&r, b.span)?),
+                    _ => num_l()?.partial_cmp(&num_r()?),
                 };
                 let Some(ord) = ord else {
                     return Ok(Value::Bool(false));
@@ -470,47 +639,65 @@ impl<'s> Evaluator<'s> {
         }
     }
 
-    fn for_expr(&self, f: &ForExpr, span: Span, scope: &Scope, bound: &mut Vec<(String, Value)>) -> EvalResult {
-        let coll = self.eval(&f.collection, scope, bound)?;
+    fn for_expr(&self, f: &ForExpr, span: Span, scope: &Scope, bound: &mut Bound) -> EvalResult {
+        let (coll, coll_s) = self.eval_m(&f.collection, scope, bound)?;
         let pairs: Vec<(Value, Value)> = match coll {
             Value::Unknown => return Ok(Value::Unknown),
             Value::List(items) => items.into_iter().enumerate().map(|(i, v)| (Value::Number(i as f64), v)).collect(),
             Value::Object(m) => m.into_iter().map(|(k, v)| (Value::String(k), v)).collect(),
-            v => return Err(self.error(type_error(f.collection.span, "`for` needs a list or a map", &v))),
+            v => {
+                return Err(self.error(type_error(
+                    f.collection.span,
+                    "`for` needs a list or a map",
+                    Shown::new(&v, coll_s),
+                )))
+            }
         };
         let mut list = vec![];
         let mut map: BTreeMap<String, Value> = BTreeMap::new();
         let mut failed = false;
         for (k, v) in pairs {
             let depth = bound.len();
+            // The names bound from a sensitive collection are sensitive, keys and indexes too.
             if let Some(kv) = &f.key_var {
-                bound.push((kv.name.clone(), k));
+                bound.push((kv.name.clone(), k, coll_s));
             }
-            bound.push((f.value_var.name.clone(), v));
+            bound.push((f.value_var.name.clone(), v, coll_s));
             let result = (|| -> Result<(), Reported> {
                 if let Some(c) = &f.cond {
-                    match self.eval(c, scope, bound)? {
-                        Value::Bool(true) => {}
-                        Value::Bool(false) => return Ok(()),
-                        v => return Err(self.error(type_error(c.span, "an `if` condition must be a bool", &v))),
+                    match self.eval_m(c, scope, bound)? {
+                        (Value::Bool(true), _) => {}
+                        (Value::Bool(false), _) => return Ok(()),
+                        (v, sensitive) => {
+                            return Err(self.error(type_error(
+                                c.span,
+                                "an `if` condition must be a bool",
+                                Shown::new(&v, sensitive),
+                            )))
+                        }
                     }
                 }
                 let value = self.eval(&f.value, scope, bound)?;
                 match &f.key {
                     None => list.push(value),
                     Some(kx) => {
-                        let key = self.eval(kx, scope, bound)?;
-                        let Some(key) = key.to_template_string() else {
-                            return Err(self.error(type_error(kx.span, "an object key must be a string", &key)));
+                        let (key, key_s) = self.eval_m(kx, scope, bound)?;
+                        let Some(key_text) = key.to_template_string() else {
+                            return Err(self.error(type_error(
+                                kx.span,
+                                "an object key must be a string",
+                                Shown::new(&key, key_s),
+                            )));
                         };
                         if f.grouping {
-                            match map.entry(key).or_insert_with(|| Value::List(vec![])) {
+                            match map.entry(key_text).or_insert_with(|| Value::List(vec![])) {
                                 Value::List(items) => items.push(value),
                                 _ => unreachable!("grouping entries are lists"),
                             }
-                        } else if map.insert(key.clone(), value).is_some() {
+                        } else if map.insert(key_text.clone(), value).is_some() {
+                            let shown = quoted(&key_text, key_s);
                             return Err(self.error(
-                                Diagnostic::new("kcl::duplicate_key", kx.span, format!("duplicate key {key:?}"))
+                                Diagnostic::new("kcl::duplicate_key", kx.span, format!("duplicate key {shown}"))
                                     .label("two elements produce this key")
                                     .help("add `...` after the value to group elements with the same key"),
                             ));
@@ -535,57 +722,66 @@ impl<'s> Evaluator<'s> {
         }
     }
 
-    fn call(
-        &self,
-        name: &Ident,
-        args: &[Expr],
-        span: Span,
-        scope: &Scope,
-        bound: &mut Vec<(String, Value)>,
-    ) -> EvalResult {
-        if !FUNCTIONS.contains(&name.name.as_str()) {
+    fn call(&self, name: &Ident, args: &[Expr], span: Span, scope: &Scope, bound: &mut Bound) -> EvalResult {
+        let Some(sig) = FUNCTIONS.iter().find(|f| f.name == name.name) else {
+            let names: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
             return Err(self.error(
                 Diagnostic::new("kcl::unknown_function", name.span, format!("unknown function `{}`", name.name))
                     .label("not a function")
-                    .suggest(&name.name, FUNCTIONS.iter().copied())
-                    .help_if_none(format!("the functions are {}", FUNCTIONS.join(", "))),
+                    .suggest(&name.name, names.iter().copied())
+                    .help_if_none(format!("the functions are {}", names.join(", "))),
             ));
-        }
+        };
+        // Each argument with whether it is sensitive: errors show arguments only through
+        // `shown`, `arg_err` and `elem_err`, which never spell out a sensitive one.
         let mut vals = Vec::with_capacity(args.len());
+        let mut sens = Vec::with_capacity(args.len());
         let mut failed = false;
         for a in args {
-            match self.eval(a, scope, bound) {
-                Ok(v) => vals.push(v),
+            match self.eval_m(a, scope, bound) {
+                Ok((v, s)) => {
+                    vals.push(v);
+                    sens.push(s);
+                }
                 Err(_) => failed = true,
             }
         }
         if failed {
             return Err(Reported);
         }
-        // Structural functions pass unknown parts through (`keys` of a map whose values
-        // are unknown is known); the others need every part known.
-        let structural = matches!(name.name.as_str(), "keys" | "length" | "merge" | "concat" | "values" | "lookup");
-        if vals.iter().any(|v| if structural { *v == Value::Unknown } else { v.is_unknown() }) {
+        // The number of arguments first: an unknown argument does not make a call that can
+        // never work right.
+        if vals.len() < sig.min || vals.len() > sig.max {
+            return Err(self.error(
+                Diagnostic::new(
+                    "kcl::wrong_arguments",
+                    span,
+                    format!("`{}` takes {}, got {}", sig.name, plural_args(sig.min, sig.max), vals.len()),
+                )
+                .label("called here")
+                .help(format!("usage: {}", sig.usage)),
+            ));
+        }
+        // docs/language.md (References): a call one of whose arguments merely contains a
+        // value known only after apply is unknown, whatever the function.
+        if vals.iter().any(Value::is_unknown) {
             return Ok(Value::Unknown);
         }
-        let arity = |min: usize, max: usize, sig: &str| -> Result<(), Reported> {
-            if vals.len() < min || vals.len() > max {
-                Err(self.error(
-                    Diagnostic::new(
-                        "kcl::wrong_arguments",
-                        span,
-                        format!("`{}` takes {}, got {}", name.name, plural_args(min, max), vals.len()),
-                    )
-                    .label("called here")
-                    .help(format!("usage: {sig}")),
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let shown = |i: usize| Shown::new(&vals[i], sens[i]);
         let arg_err = |i: usize, what: &str| -> Reported {
             let at = args.get(i).map_or(span, |a| a.span);
-            self.error(type_error(at, &format!("`{}` expects {what}", name.name), &vals[i]))
+            self.error(type_error(at, &format!("`{}` expects {what}", name.name), shown(i)))
+        };
+        // An element of the list argument `i` that is not what the function takes.
+        let elem_err = |i: usize, index: usize, item: &Value, what: &str| -> Reported {
+            let at = args.get(i).map_or(span, |a| a.span);
+            let item = Shown::new(item, sens[i]);
+            // Where a sensitive list holds what is sensitive too.
+            let which = if sens[i] { "an element".to_string() } else { format!("element {index}") };
+            self.error(
+                Diagnostic::new("kcl::type_mismatch", at, format!("`{}` expects {what}", name.name))
+                    .label(format!("{which} is {}", item.describe())),
+            )
         };
         let string = |i: usize| -> Result<String, Reported> {
             match &vals[i] {
@@ -601,9 +797,8 @@ impl<'s> Evaluator<'s> {
                 Diagnostic::new("kcl::function_error", at, msg).label(format!("in this argument of `{}`", name.name)),
             )
         };
-        match name.name.as_str() {
+        match sig.name {
             "file" => {
-                arity(1, 1, "file(path)")?;
                 let rel = string(0)?;
                 let dir = self.sources.dir_of(span.file);
                 let path = dir.join(&rel);
@@ -614,33 +809,28 @@ impl<'s> Evaluator<'s> {
                     .clone();
                 match result {
                     Ok(text) => Ok(Value::String(text)),
-                    Err(e) => Err(fail(0, format!("cannot read {}: {e}", path.display()))),
+                    Err(e) => Err(fail(0, format!("cannot read {}: {e}", redact(sens[0], path.display())))),
                 }
             }
             "format" => {
-                if vals.is_empty() {
-                    arity(1, usize::MAX, "format(spec, values...)")?;
-                }
                 let spec = string(0)?;
-                format_spec(&spec, &vals[1..]).map(Value::String).map_err(|m| fail(0, m))
+                format_spec(&spec, sens[0], &vals[1..]).map(Value::String).map_err(|m| fail(0, m))
             }
             "join" => {
-                arity(2, 2, "join(separator, list)")?;
                 let sep = string(0)?;
                 let Value::List(items) = &vals[1] else {
                     return Err(arg_err(1, "a list"));
                 };
                 let mut parts = vec![];
-                for item in items {
+                for (i, item) in items.iter().enumerate() {
                     match item.to_template_string() {
                         Some(s) => parts.push(s),
-                        None => return Err(fail(1, format!("cannot join a {}", item.type_name()))),
+                        None => return Err(elem_err(1, i, item, "a list of strings")),
                     }
                 }
                 Ok(Value::String(parts.join(&sep)))
             }
             "split" => {
-                arity(2, 2, "split(separator, string)")?;
                 let sep = string(0)?;
                 let s = string(1)?;
                 if sep.is_empty() {
@@ -670,7 +860,6 @@ impl<'s> Evaluator<'s> {
                 Ok(Value::Object(out))
             }
             "lookup" => {
-                arity(2, 3, "lookup(map, key, default)")?;
                 let Value::Object(m) = &vals[0] else {
                     return Err(arg_err(0, "a map"));
                 };
@@ -678,29 +867,29 @@ impl<'s> Evaluator<'s> {
                 match (m.get(&key), vals.get(2)) {
                     (Some(v), _) => Ok(v.clone()),
                     (None, Some(d)) => Ok(d.clone()),
-                    (None, None) => Err(fail(1, format!("no key {key:?} and no default"))),
+                    (None, None) => {
+                        let shown = quoted(&key, sens[1]);
+                        Err(fail(1, format!("no key {shown} and no default")))
+                    }
                 }
             }
             "keys" | "values" => {
-                arity(1, 1, &format!("{}(map)", name.name))?;
                 let Value::Object(m) = &vals[0] else {
                     return Err(arg_err(0, "a map"));
                 };
-                Ok(Value::List(if name.name == "keys" {
+                Ok(Value::List(if sig.name == "keys" {
                     m.keys().map(|k| Value::String(k.clone())).collect()
                 } else {
                     m.values().cloned().collect()
                 }))
             }
             "contains" => {
-                arity(2, 2, "contains(list, value)")?;
                 let Value::List(items) = &vals[0] else {
                     return Err(arg_err(0, "a list"));
                 };
                 Ok(Value::Bool(items.contains(&vals[1])))
             }
             "length" => {
-                arity(1, 1, "length(value)")?;
                 let n = match &vals[0] {
                     Value::List(items) => items.len(),
                     Value::Object(m) => m.len(),
@@ -709,16 +898,9 @@ impl<'s> Evaluator<'s> {
                 };
                 Ok(Value::Number(n as f64))
             }
-            "lower" => {
-                arity(1, 1, "lower(string)")?;
-                Ok(Value::String(string(0)?.to_lowercase()))
-            }
-            "upper" => {
-                arity(1, 1, "upper(string)")?;
-                Ok(Value::String(string(0)?.to_uppercase()))
-            }
+            "lower" => Ok(Value::String(string(0)?.to_lowercase())),
+            "upper" => Ok(Value::String(string(0)?.to_uppercase())),
             "replace" => {
-                arity(3, 3, "replace(string, search, replacement)")?;
                 let (s, from, to) = (string(0)?, string(1)?, string(2)?);
                 if from.is_empty() {
                     return Err(fail(1, "the search string is empty".into()));
@@ -726,7 +908,6 @@ impl<'s> Evaluator<'s> {
                 Ok(Value::String(s.replace(&from, &to)))
             }
             "trim" => {
-                arity(1, 2, "trim(string, characters)")?;
                 let s = string(0)?;
                 Ok(Value::String(match vals.len() {
                     1 => s.trim().to_string(),
@@ -737,6 +918,8 @@ impl<'s> Evaluator<'s> {
                 }))
             }
             "min" | "max" => {
+                // `max(3, 1, 2)` or `max([3, 1, 2])`.
+                let single_list = matches!(vals.as_slice(), [Value::List(_)]);
                 let nums: Vec<&Value> = match vals.as_slice() {
                     [Value::List(items)] => items.iter().collect(),
                     _ => vals.iter().collect(),
@@ -754,44 +937,34 @@ impl<'s> Evaluator<'s> {
                 let mut best: Option<f64> = None;
                 for (i, v) in nums.iter().enumerate() {
                     let Value::Number(n) = v else {
-                        return Err(arg_err(i.min(vals.len() - 1), "numbers"));
+                        return Err(if single_list { elem_err(0, i, v, "numbers") } else { arg_err(i, "numbers") });
                     };
                     best = Some(match best {
                         None => *n,
-                        Some(b) if name.name == "min" => b.min(*n),
+                        Some(b) if sig.name == "min" => b.min(*n),
                         Some(b) => b.max(*n),
                     });
                 }
                 Ok(Value::Number(best.unwrap_or(0.0)))
             }
-            "base64encode" => {
-                arity(1, 1, "base64encode(string)")?;
-                Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(string(0)?)))
-            }
+            "base64encode" => Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(string(0)?))),
             "sha256" => {
-                arity(1, 1, "sha256(string)")?;
                 let digest = sha2::Sha256::digest(string(0)?.as_bytes());
                 Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
             }
-            "tostring" => {
-                arity(1, 1, "tostring(value)")?;
-                match &vals[0] {
-                    Value::Null => Ok(Value::Null),
-                    v => v.to_template_string().map(Value::String).ok_or_else(|| arg_err(0, "a primitive value")),
-                }
-            }
-            "tonumber" => {
-                arity(1, 1, "tonumber(value)")?;
-                match &vals[0] {
-                    Value::Number(n) => Ok(Value::Number(*n)),
-                    Value::Null => Ok(Value::Null),
-                    Value::String(s) => match s.trim().parse::<f64>() {
-                        Ok(n) if n.is_finite() => Ok(Value::Number(n)),
-                        _ => Err(fail(0, format!("{s:?} is not a number"))),
-                    },
-                    _ => Err(arg_err(0, "a string or a number")),
-                }
-            }
+            "tostring" => match &vals[0] {
+                Value::Null => Ok(Value::Null),
+                v => v.to_template_string().map(Value::String).ok_or_else(|| arg_err(0, "a primitive value")),
+            },
+            "tonumber" => match &vals[0] {
+                Value::Number(n) => Ok(Value::Number(*n)),
+                Value::Null => Ok(Value::Null),
+                Value::String(s) => match s.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() => Ok(Value::Number(n)),
+                    _ => Err(fail(0, format!("{} is not a number", shown(0)))),
+                },
+                _ => Err(arg_err(0, "a string or a number")),
+            },
             other => unreachable!("function `{other}` is listed but not implemented"),
         }
     }
@@ -824,8 +997,10 @@ fn plural_args(min: usize, max: usize) -> String {
     }
 }
 
-/// `format("%s-%d", a, b)`: `%s` `%d` `%v` `%q` and `%%`.
-fn format_spec(spec: &str, args: &[Value]) -> Result<String, String> {
+/// `format("%s-%d", a, b)`: `%s` `%d` `%v` `%q` and `%%`. Errors name the verbs of the
+/// spec, unless the spec is sensitive.
+fn format_spec(spec: &str, spec_sensitive: bool, args: &[Value]) -> Result<String, String> {
+    let verb_of = |v: char| redact(spec_sensitive, format_args!("%{v}"));
     let mut out = String::new();
     let mut it = args.iter();
     let mut chars = spec.chars();
@@ -839,7 +1014,7 @@ fn format_spec(spec: &str, args: &[Value]) -> Result<String, String> {
             out.push('%');
             continue;
         }
-        let v = it.next().ok_or_else(|| format!("not enough values for %{verb}"))?;
+        let v = it.next().ok_or_else(|| format!("not enough values for {}", verb_of(verb)))?;
         match verb {
             's' | 'v' => out.push_str(&v.to_template_string().unwrap_or_else(|| v.to_string())),
             'd' => match v {
@@ -847,7 +1022,9 @@ fn format_spec(spec: &str, args: &[Value]) -> Result<String, String> {
                 _ => return Err(format!("%d needs a number, found {}", v.type_name())),
             },
             'q' => out.push_str(&format!("{:?}", v.to_template_string().unwrap_or_else(|| v.to_string()))),
-            other => return Err(format!("unknown format verb %{other}; use %s, %d, %v, %q or %%")),
+            other => {
+                return Err(format!("unknown format verb {}; use %s, %d, %v, %q or %%", verb_of(other)));
+            }
         }
     }
     if it.next().is_some() {
@@ -856,22 +1033,7 @@ fn format_spec(spec: &str, args: &[Value]) -> Result<String, String> {
     Ok(out)
 }
 
-pub fn type_error(span: Span, what: &str, found: &Value) -> Diagnostic {
-    Diagnostic::new("kcl::type_mismatch", span, what.to_string()).label(format!("this is {}", describe(found)))
-}
-
-/// "a string", "the number 3".
-pub fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("the bool {b}"),
-        Value::Number(_) | Value::Duration(_) | Value::Percent(_) | Value::Range(..) => {
-            format!("the {} {v}", v.type_name())
-        }
-        Value::String(s) if s.chars().count() <= 40 => format!("the string {s:?}"),
-        Value::String(_) => "a string".into(),
-        Value::List(_) => "a list".into(),
-        Value::Object(_) => "an object".into(),
-        Value::Unknown => "a value known only after apply".into(),
-    }
+/// A `kcl::type_mismatch` at `span`, whose label says what was found.
+pub fn type_error(span: Span, what: &str, found: Shown) -> Diagnostic {
+    Diagnostic::new("kcl::type_mismatch", span, what.to_string()).label(format!("this is {}", found.describe()))
 }

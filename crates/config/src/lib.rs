@@ -16,10 +16,10 @@ pub mod value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use eval::{describe, type_error, Evaluator, Reported, Scope};
+use eval::{quoted, redact, type_error, Evaluator, Reported, Scope, Shown, SENSITIVE};
 pub use model::*;
 use schema::{check_body, BodyView, Schema, Ty};
-use value::{convert, Type, Value};
+use value::{article, convert, Type, Value};
 
 use drydock_syntax::ast::{Attribute, Block, Expr, ExprKind, File};
 use drydock_syntax::diag::{self, Diagnostic, FileId, Sources, Span};
@@ -255,6 +255,14 @@ impl Field {
 
 type Layer = BTreeMap<String, Field>;
 
+/// `for_each` instances, (key, value), and whether the collection is sensitive.
+type Instances = (Vec<(String, Value)>, bool);
+
+/// Whether any of `attrs` in `layer` derives from a sensitive value.
+fn any_sensitive(layer: &Layer, attrs: &[&str]) -> bool {
+    attrs.iter().any(|a| layer.get(*a).is_some_and(|f| f.sensitive))
+}
+
 /// A cluster and the provider reference it named, if any (resolved once providers are known).
 type ClusterWithProvider = (Cluster, Option<(String, Span)>);
 
@@ -344,6 +352,7 @@ impl<'s> Cx<'s> {
                 locals: Some(&locals),
                 clusters: Some(&cluster_values),
                 each: None,
+                each_sensitive: false,
                 restriction: None,
             };
             match node {
@@ -385,6 +394,7 @@ impl<'s> Cx<'s> {
             locals: Some(&locals),
             clusters: None,
             each: None,
+            each_sensitive: false,
             restriction: Some("providers and backends cannot refer to clusters"),
         };
         let providers = self.providers(&decls.providers, &scope);
@@ -503,10 +513,10 @@ impl<'s> Cx<'s> {
             let sensitive = self.bool_attr(&view, "sensitive", &constant).unwrap_or(false);
             declared.insert(name.clone());
             let value = match inputs.values.remove(&name) {
-                Some(RawValue::Text { text, file, origin }) => self.typed_input(&text, file, &origin, &ty),
-                Some(RawValue::Expr(e)) => self.typed_expr(&e, &ty, &constant),
+                Some(RawValue::Text { text, file, origin }) => self.typed_input(&text, file, &origin, &ty, sensitive),
+                Some(RawValue::Expr(e)) => self.typed_expr(&e, &ty, &constant, sensitive),
                 None => match view.attrs.get("default") {
-                    Some(a) => self.typed_expr(&a.value, &ty, &constant),
+                    Some(a) => self.typed_expr(&a.value, &ty, &constant, sensitive),
                     None => {
                         self.err(
                             Diagnostic::new("kcl::missing_variable", block.header(), format!("variable `{name}` has no value"))
@@ -548,7 +558,42 @@ impl<'s> Cx<'s> {
     }
 
     /// `--var` and environment values: plain text for string variables, otherwise an expression.
-    fn typed_input(&mut self, text: &str, file: FileId, origin: &str, ty: &Type) -> Option<Value> {
+    /// For a sensitive variable, an error is one message without the text or a span into it
+    /// (rendering a span would print the text).
+    fn typed_input(&mut self, text: &str, file: FileId, origin: &str, ty: &Type, sensitive: bool) -> Option<Value> {
+        if !sensitive {
+            return self.typed_input_text(text, file, origin, ty, false);
+        }
+        let (ours, theirs) = (self.diags.len(), self.ev.diags.borrow().len());
+        let v = self.typed_input_text(text, file, origin, ty, true);
+        let mut errors: Vec<Diagnostic> = self.diags.drain(ours..).collect();
+        errors.extend(self.ev.diags.borrow_mut().drain(theirs..));
+        match errors.first() {
+            None => v,
+            Some(first) => {
+                self.err(
+                    Diagnostic::global(
+                        first.code,
+                        format!(
+                            "the value given by {origin} is not {} (not shown: the variable is sensitive)",
+                            article(ty)
+                        ),
+                    )
+                    .help(format!("{origin} is read as an expression of type {ty}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn typed_input_text(
+        &mut self,
+        text: &str,
+        file: FileId,
+        origin: &str,
+        ty: &Type,
+        sensitive: bool,
+    ) -> Option<Value> {
         if *ty == Type::String {
             return Some(Value::String(text.to_string()));
         }
@@ -559,7 +604,7 @@ impl<'s> Cx<'s> {
                     restriction: Some("a value given outside the configuration is a literal"),
                     ..Scope::default()
                 };
-                self.typed_expr(&e, ty, &scope)
+                self.typed_expr(&e, ty, &scope, sensitive)
             }
             // A variable of type `any` takes text that is not an expression as a string.
             Err(_) if *ty == Type::Any => Some(Value::String(text.to_string())),
@@ -571,14 +616,18 @@ impl<'s> Cx<'s> {
         }
     }
 
-    fn typed_expr(&mut self, e: &Expr, ty: &Type, scope: &Scope) -> Option<Value> {
-        let v = self.ev.eval_top(e, scope).ok()?;
+    /// A variable's value, converted to its type. Everything in a sensitive variable's value
+    /// is sensitive, so its errors show none of it.
+    fn typed_expr(&mut self, e: &Expr, ty: &Type, scope: &Scope, sensitive: bool) -> Option<Value> {
+        let v = if sensitive { self.ev.eval_sensitive(e, scope) } else { self.ev.eval_top(e, scope) }.ok()?;
         match convert(v.clone(), ty) {
             Ok(v) => Some(v),
             Err(msg) => {
+                // The message names elements, keys and strings of the value.
+                let msg = if sensitive { format!("expected {}", article(ty)) } else { msg };
                 self.err(
                     Diagnostic::new("kcl::type_mismatch", e.span, format!("wrong type: {msg}"))
-                        .label(format!("this is {}", describe(&v)))
+                        .label(format!("this is {}", Shown::new(&v, sensitive).describe()))
                         .help(format!("the variable is declared as {ty}")),
                 );
                 None
@@ -640,8 +689,8 @@ impl<'s> Cx<'s> {
 
     fn bool_attr(&mut self, view: &BodyView, name: &str, scope: &Scope) -> Option<bool> {
         let a = view.attrs.get(name)?;
-        let v = self.ev.eval_top(&a.value, scope).ok()?;
-        match check_ty(v, Ty::Bool, a.value.span) {
+        let (v, sensitive) = self.ev.eval_marked(&a.value, scope);
+        match check_ty(v.ok()?, Ty::Bool, a.value.span, sensitive) {
             Ok(Value::Bool(b)) => Some(b),
             Ok(_) => None,
             Err(d) => {
@@ -853,7 +902,7 @@ impl<'s> Cx<'s> {
             if v == Value::Null {
                 continue; // null means "not set", as in Terraform
             }
-            match check_ty(v, def.ty, attr.value.span) {
+            match check_ty(v, def.ty, attr.value.span, sensitive) {
                 Ok(value) => {
                     out.insert(format!("{prefix}{name}"), Field { value, span: attr.value.span, sensitive });
                 }
@@ -872,12 +921,14 @@ impl<'s> Cx<'s> {
         }
     }
 
-    /// `for_each` instances: `None` for a block without `for_each`, else (key, value) pairs.
-    fn for_each(&mut self, view: &BodyView, scope: &Scope) -> Result<Option<Vec<(String, Value)>>, Reported> {
+    /// `for_each` instances: `None` for a block without `for_each`, else (key, value) pairs
+    /// and whether the collection is sensitive.
+    fn for_each(&mut self, view: &BodyView, scope: &Scope) -> Result<Option<Instances>, Reported> {
         let Some(attr) = view.attrs.get("for_each") else {
             return Ok(None);
         };
-        let v = self.ev.eval_top(&attr.value, scope)?;
+        let (v, sensitive) = self.ev.eval_marked(&attr.value, scope);
+        let v = v?;
         let span = attr.value.span;
         let mut out: Vec<(String, Value)> = vec![];
         match v {
@@ -888,14 +939,15 @@ impl<'s> Cx<'s> {
                         _ => None,
                     }) else {
                         self.err(
-                            type_error(span, "for_each over a list needs strings", &item)
+                            type_error(span, "for_each over a list needs strings", Shown::new(&item, sensitive))
                                 .help("use a map for other values: { for v in list : v.name => v }"),
                         );
                         return Err(Reported);
                     };
                     if out.iter().any(|(k, _)| *k == key) {
+                        let shown = Shown::new(&item, sensitive);
                         self.err(
-                            Diagnostic::new("kcl::for_each", span, format!("for_each has {key:?} twice"))
+                            Diagnostic::new("kcl::for_each", span, format!("for_each has {shown} twice"))
                                 .label("keys must be unique"),
                         );
                         return Err(Reported);
@@ -912,11 +964,11 @@ impl<'s> Cx<'s> {
                 return Err(Reported);
             }
             other => {
-                self.err(type_error(span, "for_each needs a list of strings or a map", &other));
+                self.err(type_error(span, "for_each needs a list of strings or a map", Shown::new(&other, sensitive)));
                 return Err(Reported);
             }
         }
-        Ok(Some(out))
+        Ok(Some((out, sensitive)))
     }
 
     /// Evaluates a cluster block into its clusters (one, or one per `for_each` key) and
@@ -929,28 +981,38 @@ impl<'s> Cx<'s> {
         let mut made = vec![];
         let mut values = BTreeMap::new();
         let keyed = instances.is_some();
+        let each_sensitive = instances.as_ref().is_some_and(|(_, s)| *s);
+        // Whether `cluster.NAME` shows anything derived from a sensitive value (its keys, if
+        // the for_each is): then reading it marks what reads it.
+        let mut sensitive = each_sensitive;
         for (key, each) in
-            instances.map_or(vec![(None, None)], |v| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect())
+            instances.map_or(vec![(None, None)], |(v, _)| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect())
         {
             let scope = Scope {
                 vars: outer.vars,
                 locals: outer.locals,
                 clusters: outer.clusters,
                 each: each.map(|v| (Value::String(key.clone().unwrap_or_default()), v)),
+                each_sensitive,
                 restriction: None,
             };
             let address = match &key {
                 Some(k) => format!("cluster.{name}[{k:?}]"),
                 None => format!("cluster.{name}"),
             };
-            if let Some((c, provider, value)) = self.cluster_instance(block, &view, &scope, &name, key.clone(), address)
+            if let Some((c, provider, value, shows_sensitive)) =
+                self.cluster_instance(block, &view, &scope, &name, key.clone(), address)
             {
                 values.insert(key.unwrap_or_default(), value);
                 made.push((c, provider));
+                sensitive |= shows_sensitive;
             }
         }
         if self.error_count() > before {
             return None;
+        }
+        if sensitive {
+            self.ev.sensitive_clusters.borrow_mut().insert(name.clone());
         }
         let value = if keyed { Value::Object(values) } else { values.into_values().next().unwrap_or(Value::Null) };
         Some((made, value))
@@ -960,6 +1022,8 @@ impl<'s> Cx<'s> {
         self.diags.len() + self.ev.diags.borrow().len()
     }
 
+    /// One cluster instance, the value `cluster.NAME` (or `cluster.NAME[KEY]`) refers to, and
+    /// whether that value shows anything derived from a sensitive value.
     #[allow(clippy::type_complexity)]
     fn cluster_instance(
         &mut self,
@@ -969,8 +1033,9 @@ impl<'s> Cx<'s> {
         name: &str,
         key: Option<String>,
         address: String,
-    ) -> Option<(Cluster, Option<(String, Span)>, Value)> {
+    ) -> Option<(Cluster, Option<(String, Span)>, Value, bool)> {
         let layer = self.layer(view, &schema::CLUSTER, scope, "");
+        let mut shows_sensitive = any_sensitive(&layer, &["kubernetes_version", "tags"]);
         let provider = view.attrs.get("provider").and_then(|a| self.provider_ref(&a.value, scope));
         let kubernetes_version = match layer.get("kubernetes_version") {
             Some(f) => str_of(&f.value),
@@ -998,6 +1063,7 @@ impl<'s> Cx<'s> {
             Some(net) => {
                 let nv = check_body(&net.body, &schema::NETWORK, "network", &mut self.diags);
                 let nl = self.layer(&nv, &schema::NETWORK, scope, "");
+                shows_sensitive |= any_sensitive(&nl, &["subnets"]);
                 match nl.get("subnets") {
                     Some(f) if matches!(&f.value, Value::List(l) if !l.is_empty()) => str_list(Some(f)),
                     Some(f) => {
@@ -1044,14 +1110,17 @@ impl<'s> Cx<'s> {
                 continue;
             };
             let keyed = instances.is_some();
+            let ng_each_sensitive = instances.as_ref().is_some_and(|(_, s)| *s);
+            shows_sensitive |= ng_each_sensitive;
             let mut keyed_values = BTreeMap::new();
             let list =
-                instances.map_or(vec![(None, None)], |v| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect());
+                instances.map_or(vec![(None, None)], |(v, _)| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect());
             for (ng_key, each) in list {
                 let ng_scope = Scope {
                     vars: scope.vars,
                     locals: scope.locals,
                     clusters: scope.clusters,
+                    each_sensitive: if each.is_some() { ng_each_sensitive } else { scope.each_sensitive },
                     each: match each {
                         Some(v) => Some((Value::String(ng_key.clone().unwrap_or_default()), v)),
                         None => scope.each.clone(),
@@ -1067,6 +1136,21 @@ impl<'s> Cx<'s> {
                     layer.remove("instance_types");
                 }
                 layer.extend(own);
+                // What node_group_value shows of the layer.
+                shows_sensitive |= any_sensitive(
+                    &layer,
+                    &[
+                        "role",
+                        "image",
+                        "instance_type",
+                        "instance_types",
+                        "labels",
+                        "tags",
+                        "subnets",
+                        "size",
+                        "desired",
+                    ],
+                );
                 let ng_address = match &ng_key {
                     Some(k) => format!("{address}.node_group.{ng_name}[{k:?}]"),
                     None => format!("{address}.node_group.{ng_name}"),
@@ -1126,7 +1210,7 @@ impl<'s> Cx<'s> {
         obj.insert("tags".to_string(), string_map_value(&cluster.tags));
         obj.insert("subnets".to_string(), string_list_value(&cluster.subnets));
         obj.insert("node_group".to_string(), Value::Object(ng_values));
-        Some((cluster, provider, Value::Object(obj)))
+        Some((cluster, provider, Value::Object(obj), shows_sensitive))
     }
 
     /// `provider = aws.west` (or the string "aws.west").
@@ -1142,10 +1226,15 @@ impl<'s> Cx<'s> {
         if let Some(p) = path(e).filter(|_| !evaluated) {
             return Some((p, e.span));
         }
-        match self.ev.eval_top(e, scope).ok()? {
+        let (v, sensitive) = self.ev.eval_marked(e, scope);
+        match v.ok()? {
             Value::String(s) => Some((s, e.span)),
             other => {
-                self.err(type_error(e.span, "provider is a provider reference like sim or aws.west", &other));
+                self.err(type_error(
+                    e.span,
+                    "provider is a provider reference like sim or aws.west",
+                    Shown::new(&other, sensitive),
+                ));
                 None
             }
         }
@@ -1212,6 +1301,7 @@ impl<'s> Cx<'s> {
                 vec![]
             }
         };
+        let size_sensitive = get("size").is_some_and(|f| f.sensitive);
         let (min, max, size_span, size_is_range) = match get("size") {
             Some(Field { value: Value::Range(lo, hi), span, .. }) => (*lo as u32, *hi as u32, Some(*span), true),
             Some(Field { value: v, span, .. }) => {
@@ -1229,8 +1319,9 @@ impl<'s> Cx<'s> {
         let desired = count(get("desired"));
         if let (Some(d), Some(f)) = (desired, get("desired")) {
             if d < min || d > max {
+                let (d, size) = (redact(f.sensitive, d), redact(size_sensitive, format_args!("{min}..{max}")));
                 let mut diag =
-                    Diagnostic::new("kcl::invalid_value", f.span, format!("desired {d} is outside size {min}..{max}"))
+                    Diagnostic::new("kcl::invalid_value", f.span, format!("desired {d} is outside size {size}"))
                         .label("out of range");
                 if let Some(s) = size_span {
                     diag = diag.with_secondary(s, "size set here");
@@ -1250,7 +1341,12 @@ impl<'s> Cx<'s> {
             };
             if let Some(s) = size_span {
                 if size_is_range || min % 2 == 0 {
-                    let found = if size_is_range { format!("the range {min}..{max}") } else { format!("{min}") };
+                    let found = match (size_sensitive, size_is_range) {
+                        (true, true) => "a sensitive range".to_string(),
+                        (true, false) => "a sensitive number".to_string(),
+                        (false, true) => format!("the range {min}..{max}"),
+                        (false, false) => format!("{min}"),
+                    };
                     self.err(with_role(
                         Diagnostic::new("kcl::control_plane_size", s, format!("a control plane needs an odd, fixed size, not {found}"))
                             .label("not an odd number")
@@ -1281,8 +1377,9 @@ impl<'s> Cx<'s> {
         if let Some(f) = get("taints") {
             for t in &taints {
                 if let Err(why) = check_taint(t) {
+                    let t = quoted(t, f.sensitive);
                     self.err(
-                        Diagnostic::new("kcl::invalid_value", f.span, format!("invalid taint {t:?}: {why}"))
+                        Diagnostic::new("kcl::invalid_value", f.span, format!("invalid taint {t}: {why}"))
                             .label("in this list")
                             .help("write taints as \"key=value:NoSchedule\" (or PreferNoSchedule, NoExecute)"),
                     );
@@ -1458,11 +1555,12 @@ fn missing(header: Span, what: &str, attr: &str, example: &str) -> Diagnostic {
         .help(format!("add {attr}{example}"))
 }
 
-/// Checks a value against an attribute's kind, with an error at the value's span.
-fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
+/// Checks a value against an attribute's kind, with an error at the value's span that shows
+/// nothing of the value if it is `sensitive`.
+fn check_ty(v: Value, ty: Ty, span: Span, sensitive: bool) -> Result<Value, Diagnostic> {
     let mismatch = |v: &Value| {
         Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
-            .label(format!("this is {}", describe(v)))
+            .label(format!("this is {}", Shown::new(v, sensitive).describe()))
     };
     if v.is_unknown() && ty != Ty::Any {
         return Err(Diagnostic::new("kcl::unknown_value", span, "this value is known only after apply")
@@ -1477,6 +1575,7 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
         (Ty::Num, v @ Value::Number(_)) => Ok(v),
         (Ty::Bool, v @ Value::Bool(_)) => Ok(v),
         (Ty::Dur, v @ Value::Duration(_)) => Ok(v),
+        (Ty::Dur, v @ Value::Number(_)) if sensitive => Err(mismatch(&v).help("add a unit: s, m or h")),
         (Ty::Dur, v @ Value::Number(_)) => Err(mismatch(&v).help(format!("add a unit: {v}s, {v}m, {v}h"))),
         (Ty::Count, v @ Value::Number(_)) => match v.as_int() {
             Some(n) if (0..=i64::from(u32::MAX)).contains(&n) => Ok(v),
@@ -1501,7 +1600,7 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
                     }
                     _ => {
                         return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
-                            .label(format!("an element is {}", describe(&item))))
+                            .label(format!("an element is {}", Shown::new(&item, sensitive).describe())))
                     }
                 }
             }
@@ -1515,8 +1614,10 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
                         out.insert(k, Value::String(s));
                     }
                     _ => {
+                        let k = quoted(&k, sensitive);
+                        let item = Shown::new(&item, sensitive);
                         return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
-                            .label(format!("the value of {k:?} is {}", describe(&item))))
+                            .label(format!("the value of {k} is {}", item.describe())));
                     }
                 }
             }
@@ -1525,6 +1626,9 @@ fn check_ty(v: Value, ty: Ty, span: Span) -> Result<Value, Diagnostic> {
         (Ty::OneOf(opts), Value::String(s)) => {
             if opts.contains(&s.as_str()) {
                 Ok(Value::String(s))
+            } else if sensitive {
+                Err(Diagnostic::new("kcl::invalid_value", span, format!("{SENSITIVE} is not allowed here"))
+                    .label(format!("expected {}", ty.describe())))
             } else {
                 Err(Diagnostic::new("kcl::invalid_value", span, format!("{s:?} is not allowed here"))
                     .label(format!("expected {}", ty.describe()))

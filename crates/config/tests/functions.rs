@@ -1,7 +1,7 @@
 //! Every evaluator function, case by case: each expression is the value of an output in a
 //! small configuration, evaluated through `load_sources`, and rendered on one line as
 //! `EXPR => VALUE` (strings quoted, `(sensitive)` when the output is marked) or
-//! `EXPR => error[code]: message (at `text`: label; help: …)`.
+//! `EXPR => error[code]: message (at `text`: label; also at `text`: label; help: …)`.
 //!
 //! The expected blocks were checked by hand against `docs/language.md`; `UPDATE_EXPECT=1`
 //! rewrites them, so read the diff before accepting it.
@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use drydock_config::value::Value;
-use drydock_config::{load_sources, Inputs};
+use drydock_config::{load_sources, Inputs, Loaded};
 use drydock_syntax::diag::Sources;
 use expect_test::{expect, Expect};
 
@@ -62,30 +62,7 @@ fn eval_in(dir: &Path, expr: &str) -> String {
     sources.add("main.kcl", dir.join("main.kcl"), text);
     let loaded = load_sources(sources, &Inputs::default());
     if !loaded.diagnostics.is_empty() {
-        let errors: Vec<String> = loaded
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let mut s = format!("error[{}]: {}", d.code, d.message);
-                let mut extra = vec![];
-                if let Some(span) = d.span {
-                    let at = loaded.sources.text(span);
-                    if d.label.is_empty() {
-                        extra.push(format!("at `{at}`"));
-                    } else {
-                        extra.push(format!("at `{at}`: {}", d.label));
-                    }
-                }
-                if let Some(h) = &d.help {
-                    extra.push(format!("help: {h}"));
-                }
-                if !extra.is_empty() {
-                    s.push_str(&format!(" ({})", extra.join("; ")));
-                }
-                s
-            })
-            .collect();
-        let errors = errors.join(" / ");
+        let errors = render(&loaded);
         // Paths in messages (`file()`) depend on the temporary directory.
         return match dir.to_str() {
             Some(".") | None => errors,
@@ -99,6 +76,38 @@ fn eval_in(dir: &Path, expr: &str) -> String {
         s.push_str(" (sensitive)");
     }
     s
+}
+
+/// Every diagnostic on one line: code, message, the text at its span with its label, the
+/// secondary places with theirs, and the help.
+fn render(loaded: &Loaded) -> String {
+    let errors: Vec<String> = loaded
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let mut s = format!("error[{}]: {}", d.code, d.message);
+            let mut extra = vec![];
+            if let Some(span) = d.span {
+                let at = loaded.sources.text(span);
+                if d.label.is_empty() {
+                    extra.push(format!("at `{at}`"));
+                } else {
+                    extra.push(format!("at `{at}`: {}", d.label));
+                }
+            }
+            for l in &d.secondary {
+                extra.push(format!("also at `{}`: {}", loaded.sources.text(l.span), l.text));
+            }
+            if let Some(h) = &d.help {
+                extra.push(format!("help: {h}"));
+            }
+            if !extra.is_empty() {
+                s.push_str(&format!(" ({})", extra.join("; ")));
+            }
+            s
+        })
+        .collect();
+    errors.join(" / ")
 }
 
 /// A value as .kcl source, with strings quoted so that `"3"` and `3` differ.
@@ -237,8 +246,8 @@ fn trim_replace() {
             trim("x-y", "-") => "x-y"
             trim(5) => "5"
             trim(1231, 1) => "23"
-            trim() => error[kcl::wrong_arguments]: `trim` takes 1 to 2 arguments, got 0 (at `trim()`: called here; help: usage: trim(string, characters))
-            trim("a", "b", "c") => error[kcl::wrong_arguments]: `trim` takes 1 to 2 arguments, got 3 (at `trim("a", "b", "c")`: called here; help: usage: trim(string, characters))
+            trim() => error[kcl::wrong_arguments]: `trim` takes 1 to 2 arguments, got 0 (at `trim()`: called here; help: usage: trim(string, characters?))
+            trim("a", "b", "c") => error[kcl::wrong_arguments]: `trim` takes 1 to 2 arguments, got 3 (at `trim("a", "b", "c")`: called here; help: usage: trim(string, characters?))
             trim(["a"]) => error[kcl::type_mismatch]: `trim` expects a string (at `["a"]`: this is a list)
             trim("a", ["b"]) => error[kcl::type_mismatch]: `trim` expects a string (at `["b"]`: this is a list)
             trim(null) => error[kcl::type_mismatch]: `trim` expects a string (at `null`: this is null)
@@ -293,7 +302,8 @@ fn split_join() {
             r#"join("-", [90s, 25%, 1..3])"#,
             r#"join(1, ["a", "b"])"#,
             r#"join(",", split(",", "a,b,c"))"#,
-            // An element that cannot be text is a function_error ("a object"), not a type_mismatch.
+            // An element that cannot be text makes the list an argument of the wrong type:
+            // kcl::type_mismatch, as docs/language.md (Functions) says, naming the element.
             r#"join(",", [["a"]])"#,
             r#"join(",", [{ a = 1 }])"#,
             r#"join(",", [null])"#,
@@ -330,9 +340,9 @@ fn split_join() {
             join("-", [90s, 25%, 1..3]) => "1m30s-25%-1..3"
             join(1, ["a", "b"]) => "a1b"
             join(",", split(",", "a,b,c")) => "a,b,c"
-            join(",", [["a"]]) => error[kcl::function_error]: cannot join a list (at `[["a"]]`: in this argument of `join`)
-            join(",", [{ a = 1 }]) => error[kcl::function_error]: cannot join a object (at `[{ a = 1 }]`: in this argument of `join`)
-            join(",", [null]) => error[kcl::function_error]: cannot join a null (at `[null]`: in this argument of `join`)
+            join(",", [["a"]]) => error[kcl::type_mismatch]: `join` expects a list of strings (at `[["a"]]`: element 0 is a list)
+            join(",", [{ a = 1 }]) => error[kcl::type_mismatch]: `join` expects a list of strings (at `[{ a = 1 }]`: element 0 is an object)
+            join(",", [null]) => error[kcl::type_mismatch]: `join` expects a list of strings (at `[null]`: element 0 is null)
             join(",", "a") => error[kcl::type_mismatch]: `join` expects a list (at `"a"`: this is the string "a")
             join(",", { a = "b" }) => error[kcl::type_mismatch]: `join` expects a list (at `{ a = "b" }`: this is an object)
             join(["a"], ",") => error[kcl::type_mismatch]: `join` expects a string (at `["a"]`: this is a list)
@@ -433,7 +443,7 @@ fn format_verbs() {
             format("%x", 1) => error[kcl::function_error]: unknown format verb %x; use %s, %d, %v, %q or %% (at `"%x"`: in this argument of `format`)
             format("%S", "a") => error[kcl::function_error]: unknown format verb %S; use %s, %d, %v, %q or %% (at `"%S"`: in this argument of `format`)
             format("50%") => error[kcl::function_error]: the format ends with a lone % (at `"50%"`: in this argument of `format`)
-            format() => error[kcl::wrong_arguments]: `format` takes at least 1 argument, got 0 (at `format()`: called here; help: usage: format(spec, values...))
+            format() => error[kcl::wrong_arguments]: `format` takes at least 1 argument, got 0 (at `format()`: called here; help: usage: format(spec, values…))
             format(["%s"], "a") => error[kcl::type_mismatch]: `format` expects a string (at `["%s"]`: this is a list)
             format(null) => error[kcl::type_mismatch]: `format` expects a string (at `null`: this is null)
         "#]],
@@ -448,7 +458,7 @@ fn list_functions() {
             r#"concat(["a"])"#,
             r#"concat([])"#,
             r#"concat([], [])"#,
-            // Unlike min() and max(), concat() and merge() take no arguments without complaint.
+            // `concat(list, …)` takes at least one list, as min() and max() take one number.
             r#"concat()"#,
             r#"concat(["a", "a"], ["a"])"#,
             r#"concat([1], ["a"], [[true]], [{ k = "v" }])"#,
@@ -493,7 +503,7 @@ fn list_functions() {
             concat(["a"]) => ["a"]
             concat([]) => []
             concat([], []) => []
-            concat() => []
+            concat() => error[kcl::wrong_arguments]: `concat` takes at least 1 argument, got 0 (at `concat()`: called here; help: usage: concat(list, …))
             concat(["a", "a"], ["a"]) => ["a", "a", "a"]
             concat([1], ["a"], [[true]], [{ k = "v" }]) => [1, "a", [true], { "k" = "v" }]
             concat(["a"], "b") => error[kcl::type_mismatch]: `concat` expects lists (at `"b"`: this is the string "b")
@@ -571,6 +581,7 @@ fn map_functions() {
             r#"merge({ a = 1 }, { a = 2, b = 3 })"#,
             r#"merge({ b = 1 }, { a = 2 })"#,
             r#"merge({})"#,
+            // `merge(map, …)` takes at least one map.
             r#"merge()"#,
             r#"merge(null)"#,
             r#"merge(null, { a = 1 }, null)"#,
@@ -607,12 +618,12 @@ fn map_functions() {
             lookup(["a"], 0) => error[kcl::type_mismatch]: `lookup` expects a map (at `["a"]`: this is a list)
             lookup(null, "a", 1) => error[kcl::type_mismatch]: `lookup` expects a map (at `null`: this is null)
             lookup({ a = 1 }, ["a"]) => error[kcl::type_mismatch]: `lookup` expects a string (at `["a"]`: this is a list)
-            lookup({ a = 1 }) => error[kcl::wrong_arguments]: `lookup` takes 2 to 3 arguments, got 1 (at `lookup({ a = 1 })`: called here; help: usage: lookup(map, key, default))
-            lookup({ a = 1 }, "a", 1, 2) => error[kcl::wrong_arguments]: `lookup` takes 2 to 3 arguments, got 4 (at `lookup({ a = 1 }, "a", 1, 2)`: called here; help: usage: lookup(map, key, default))
+            lookup({ a = 1 }) => error[kcl::wrong_arguments]: `lookup` takes 2 to 3 arguments, got 1 (at `lookup({ a = 1 })`: called here; help: usage: lookup(map, key, default?))
+            lookup({ a = 1 }, "a", 1, 2) => error[kcl::wrong_arguments]: `lookup` takes 2 to 3 arguments, got 4 (at `lookup({ a = 1 }, "a", 1, 2)`: called here; help: usage: lookup(map, key, default?))
             merge({ a = 1 }, { a = 2, b = 3 }) => { "a" = 2, "b" = 3 }
             merge({ b = 1 }, { a = 2 }) => { "a" = 2, "b" = 1 }
             merge({}) => {}
-            merge() => {}
+            merge() => error[kcl::wrong_arguments]: `merge` takes at least 1 argument, got 0 (at `merge()`: called here; help: usage: merge(map, …))
             merge(null) => {}
             merge(null, { a = 1 }, null) => { "a" = 1 }
             merge({ a = { x = 1 } }, { a = { y = 2 } }) => { "a" = { "y" = 2 } }
@@ -703,10 +714,10 @@ fn number_functions() {
             max(-1, -5) => -1
             max(1.5, 1) => 1.5
             max(-0.5, -0.25) => -0.25
-            max() => error[kcl::wrong_arguments]: `max` needs at least one number (at `max()`: called here)
+            max() => error[kcl::wrong_arguments]: `max` takes at least 1 argument, got 0 (at `max()`: called here; help: usage: max(numbers…))
             max([]) => error[kcl::wrong_arguments]: `max` needs at least one number (at `max([])`: called here)
             max(1, "2") => error[kcl::type_mismatch]: `max` expects numbers (at `"2"`: this is the string "2")
-            max([1, "2"]) => error[kcl::type_mismatch]: `max` expects numbers (at `[1, "2"]`: this is a list)
+            max([1, "2"]) => error[kcl::type_mismatch]: `max` expects numbers (at `[1, "2"]`: element 1 is the string "2")
             max([1], [2]) => error[kcl::type_mismatch]: `max` expects numbers (at `[1]`: this is a list)
             max(null) => error[kcl::type_mismatch]: `max` expects numbers (at `null`: this is null)
             max(1, null) => error[kcl::type_mismatch]: `max` expects numbers (at `null`: this is null)
@@ -716,7 +727,7 @@ fn number_functions() {
             min(0) => 0
             min(-2, 0.5) => -2
             min([-1, -1]) => -1
-            min() => error[kcl::wrong_arguments]: `min` needs at least one number (at `min()`: called here)
+            min() => error[kcl::wrong_arguments]: `min` takes at least 1 argument, got 0 (at `min()`: called here; help: usage: min(numbers…))
             min([]) => error[kcl::wrong_arguments]: `min` needs at least one number (at `min([])`: called here)
             min("1") => error[kcl::type_mismatch]: `min` expects numbers (at `"1"`: this is the string "1")
             min(1, true) => error[kcl::type_mismatch]: `min` expects numbers (at `true`: this is the bool true)
@@ -909,17 +920,31 @@ fn calls() {
             r#"join(",", cluster.core.node_group.g.group_names)"#,
             r#"concat(["a"], cluster.core.node_group.g.group_names)"#,
             r#"contains(cluster.core.node_group.g.group_names, "a")"#,
-            // docs/language.md (References) says a call with an argument that merely contains
-            // an unknown value is unknown, naming `length(cluster.core.node_group)`; the
-            // evaluator's structural functions (keys, length, merge, concat, values, lookup)
-            // are unknown only when the argument itself is.
+            // docs/language.md (References): any call one of whose arguments merely contains
+            // a value known only after apply is unknown, `length(cluster.core.node_group)`
+            // included; no function is an exception, not even keys() whose keys are known.
             r#"keys(cluster.core.node_group)"#,
+            r#"values(cluster.core.node_group)"#,
             r#"length(cluster.core.node_group)"#,
+            r#"length(cluster.core.node_group.g)"#,
             r#"lookup(cluster.core.node_group.g, "image")"#,
+            r#"lookup({ a = cluster.core.node_group.g.group_names }, "b", 1)"#,
+            r#"merge({ a = 1 }, cluster.core.node_group)"#,
+            r#"concat(["a"], [cluster.core.node_group.g.instance_ids])"#,
+            r#"contains(["a", cluster.core.node_group.g.group_names], "a")"#,
+            r#"upper([cluster.core.node_group.g.group_names])"#,
+            r#"format("%v", { ids = cluster.core.node_group.g.instance_ids })"#,
+            // …while a `for` over such a collection is known, and so is what is computed
+            // from its (known) result.
             r#"[for name, g in cluster.core.node_group : name]"#,
-            // An unknown argument hides the wrong argument count until the value is known.
+            r#"length([for name, g in cluster.core.node_group : name])"#,
+            r#"length(cluster.core.node_group.g.instance_types)"#,
+            // The argument count is checked first: an unknown argument does not hide it.
             r#"upper(cluster.core.node_group.g.group_names, "extra")"#,
             r#"length(cluster.core.node_group.g.group_names, 1)"#,
+            r#"keys(cluster.core.node_group, cluster.core.node_group)"#,
+            r#"lookup(cluster.core.node_group.g)"#,
+            r#"replace(cluster.core.node_group.g.group_names[0], "a")"#,
         ],
         expect![[r#"
             upper(lower("aB")) => "AB"
@@ -939,12 +964,25 @@ fn calls() {
             join(",", cluster.core.node_group.g.group_names) => (known after apply)
             concat(["a"], cluster.core.node_group.g.group_names) => (known after apply)
             contains(cluster.core.node_group.g.group_names, "a") => (known after apply)
-            keys(cluster.core.node_group) => ["g"]
-            length(cluster.core.node_group) => 1
-            lookup(cluster.core.node_group.g, "image") => "img"
+            keys(cluster.core.node_group) => (known after apply)
+            values(cluster.core.node_group) => (known after apply)
+            length(cluster.core.node_group) => (known after apply)
+            length(cluster.core.node_group.g) => (known after apply)
+            lookup(cluster.core.node_group.g, "image") => (known after apply)
+            lookup({ a = cluster.core.node_group.g.group_names }, "b", 1) => (known after apply)
+            merge({ a = 1 }, cluster.core.node_group) => (known after apply)
+            concat(["a"], [cluster.core.node_group.g.instance_ids]) => (known after apply)
+            contains(["a", cluster.core.node_group.g.group_names], "a") => (known after apply)
+            upper([cluster.core.node_group.g.group_names]) => (known after apply)
+            format("%v", { ids = cluster.core.node_group.g.instance_ids }) => (known after apply)
             [for name, g in cluster.core.node_group : name] => ["g"]
-            upper(cluster.core.node_group.g.group_names, "extra") => (known after apply)
-            length(cluster.core.node_group.g.group_names, 1) => (known after apply)
+            length([for name, g in cluster.core.node_group : name]) => 1
+            length(cluster.core.node_group.g.instance_types) => 1
+            upper(cluster.core.node_group.g.group_names, "extra") => error[kcl::wrong_arguments]: `upper` takes 1 argument, got 2 (at `upper(cluster.core.node_group.g.group_names, "extra")`: called here; help: usage: upper(string))
+            length(cluster.core.node_group.g.group_names, 1) => error[kcl::wrong_arguments]: `length` takes 1 argument, got 2 (at `length(cluster.core.node_group.g.group_names, 1)`: called here; help: usage: length(value))
+            keys(cluster.core.node_group, cluster.core.node_group) => error[kcl::wrong_arguments]: `keys` takes 1 argument, got 2 (at `keys(cluster.core.node_group, cluster.core.node_group)`: called here; help: usage: keys(map))
+            lookup(cluster.core.node_group.g) => error[kcl::wrong_arguments]: `lookup` takes 2 to 3 arguments, got 1 (at `lookup(cluster.core.node_group.g)`: called here; help: usage: lookup(map, key, default?))
+            replace(cluster.core.node_group.g.group_names[0], "a") => error[kcl::wrong_arguments]: `replace` takes 3 arguments, got 2 (at `replace(cluster.core.node_group.g.group_names[0], "a")`: called here; help: usage: replace(string, search, replacement))
         "#]],
     );
 }
@@ -981,7 +1019,13 @@ fn sensitivity_survives_every_function() {
             r#"length(split("-", local.from_secret))"#,
             r#"tostring(length(var.secret) > 3)"#,
             r#"var.secret == "x" ? "a" : "b""#,
-            // Error messages and labels show the sensitive value itself.
+            // `var` and `local` on their own hold the sensitive values, so they are sensitive.
+            r#"var["secret"]"#,
+            r#"local["from_secret"]"#,
+            r#"[for k, v in var : v if k == "pin"]"#,
+            r#"length(var)"#,
+            // Errors about a sensitive argument describe it without showing it; more cases
+            // in sensitive_arguments_in_function_errors.
             r#"file(var.secret)"#,
             r#"tonumber(var.secret)"#,
             r#"lookup({}, var.secret)"#,
@@ -1016,10 +1060,509 @@ fn sensitivity_survives_every_function() {
             length(split("-", local.from_secret)) => 2 (sensitive)
             tostring(length(var.secret) > 3) => "true" (sensitive)
             var.secret == "x" ? "a" : "b" => "b" (sensitive)
-            file(var.secret) => error[kcl::function_error]: cannot read ./hunter2: no such file or directory (at `var.secret`: in this argument of `file`)
-            tonumber(var.secret) => error[kcl::function_error]: "hunter2" is not a number (at `var.secret`: in this argument of `tonumber`)
-            lookup({}, var.secret) => error[kcl::function_error]: no key "hunter2" and no default (at `var.secret`: in this argument of `lookup`)
-            max(var.secret) => error[kcl::type_mismatch]: `max` expects numbers (at `var.secret`: this is the string "hunter2")
+            var["secret"] => "hunter2" (sensitive)
+            local["from_secret"] => "token-hunter2" (sensitive)
+            [for k, v in var : v if k == "pin"] => [1234] (sensitive)
+            length(var) => 3 (sensitive)
+            file(var.secret) => error[kcl::function_error]: cannot read (sensitive value): no such file or directory (at `var.secret`: in this argument of `file`)
+            tonumber(var.secret) => error[kcl::function_error]: (sensitive value) is not a number (at `var.secret`: in this argument of `tonumber`)
+            lookup({}, var.secret) => error[kcl::function_error]: no key (sensitive value) and no default (at `var.secret`: in this argument of `lookup`)
+            max(var.secret) => error[kcl::type_mismatch]: `max` expects numbers (at `var.secret`: this is a sensitive string)
         "#]],
     );
+}
+
+/// Every function that can show an argument in an error, given a sensitive one (or one
+/// derived from it): the error describes it by its type, or says `(sensitive value)`.
+#[test]
+fn sensitive_arguments_in_function_errors() {
+    check(
+        &[
+            r#"base64encode([var.secret])"#,
+            r#"base64encode(var.secret, var.pin)"#,
+            r#"concat(var.secret)"#,
+            r#"concat(["a"], var.pin)"#,
+            r#"contains(var.secret, "h")"#,
+            r#"contains({ k = var.pin }, 1)"#,
+            r#"file(var.secret)"#,
+            r#"file("${var.secret}.sh")"#,
+            r#"file([var.secret])"#,
+            r#"format("%s %s ${var.secret}", "a")"#,
+            r#"format("${var.secret}%x", 1)"#,
+            r#"format("%d", var.secret)"#,
+            r#"format([var.secret], 1)"#,
+            r#"join(",", var.secret)"#,
+            r#"join(",", [[var.secret]])"#,
+            r#"join(",", [var.pin, {}])"#,
+            r#"join([var.secret], ["a"])"#,
+            r#"keys(var.secret)"#,
+            r#"keys(var.pin)"#,
+            r#"length(var.pin)"#,
+            r#"length(var.pin > 1)"#,
+            r#"lookup(var.secret, "a")"#,
+            r#"lookup({}, var.secret)"#,
+            r#"lookup({}, var.pin)"#,
+            r#"lookup({ a = 1 }, local.from_secret)"#,
+            r#"lookup({ a = 1 }, [var.secret])"#,
+            r#"lookup({ a = var.secret }, "b")"#,
+            r#"lower([var.secret])"#,
+            r#"lower({ k = var.secret })"#,
+            r#"max(var.secret)"#,
+            r#"max(1, var.secret)"#,
+            r#"max([var.pin, var.secret])"#,
+            r#"min(local.from_secret)"#,
+            r#"min([1, local.from_secret])"#,
+            r#"min(var.pin, [var.pin])"#,
+            r#"merge(var.secret)"#,
+            r#"merge({}, var.pin)"#,
+            r#"merge({}, [var.secret])"#,
+            r#"replace([var.secret], "a", "b")"#,
+            r#"replace("a", "b", [var.secret])"#,
+            r#"replace(var.secret, "", "x")"#,
+            r#"sha256([var.pin])"#,
+            r#"sha256({ k = var.secret })"#,
+            r#"split(",", [var.secret])"#,
+            r#"split([var.pin], "a")"#,
+            r#"split("", var.secret)"#,
+            r#"tonumber(var.secret)"#,
+            r#"tonumber(local.from_secret)"#,
+            r#"tonumber(upper(var.secret))"#,
+            r#"tonumber([var.pin])"#,
+            r#"tonumber(var.secret == "x")"#,
+            r#"tostring([var.secret])"#,
+            r#"tostring({ k = var.pin })"#,
+            r#"trim([var.secret])"#,
+            r#"trim("x", [var.secret])"#,
+            r#"upper([var.secret])"#,
+            r#"upper({ (var.secret) = 1 })"#,
+            r#"values(var.secret)"#,
+            r#"values([var.pin])"#,
+        ],
+        expect![[r#"
+            base64encode([var.secret]) => error[kcl::type_mismatch]: `base64encode` expects a string (at `[var.secret]`: this is a sensitive list)
+            base64encode(var.secret, var.pin) => error[kcl::wrong_arguments]: `base64encode` takes 1 argument, got 2 (at `base64encode(var.secret, var.pin)`: called here; help: usage: base64encode(string))
+            concat(var.secret) => error[kcl::type_mismatch]: `concat` expects lists (at `var.secret`: this is a sensitive string)
+            concat(["a"], var.pin) => error[kcl::type_mismatch]: `concat` expects lists (at `var.pin`: this is a sensitive number)
+            contains(var.secret, "h") => error[kcl::type_mismatch]: `contains` expects a list (at `var.secret`: this is a sensitive string)
+            contains({ k = var.pin }, 1) => error[kcl::type_mismatch]: `contains` expects a list (at `{ k = var.pin }`: this is a sensitive object)
+            file(var.secret) => error[kcl::function_error]: cannot read (sensitive value): no such file or directory (at `var.secret`: in this argument of `file`)
+            file("${var.secret}.sh") => error[kcl::function_error]: cannot read (sensitive value): no such file or directory (at `"${var.secret}.sh"`: in this argument of `file`)
+            file([var.secret]) => error[kcl::type_mismatch]: `file` expects a string (at `[var.secret]`: this is a sensitive list)
+            format("%s %s ${var.secret}", "a") => error[kcl::function_error]: not enough values for (sensitive value) (at `"%s %s ${var.secret}"`: in this argument of `format`)
+            format("${var.secret}%x", 1) => error[kcl::function_error]: unknown format verb (sensitive value); use %s, %d, %v, %q or %% (at `"${var.secret}%x"`: in this argument of `format`)
+            format("%d", var.secret) => error[kcl::function_error]: %d needs a number, found string (at `"%d"`: in this argument of `format`)
+            format([var.secret], 1) => error[kcl::type_mismatch]: `format` expects a string (at `[var.secret]`: this is a sensitive list)
+            join(",", var.secret) => error[kcl::type_mismatch]: `join` expects a list (at `var.secret`: this is a sensitive string)
+            join(",", [[var.secret]]) => error[kcl::type_mismatch]: `join` expects a list of strings (at `[[var.secret]]`: an element is a sensitive list)
+            join(",", [var.pin, {}]) => error[kcl::type_mismatch]: `join` expects a list of strings (at `[var.pin, {}]`: an element is a sensitive object)
+            join([var.secret], ["a"]) => error[kcl::type_mismatch]: `join` expects a string (at `[var.secret]`: this is a sensitive list)
+            keys(var.secret) => error[kcl::type_mismatch]: `keys` expects a map (at `var.secret`: this is a sensitive string)
+            keys(var.pin) => error[kcl::type_mismatch]: `keys` expects a map (at `var.pin`: this is a sensitive number)
+            length(var.pin) => error[kcl::type_mismatch]: `length` expects a list, a map or a string (at `var.pin`: this is a sensitive number)
+            length(var.pin > 1) => error[kcl::type_mismatch]: `length` expects a list, a map or a string (at `var.pin > 1`: this is a sensitive bool)
+            lookup(var.secret, "a") => error[kcl::type_mismatch]: `lookup` expects a map (at `var.secret`: this is a sensitive string)
+            lookup({}, var.secret) => error[kcl::function_error]: no key (sensitive value) and no default (at `var.secret`: in this argument of `lookup`)
+            lookup({}, var.pin) => error[kcl::function_error]: no key (sensitive value) and no default (at `var.pin`: in this argument of `lookup`)
+            lookup({ a = 1 }, local.from_secret) => error[kcl::function_error]: no key (sensitive value) and no default (at `local.from_secret`: in this argument of `lookup`)
+            lookup({ a = 1 }, [var.secret]) => error[kcl::type_mismatch]: `lookup` expects a string (at `[var.secret]`: this is a sensitive list)
+            lookup({ a = var.secret }, "b") => error[kcl::function_error]: no key "b" and no default (at `"b"`: in this argument of `lookup`)
+            lower([var.secret]) => error[kcl::type_mismatch]: `lower` expects a string (at `[var.secret]`: this is a sensitive list)
+            lower({ k = var.secret }) => error[kcl::type_mismatch]: `lower` expects a string (at `{ k = var.secret }`: this is a sensitive object)
+            max(var.secret) => error[kcl::type_mismatch]: `max` expects numbers (at `var.secret`: this is a sensitive string)
+            max(1, var.secret) => error[kcl::type_mismatch]: `max` expects numbers (at `var.secret`: this is a sensitive string)
+            max([var.pin, var.secret]) => error[kcl::type_mismatch]: `max` expects numbers (at `[var.pin, var.secret]`: an element is a sensitive string)
+            min(local.from_secret) => error[kcl::type_mismatch]: `min` expects numbers (at `local.from_secret`: this is a sensitive string)
+            min([1, local.from_secret]) => error[kcl::type_mismatch]: `min` expects numbers (at `[1, local.from_secret]`: an element is a sensitive string)
+            min(var.pin, [var.pin]) => error[kcl::type_mismatch]: `min` expects numbers (at `[var.pin]`: this is a sensitive list)
+            merge(var.secret) => error[kcl::type_mismatch]: `merge` expects maps (at `var.secret`: this is a sensitive string)
+            merge({}, var.pin) => error[kcl::type_mismatch]: `merge` expects maps (at `var.pin`: this is a sensitive number)
+            merge({}, [var.secret]) => error[kcl::type_mismatch]: `merge` expects maps (at `[var.secret]`: this is a sensitive list)
+            replace([var.secret], "a", "b") => error[kcl::type_mismatch]: `replace` expects a string (at `[var.secret]`: this is a sensitive list)
+            replace("a", "b", [var.secret]) => error[kcl::type_mismatch]: `replace` expects a string (at `[var.secret]`: this is a sensitive list)
+            replace(var.secret, "", "x") => error[kcl::function_error]: the search string is empty (at `""`: in this argument of `replace`)
+            sha256([var.pin]) => error[kcl::type_mismatch]: `sha256` expects a string (at `[var.pin]`: this is a sensitive list)
+            sha256({ k = var.secret }) => error[kcl::type_mismatch]: `sha256` expects a string (at `{ k = var.secret }`: this is a sensitive object)
+            split(",", [var.secret]) => error[kcl::type_mismatch]: `split` expects a string (at `[var.secret]`: this is a sensitive list)
+            split([var.pin], "a") => error[kcl::type_mismatch]: `split` expects a string (at `[var.pin]`: this is a sensitive list)
+            split("", var.secret) => error[kcl::function_error]: the separator is empty (at `""`: in this argument of `split`)
+            tonumber(var.secret) => error[kcl::function_error]: (sensitive value) is not a number (at `var.secret`: in this argument of `tonumber`)
+            tonumber(local.from_secret) => error[kcl::function_error]: (sensitive value) is not a number (at `local.from_secret`: in this argument of `tonumber`)
+            tonumber(upper(var.secret)) => error[kcl::function_error]: (sensitive value) is not a number (at `upper(var.secret)`: in this argument of `tonumber`)
+            tonumber([var.pin]) => error[kcl::type_mismatch]: `tonumber` expects a string or a number (at `[var.pin]`: this is a sensitive list)
+            tonumber(var.secret == "x") => error[kcl::type_mismatch]: `tonumber` expects a string or a number (at `var.secret == "x"`: this is a sensitive bool)
+            tostring([var.secret]) => error[kcl::type_mismatch]: `tostring` expects a primitive value (at `[var.secret]`: this is a sensitive list)
+            tostring({ k = var.pin }) => error[kcl::type_mismatch]: `tostring` expects a primitive value (at `{ k = var.pin }`: this is a sensitive object)
+            trim([var.secret]) => error[kcl::type_mismatch]: `trim` expects a string (at `[var.secret]`: this is a sensitive list)
+            trim("x", [var.secret]) => error[kcl::type_mismatch]: `trim` expects a string (at `[var.secret]`: this is a sensitive list)
+            upper([var.secret]) => error[kcl::type_mismatch]: `upper` expects a string (at `[var.secret]`: this is a sensitive list)
+            upper({ (var.secret) = 1 }) => error[kcl::type_mismatch]: `upper` expects a string (at `{ (var.secret) = 1 }`: this is a sensitive object)
+            values(var.secret) => error[kcl::type_mismatch]: `values` expects a map (at `var.secret`: this is a sensitive string)
+            values([var.pin]) => error[kcl::type_mismatch]: `values` expects a map (at `[var.pin]`: this is a sensitive list)
+        "#]],
+    );
+}
+
+/// Operators, indexes, attributes, templates, object keys and `for`: the same.
+#[test]
+fn sensitive_values_in_expression_errors() {
+    check(
+        &[
+            r#"var.secret + 1"#,
+            r#"1 - var.pin * "x""#,
+            r#"-var.secret"#,
+            r#"!var.pin"#,
+            r#"var.secret && true"#,
+            r#"false || var.secret"#,
+            r#"var.pin > 1 && var.secret"#,
+            r#"var.secret ? 1 : 2"#,
+            r#"var.pin..1"#,
+            r#"var.secret..3"#,
+            r#"1..var.secret"#,
+            r#"var.secret < 1"#,
+            r#"local.plain_list[var.pin]"#,
+            r#"[var.secret][5]"#,
+            r#"local.plain_list[var.secret]"#,
+            r#"{ a = 1 }[var.secret]"#,
+            // Without the sensitivity, `did you mean` would name the sensitive key.
+            r#"{ (var.secret) = 1 }["huntr2"]"#,
+            r#"{ a = var.pin }[var.pin]"#,
+            r#"var.secret[0]"#,
+            r#"var.secret.attr"#,
+            r#"{ (var.secret) = 1 }.huntr2"#,
+            r#"{ name = var.secret }.nme"#,
+            r#""${[var.secret]}""#,
+            r#""x-${{ k = var.pin }}""#,
+            r#"{ (var.secret) = 1, (lower(var.secret)) = 2 }"#,
+            r#"{ ([var.secret]) = 1 }"#,
+            // Names bound by `for` over a sensitive collection are sensitive.
+            r#"[for s in [var.secret] : tonumber(s)]"#,
+            r#"[for i, s in [var.secret] : local.plain_list[i + 5]]"#,
+            r#"[for s in local.plain_list : tonumber("${s}${var.pin}")]"#,
+            r#"{ for s in [var.secret, var.secret] : s => 1 }"#,
+            r#"[for s in var.secret : s]"#,
+            r#"[for s in [var.secret] : s if s]"#,
+            r#"{ for s in [var.secret] : [s] => 1 }"#,
+            r#"[for s in [var.secret] : upper(s)]"#,
+            r#"tonumber(var["secret"])"#,
+            r#"tonumber(local["from_secret"])"#,
+            r#"[for k, v in var : tonumber(v)]"#,
+            r#"var.plain + local.plain_list[0]"#,
+        ],
+        expect![[r#"
+            var.secret + 1 => error[kcl::type_mismatch]: `+` needs numbers (at `var.secret`: this is a sensitive string)
+            1 - var.pin * "x" => error[kcl::type_mismatch]: `*` needs numbers (at `"x"`: this is the string "x")
+            -var.secret => error[kcl::type_mismatch]: `-` needs a number (at `var.secret`: this is a sensitive string)
+            !var.pin => error[kcl::type_mismatch]: `!` needs a bool (at `var.pin`: this is a sensitive number)
+            var.secret && true => error[kcl::type_mismatch]: `&&` needs bools (at `var.secret`: this is a sensitive string)
+            false || var.secret => error[kcl::type_mismatch]: `||` needs bools (at `var.secret`: this is a sensitive string)
+            var.pin > 1 && var.secret => error[kcl::type_mismatch]: `&&` needs bools (at `var.secret`: this is a sensitive string)
+            var.secret ? 1 : 2 => error[kcl::type_mismatch]: a condition must be a bool (at `var.secret`: this is a sensitive string)
+            var.pin..1 => error[kcl::invalid_value]: empty range (sensitive value)..1 (at `var.pin..1`: the lower bound is above the upper bound)
+            var.secret..3 => error[kcl::type_mismatch]: range bounds must be whole numbers (at `var.secret`: this is a sensitive string)
+            1..var.secret => error[kcl::type_mismatch]: range bounds must be whole numbers (at `var.secret`: this is a sensitive string)
+            var.secret < 1 => error[kcl::type_mismatch]: `<` needs numbers (at `var.secret`: this is a sensitive string)
+            local.plain_list[var.pin] => error[kcl::index]: index (sensitive value) is out of range (at `var.pin`: the list has 2 elements)
+            [var.secret][5] => error[kcl::index]: index 5 is out of range (at `5`: the list is sensitive)
+            local.plain_list[var.secret] => error[kcl::type_mismatch]: a list index must be a number (at `var.secret`: this is a sensitive string)
+            { a = 1 }[var.secret] => error[kcl::index]: no key (sensitive value) (at `var.secret`: not a key of this map)
+            { (var.secret) = 1 }["huntr2"] => error[kcl::index]: no key "huntr2" (at `"huntr2"`: not a key of this map)
+            { a = var.pin }[var.pin] => error[kcl::type_mismatch]: a map key must be a string (at `var.pin`: this is a sensitive number)
+            var.secret[0] => error[kcl::type_mismatch]: only lists and maps can be indexed (at `0`: this is a sensitive string)
+            var.secret.attr => error[kcl::type_mismatch]: only objects have attributes (at `var.secret`: this is a sensitive string)
+            { (var.secret) = 1 }.huntr2 => error[kcl::undefined_reference]: no attribute `huntr2` here (at `huntr2`: not an attribute of this object)
+            { name = var.secret }.nme => error[kcl::undefined_reference]: no attribute `nme` here (at `nme`: not an attribute of this object)
+            "${[var.secret]}" => error[kcl::type_mismatch]: this value cannot be put in a string (at `[var.secret]`: this is a sensitive list; help: use join() for a list, or pick one element)
+            "x-${{ k = var.pin }}" => error[kcl::type_mismatch]: this value cannot be put in a string (at `{ k = var.pin }`: this is a sensitive object; help: use join() for a list, or pick one element)
+            { (var.secret) = 1, (lower(var.secret)) = 2 } => error[kcl::duplicate_key]: duplicate key (sensitive value) (at `(lower(var.secret))`: set again here; also at `(var.secret)`: first set here)
+            { ([var.secret]) = 1 } => error[kcl::type_mismatch]: an object key must be a string (at `([var.secret])`: this is a sensitive list)
+            [for s in [var.secret] : tonumber(s)] => error[kcl::function_error]: (sensitive value) is not a number (at `s`: in this argument of `tonumber`)
+            [for i, s in [var.secret] : local.plain_list[i + 5]] => error[kcl::index]: index (sensitive value) is out of range (at `i + 5`: the list has 2 elements)
+            [for s in local.plain_list : tonumber("${s}${var.pin}")] => error[kcl::function_error]: (sensitive value) is not a number (at `"${s}${var.pin}"`: in this argument of `tonumber`)
+            { for s in [var.secret, var.secret] : s => 1 } => error[kcl::duplicate_key]: duplicate key (sensitive value) (at `s`: two elements produce this key; help: add `...` after the value to group elements with the same key)
+            [for s in var.secret : s] => error[kcl::type_mismatch]: `for` needs a list or a map (at `var.secret`: this is a sensitive string)
+            [for s in [var.secret] : s if s] => error[kcl::type_mismatch]: an `if` condition must be a bool (at `s`: this is a sensitive string)
+            { for s in [var.secret] : [s] => 1 } => error[kcl::type_mismatch]: an object key must be a string (at `[s]`: this is a sensitive list)
+            [for s in [var.secret] : upper(s)] => ["HUNTER2"] (sensitive)
+            tonumber(var["secret"]) => error[kcl::function_error]: (sensitive value) is not a number (at `var["secret"]`: in this argument of `tonumber`)
+            tonumber(local["from_secret"]) => error[kcl::function_error]: (sensitive value) is not a number (at `local["from_secret"]`: in this argument of `tonumber`)
+            [for k, v in var : tonumber(v)] => error[kcl::function_error]: (sensitive value) is not a number (at `v`: in this argument of `tonumber`)
+            var.plain + local.plain_list[0] => error[kcl::type_mismatch]: `+` needs numbers (at `var.plain`: this is the string "open")
+        "#]],
+    );
+}
+
+/// Texts no diagnostic about a sensitive value may contain: the sensitive string (in any
+/// case) and the sensitive number of `PRELUDE`.
+fn secrets_in(text: &str) -> Vec<&'static str> {
+    let lower = text.to_lowercase();
+    ["hunter", "1234"].into_iter().filter(|s| lower.contains(s)).collect()
+}
+
+/// The cases of every group in this file that may read a sensitive value: each single-line
+/// raw string literal that names `var` or `local`.
+fn sensitive_cases() -> Vec<&'static str> {
+    let this = include_str!("functions.rs");
+    let mut out = vec![];
+    let mut rest = this;
+    while let Some(start) = rest.find("r#\"") {
+        let after = &rest[start + 3..];
+        let Some(end) = after.find("\"#") else { break };
+        let lit = &after[..end];
+        if !lit.contains('\n') && (lit.contains("var") || lit.contains("local")) {
+            out.push(lit);
+        }
+        rest = &after[end + 2..];
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Over every case with a sensitive argument, in every group: no diagnostic shows the
+/// secret, in its message, label, secondary labels or help, nor in the one-line rendering.
+#[test]
+fn no_diagnostic_shows_a_secret() {
+    let cases = sensitive_cases();
+    assert!(cases.len() > 100, "the scan found only {} cases", cases.len());
+    let mut errors = 0;
+    for case in cases {
+        let rendered = eval_in(Path::new("."), case);
+        if !rendered.starts_with("error[") {
+            continue;
+        }
+        errors += 1;
+        assert_eq!(secrets_in(case), Vec::<&str>::new(), "the case itself spells out a secret: {case}");
+        assert_eq!(secrets_in(&rendered), Vec::<&str>::new(), "{case} => {rendered}");
+    }
+    assert!(errors > 80, "only {errors} sensitive cases fail");
+}
+
+/// A configuration with a sensitive string and number, and a cluster whose node group gets
+/// `ng` (and an image, an instance type and `size = 1..3` unless `ng` sets them) and whose
+/// cluster block gets `cluster`.
+fn config_with(top: &str, cluster: &str, ng: &str) -> String {
+    let unless = |name: &str, line: &'static str| if ng.contains(name) { "" } else { line };
+    let image = unless("image =", "image = \"img\"");
+    let instance_type = unless("instance_type", "instance_type = \"m6i.large\"");
+    let size = unless("size =", "size = 1..3");
+    format!(
+        r#"
+variable "secret" {{
+  type      = string
+  default   = "hunter2"
+  sensitive = true
+}}
+
+variable "pin" {{
+  type      = number
+  default   = 1234
+  sensitive = true
+}}
+
+provider "sim" {{}}
+
+{top}
+
+cluster "c" {{
+  kubernetes_version = "1.31"
+  {cluster}
+
+  network {{
+    subnets = ["subnet-a"]
+  }}
+
+  node_group "g" {{
+    {instance_type}
+    {image}
+    {size}
+    {ng}
+  }}
+}}
+"#
+    )
+}
+
+fn load_config(text: String, inputs: &Inputs) -> Loaded {
+    let mut sources = Sources::new();
+    sources.add("main.kcl", "./main.kcl", text);
+    load_sources(sources, inputs)
+}
+
+/// The errors of each configuration, one line each, after checking that no message, label,
+/// secondary label or help spells out a secret (the source text at a span may: it is what
+/// the user wrote, as in a variable's default).
+fn check_configs(cases: &[(&str, String, Inputs)], expected: Expect) {
+    let mut out = String::new();
+    for (name, text, inputs) in cases {
+        let loaded = load_config(text.clone(), inputs);
+        assert!(!loaded.diagnostics.is_empty(), "{name}: no error");
+        for d in &loaded.diagnostics {
+            let mut texts = vec![d.message.as_str(), d.label.as_str()];
+            texts.extend(d.help.as_deref());
+            texts.extend(d.secondary.iter().map(|l| l.text.as_str()));
+            for t in texts {
+                assert_eq!(secrets_in(t), Vec::<&str>::new(), "{name}: {t}");
+            }
+        }
+        out.push_str(&format!("{name} => {}\n", render(&loaded)));
+    }
+    expected.assert_eq(&out);
+}
+
+/// Attributes, `for_each`, and variables' own values: the checks outside the functions
+/// never show a sensitive value either.
+#[test]
+fn sensitive_values_in_configuration_errors() {
+    let none = Inputs::default;
+    let ng = |name: &'static str, line: &str| (name, config_with("", "", line), none());
+    let cases = vec![
+        ng("capacity_type", "capacity_type = var.secret"),
+        ng("size", "size = var.secret"),
+        ng("desired", "desired = var.pin"),
+        ng("size_range", "size = 1..var.pin\n    desired = 1235"),
+        ng("control_plane_size", "size = var.pin\n    role = \"control-plane\""),
+        ng("taints", "taints = [var.secret]"),
+        ng("labels", "labels = { (var.secret) = [1] }"),
+        ng("security_groups", "security_groups = [\"a\", [var.pin]]"),
+        ng("health_timeout", "rollout {\n      health_timeout = var.pin\n    }"),
+        ng("for_each_twice", "for_each = [var.secret, var.secret]"),
+        ng("for_each_number", "for_each = var.pin"),
+        ng("for_each_list", "for_each = [var.pin]"),
+        ng("each_value", "for_each = { a = var.secret }\n    desired = tonumber(each.value)"),
+        ("cluster_tags", config_with("", "tags = { t = [var.pin] }", ""), none()),
+        ("cluster_provider", config_with("", "provider = var.pin", ""), none()),
+        ("output_sensitive", config_with("output \"o\" {\n  value = 1\n  sensitive = var.secret\n}", "", ""), none()),
+        (
+            "output_from_cluster",
+            config_with(
+                "output \"o\" {\n  value = tonumber(cluster.c.node_group.g.image)\n}",
+                "",
+                "image = var.secret",
+            ),
+            none(),
+        ),
+        (
+            "default_type",
+            config_with("variable \"n\" {\n  type = number\n  default = \"hunter3\"\n  sensitive = true\n}", "", ""),
+            none(),
+        ),
+        (
+            "default_element",
+            config_with(
+                "variable \"n\" {\n  type = map(number)\n  default = { hunter4 = \"x\" }\n  sensitive = true\n}",
+                "",
+                "",
+            ),
+            none(),
+        ),
+        (
+            "default_function",
+            config_with(
+                "variable \"n\" {\n  type = number\n  default = tonumber(\"hunter5\")\n  sensitive = true\n}",
+                "",
+                "",
+            ),
+            none(),
+        ),
+        (
+            "env_value",
+            config_with("variable \"n\" {\n  type = number\n  sensitive = true\n}", "", ""),
+            Inputs { env: vec![("n".into(), "hunter6".into())], ..Inputs::default() },
+        ),
+        (
+            "var_value",
+            config_with("variable \"n\" {\n  type = list(number)\n  sensitive = true\n}", "", ""),
+            Inputs { vars: vec![("n".into(), "[1, \"hunter7\"".into())], ..Inputs::default() },
+        ),
+    ];
+    check_configs(
+        &cases,
+        expect![[r#"
+            capacity_type => error[kcl::invalid_value]: (sensitive value) is not allowed here (at `var.secret`: expected one of "on-demand", "spot")
+            size => error[kcl::type_mismatch]: expected a whole number or a range (like 3 or 3..10) (at `var.secret`: this is a sensitive string)
+            desired => error[kcl::invalid_value]: desired (sensitive value) is outside size 1..3 (at `var.pin`: out of range; also at `1..3`: size set here)
+            size_range => error[kcl::invalid_value]: desired 1235 is outside size (sensitive value) (at `1235`: out of range; also at `1..var.pin`: size set here)
+            control_plane_size => error[kcl::control_plane_size]: a control plane needs an odd, fixed size, not a sensitive number (at `var.pin`: not an odd number; also at `"control-plane"`: control plane set here; help: use 1, 3 or 5 members: an odd count keeps etcd's quorum through one failure per two members)
+            taints => error[kcl::invalid_value]: invalid taint (sensitive value): no effect after `:` (at `[var.secret]`: in this list; help: write taints as "key=value:NoSchedule" (or PreferNoSchedule, NoExecute))
+            labels => error[kcl::type_mismatch]: expected a map of strings (at `{ (var.secret) = [1] }`: the value of (sensitive value) is a sensitive list)
+            security_groups => error[kcl::type_mismatch]: expected a list of strings (at `["a", [var.pin]]`: an element is a sensitive list)
+            health_timeout => error[kcl::type_mismatch]: expected a duration (like 90s or 10m) (at `var.pin`: this is a sensitive number; help: add a unit: s, m or h)
+            for_each_twice => error[kcl::for_each]: for_each has (sensitive value) twice (at `[var.secret, var.secret]`: keys must be unique)
+            for_each_number => error[kcl::type_mismatch]: for_each needs a list of strings or a map (at `var.pin`: this is a sensitive number)
+            for_each_list => error[kcl::type_mismatch]: for_each over a list needs strings (at `[var.pin]`: this is a sensitive number; help: use a map for other values: { for v in list : v.name => v })
+            each_value => error[kcl::function_error]: (sensitive value) is not a number (at `each.value`: in this argument of `tonumber`)
+            cluster_tags => error[kcl::type_mismatch]: expected a map of strings (at `{ t = [var.pin] }`: the value of (sensitive value) is a sensitive list)
+            cluster_provider => error[kcl::type_mismatch]: provider is a provider reference like sim or aws.west (at `var.pin`: this is a sensitive number)
+            output_sensitive => error[kcl::type_mismatch]: expected a bool (at `var.secret`: this is a sensitive string)
+            output_from_cluster => error[kcl::function_error]: (sensitive value) is not a number (at `cluster.c.node_group.g.image`: in this argument of `tonumber`)
+            default_type => error[kcl::type_mismatch]: wrong type: expected a number (at `"hunter3"`: this is a sensitive string; help: the variable is declared as number)
+            default_element => error[kcl::type_mismatch]: wrong type: expected a map(number) (at `{ hunter4 = "x" }`: this is a sensitive object; help: the variable is declared as map(number))
+            default_function => error[kcl::function_error]: (sensitive value) is not a number (at `"hunter5"`: in this argument of `tonumber`)
+            env_value => error[kcl::undefined_reference]: the value given by DRYDOCK_VAR_n is not a number (not shown: the variable is sensitive) (help: DRYDOCK_VAR_n is read as an expression of type number)
+            var_value => error[kcl::syntax]: the value given by --var n is not a list(number) (not shown: the variable is sensitive) (help: --var n is read as an expression of type list(number))
+        "#]],
+    );
+}
+
+/// What is derived from a sensitive `for_each` or cluster attribute is sensitive: outputs
+/// and node group attributes are marked, so plans show neither.
+#[test]
+fn sensitivity_follows_each_and_cluster_references() {
+    let outputs = |text: String| -> Vec<(String, bool)> {
+        let loaded = load_config(text, &Inputs::default());
+        assert_eq!(loaded.diagnostics, vec![]);
+        loaded.model.unwrap().outputs.iter().map(|o| (o.name.clone(), o.sensitive)).collect()
+    };
+    let out = |name: &str, value: &str| format!("output \"{name}\" {{\n  value = {value}\n}}\n");
+    let top = [
+        out("image", "cluster.c.node_group.g.image"),
+        out("name", "cluster.c.name"),
+        out("ids", "cluster.c.node_group.g.instance_ids"),
+    ]
+    .concat();
+    // An exposed attribute (image) derives from the secret: everything read from the cluster
+    // is marked, since the cluster is marked as a whole.
+    assert_eq!(
+        outputs(config_with(&top, "", "image = var.secret")),
+        vec![("ids".into(), true), ("image".into(), true), ("name".into(), true)]
+    );
+    // user_data is not part of `cluster.c`: reading the cluster stays unmarked.
+    assert_eq!(
+        outputs(config_with(&top, "", "user_data = var.secret")),
+        vec![("ids".into(), false), ("image".into(), false), ("name".into(), false)]
+    );
+    // A sensitive for_each marks what reads `each`, and the cluster whose keys it gives.
+    let loaded = load_config(
+        config_with(
+            &out("keys", "keys(cluster.c.node_group.g)"),
+            "",
+            "for_each = { a = var.secret }\n    labels = { k = each.key }\n    user_data = each.value",
+        ),
+        &Inputs::default(),
+    );
+    assert_eq!(loaded.diagnostics, vec![]);
+    let model = loaded.model.unwrap();
+    let ng = &model.clusters[0].node_groups[0];
+    assert_eq!(ng.sensitive.iter().map(String::as_str).collect::<Vec<_>>(), vec!["labels", "user_data"]);
+    assert!(model.outputs[0].sensitive);
+}
+
+/// The usage each `kcl::wrong_arguments` error shows is the signature docs/language.md
+/// gives, for every function, and the docs list every function.
+#[test]
+fn usages_match_the_documented_signatures() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/language.md")).unwrap();
+    let section = docs.split("\n## Functions\n").nth(1).expect("a Functions section");
+    let section = section.split("\n## ").next().unwrap();
+    let documented: Vec<&str> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|sig| sig.contains('('))
+        .collect();
+    let usages: Vec<&str> = drydock_config::eval::FUNCTIONS.iter().map(|f| f.usage).collect();
+    assert_eq!(documented, usages);
+    for f in drydock_config::eval::FUNCTIONS {
+        assert!(f.usage.starts_with(&format!("{}(", f.name)), "{}", f.usage);
+    }
 }
