@@ -141,6 +141,28 @@ fn a_saved_plan_is_refused_once_the_state_moved() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("the configuration changed"));
 }
 
+/// A plan saved by an older drydock (format 1: untyped actions and values) is refused with
+/// what to do, before anything is read or changed; `show` refuses it the same way.
+#[test]
+fn a_saved_plan_of_another_format_is_refused_with_what_to_do() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["plan", ".", "--out", "new.plan"]);
+    let mut plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("new.plan")).unwrap()).unwrap();
+    assert_eq!(plan["format_version"], 2);
+    assert_eq!(plan["changes"][0]["action"]["kind"], "create", "actions carry their data");
+    plan["format_version"] = 1.into();
+    std::fs::write(d.join("old.plan"), plan.to_string()).unwrap();
+    for command in [&["apply", "old.plan"][..], &["show", "old.plan"]] {
+        let out = dd(d, command);
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("has plan format 1, written by an older drydock"), "{err}");
+        assert!(err.contains("make a new plan with `drydock plan --out old.plan`"), "{err}");
+    }
+    assert!(status(d)["groups"].as_array().unwrap().is_empty(), "nothing was created");
+}
+
 #[test]
 fn apply_without_a_terminal_needs_auto_approve() {
     let dir = quickstart();

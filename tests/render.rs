@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use drydock_config::model::Role;
 use drydock_config::{load_sources, Inputs, Model};
 use drydock_plan::waves::Wave;
-use drydock_plan::{Action, AttrChange, Change, ClusterRecord, Drift, Plan, PlanInput, Target};
+use drydock_plan::{Action, ActionKind, AttrChange, Change, ClusterRecord, Drift, Plan, PlanInput, Reason, Target};
 use drydock_provider::Observed;
 use drydock_render::{self as render, markdown, Format};
 use drydock_state::State;
@@ -52,8 +52,18 @@ fn plan(changes: Vec<Change>) -> Plan {
     }
 }
 
-fn change(address: &str, action: Action) -> Change {
+/// A change of this kind with an empty target (set with [`set_target`]) and nothing retired
+/// (set with [`set_retire`]).
+fn change(address: &str, kind: ActionKind) -> Change {
     let (cluster, ng) = address.split_once(".node_group.").unwrap();
+    let t = target("", &[], 0, None);
+    let action = match kind {
+        ActionKind::Create => Action::Create { target: t },
+        ActionKind::Resume => Action::Resume { target: t },
+        ActionKind::Rollout => Action::Rollout { target: t, retire: vec![] },
+        ActionKind::Update => Action::Update { target: t },
+        ActionKind::Delete => Action::Delete { retire: vec![] },
+    };
     Change {
         address: address.into(),
         cluster: cluster.into(),
@@ -63,8 +73,6 @@ fn change(address: &str, action: Action) -> Change {
         role: Role::Worker,
         action,
         reasons: vec![],
-        target: None,
-        retire: vec![],
         replicas: 0,
         waves: vec![],
         eta_ms: 0,
@@ -74,12 +82,30 @@ fn change(address: &str, action: Action) -> Change {
     }
 }
 
-/// A spec attribute as the planner records it: values are JSON text.
+fn set_target(c: &mut Change, t: Target) {
+    match &mut c.action {
+        Action::Create { target }
+        | Action::Resume { target }
+        | Action::Rollout { target, .. }
+        | Action::Update { target } => *target = t,
+        Action::Delete { .. } => panic!("a delete has no target"),
+    }
+}
+
+fn set_retire(c: &mut Change, groups: Vec<String>) {
+    match &mut c.action {
+        Action::Rollout { retire, .. } | Action::Delete { retire } => *retire = groups,
+        _ => panic!("only rollouts and deletes retire groups"),
+    }
+}
+
+/// An attribute changed by the configuration.
 fn attr(path: &str, before: Option<Value>, after: Option<Value>, forces: bool) -> AttrChange {
     AttrChange {
         path: path.into(),
-        before: before.map(|v| v.to_string()),
-        after: after.map(|v| v.to_string()),
+        before,
+        after,
+        reason: Reason::Configuration,
         forces_replacement: forces,
         sensitive: false,
     }
@@ -129,7 +155,7 @@ const BOOTSTRAP_V2: &str = "#!/bin/sh\nset -eu\n# Join the cluster.\nexport CLUS
 // ---- the cases ----
 
 fn create() -> Plan {
-    let mut c = change("cluster.demo.node_group.workers", Action::Create);
+    let mut c = change("cluster.demo.node_group.workers", ActionKind::Create);
     c.replicas = 4;
     c.eta_ms = 42_000;
     c.waves = vec![wave(1, &[], 4, &[], 0, 4)];
@@ -140,12 +166,12 @@ fn create() -> Plan {
         attr("labels.node.kubernetes.io/pool", None, Some(json!("general")), false),
         attr("user_data", None, Some(json!(BOOTSTRAP_V1)), false),
     ];
-    c.target = Some(target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 4, Some(BOOTSTRAP_V1)));
+    set_target(&mut c, target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 4, Some(BOOTSTRAP_V1)));
     plan(vec![c])
 }
 
 fn rollout() -> Plan {
-    let mut c = change("cluster.prod.node_group.workers[\"us-east-1a\"]", Action::Rollout);
+    let mut c = change("cluster.prod.node_group.workers[\"us-east-1a\"]", ActionKind::Rollout);
     c.replicas = 6;
     c.eta_ms = 80_000;
     c.reasons = vec![
@@ -156,13 +182,13 @@ fn rollout() -> Plan {
     ];
     c.waves =
         vec![wave(1, &["i-0a1"], 3, &["i-0a2", "i-0a3"], 5, 8), wave(2, &["i-0a4"], 3, &["i-0a5", "i-0a6"], 5, 8)];
-    c.retire = vec!["0b5e55-prod-workers-us-east-1a-0123456789".into()];
-    c.target = Some(target("fedcba9876", &["0b5e55-prod-workers-us-east-1a-fedcba9876"], 6, Some(BOOTSTRAP_V2)));
+    set_retire(&mut c, vec!["0b5e55-prod-workers-us-east-1a-0123456789".into()]);
+    set_target(&mut c, target("fedcba9876", &["0b5e55-prod-workers-us-east-1a-fedcba9876"], 6, Some(BOOTSTRAP_V2)));
     plan(vec![c])
 }
 
 fn update() -> Plan {
-    let mut c = change("cluster.demo.node_group.workers", Action::Update);
+    let mut c = change("cluster.demo.node_group.workers", ActionKind::Update);
     c.replicas = 5;
     c.reasons = vec![
         attr("desired", Some(json!(4)), Some(json!(5)), false),
@@ -171,18 +197,18 @@ fn update() -> Plan {
         attr("tags.team", Some(json!("platform")), Some(json!("infra")), false),
         attr("tags.cost-center", None, Some(json!("42")), false),
     ];
-    c.target = Some(target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 5, None));
+    set_target(&mut c, target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 5, None));
     plan(vec![c])
 }
 
 fn destroy() -> Plan {
-    let mut workers = change("cluster.old.node_group.batch", Action::Delete);
+    let mut workers = change("cluster.old.node_group.batch", ActionKind::Delete);
     workers.waves = vec![wave(1, &["i-0b1", "i-0b2", "i-0b3"], 0, &[], 0, 0)];
-    workers.retire = vec!["0b5e55-old-batch-1111111111".into()];
-    let mut cp = change("cluster.old.node_group.control-plane", Action::Delete);
+    set_retire(&mut workers, vec!["0b5e55-old-batch-1111111111".into()]);
+    let mut cp = change("cluster.old.node_group.control-plane", ActionKind::Delete);
     cp.role = Role::ControlPlane;
     cp.waves = vec![wave(1, &["i-0c1", "i-0c2", "i-0c3"], 0, &[], 0, 0)];
-    cp.retire = (0..3).map(|m| format!("0b5e55-old-control-plane-2222222222-m{m}")).collect();
+    set_retire(&mut cp, (0..3).map(|m| format!("0b5e55-old-control-plane-2222222222-m{m}")).collect());
     cp.depends_on = vec![workers.address.clone()];
     let mut p = plan(vec![workers, cp]);
     p.clusters[0].keep = false;
@@ -190,36 +216,36 @@ fn destroy() -> Plan {
 }
 
 fn drift() -> Plan {
-    let mut c = change("cluster.demo.node_group.workers", Action::Rollout);
+    let mut c = change("cluster.demo.node_group.workers", ActionKind::Rollout);
     c.replicas = 2;
     c.eta_ms = 40_000;
     c.reasons = vec![attr("image", Some(json!("img-hotfix")), Some(json!("img-2026-11")), true)];
     c.waves = vec![wave(1, &[], 1, &["i-0d1"], 2, 3), wave(2, &[], 1, &["i-0d2"], 2, 3)];
-    c.retire = vec!["0b5e55-demo-workers-3333333333".into()];
-    c.target = Some(target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 2, None));
+    set_retire(&mut c, vec!["0b5e55-demo-workers-3333333333".into()]);
+    set_target(&mut c, target("a1b2c3d4e5", &["0b5e55-demo-workers-a1b2c3d4e5"], 2, None));
     let mut p = plan(vec![c]);
     p.drift = vec![
         Drift {
             address: "cluster.demo.node_group.workers".into(),
             path: "desired".into(),
-            before: Some("2".into()),
-            after: Some("5".into()),
+            before: Some(json!(2)),
+            after: Some(json!(5)),
             sensitive: false,
             action: "kept: the autoscaler owns desired inside size 2..10".into(),
         },
         Drift {
             address: "cluster.demo.node_group.workers".into(),
             path: "image".into(),
-            before: Some(json!("img-2026-11").to_string()),
-            after: Some(json!("img-hotfix").to_string()),
+            before: Some(json!("img-2026-11")),
+            after: Some(json!("img-hotfix")),
             sensitive: false,
             action: "rolled back: the rollout below replaces the hotfix nodes".into(),
         },
         Drift {
             address: "cluster.demo.node_group.workers".into(),
             path: "user_data".into(),
-            before: Some(json!(format!("#!/bin/sh\nexport TOKEN={SECRET}\n")).to_string()),
-            after: Some(json!(format!("#!/bin/sh\nexport TOKEN={SECRET}-rotated\n")).to_string()),
+            before: Some(json!(format!("#!/bin/sh\nexport TOKEN={SECRET}\n"))),
+            after: Some(json!(format!("#!/bin/sh\nexport TOKEN={SECRET}-rotated\n"))),
             sensitive: true,
             action: "rolled back with the image".into(),
         },
@@ -233,7 +259,7 @@ fn drift() -> Plan {
 fn sensitive_values() -> Plan {
     let v1 = format!("#!/bin/sh\nexport TOKEN={SECRET}\nkubeadm join\n");
     let v2 = format!("#!/bin/sh\nexport TOKEN={SECRET}-rotated\nkubeadm join\n");
-    let mut batch = change("cluster.demo.node_group.batch", Action::Create);
+    let mut batch = change("cluster.demo.node_group.batch", ActionKind::Create);
     batch.replicas = 2;
     batch.eta_ms = 40_000;
     batch.waves = vec![wave(1, &[], 2, &[], 0, 2)];
@@ -241,19 +267,19 @@ fn sensitive_values() -> Plan {
         attr("image", None, Some(json!("img-batch")), false),
         sensitive(attr("user_data", None, Some(json!(v1)), false)),
     ];
-    batch.target = Some(target("b0b0b0b0b0", &["0b5e55-demo-batch-b0b0b0b0b0"], 2, Some(&v1)));
-    let mut workers = change("cluster.demo.node_group.workers", Action::Rollout);
+    set_target(&mut batch, target("b0b0b0b0b0", &["0b5e55-demo-batch-b0b0b0b0b0"], 2, Some(&v1)));
+    let mut workers = change("cluster.demo.node_group.workers", ActionKind::Rollout);
     workers.replicas = 2;
     workers.eta_ms = 40_000;
     workers.reasons = vec![sensitive(attr("user_data", Some(json!(v1)), Some(json!(v2)), true))];
     workers.waves = vec![wave(1, &[], 1, &["i-0e1"], 2, 3), wave(2, &[], 1, &["i-0e2"], 2, 3)];
-    workers.retire = vec!["0b5e55-demo-workers-4444444444".into()];
-    workers.target = Some(target("c0c0c0c0c0", &["0b5e55-demo-workers-c0c0c0c0c0"], 2, Some(&v2)));
+    set_retire(&mut workers, vec!["0b5e55-demo-workers-4444444444".into()]);
+    set_target(&mut workers, target("c0c0c0c0c0", &["0b5e55-demo-workers-c0c0c0c0c0"], 2, Some(&v2)));
     plan(vec![batch, workers])
 }
 
 fn control_plane() -> Plan {
-    let mut cp = change("cluster.prod.node_group.control-plane", Action::Rollout);
+    let mut cp = change("cluster.prod.node_group.control-plane", ActionKind::Rollout);
     cp.role = Role::ControlPlane;
     cp.replicas = 3;
     cp.eta_ms = 120_000;
@@ -263,17 +289,17 @@ fn control_plane() -> Plan {
     ];
     cp.waves =
         vec![wave(1, &[], 1, &["i-0f1"], 3, 4), wave(2, &[], 1, &["i-0f2"], 3, 4), wave(3, &[], 1, &["i-0f3"], 3, 4)];
-    cp.retire = (0..3).map(|m| format!("0b5e55-prod-control-plane-5555555555-m{m}")).collect();
+    set_retire(&mut cp, (0..3).map(|m| format!("0b5e55-prod-control-plane-5555555555-m{m}")).collect());
     let members: Vec<String> = (0..3).map(|m| format!("0b5e55-prod-control-plane-6666666666-m{m}")).collect();
     let members: Vec<&str> = members.iter().map(String::as_str).collect();
-    cp.target = Some(target("6666666666", &members, 1, None));
-    let mut w = change("cluster.prod.node_group.workers", Action::Rollout);
+    set_target(&mut cp, target("6666666666", &members, 1, None));
+    let mut w = change("cluster.prod.node_group.workers", ActionKind::Rollout);
     w.replicas = 2;
     w.eta_ms = 40_000;
     w.reasons = vec![attr("kubernetes_version", Some(json!("1.30")), Some(json!("1.31")), true)];
     w.waves = vec![wave(1, &[], 2, &["i-0g1", "i-0g2"], 2, 4)];
-    w.retire = vec!["0b5e55-prod-workers-7777777777".into()];
-    w.target = Some(target("8888888888", &["0b5e55-prod-workers-8888888888"], 2, None));
+    set_retire(&mut w, vec!["0b5e55-prod-workers-7777777777".into()]);
+    set_target(&mut w, target("8888888888", &["0b5e55-prod-workers-8888888888"], 2, None));
     w.depends_on = vec![cp.address.clone()];
     plan(vec![cp, w])
 }

@@ -19,7 +19,7 @@ use drydock_provider::{
 };
 
 use drydock_model::Role;
-use drydock_plan::{Action, Change, ClusterRecord, Plan, Target, TargetGroup};
+use drydock_plan::{Action, ActionKind, Change, ClusterRecord, Plan, Target, TargetGroup};
 use drydock_state::backend::Store;
 use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State, BOOT_SAMPLES};
 
@@ -76,9 +76,6 @@ pub enum ApplyError {
     /// An earlier state write failed, so this change made no further cloud mutation.
     #[error("stopped: an earlier state write failed ({0})")]
     StateStopped(String),
-    /// The plan lacks what this change needs (a saved plan edited by hand).
-    #[error("{address}: the plan is invalid: {problem}")]
-    InvalidPlan { address: String, problem: String },
     /// The change's task panicked: a bug, reported as a failure and never as success.
     #[error("{address}: failed unexpectedly: {message}")]
     Panicked { address: String, message: String },
@@ -390,7 +387,7 @@ impl Executor {
         let p = self.provider(c)?;
         // Groups of the target generation that exist already (made by a run that crashed
         // before it could record them) are adopted into the state first.
-        if let Some(t) = &c.target {
+        if let Some(t) = c.target() {
             let existing: Vec<&str> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.as_str()).collect();
             let snapshot = self.ledger.snapshot();
             let recorded = |name: &str| {
@@ -406,11 +403,12 @@ impl Executor {
                 })?;
             }
         }
-        match c.action {
-            Action::Create => self.create(&p, c).await,
-            Action::Update => self.update(&p, c).await,
-            Action::Rollout => self.rollout(&p, c).await,
-            Action::Delete => self.delete(&p, c).await,
+        // Each action carries what it needs: there is nothing to look up that could be missing.
+        match &c.action {
+            Action::Create { target } | Action::Resume { target } => self.create(&p, c, target).await,
+            Action::Update { target } => self.update(&p, c, target).await,
+            Action::Rollout { target, retire } => self.rollout(&p, c, target, retire).await,
+            Action::Delete { retire } => self.delete(&p, c, retire).await,
         }
     }
 
@@ -452,8 +450,7 @@ impl Executor {
         self.ledger.settle(id, |s| record_group(s, c, t, name))
     }
 
-    async fn create(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
-        let t = target(c)?;
+    async fn create(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
         self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
         let mut want = BTreeMap::new();
         let observed = if t.groups.iter().any(|g| g.exists) {
@@ -476,8 +473,7 @@ impl Executor {
         Ok(())
     }
 
-    async fn update(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
-        let t = target(c)?;
+    async fn update(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
@@ -531,8 +527,8 @@ impl Executor {
         self.ledger.settle(id, |s| forget_group(s, c, name))
     }
 
-    async fn delete(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
-        let mut names: BTreeSet<String> = c.retire.iter().cloned().collect();
+    async fn delete(&self, p: &Arc<dyn Provider>, c: &Change, retire: &[String]) -> Result<(), ApplyError> {
+        let mut names: BTreeSet<String> = retire.iter().cloned().collect();
         // Groups the state records but the plan did not see (a crash between observe and now).
         let snapshot = self.ledger.snapshot();
         if let Some(ng) = snapshot.node_group(&c.cluster, &c.address) {
@@ -566,7 +562,7 @@ impl Executor {
         let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for id in ids {
             if let Some(g) = c
-                .retire
+                .retire()
                 .iter()
                 .filter_map(|n| observed.groups.iter().find(|g| &g.name == n))
                 .find(|g| g.instances.iter().any(|i| &i.id == id))
@@ -600,14 +596,19 @@ impl Executor {
         Ok(())
     }
 
-    async fn rollout(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
-        let t = target(c)?;
+    async fn rollout(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        t: &Target,
+        retire: &[String],
+    ) -> Result<(), ApplyError> {
         self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
         let timeout = t.settings.rollout.health_timeout_ms;
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
         if c.role == Role::Worker {
-            for name in &c.retire {
+            for name in retire {
                 if let Some(og) = observed.groups.iter().find(|g| &g.name == name) {
                     if og.settings.min > 0 {
                         let mut s = og.settings.clone();
@@ -716,7 +717,7 @@ impl Executor {
             self.create_group(p, c, t, &new_group.name, &s).await?;
         }
         // The old generations are empty now: delete their groups.
-        for name in &c.retire {
+        for name in retire {
             let still = p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
             if still {
                 self.delete_group(p, c, name).await?;
@@ -777,7 +778,7 @@ impl Executor {
     /// Waits until removing the member `leaving` keeps a majority of the control plane
     /// healthy; halts after the rollout's health timeout.
     async fn wait_for_quorum(&self, p: &Arc<dyn Provider>, c: &Change, leaving: &str) -> Result<(), ApplyError> {
-        let Some(t) = &c.target else { return Ok(()) };
+        let Some(t) = c.target() else { return Ok(()) };
         let members = t.groups.len() as u32;
         let majority = members / 2 + 1;
         let clock = p.clock();
@@ -896,14 +897,14 @@ fn halt_report(c: &Change, observed: &Observed, want: &BTreeMap<String, u32>, ti
         }
     }
     let old_live: usize = c
-        .retire
+        .retire()
         .iter()
         .filter_map(|n| observed.groups.iter().find(|g| &g.name == n))
         .map(|g| {
             g.instances.iter().filter(|i| matches!(i.state, InstanceState::Pending | InstanceState::Running)).count()
         })
         .sum();
-    if c.action == Action::Rollout {
+    if c.kind() == ActionKind::Rollout {
         lines.push(format!("  the old generation still runs {} (nothing more was removed)", plural(old_live, "node")));
         lines.push("  to continue: fix the cause (the image, the health check) and run `drydock apply` again;".into());
         lines.push("  to roll back: set the previous values in the configuration and run `drydock apply`".into());
@@ -919,15 +920,6 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
-}
-
-/// The change's target; a change without one (possible only in a saved plan edited by hand)
-/// is refused before any cloud call.
-fn target(c: &Change) -> Result<&Target, ApplyError> {
-    c.target.as_ref().ok_or_else(|| ApplyError::InvalidPlan {
-        address: c.address.clone(),
-        problem: format!("a {:?} change has no target", c.action).to_lowercase(),
-    })
 }
 
 /// The node group's entry in the state, made if missing.

@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use drydock_model::{IntOrPercent, Role};
-use drydock_plan::{Action, Change, Plan};
+use drydock_plan::{ActionKind, Change, Plan, Reason};
 use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup};
 use drydock_state::State;
 
@@ -99,12 +99,14 @@ fn event(kind: EventKind, address: &str, message: String, why: &str) -> Event {
 pub fn decide(input: &Input<'_>) -> Decisions {
     let mut events = vec![];
     for d in &input.plan.drift {
-        let message = format!(
-            "{} = {} -> {}",
-            d.path,
-            d.before.as_deref().unwrap_or("null"),
-            d.after.as_deref().unwrap_or("null")
-        );
+        // A drift's strings as they are; never a sensitive value.
+        let side = |v: &Option<serde_json::Value>| match v {
+            Some(_) if d.sensitive => "(sensitive)".to_string(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "null".to_string(),
+        };
+        let message = format!("{} = {} -> {}", d.path, side(&d.before), side(&d.after));
         events.push(event(EventKind::Detected, &d.address, message, &d.action));
     }
     let repairs = choose_repairs(input.plan, input.state, &mut events);
@@ -118,17 +120,16 @@ fn choose_repairs(plan: &Plan, state: &State, events: &mut Vec<Event>) -> Vec<Ch
     for c in &plan.changes {
         let sn = state.node_group(&c.cluster, &c.address);
         let applied_gen = sn.and_then(|n| n.current()).map(|g| g.id.as_str());
-        let target_gen = c.target.as_ref().map(|t| t.generation.as_str());
-        let config_changed =
-            c.reasons.iter().any(|r| r.path != "recorded groups" && r.path != "status" && !r.forces_replacement);
+        let target_gen = c.target().map(|t| t.generation.as_str());
+        let config_changed = c.reasons.iter().any(|r| r.reason == Reason::Configuration && !r.forces_replacement);
         // A create lists every attribute of the spec; what matters is that it recreates the
         // applied generation with the applied settings.
-        let same_as_applied = sn.is_some_and(|n| c.target.as_ref().is_some_and(|t| t.settings == n.settings));
-        let restores = match c.action {
-            Action::Create => applied_gen == target_gen && same_as_applied,
-            Action::Update => !config_changed,
-            Action::Rollout => sn.is_some_and(|n| n.unfinished) && applied_gen == target_gen,
-            Action::Delete => false,
+        let same_as_applied = sn.is_some_and(|n| c.target().is_some_and(|t| t.settings == n.settings));
+        let restores = match c.kind() {
+            ActionKind::Create | ActionKind::Resume => applied_gen == target_gen && same_as_applied,
+            ActionKind::Update => !config_changed,
+            ActionKind::Rollout => sn.is_some_and(|n| n.unfinished) && applied_gen == target_gen,
+            ActionKind::Delete => false,
         };
         if restores {
             out.push(c.clone());
@@ -136,7 +137,7 @@ fn choose_repairs(plan: &Plan, state: &State, events: &mut Vec<Event>) -> Vec<Ch
             events.push(event(
                 EventKind::Skipped,
                 &c.address,
-                format!("{:?} not done", c.action).to_lowercase(),
+                format!("{:?} not done", c.kind()).to_lowercase(),
                 "the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`",
             ));
         }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use drydock_apply::watch::{decide, Decisions, Input};
 use drydock_model::{Health, HealthCheck, IntOrPercent, NodeSettings, Role, Rollout};
-use drydock_plan::{Action, AttrChange, Change, Drift, Plan};
+use drydock_plan::{Action, AttrChange, Change, Drift, Plan, Reason, Target};
 use drydock_provider::{GenerationSpec, GroupSettings, Instance, InstanceState, Observed, ObservedGroup, Ownership};
 use drydock_state::{ClusterState, GenerationState, NodeGroupState, State};
 use expect_test::{expect, Expect};
@@ -136,7 +136,7 @@ fn empty_plan() -> Plan {
 fn render(d: &Decisions) -> String {
     let mut out = String::new();
     for c in &d.repairs {
-        out += &format!("repair {} {:?}\n", c.address, c.action);
+        out += &format!("repair {} {:?}\n", c.address, c.kind());
     }
     for r in &d.replacements {
         out += &format!("replace {} {} in {} ({})\n", r.id, r.address, r.group, r.why);
@@ -316,6 +316,14 @@ fn the_disruption_budget_counts_booting_nodes_across_the_cluster() {
 #[test]
 fn repairs_restore_only_what_was_applied() {
     let (state, observed) = world(&[worker("workers", 1, &["i-1:ok"])]);
+    // A target of the applied generation (`gen1`) with the applied settings, or of another.
+    let target = |generation: &str| Target {
+        generation: generation.into(),
+        spec: GenerationSpec::default(),
+        display_spec: serde_json::json!({}),
+        groups: vec![],
+        settings: settings(IntOrPercent::Int(1)),
+    };
     let change = |action, reasons: Vec<AttrChange>| Change {
         address: address("workers"),
         cluster: "cluster.demo".into(),
@@ -325,8 +333,6 @@ fn repairs_restore_only_what_was_applied() {
         role: Role::Worker,
         action,
         reasons,
-        target: None,
-        retire: vec![],
         replicas: 1,
         waves: vec![],
         eta_ms: 0,
@@ -334,29 +340,47 @@ fn repairs_restore_only_what_was_applied() {
         owner_cluster: "demo".into(),
         owner_node_group: "workers".into(),
     };
-    let reason = |path: &str, forces| AttrChange {
+    let attr = |path: &str, reason, forces| AttrChange {
         path: path.into(),
-        before: Some("1".into()),
-        after: Some("2".into()),
+        before: Some(serde_json::json!(1)),
+        after: Some(serde_json::json!(2)),
+        reason,
         forces_replacement: forces,
         sensitive: false,
     };
     let mut plan = empty_plan();
     plan.drift.push(Drift {
         address: address("workers"),
-        path: "size.desired".into(),
-        before: Some("1".into()),
-        after: Some("3".into()),
+        path: "desired".into(),
+        before: Some(serde_json::json!(1)),
+        after: Some(serde_json::json!(3)),
         sensitive: false,
-        action: "restored by the update".into(),
+        action: "restored in place by apply".into(),
+    });
+    plan.drift.push(Drift {
+        address: address("workers"),
+        path: "tags.token".into(),
+        before: Some(serde_json::json!("s3cr3t")),
+        after: Some(serde_json::json!("leaked")),
+        sensitive: true,
+        action: "restored in place by apply".into(),
     });
     plan.changes = vec![
-        // Sizes set by hand: the update restores the recorded settings.
-        change(Action::Update, vec![reason("recorded groups", false)]),
+        // Sizes set by hand, or groups the state misrecords: the update restores them.
+        change(Action::Update { target: target("gen1") }, vec![]),
+        change(Action::Update { target: target("gen1") }, vec![attr("recorded groups", Reason::StateRecord, false)]),
         // A configuration edit nobody applied.
-        change(Action::Update, vec![reason("size.max", false)]),
-        change(Action::Rollout, vec![reason("image", true)]),
-        change(Action::Delete, vec![]),
+        change(Action::Update { target: target("gen1") }, vec![attr("max", Reason::Configuration, false)]),
+        change(
+            Action::Rollout { target: target("gen2"), retire: vec![] },
+            vec![attr("image", Reason::Configuration, true)],
+        ),
+        change(Action::Delete { retire: vec![] }, vec![]),
+        // A group deleted outside drydock is recreated as applied; an interrupted apply of
+        // the applied generation is finished; either of another generation is not.
+        change(Action::Create { target: target("gen1") }, vec![]),
+        change(Action::Resume { target: target("gen1") }, vec![]),
+        change(Action::Create { target: target("gen2") }, vec![]),
     ];
     let budgets = BTreeMap::new();
     let since = BTreeMap::new();
@@ -370,27 +394,32 @@ fn repairs_restore_only_what_was_applied() {
     });
     expect![[r#"
         repair cluster.demo.node_group.workers Update
-        detected cluster.demo.node_group.workers: size.desired = 1 -> 3 (restored by the update)
+        repair cluster.demo.node_group.workers Update
+        repair cluster.demo.node_group.workers Create
+        repair cluster.demo.node_group.workers Resume
+        detected cluster.demo.node_group.workers: desired = 1 -> 3 (restored in place by apply)
+        detected cluster.demo.node_group.workers: tags.token = (sensitive) -> (sensitive) (restored in place by apply)
         skipped cluster.demo.node_group.workers: update not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
         skipped cluster.demo.node_group.workers: rollout not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
         skipped cluster.demo.node_group.workers: delete not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
+        skipped cluster.demo.node_group.workers: create not done (the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`)
         unhealthy since: {}
     "#]]
     .assert_eq(&render(&d));
-    // An interrupted rollout to the applied generation is finished.
+    // An interrupted rollout to the applied generation is finished; to another, it is not.
     let mut state = state;
     let ng = state.clusters.get_mut("cluster.demo").unwrap().node_groups.get_mut(&address("workers")).unwrap();
     ng.unfinished = true;
-    let mut resume = change(Action::Rollout, vec![reason("status", false)]);
-    resume.target = None;
-    plan.changes = vec![resume];
-    let d = decide(&Input {
-        plan: &plan,
-        state: &state,
-        observed: &observed,
-        disruption_budgets: &budgets,
-        now_ms: 0,
-        unhealthy_since: &since,
-    });
-    assert!(d.repairs.is_empty(), "a rollout to a generation other than the applied one is not a repair: {d:?}");
+    for (generation, repaired) in [("gen1", true), ("gen2", false)] {
+        plan.changes = vec![change(Action::Rollout { target: target(generation), retire: vec![] }, vec![])];
+        let d = decide(&Input {
+            plan: &plan,
+            state: &state,
+            observed: &observed,
+            disruption_budgets: &budgets,
+            now_ms: 0,
+            unhealthy_since: &since,
+        });
+        assert_eq!(d.repairs.len(), usize::from(repaired), "{generation}: {d:?}");
+    }
 }

@@ -29,17 +29,82 @@ use drydock_config::model::{CapacityType, Cluster, HealthCheck, Model, NodeGroup
 use drydock_state::State;
 use waves::{OldInstance, RolloutInput, Wave};
 
-/// The version of the saved plan format.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// The version of the saved plan format. Version 2 (drydock 0.1 after the typed plan):
+/// actions carry what they need, values are JSON values with their reason; a plan file of
+/// another version is refused with a message to make a new plan.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
-/// What the plan does to one node group.
+/// The kind of an [`Action`]: for counting and for the words renderers use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "kebab-case")]
-pub enum Action {
+pub enum ActionKind {
     Create,
+    Resume,
     Rollout,
     Update,
     Delete,
+}
+
+/// What the plan does to one node group, with everything the executor needs for it, so
+/// that no action can lack its target or its groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Action {
+    /// Creates the target generation's groups: none exist, or some were deleted outside
+    /// drydock (groups that exist, made by a run that crashed, are adopted and resized).
+    Create { target: Target },
+    /// Finishes an apply that was interrupted: the target's groups all exist, and their
+    /// nodes are waited on until healthy.
+    Resume { target: Target },
+    /// Replaces the old generations' nodes by the target's in the change's waves, then
+    /// deletes the old generations' groups (`retire`).
+    Rollout { target: Target, retire: Vec<String> },
+    /// Gives the target generation's groups their target settings; no node is replaced.
+    Update { target: Target },
+    /// Deletes these groups, their nodes in the change's waves.
+    Delete { retire: Vec<String> },
+}
+
+impl Action {
+    pub fn kind(&self) -> ActionKind {
+        match self {
+            Action::Create { .. } => ActionKind::Create,
+            Action::Resume { .. } => ActionKind::Resume,
+            Action::Rollout { .. } => ActionKind::Rollout,
+            Action::Update { .. } => ActionKind::Update,
+            Action::Delete { .. } => ActionKind::Delete,
+        }
+    }
+
+    /// What the node group converges on; `None` for a delete.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Action::Create { target }
+            | Action::Resume { target }
+            | Action::Rollout { target, .. }
+            | Action::Update { target } => Some(target),
+            Action::Delete { .. } => None,
+        }
+    }
+
+    /// Groups of other generations that go away (a rollout's old generation, a delete).
+    pub fn retire(&self) -> &[String] {
+        match self {
+            Action::Rollout { retire, .. } | Action::Delete { retire } => retire,
+            Action::Create { .. } | Action::Resume { .. } | Action::Update { .. } => &[],
+        }
+    }
+}
+
+/// Why an attribute of a change differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The configuration sets it otherwise than what was applied (for a create: sets it).
+    Configuration,
+    /// The state records other groups than the cloud has (a run stopped between a cloud
+    /// call and its record): the state is corrected, nothing changes in the cloud.
+    StateRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,9 +139,9 @@ pub struct Drift {
     /// The attribute path, as in [`AttrChange::path`].
     pub path: String,
     /// The value the state records; `None` when it records none.
-    pub before: Option<String>,
+    pub before: Option<serde_json::Value>,
     /// The value found in the cloud; `None` when the cloud has none.
-    pub after: Option<String>,
+    pub after: Option<serde_json::Value>,
     /// Whether the value derives from a sensitive variable: renderers never show it.
     #[serde(default)]
     pub sensitive: bool,
@@ -112,10 +177,6 @@ pub struct Change {
     pub action: Action,
     /// The attributes that changed, and whether each forces replacement.
     pub reasons: Vec<AttrChange>,
-    /// What the node group converges on; `None` for a delete.
-    pub target: Option<Target>,
-    /// Groups of other generations that go away (a rollout's old generation, a delete).
-    pub retire: Vec<String>,
     /// The desired capacity the change converges on.
     pub replicas: u32,
     /// The rollout's waves (for a create: one wave adding every node).
@@ -129,6 +190,20 @@ pub struct Change {
 }
 
 impl Change {
+    pub fn kind(&self) -> ActionKind {
+        self.action.kind()
+    }
+
+    /// What the node group converges on; `None` for a delete.
+    pub fn target(&self) -> Option<&Target> {
+        self.action.target()
+    }
+
+    /// Groups of other generations that go away.
+    pub fn retire(&self) -> &[String] {
+        self.action.retire()
+    }
+
     /// Nodes this change replaces (rollout) or removes (delete).
     pub fn nodes_replaced(&self) -> usize {
         self.waves.iter().map(|w| w.remove_first.len() + w.remove_after.len()).sum()
@@ -139,8 +214,11 @@ impl Change {
 pub struct AttrChange {
     /// `image`, `labels.pool`, `size`, `health.grace_period`.
     pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    /// The value before (what was applied, or what the cloud has); `None` when there was
+    /// none. Durations and percentages are strings as they are written (`90s`, `25%`).
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub reason: Reason,
     pub forces_replacement: bool,
     pub sensitive: bool,
 }
@@ -431,10 +509,8 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                         name: ngs.name.clone(),
                         key: ngs.key.clone(),
                         role: ngs.role,
-                        action: Action::Delete,
+                        action: Action::Delete { retire: vec![] },
                         reasons: vec![],
-                        target: None,
-                        retire: vec![],
                         replicas: 0,
                         waves: vec![],
                         eta_ms: 0,
@@ -470,28 +546,28 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
 /// Within a cluster, the control plane changes before its workers are created or rolled,
 /// and workers are deleted before the control plane.
 fn add_dependencies(changes: &mut [Change]) {
-    let cp: BTreeMap<String, (String, Action)> = changes
+    let cp: BTreeMap<String, (String, ActionKind)> = changes
         .iter()
         .filter(|c| c.role == Role::ControlPlane)
-        .map(|c| (c.cluster.clone(), (c.address.clone(), c.action)))
+        .map(|c| (c.cluster.clone(), (c.address.clone(), c.kind())))
         .collect();
     let workers_deleted: BTreeMap<String, Vec<String>> = changes
         .iter()
-        .filter(|c| c.role == Role::Worker && c.action == Action::Delete)
+        .filter(|c| c.role == Role::Worker && c.kind() == ActionKind::Delete)
         .fold(BTreeMap::new(), |mut m, c| {
             m.entry(c.cluster.clone()).or_insert_with(Vec::new).push(c.address.clone());
             m
         });
     for c in changes.iter_mut() {
-        match (c.role, c.action) {
-            (Role::Worker, Action::Create | Action::Rollout | Action::Update) => {
+        match (c.role, c.kind()) {
+            (Role::Worker, ActionKind::Create | ActionKind::Resume | ActionKind::Rollout | ActionKind::Update) => {
                 if let Some((addr, a)) = cp.get(&c.cluster) {
-                    if *a != Action::Delete {
+                    if *a != ActionKind::Delete {
                         c.depends_on.push(addr.clone());
                     }
                 }
             }
-            (Role::ControlPlane, Action::Delete) => {
+            (Role::ControlPlane, ActionKind::Delete) => {
                 if let Some(ws) = workers_deleted.get(&c.cluster) {
                     c.depends_on.extend(ws.iter().cloned());
                 }
@@ -526,10 +602,8 @@ fn delete_change(input: &PlanInput, provider: &str, oc: &str, og: &str, groups: 
         name,
         key,
         role,
-        action: Action::Delete,
+        action: Action::Delete { retire: groups.iter().map(|g| g.name.clone()).collect() },
         reasons: vec![],
-        target: None,
-        retire: groups.iter().map(|g| g.name.clone()).collect(),
         replicas: 0,
         waves,
         eta_ms: 0,
@@ -608,10 +682,9 @@ fn plan_node_group(
         name: ng.name.clone(),
         key: ng.key.clone(),
         role: ng.role,
-        action: Action::Create,
+        // Replaced below by the action decided, which carries the target.
+        action: Action::Delete { retire: vec![] },
         reasons: vec![],
-        target: None,
-        retire: vec![],
         replicas,
         waves: vec![],
         eta_ms: 0,
@@ -622,7 +695,6 @@ fn plan_node_group(
     let old: Vec<&ActualGen> = actual.iter().filter(|a| a.id != gen).collect();
     if actual.is_empty() {
         // Nothing exists: create every group, all nodes in one wave.
-        change.action = Action::Create;
         change.reasons = spec_changes(None, &shown, ng, true);
         if replicas > 0 {
             change.waves = vec![Wave {
@@ -635,7 +707,7 @@ fn plan_node_group(
             }];
         }
         change.eta_ms = if replicas > 0 { boot } else { 0 };
-        change.target = Some(target);
+        change.action = Action::Create { target };
         return Ok(Some(change));
     }
     if old.is_empty() {
@@ -664,8 +736,9 @@ fn plan_node_group(
                     if g.settings.tags.get(k) != Some(v) && !drifted && seen.insert(format!("tags.{k}")) {
                         change.reasons.push(AttrChange {
                             path: format!("tags.{k}"),
-                            before: g.settings.tags.get(k).cloned(),
-                            after: Some(v.clone()),
+                            before: g.settings.tags.get(k).cloned().map(serde_json::Value::String),
+                            after: Some(serde_json::Value::String(v.clone())),
+                            reason: Reason::Configuration,
                             forces_replacement: false,
                             sensitive: false,
                         });
@@ -676,23 +749,13 @@ fn plan_node_group(
         if missing > 0 || state_ng.is_some_and(|n| n.unfinished) {
             // Missing groups come back; an interrupted create or rollout is finished (its
             // nodes are waited on until healthy).
-            change.action = Action::Create;
-            if missing == 0 {
-                change.reasons.push(AttrChange {
-                    path: "status".into(),
-                    before: Some("interrupted".into()),
-                    after: Some("complete".into()),
-                    forces_replacement: false,
-                    sensitive: false,
-                });
-            }
             if missing > 0 {
                 let add = missing as u32;
                 change.waves =
                     vec![Wave { index: 1, remove_first: vec![], add, remove_after: vec![], floor: 0, ceiling: add }];
             }
             change.eta_ms = boot;
-            change.target = Some(target);
+            change.action = if missing > 0 { Action::Create { target } } else { Action::Resume { target } };
             return Ok(Some(change));
         }
         // After a crash the state may record groups that are gone or miss groups that exist.
@@ -703,8 +766,9 @@ fn plan_node_group(
         if recorded != existing {
             change.reasons.push(AttrChange {
                 path: "recorded groups".into(),
-                before: Some(recorded.iter().copied().collect::<Vec<_>>().join(", ")),
-                after: Some(existing.iter().copied().collect::<Vec<_>>().join(", ")),
+                before: Some(serde_json::Value::String(recorded.iter().copied().collect::<Vec<_>>().join(", "))),
+                after: Some(serde_json::Value::String(existing.iter().copied().collect::<Vec<_>>().join(", "))),
+                reason: Reason::StateRecord,
                 forces_replacement: false,
                 sensitive: false,
             });
@@ -712,12 +776,10 @@ fn plan_node_group(
         if change.reasons.is_empty() && !settings_drift {
             return Ok(None);
         }
-        change.action = Action::Update;
-        change.target = Some(target);
+        change.action = Action::Update { target };
         return Ok(Some(change));
     }
     // A rollout: the old generations' instances are replaced by the target's.
-    change.action = Action::Rollout;
     let recorded_before =
         state_ng.and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()));
     change.reasons = match recorded_before {
@@ -763,8 +825,8 @@ fn plan_node_group(
         ),
     })?;
     change.eta_ms = change.waves.iter().filter(|w| w.add > 0).count() as u64 * boot;
-    change.retire = old.iter().flat_map(|a| a.groups.iter().map(|g| g.name.clone())).collect();
-    change.target = Some(target);
+    let retire = old.iter().flat_map(|a| a.groups.iter().map(|g| g.name.clone())).collect();
+    change.action = Action::Rollout { target, retire };
     Ok(Some(change))
 }
 
@@ -778,7 +840,6 @@ pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Obs
     let mut out: BTreeMap<String, Observed> = BTreeMap::new();
     for (caddr, cs) in &state.clusters {
         let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
-        let cluster_tags = model.clusters.iter().find(|c| &c.address == caddr).map(|c| &c.tags);
         let cluster_tags = model.clusters.iter().find(|c| &c.address == caddr).map(|c| &c.tags);
         for (addr, ng) in &cs.node_groups {
             let owner_ng = addr.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
@@ -856,7 +917,7 @@ fn detect_drift(
     let Some(current) = sn.current() else { return vec![] };
     let applied = &sn.settings;
     let mut out = vec![];
-    let mut push = |path: String, before: String, after: String, action: &str| {
+    let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
         out.push(Drift {
             address: ng.address.clone(),
             path,
@@ -890,18 +951,18 @@ fn detect_drift(
         let o = &g.settings;
         let restore = "restored in place by apply";
         if o.min != min {
-            push("min".into(), min.to_string(), o.min.to_string(), restore);
+            push("min".into(), min.into(), o.min.into(), restore);
         }
         if o.max != max {
-            push("max".into(), max.to_string(), o.max.to_string(), restore);
+            push("max".into(), max.into(), o.max.into(), restore);
         }
         if let Some(d) = applied.desired.filter(|_| member.is_none()) {
             if o.desired != d {
-                push("desired".into(), d.to_string(), o.desired.to_string(), restore);
+                push("desired".into(), d.into(), o.desired.into(), restore);
             }
         }
         if o.subnets != subnets {
-            push("subnets".into(), format!("{subnets:?}"), format!("{:?}", o.subnets), restore);
+            push("subnets".into(), subnets.clone().into(), o.subnets.clone().into(), restore);
         }
         let check = match applied.health.check {
             HealthCheck::Ec2 => PHealth::Ec2,
@@ -910,16 +971,16 @@ fn detect_drift(
         if o.health_check != check {
             push(
                 "health.check".into(),
-                format!("{check:?}").to_lowercase(),
-                format!("{:?}", o.health_check).to_lowercase(),
+                format!("{check:?}").to_lowercase().into(),
+                format!("{:?}", o.health_check).to_lowercase().into(),
                 restore,
             );
         }
         if o.grace_period_ms != applied.health.grace_period_ms {
             push(
                 "health.grace_period".into(),
-                drydock_config::value::format_duration(applied.health.grace_period_ms),
-                drydock_config::value::format_duration(o.grace_period_ms),
+                drydock_config::value::format_duration(applied.health.grace_period_ms).into(),
+                drydock_config::value::format_duration(o.grace_period_ms).into(),
                 restore,
             );
         }
@@ -932,8 +993,8 @@ fn detect_drift(
             if o.tags.get(k) != Some(v) {
                 push(
                     format!("tags.{k}"),
-                    v.clone(),
-                    o.tags.get(k).cloned().unwrap_or_else(|| "(removed)".into()),
+                    v.clone().into(),
+                    o.tags.get(k).cloned().unwrap_or_else(|| "(removed)".into()).into(),
                     restore,
                 );
             }
@@ -953,7 +1014,8 @@ fn detect_drift(
                     push(
                         format!("instances.{}", i.id),
                         "running".into(),
-                        format!("pending for {}", drydock_config::value::format_duration(now_ms - i.launched_at_ms)),
+                        format!("pending for {}", drydock_config::value::format_duration(now_ms - i.launched_at_ms))
+                            .into(),
                         "replaced by `drydock watch` (pending longer than health.startup_timeout)",
                     )
                 }
@@ -978,15 +1040,15 @@ fn boot_estimate(input: &PlanInput, cluster: &Cluster, state_ng: Option<&drydock
 /// `25%`, and a `…_ms` field is a duration under the attribute's own name. Empty maps and
 /// lists and nulls are leaves of nothing, so a create does not list them and emptying a
 /// map shows each removed key.
-fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde_json::Value>) {
     use serde_json::Value as J;
     match v {
         J::Object(m) if m.len() == 1 && m.contains_key("int") => {
-            out.insert(prefix.to_string(), m["int"].to_string());
+            out.insert(prefix.to_string(), m["int"].clone());
         }
         J::Object(m) if m.len() == 1 && m.contains_key("percent") => {
             let p = m["percent"].as_f64().unwrap_or(0.0);
-            out.insert(prefix.to_string(), format!("{}%", drydock_config::value::format_number(p)));
+            out.insert(prefix.to_string(), J::String(format!("{}%", drydock_config::value::format_number(p))));
         }
         J::Object(m) => {
             for (k, x) in m {
@@ -1001,7 +1063,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, Strin
         J::Array(a) if a.is_empty() => {}
         J::Null => {}
         other => {
-            out.insert(prefix.to_string(), other.to_string());
+            out.insert(prefix.to_string(), other.clone());
         }
     }
 }
@@ -1027,6 +1089,7 @@ fn diff(
             path: k.clone(),
             before: b.get(k).cloned(),
             after: a.get(k).cloned(),
+            reason: Reason::Configuration,
             forces_replacement: forces,
             sensitive: ng.sensitive.iter().any(|s| k.starts_with(s.as_str())),
         })
@@ -1075,11 +1138,11 @@ fn observed_spec_changes(
         serde_json::Value::Object(kept.into_iter().flatten().collect())
     };
     let mut out = spec_changes(Some(&known(&before)), &known(after), ng, false);
-    let quoted = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     out.push(AttrChange {
         path: "generation".into(),
-        before: Some(quoted(&o.id)),
-        after: Some(quoted(gen)),
+        before: Some(serde_json::Value::String(o.id.clone())),
+        after: Some(serde_json::Value::String(gen.to_string())),
+        reason: Reason::Configuration,
         forces_replacement: true,
         sensitive: false,
     });
@@ -1104,7 +1167,7 @@ impl Plan {
         self.clusters.iter().filter(|c| !c.keep)
     }
 
-    pub fn count(&self, action: Action) -> usize {
-        self.changes.iter().filter(|c| c.action == action).count()
+    pub fn count(&self, kind: ActionKind) -> usize {
+        self.changes.iter().filter(|c| c.kind() == kind).count()
     }
 }

@@ -163,11 +163,16 @@ fn check(src: &str, world: &World, expected: Expect) {
 // ---------------------------------------------------------------------------------------
 // The rendering: only the plan's data, values as the text they hold.
 
-fn text(v: &Option<String>) -> &str {
-    match v.as_deref() {
-        None => "(none)",
-        Some("") => "\"\"",
-        Some(s) => s,
+/// An attribute's value as JSON text (`"img-1"`, `3`); `(none)` when absent.
+fn text(v: &Option<serde_json::Value>) -> String {
+    v.as_ref().map_or_else(|| "(none)".to_string(), |v| v.to_string())
+}
+
+/// A drift's value: a string as it is (`free`, `exists`), anything else as JSON text.
+fn words(v: &Option<serde_json::Value>) -> String {
+    match v {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        other => text(other),
     }
 }
 
@@ -187,7 +192,7 @@ fn list(items: &[String]) -> String {
 fn render(plan: &Plan, world: &World) -> String {
     let mut out = String::new();
     for c in &plan.changes {
-        out += &format!("{} {} ({}, replicas {})", word(&c.action), c.address, word(&c.role), c.replicas);
+        out += &format!("{} {} ({}, replicas {})", word(&c.kind()), c.address, word(&c.role), c.replicas);
         if !c.depends_on.is_empty() {
             out += &format!(" after [{}]", list(&c.depends_on));
         }
@@ -196,7 +201,7 @@ fn render(plan: &Plan, world: &World) -> String {
             let forces = if r.forces_replacement { " [forces replacement]" } else { "" };
             out += &format!("  {}: {} -> {}{forces}\n", r.path, text(&r.before), text(&r.after));
         }
-        if let Some(t) = &c.target {
+        if let Some(t) = c.target() {
             let generation = if t.generation.is_empty() { "(none)" } else { t.generation.as_str() };
             out += &format!("  target generation {generation}\n");
             for g in &t.groups {
@@ -216,8 +221,8 @@ fn render(plan: &Plan, world: &World) -> String {
                 );
             }
         }
-        if !c.retire.is_empty() {
-            out += &format!("  retire [{}]\n", list(&c.retire));
+        if !c.retire().is_empty() {
+            out += &format!("  retire [{}]\n", list(c.retire()));
         }
         for w in &c.waves {
             out += &format!(
@@ -235,7 +240,8 @@ fn render(plan: &Plan, world: &World) -> String {
         out += "no changes\n";
     }
     for d in &plan.drift {
-        out += &format!("drift {} {}: {} -> {} => {}\n", d.address, d.path, text(&d.before), text(&d.after), d.action);
+        out +=
+            &format!("drift {} {}: {} -> {} => {}\n", d.address, d.path, words(&d.before), words(&d.after), d.action);
     }
     for c in &plan.clusters {
         out += &format!(
@@ -293,10 +299,10 @@ fn in_place_update<'a>(plan: &'a Plan, world: &World, address: &str) -> &'a Chan
     let rendered = render(plan, world);
     let c = plan.changes.iter().find(|c| c.address == address);
     let c = c.unwrap_or_else(|| panic!("no change for {address}:\n{rendered}"));
-    assert_eq!(word(&c.action), "update", "{rendered}");
-    let t = c.target.as_ref().unwrap_or_else(|| panic!("an update without a target:\n{rendered}"));
+    assert_eq!(word(&c.kind()), "update", "{rendered}");
+    let t = c.target().unwrap_or_else(|| panic!("an update without a target:\n{rendered}"));
     assert!(t.groups.iter().all(|g| g.exists), "{rendered}");
-    assert!(c.retire.is_empty() && c.waves.is_empty(), "{rendered}");
+    assert!(c.retire().is_empty() && c.waves.is_empty(), "{rendered}");
     c
 }
 
@@ -452,13 +458,13 @@ fn a_cluster_tags_change_updates_its_groups_in_place() {
     let world = World::applied(WORKERS);
     let plan = plan_of(&edit(WORKERS, "team = \"platform\"", "team = \"infra\""), &world);
     let c = in_place_update(&plan, &world, &ng("workers"));
-    for g in &c.target.as_ref().unwrap().groups {
+    for g in &c.target().unwrap().groups {
         assert_eq!(g.settings.tags.get("team").map(String::as_str), Some("infra"), "{}", render(&plan, &world));
     }
     // The reason names the tag, from what the cloud has to what the cluster now sets.
     let r = c.reasons.iter().find(|r| r.path == "tags.team").unwrap_or_else(|| panic!("{}", render(&plan, &world)));
     assert_eq!(
-        (r.before.as_deref(), r.after.as_deref(), r.forces_replacement),
+        (r.before.as_ref().and_then(|v| v.as_str()), r.after.as_ref().and_then(|v| v.as_str()), r.forces_replacement),
         (Some("platform"), Some("infra"), false)
     );
 }
@@ -743,7 +749,7 @@ fn tags_changed_in_the_cloud_are_drift_restored_in_place() {
         "{rendered}"
     );
     let c = in_place_update(&plan, &world, &ng("workers"));
-    for g in &c.target.as_ref().unwrap().groups {
+    for g in &c.target().unwrap().groups {
         assert_eq!(g.settings.tags.get("cost").map(String::as_str), Some("batch"), "{rendered}");
     }
 }
@@ -766,7 +772,7 @@ fn a_crashed_runs_group_is_adopted_not_created_again() {
         &world,
         expect![[r#"
             update cluster.demo.node_group.batch (worker, replicas 2)
-              recorded groups: "" -> c0ffee-demo-batch-<g1>
+              recorded groups: "" -> "c0ffee-demo-batch-<g1>"
               target generation <g1>
                 group c0ffee-demo-batch-<g1> exists=true min=2 max=2 desired=2 subnets=[subnet-a, subnet-b] tags={team=platform} health=ec2/90000ms
             cluster cluster.demo provider=sim keep=true disruption_budget=1
@@ -784,7 +790,7 @@ fn groups_of_a_lost_first_state_are_adopted() {
         &world,
         expect![[r#"
             update cluster.demo.node_group.workers (worker, replicas 3)
-              recorded groups: "" -> c0ffee-demo-workers-<g1>
+              recorded groups: "" -> "c0ffee-demo-workers-<g1>"
               target generation <g1>
                 group c0ffee-demo-workers-<g1> exists=true min=3 max=3 desired=3 subnets=[subnet-a, subnet-b] tags={team=platform} health=ec2/90000ms
             cluster cluster.demo provider=sim keep=true disruption_budget=1
@@ -860,8 +866,7 @@ fn an_interrupted_apply_is_finished() {
         WORKERS,
         &world,
         expect![[r#"
-            create cluster.demo.node_group.workers (worker, replicas 3)
-              status: interrupted -> complete
+            resume cluster.demo.node_group.workers (worker, replicas 3)
               target generation <g1>
                 group c0ffee-demo-workers-<g1> exists=true min=3 max=3 desired=3 subnets=[subnet-a, subnet-b] tags={team=platform} health=ec2/90000ms
             cluster cluster.demo provider=sim keep=true disruption_budget=1

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::{diff_side, headline, removed, sides, summary, text_diff, wave_etas, Shown};
 use drydock_model::format_duration;
-use drydock_plan::{Action, Change, Drift, Plan};
+use drydock_plan::{ActionKind, Change, Drift, Plan};
 
 /// Adds ANSI escapes when colour is on.
 #[derive(Clone, Copy)]
@@ -93,8 +93,7 @@ fn drift_text(out: &mut String, drift: &[Drift], p: Paint) {
             let _ = writeln!(out, "\n  {}", p.paint(BOLD, &format!("# {}", d.address)));
             last = Some(&d.address);
         }
-        let before = super::shown(d.before.as_deref(), d.sensitive);
-        let after = super::shown(d.after.as_deref(), d.sensitive);
+        let (before, after) = super::drift_sides(d);
         attr_text(out, p, '~', &d.path, &before, &after, "");
         let _ = writeln!(out, "      drydock will: {}", d.action);
     }
@@ -103,19 +102,20 @@ fn drift_text(out: &mut String, drift: &[Drift], p: Paint) {
 
 fn change_text(out: &mut String, c: &Change, p: Paint) {
     let _ = writeln!(out, "  {}", p.paint(BOLD, &format!("# {} {}", c.address, headline(c))));
-    let sign = match c.action {
-        Action::Create => '+',
-        Action::Delete => '-',
-        Action::Rollout | Action::Update => '~',
+    let create = c.kind() == ActionKind::Create;
+    let sign = match c.kind() {
+        ActionKind::Create => '+',
+        ActionKind::Delete => '-',
+        ActionKind::Resume | ActionKind::Rollout | ActionKind::Update => '~',
     };
     for r in &c.reasons {
         let (before, after) = sides(r);
-        let note = if r.forces_replacement && c.action != Action::Create {
+        let note = if r.forces_replacement && !create {
             format!("  {}", p.paint(RED, "# forces replacement"))
         } else {
             String::new()
         };
-        if c.action == Action::Create {
+        if create {
             attr_text(out, p, sign, &r.path, &Shown::Absent, &after, &note);
         } else {
             // Within a change, an attribute that appears is `+` and one that goes is `-`.
@@ -127,18 +127,18 @@ fn change_text(out: &mut String, c: &Change, p: Paint) {
             attr_text(out, p, sign, &r.path, &before, &after, &note);
         }
     }
-    if let Some(t) = &c.target {
+    if let Some(t) = c.target() {
         let groups: Vec<&str> = t.groups.iter().map(|g| g.name.as_str()).collect();
         let _ = writeln!(out, "    generation {} ({})", t.generation, groups.join(", "));
     }
-    if !c.retire.is_empty() {
-        let _ = writeln!(out, "    retires {}", c.retire.join(", "));
+    if !c.retire().is_empty() {
+        let _ = writeln!(out, "    retires {}", c.retire().join(", "));
     }
-    if c.action == Action::Delete && !c.waves.is_empty() {
+    if c.kind() == ActionKind::Delete && !c.waves.is_empty() {
         let ids: Vec<&str> = c.waves.iter().flat_map(removed).collect();
         let _ = writeln!(out, "    terminates {}", ids.join(", "));
     }
-    if c.action == Action::Rollout && !c.waves.is_empty() {
+    if c.kind() == ActionKind::Rollout && !c.waves.is_empty() {
         wave_table(out, c, p);
     }
 }

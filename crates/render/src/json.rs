@@ -11,7 +11,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{node_group_label, nodes_replaced, summary, wave_etas};
-use drydock_plan::{Action, AttrChange, Change, Drift, Plan};
+use drydock_plan::{ActionKind, AttrChange, Change, Drift, Plan};
 
 /// The version of this format: the major changes when a field is removed or changes
 /// meaning, the minor when a field is added.
@@ -34,10 +34,10 @@ pub fn to_value(plan: &Plan) -> Value {
         "state_serial": plan.state_serial,
         "destroy": plan.destroy,
         "summary": {
-            "create": plan.count(Action::Create),
-            "rollout": plan.count(Action::Rollout),
-            "update": plan.count(Action::Update),
-            "delete": plan.count(Action::Delete),
+            "create": super::creates(plan),
+            "rollout": plan.count(ActionKind::Rollout),
+            "update": plan.count(ActionKind::Update),
+            "delete": plan.count(ActionKind::Delete),
             "nodes_replaced": nodes_replaced(plan),
             "text": summary(plan),
         },
@@ -50,52 +50,42 @@ pub fn to_value(plan: &Plan) -> Value {
 /// Terraform's lists of actions. A rollout is `["create", "delete"]`: the new generation's
 /// group is created before the old generation's is deleted (how its nodes are exchanged,
 /// wave by wave, is in `waves`).
-fn actions(a: Action) -> Vec<&'static str> {
+fn actions(a: ActionKind) -> Vec<&'static str> {
     match a {
-        Action::Create => vec!["create"],
-        Action::Rollout => vec!["create", "delete"],
-        Action::Update => vec!["update"],
-        Action::Delete => vec!["delete"],
+        ActionKind::Create | ActionKind::Resume => vec!["create"],
+        ActionKind::Rollout => vec!["create", "delete"],
+        ActionKind::Update => vec!["update"],
+        ActionKind::Delete => vec!["delete"],
     }
 }
 
-fn action_name(a: Action) -> &'static str {
+/// The action's name in this format: finishing an interrupted apply is a `create` whose
+/// `reason` is `incomplete`, as it was before the plan had an action of its own for it.
+fn action_name(a: ActionKind) -> &'static str {
     match a {
-        Action::Create => "create",
-        Action::Rollout => "rollout",
-        Action::Update => "update",
-        Action::Delete => "delete",
+        ActionKind::Create | ActionKind::Resume => "create",
+        ActionKind::Rollout => "rollout",
+        ActionKind::Update => "update",
+        ActionKind::Delete => "delete",
     }
 }
 
 /// Why the change happens, as a stable code (see `docs/json-format.md`).
 fn reason(plan: &Plan, c: &Change) -> &'static str {
-    match c.action {
-        Action::Create => {
-            let resumed = c.reasons.iter().any(|r| r.path == "status")
-                || c.target.as_ref().is_some_and(|t| t.groups.iter().any(|g| g.exists));
-            if resumed {
-                "incomplete"
-            } else {
-                "absent"
-            }
-        }
-        Action::Rollout if c.reasons.iter().any(|r| r.forces_replacement) => "replace_because_of_attributes",
-        Action::Rollout => "replace_old_generation",
-        Action::Update => "update_in_place",
-        Action::Delete if plan.destroy => "delete_because_destroy",
-        Action::Delete => "delete_because_no_config",
+    match c.kind() {
+        ActionKind::Resume => "incomplete",
+        ActionKind::Create if c.target().is_some_and(|t| t.groups.iter().any(|g| g.exists)) => "incomplete",
+        ActionKind::Create => "absent",
+        ActionKind::Rollout if c.reasons.iter().any(|r| r.forces_replacement) => "replace_because_of_attributes",
+        ActionKind::Rollout => "replace_old_generation",
+        ActionKind::Update => "update_in_place",
+        ActionKind::Delete if plan.destroy => "delete_because_destroy",
+        ActionKind::Delete => "delete_because_no_config",
     }
 }
 
-/// A recorded value as JSON: the planner records spec values as JSON text (`"img-1"`, `4`,
-/// `["a"]`); the few it records as words (`interrupted`) become strings.
-fn value(v: &str) -> Value {
-    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
-}
-
 /// One side of the changed attributes: path → value, sensitive ones `null` and flagged.
-fn side(reasons: &[AttrChange], pick: fn(&AttrChange) -> Option<&String>) -> (Value, Value) {
+fn side(reasons: &[AttrChange], pick: fn(&AttrChange) -> Option<&Value>) -> (Value, Value) {
     let mut values = Map::new();
     let mut sensitive = Map::new();
     for r in reasons {
@@ -104,7 +94,7 @@ fn side(reasons: &[AttrChange], pick: fn(&AttrChange) -> Option<&String>) -> (Va
             values.insert(r.path.clone(), Value::Null);
             sensitive.insert(r.path.clone(), Value::Bool(true));
         } else {
-            values.insert(r.path.clone(), v.map_or(Value::Null, |v| value(v)));
+            values.insert(r.path.clone(), v.cloned().unwrap_or(Value::Null));
         }
     }
     (Value::Object(values), Value::Object(sensitive))
@@ -113,10 +103,10 @@ fn side(reasons: &[AttrChange], pick: fn(&AttrChange) -> Option<&String>) -> (Va
 fn change(plan: &Plan, c: &Change) -> Value {
     let (mut before, before_sensitive) = side(&c.reasons, |r| r.before.as_ref());
     let (mut after, after_sensitive) = side(&c.reasons, |r| r.after.as_ref());
-    match c.action {
-        Action::Create => before = Value::Null,
-        Action::Delete => after = Value::Null,
-        Action::Rollout | Action::Update => {}
+    match c.kind() {
+        ActionKind::Create => before = Value::Null,
+        ActionKind::Delete => after = Value::Null,
+        ActionKind::Resume | ActionKind::Rollout | ActionKind::Update => {}
     }
     let etas = wave_etas(c);
     let waves: Vec<Value> = c
@@ -141,8 +131,8 @@ fn change(plan: &Plan, c: &Change) -> Value {
         "node_group": node_group_label(c),
         "provider": c.provider,
         "role": c.role,
-        "action": action_name(c.action),
-        "actions": actions(c.action),
+        "action": action_name(c.kind()),
+        "actions": actions(c.kind()),
         "reason": reason(plan, c),
         "before": before,
         "after": after,
@@ -151,9 +141,9 @@ fn change(plan: &Plan, c: &Change) -> Value {
         "replace_paths": c.reasons.iter().filter(|r| r.forces_replacement).map(|r| r.path.clone()).collect::<Vec<_>>(),
         "replicas": c.replicas,
         "nodes_replaced": c.nodes_replaced(),
-        "generation": c.target.as_ref().map(|t| t.generation.clone()),
-        "groups": c.target.as_ref().map(|t| t.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
-        "retire": c.retire,
+        "generation": c.target().map(|t| t.generation.clone()),
+        "groups": c.target().map(|t| t.groups.iter().map(|g| g.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+        "retire": c.retire(),
         "depends_on": c.depends_on,
         "eta_ms": c.eta_ms,
         "waves": waves,
@@ -161,9 +151,9 @@ fn change(plan: &Plan, c: &Change) -> Value {
 }
 
 fn drift(d: &Drift) -> Value {
-    let shown = |v: &Option<String>| match v {
+    let shown = |v: &Option<Value>| match v {
         Some(_) if d.sensitive => Value::Null,
-        Some(v) => value(v),
+        Some(v) => v.clone(),
         None => Value::Null,
     };
     json!({

@@ -17,7 +17,7 @@ pub mod markdown;
 use similar::TextDiff;
 
 use drydock_model::Role;
-use drydock_plan::{Action, AttrChange, Change, Plan};
+use drydock_plan::{ActionKind, AttrChange, Change, Plan};
 
 /// How a plan is rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -50,17 +50,23 @@ pub fn plan_text(plan: &Plan) -> String {
 pub fn summary(plan: &Plan) -> String {
     format!(
         "Plan: {} to create, {} to roll out ({} replaced), {} to update in place, {} to destroy.",
-        plan.count(Action::Create),
-        plan.count(Action::Rollout),
+        creates(plan),
+        plan.count(ActionKind::Rollout),
         nodes(nodes_replaced(plan)),
-        plan.count(Action::Update),
-        plan.count(Action::Delete),
+        plan.count(ActionKind::Update),
+        plan.count(ActionKind::Delete),
     )
+}
+
+/// Node groups created, or whose interrupted create or rollout is finished: the summary's
+/// "to create".
+pub(crate) fn creates(plan: &Plan) -> usize {
+    plan.count(ActionKind::Create) + plan.count(ActionKind::Resume)
 }
 
 /// Nodes replaced by every rollout of the plan.
 pub(crate) fn nodes_replaced(plan: &Plan) -> usize {
-    plan.changes.iter().filter(|c| c.action == Action::Rollout).map(Change::nodes_replaced).sum()
+    plan.changes.iter().filter(|c| c.kind() == ActionKind::Rollout).map(Change::nodes_replaced).sum()
 }
 
 pub(crate) fn nodes(n: usize) -> String {
@@ -79,25 +85,30 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
 /// replaced in 4 waves`.
 pub(crate) fn headline(c: &Change) -> String {
     let role = if c.role == Role::ControlPlane { " (control plane)" } else { "" };
-    match c.action {
-        Action::Create => format!("will be created{role}: {}", nodes(c.replicas as usize)),
-        Action::Rollout => format!(
+    match c.kind() {
+        ActionKind::Create => format!("will be created{role}: {}", nodes(c.replicas as usize)),
+        ActionKind::Resume => {
+            format!("will be completed{role}: an interrupted apply is finished, {}", nodes(c.replicas as usize))
+        }
+        ActionKind::Rollout => format!(
             "will be rolled out{role}: {} replaced in {}",
             nodes(c.nodes_replaced()),
             plural(c.waves.len(), "wave", "waves")
         ),
-        Action::Update => format!("will be updated in place{role}: no node is replaced"),
-        Action::Delete => format!("will be destroyed{role}: {}", nodes(c.nodes_replaced())),
+        ActionKind::Update => format!("will be updated in place{role}: no node is replaced"),
+        ActionKind::Delete => format!("will be destroyed{role}: {}", nodes(c.nodes_replaced())),
     }
 }
 
-/// The verb of an action in tables: `create`, `roll out`, `update in place`, `destroy`.
-pub(crate) fn verb(a: Action) -> &'static str {
+/// The verb of an action in tables: `create`, `complete`, `roll out`, `update in place`,
+/// `destroy`.
+pub(crate) fn verb(a: ActionKind) -> &'static str {
     match a {
-        Action::Create => "create",
-        Action::Rollout => "roll out",
-        Action::Update => "update in place",
-        Action::Delete => "destroy",
+        ActionKind::Create => "create",
+        ActionKind::Resume => "complete",
+        ActionKind::Rollout => "roll out",
+        ActionKind::Update => "update in place",
+        ActionKind::Delete => "destroy",
     }
 }
 
@@ -113,29 +124,34 @@ pub(crate) enum Shown {
     Absent,
     /// Derived from a sensitive variable: shown as `(sensitive)`, never as itself.
     Sensitive,
-    /// One line, as the plan records it (JSON text for spec attributes: `"img-1"`, `4`).
+    /// One line: JSON text for an attribute's value (`"img-1"`, `4`), or a drift's string
+    /// as it is (`free`, `missing (deleted outside drydock)`).
     Line(String),
     /// A string of several lines (user data), decoded, to be shown as text or a diff.
     Text(String),
 }
 
-/// How one side of an attribute change is shown. The planner records spec values as JSON
-/// text, so a string with line breaks arrives as `"#!/bin/sh\n…"`; it is decoded here so
-/// that a change to it can be shown line by line.
-pub(crate) fn shown(value: Option<&str>, sensitive: bool) -> Shown {
+/// How one side of a change is shown: a string with line breaks as text (so a change to it
+/// can be shown line by line), any other value on one line, as JSON text (`quote`, for an
+/// attribute's value) or, for a string, as it is (a drift's words).
+pub(crate) fn shown(value: Option<&serde_json::Value>, sensitive: bool, quote: bool) -> Shown {
     match value {
         None => Shown::Absent,
         Some(_) if sensitive => Shown::Sensitive,
-        Some(v) => match serde_json::from_str::<String>(v) {
-            Ok(text) if text.contains('\n') => Shown::Text(text),
-            _ => Shown::Line(v.to_string()),
-        },
+        Some(serde_json::Value::String(text)) if text.contains('\n') => Shown::Text(text.clone()),
+        Some(serde_json::Value::String(text)) if !quote => Shown::Line(text.clone()),
+        Some(v) => Shown::Line(v.to_string()),
     }
 }
 
 /// The two sides of an attribute change.
 pub(crate) fn sides(r: &AttrChange) -> (Shown, Shown) {
-    (shown(r.before.as_deref(), r.sensitive), shown(r.after.as_deref(), r.sensitive))
+    (shown(r.before.as_ref(), r.sensitive, true), shown(r.after.as_ref(), r.sensitive, true))
+}
+
+/// The two sides of a drift.
+pub(crate) fn drift_sides(d: &drydock_plan::Drift) -> (Shown, Shown) {
+    (shown(d.before.as_ref(), d.sensitive, false), shown(d.after.as_ref(), d.sensitive, false))
 }
 
 /// One line of a unified diff: `' '` (context), `'-'`, `'+'`, or `'@'` for a hunk header
@@ -210,11 +226,13 @@ mod tests {
 
     #[test]
     fn multi_line_strings_are_decoded_and_sensitive_values_never_are() {
-        assert_eq!(shown(Some("\"a\\nb\""), false), Shown::Text("a\nb".into()));
-        assert_eq!(shown(Some("\"a\""), false), Shown::Line("\"a\"".into()));
-        assert_eq!(shown(Some("\"a\\nb\""), true), Shown::Sensitive);
-        assert_eq!(shown(Some("interrupted"), false), Shown::Line("interrupted".into()));
-        assert_eq!(shown(None, true), Shown::Absent);
+        let s = |v: &str| serde_json::Value::String(v.into());
+        assert_eq!(shown(Some(&s("a\nb")), false, true), Shown::Text("a\nb".into()));
+        assert_eq!(shown(Some(&s("a")), false, true), Shown::Line("\"a\"".into()));
+        assert_eq!(shown(Some(&s("a")), false, false), Shown::Line("a".into()));
+        assert_eq!(shown(Some(&serde_json::json!(42)), false, true), Shown::Line("42".into()));
+        assert_eq!(shown(Some(&s("a\nb")), true, true), Shown::Sensitive);
+        assert_eq!(shown(None, true, true), Shown::Absent);
     }
 
     #[test]

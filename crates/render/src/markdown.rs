@@ -18,7 +18,7 @@ use super::{
 };
 use drydock_model::format_duration;
 use drydock_model::Role;
-use drydock_plan::{Action, Change, Drift, Plan};
+use drydock_plan::{ActionKind, Change, Drift, Plan};
 
 /// The most bytes a comment takes (so also the most characters): under GitHub's 65,536
 /// with room for a CI job's own additions.
@@ -188,7 +188,7 @@ fn head(plan: &Plan) -> String {
         );
     }
     let mut warnings = vec![];
-    let deleted: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
+    let deleted: Vec<&Change> = plan.changes.iter().filter(|c| c.kind() == ActionKind::Delete).collect();
     if !deleted.is_empty() {
         let n: usize = deleted.iter().map(|c| c.nodes_replaced()).sum();
         warnings.push(format!(
@@ -198,7 +198,7 @@ fn head(plan: &Plan) -> String {
             names(deleted.iter().map(|c| c.address.as_str()))
         ));
     }
-    for c in plan.changes.iter().filter(|c| c.action == Action::Rollout && c.role == Role::ControlPlane) {
+    for c in plan.changes.iter().filter(|c| c.kind() == ActionKind::Rollout && c.role == Role::ControlPlane) {
         warnings.push(format!(
             "**The control plane {} will be rolled out**: {} replaced one member at a time.",
             code(&c.address),
@@ -275,22 +275,22 @@ fn tables(plan: &Plan) -> Vec<Table> {
 fn row(c: &Change) -> String {
     let dash = "—".to_string();
     let action = if c.role == Role::ControlPlane {
-        format!("{} (control plane)", verb(c.action))
+        format!("{} (control plane)", verb(c.kind()))
     } else {
-        verb(c.action).to_string()
+        verb(c.kind()).to_string()
     };
-    let (replaced, waves, floor, eta) = match c.action {
-        Action::Create => {
+    let (replaced, waves, floor, eta) = match c.kind() {
+        ActionKind::Create | ActionKind::Resume => {
             (format!("+{} new", c.replicas), c.waves.len().to_string(), dash.clone(), format_duration(c.eta_ms))
         }
-        Action::Rollout => (
+        ActionKind::Rollout => (
             c.nodes_replaced().to_string(),
             c.waves.len().to_string(),
             min_floor(c).map_or(dash.clone(), |f| f.to_string()),
             format_duration(c.eta_ms),
         ),
-        Action::Update => ("0".into(), dash.clone(), dash.clone(), dash.clone()),
-        Action::Delete => (format!("{} removed", c.nodes_replaced()), dash.clone(), "0".into(), dash.clone()),
+        ActionKind::Update => ("0".into(), dash.clone(), dash.clone(), dash.clone()),
+        ActionKind::Delete => (format!("{} removed", c.nodes_replaced()), dash.clone(), "0".into(), dash.clone()),
     };
     format!("| {} | {action} | {replaced} | {waves} | {floor} | {eta} |\n", cell(node_group_label(c)))
 }
@@ -320,8 +320,7 @@ fn drift_detail(drift: &[Drift]) -> String {
             lines.push(format!("# {}", d.address));
             last = Some(&d.address);
         }
-        let before = super::shown(d.before.as_deref(), d.sensitive);
-        let after = super::shown(d.after.as_deref(), d.sensitive);
+        let (before, after) = super::drift_sides(d);
         attr_lines(&mut lines, &d.path, &before, &after, "", false);
         lines.push(format!("# drydock will: {}", d.action));
     }
@@ -337,8 +336,9 @@ fn change_detail(c: &Change) -> String {
     let mut lines = vec![];
     for r in &c.reasons {
         let (before, after) = sides(r);
-        let note = if r.forces_replacement && c.action != Action::Create { "  # forces replacement" } else { "" };
-        if c.action == Action::Create {
+        let create = c.kind() == ActionKind::Create;
+        let note = if r.forces_replacement && !create { "  # forces replacement" } else { "" };
+        if create {
             attr_lines(&mut lines, &r.path, &Shown::Absent, &after, note, true);
         } else {
             attr_lines(&mut lines, &r.path, &before, &after, note, false);
@@ -348,19 +348,19 @@ fn change_detail(c: &Change) -> String {
         out.push_str(&fence("diff", &lines.join("\n")));
         out.push('\n');
     }
-    if let Some(t) = &c.target {
+    if let Some(t) = c.target() {
         let groups: Vec<String> = t.groups.iter().map(|g| code(&g.name)).collect();
         let _ = writeln!(out, "Generation {}: {}.", code(&t.generation), groups.join(", "));
     }
-    if !c.retire.is_empty() {
-        let groups: Vec<String> = c.retire.iter().map(|g| code(g)).collect();
+    if !c.retire().is_empty() {
+        let groups: Vec<String> = c.retire().iter().map(|g| code(g)).collect();
         let _ = writeln!(out, "Retires {}.", groups.join(", "));
     }
-    if c.action == Action::Delete && !c.waves.is_empty() {
+    if c.kind() == ActionKind::Delete && !c.waves.is_empty() {
         let ids: Vec<String> = c.waves.iter().flat_map(removed).map(code).collect();
         let _ = writeln!(out, "Terminates {}.", ids.join(", "));
     }
-    if c.action == Action::Rollout && !c.waves.is_empty() {
+    if c.kind() == ActionKind::Rollout && !c.waves.is_empty() {
         out.push_str("\n| Wave | Add | Remove | Floor | Ceiling | ETA |\n| --: | --: | :-- | --: | --: | --: |\n");
         for (w, eta) in c.waves.iter().zip(wave_etas(c)) {
             let ids = removed(w);

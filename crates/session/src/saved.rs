@@ -13,21 +13,26 @@ pub fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_none_or(|e| e != "kcl")
 }
 
-/// Reads a saved plan, refusing another format version.
+/// Reads a saved plan. The format version is checked first, so that a plan of another
+/// version is refused with what to do rather than with what failed to parse.
 pub fn read_plan(path: &Path) -> Result<Plan, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {}", path.display(), drydock_config::io_msg(&e)))?;
-    let plan: Plan =
+    let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))?;
-    if plan.format_version != PLAN_FORMAT_VERSION {
-        return Err(format!(
-            "{} has plan format {}, this drydock reads {}",
-            path.display(),
-            plan.format_version,
-            PLAN_FORMAT_VERSION
-        ));
+    match value.get("format_version").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(PLAN_FORMAT_VERSION) => {}
+        Some(v) => {
+            let by = if v < u64::from(PLAN_FORMAT_VERSION) { "an older" } else { "a newer" };
+            return Err(format!(
+                "{} has plan format {v}, written by {by} drydock (this one reads {PLAN_FORMAT_VERSION}); make a new plan with `drydock plan --out {}`",
+                path.display(),
+                path.display()
+            ));
+        }
+        None => return Err(format!("{} is not a drydock plan: it has no format_version", path.display())),
     }
-    Ok(plan)
+    serde_json::from_value(value).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))
 }
 
 /// A saved plan applies only to the state and configuration it was made from.

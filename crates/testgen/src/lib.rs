@@ -279,7 +279,7 @@ pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
     let mut state = State::new(first.lineage.clone());
     let mut groups = vec![];
     for c in &first.changes {
-        let t = c.target.as_ref().unwrap();
+        let t = c.target().expect("a plan of creates: every change has a target");
         let cs = state.clusters.entry(c.cluster.clone()).or_insert_with(|| ClusterState {
             name: c.owner_cluster.clone(),
             key: None,
