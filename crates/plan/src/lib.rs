@@ -374,11 +374,17 @@ fn group_settings(
         desired,
         subnets,
         tags,
-        health_check: match ng.settings.health.check {
-            HealthCheck::Ec2 => PHealth::Ec2,
-            HealthCheck::Elb => PHealth::Elb,
-        },
+        health_check: provider_health_check(ng.settings.health.check),
         grace_period_ms: ng.settings.health.grace_period_ms,
+    }
+}
+
+/// The model's health check as the provider's (the one conversion between the two: the
+/// model and the provider API know nothing of each other, so it lives here).
+fn provider_health_check(check: HealthCheck) -> PHealth {
+    match check {
+        HealthCheck::Ec2 => PHealth::Ec2,
+        HealthCheck::Elb => PHealth::Elb,
     }
 }
 
@@ -886,10 +892,7 @@ pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Obs
                                 tags.extend(s.tags.clone());
                                 tags
                             },
-                            health_check: match s.health.check {
-                                HealthCheck::Ec2 => PHealth::Ec2,
-                                HealthCheck::Elb => PHealth::Elb,
-                            },
+                            health_check: provider_health_check(s.health.check),
                             grace_period_ms: s.health.grace_period_ms,
                         },
                         instances,
@@ -964,10 +967,7 @@ fn detect_drift(
         if o.subnets != subnets {
             push("subnets".into(), subnets.clone().into(), o.subnets.clone().into(), restore);
         }
-        let check = match applied.health.check {
-            HealthCheck::Ec2 => PHealth::Ec2,
-            HealthCheck::Elb => PHealth::Elb,
-        };
+        let check = provider_health_check(applied.health.check);
         if o.health_check != check {
             push(
                 "health.check".into(),
@@ -987,7 +987,7 @@ fn detect_drift(
         for (k, v) in &applied.tags {
             // Tags a provider manages itself (ownership, the cluster's ownership tag) are
             // not the node group's to drift.
-            if k.starts_with("drydock:") || k.starts_with("kubernetes.io/cluster/") {
+            if drydock_provider::is_provider_managed_tag(k) {
                 continue;
             }
             if o.tags.get(k) != Some(v) {

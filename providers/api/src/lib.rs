@@ -42,9 +42,9 @@ pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, ProviderError};
 pub use types::{
-    ApiStats, CapacityType, CreateGroup, GenerationSpec, GroupSettings, HealthCheck, Instance, InstanceState, Metadata,
-    Observed, ObservedGroup, Ownership, Role, RootVolume, OWNERSHIP_TAGS, TAG_CLUSTER, TAG_GENERATION, TAG_LINEAGE,
-    TAG_NODE_GROUP,
+    is_provider_managed_tag, ApiStats, CapacityType, CreateGroup, GenerationSpec, GroupSettings, HealthCheck, Instance,
+    InstanceState, Metadata, Observed, ObservedGroup, Ownership, Role, RootVolume, OWNERSHIP_TAGS, TAG_CLUSTER,
+    TAG_GENERATION, TAG_LINEAGE, TAG_NODE_GROUP,
 };
 
 /// A cloud, seen as node groups. See the crate documentation for the contract every

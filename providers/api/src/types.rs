@@ -19,6 +19,14 @@ pub const TAG_GENERATION: &str = "drydock:generation";
 /// All ownership tag keys, in the order of [`Ownership`]'s fields.
 pub const OWNERSHIP_TAGS: [&str; 4] = [TAG_LINEAGE, TAG_CLUSTER, TAG_NODE_GROUP, TAG_GENERATION];
 
+/// Whether a tag is one a provider manages itself rather than one a node group sets: the
+/// ownership tags and anything else under `drydock:`, and the Kubernetes cluster tag
+/// (`kubernetes.io/cluster/<name>`) that cloud controllers look for, which a provider may add
+/// to every group. Part of the contract: the planner never reports these as drift.
+pub fn is_provider_managed_tag(key: &str) -> bool {
+    key.starts_with("drydock:") || key.starts_with("kubernetes.io/cluster/")
+}
+
 /// Who owns an object: written as tags on everything drydock creates, so that observation finds
 /// it without a state file.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
