@@ -493,9 +493,13 @@ impl<'s> Evaluator<'s> {
     fn index(&self, (base, base_s): (Value, bool), (idx, idx_s): (Value, bool), span: Span) -> EvalResult {
         match (base, idx) {
             (Value::Unknown, _) | (_, Value::Unknown) => Ok(Value::Unknown),
-            (Value::List(items), i @ Value::Number(_)) => match i.as_int() {
-                Some(n) if n >= 0 && (n as usize) < items.len() => Ok(items[n as usize].clone()),
-                _ => {
+            (Value::List(items), i @ Value::Number(_)) => match i
+                .as_int()
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| items.get(n))
+            {
+                Some(item) => Ok(item.clone()),
+                None => {
                     let label = match items.len() {
                         // The length of a sensitive list is sensitive too.
                         _ if base_s => "the list is sensitive".to_string(),
@@ -635,7 +639,9 @@ impl<'s> Evaluator<'s> {
                     _ => ord != Less,
                 }))
             }
-            BinaryOp::And | BinaryOp::Or => unreachable!("handled above"),
+            BinaryOp::And | BinaryOp::Or => {
+                unreachable!("`&&` and `||` return at the top of `binary`, before either side is needed")
+            }
         }
     }
 
@@ -692,7 +698,7 @@ impl<'s> Evaluator<'s> {
                         if f.grouping {
                             match map.entry(key_text).or_insert_with(|| Value::List(vec![])) {
                                 Value::List(items) => items.push(value),
-                                _ => unreachable!("grouping entries are lists"),
+                                _ => unreachable!("a grouping `for` inserts only lists into `map`"),
                             }
                         } else if map.insert(key_text.clone(), value).is_some() {
                             let shown = quoted(&key_text, key_s);
@@ -965,7 +971,9 @@ impl<'s> Evaluator<'s> {
                 },
                 _ => Err(arg_err(0, "a string or a number")),
             },
-            other => unreachable!("function `{other}` is listed but not implemented"),
+            other => unreachable!(
+                "`{other}` is in FUNCTIONS but has no arm here; tests/functions.rs `every_listed_function_is_implemented` calls each one"
+            ),
         }
     }
 }

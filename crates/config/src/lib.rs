@@ -14,6 +14,7 @@ pub mod schema;
 pub mod value;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use eval::{quoted, redact, type_error, Evaluator, Reported, Scope, Shown, SENSITIVE};
@@ -34,6 +35,9 @@ pub struct Inputs {
     pub var_files: Vec<PathBuf>,
     /// `DRYDOCK_VAR_NAME=VALUE` from the environment.
     pub env: Vec<(String, String)>,
+    /// The NAMEs of `DRYDOCK_VAR_NAME` variables whose value is not UTF-8 text: each is an
+    /// error (`kcl::invalid_var`), not a value to guess at.
+    pub env_not_utf8: Vec<String>,
     /// Attributes known only after apply (`group_names`, `instance_ids`), by node group
     /// address; without them those attributes evaluate as unknown.
     pub computed: BTreeMap<String, BTreeMap<String, Value>>,
@@ -42,10 +46,29 @@ pub struct Inputs {
 impl Inputs {
     /// Inputs with the `DRYDOCK_VAR_*` variables of this process's environment.
     pub fn with_process_env(vars: Vec<(String, String)>, var_files: Vec<PathBuf>) -> Inputs {
-        let env =
-            std::env::vars().filter_map(|(k, v)| k.strip_prefix("DRYDOCK_VAR_").map(|n| (n.to_string(), v))).collect();
-        Inputs { vars, var_files, env, computed: BTreeMap::new() }
+        // Not `std::env::vars`: it panics on any variable of the process that is not UTF-8,
+        // however unrelated to drydock.
+        let (env, env_not_utf8) = drydock_vars(std::env::vars_os());
+        Inputs { vars, var_files, env, env_not_utf8, computed: BTreeMap::new() }
     }
+}
+
+/// The `DRYDOCK_VAR_*` variables among `vars` as (NAME, value), and the NAMEs of those whose
+/// value is not UTF-8. A variable whose own name is not UTF-8 is not drydock's (a variable's
+/// name is an identifier) and is skipped.
+fn drydock_vars(vars: impl Iterator<Item = (OsString, OsString)>) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env = vec![];
+    let mut not_utf8 = vec![];
+    for (key, value) in vars {
+        let Some(name) = key.to_str().and_then(|k| k.strip_prefix("DRYDOCK_VAR_")) else {
+            continue;
+        };
+        match value.into_string() {
+            Ok(value) => env.push((name.to_string(), value)),
+            Err(_) => not_utf8.push(name.to_string()),
+        }
+    }
+    (env, not_utf8)
 }
 
 /// A configuration read from disk: its sources, syntax trees, and model or errors.
@@ -177,6 +200,12 @@ struct RawInputs {
 fn read_inputs(sources: &mut Sources, inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> RawInputs {
     let mut values = BTreeMap::new();
     let mut given = vec![];
+    for name in &inputs.env_not_utf8 {
+        diags.push(Diagnostic::global(
+            "kcl::invalid_var",
+            format!("the value of DRYDOCK_VAR_{name} is not UTF-8 text; set it to UTF-8 text or unset it"),
+        ));
+    }
     // Lowest precedence first, so that later inserts win: env, var files, --var.
     for (name, text) in &inputs.env {
         let origin = format!("DRYDOCK_VAR_{name}");
@@ -1820,6 +1849,35 @@ mod tests {
         let pos = |x: usize| sccs.iter().position(|c| c.contains(&x)).unwrap();
         assert!(pos(2) < pos(1) && pos(1) < pos(0));
         assert!(sccs.iter().any(|c| c.len() == 2 && c.contains(&3) && c.contains(&4)));
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn environment_variables_that_are_not_utf8_are_skipped_or_reported() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = || OsString::from_vec(vec![b'a', 0xff]);
+        let vars = vec![
+            (OsString::from("DRYDOCK_VAR_region"), OsString::from("eu")),
+            (OsString::from("DRYDOCK_VAR_token"), bad()),
+            (bad(), OsString::from("x")),
+            (OsString::from("OTHER"), bad()),
+        ];
+        let (env, not_utf8) = drydock_vars(vars.into_iter());
+        assert_eq!(env, vec![("region".to_string(), "eu".to_string())]);
+        assert_eq!(not_utf8, vec!["token".to_string()]);
+
+        let mut sources = Sources::new();
+        sources.add("main.kcl", "main.kcl", "variable \"token\" {\n  default = \"t\"\n}\n");
+        let inputs = Inputs { env_not_utf8: not_utf8, ..Inputs::default() };
+        let loaded = load_sources(sources, &inputs);
+        let errors: Vec<(&str, &str)> = loaded.diagnostics.iter().map(|d| (d.code, d.message.as_str())).collect();
+        assert_eq!(
+            errors,
+            [(
+                "kcl::invalid_var",
+                "the value of DRYDOCK_VAR_token is not UTF-8 text; set it to UTF-8 text or unset it"
+            )]
+        );
     }
 
     #[test]

@@ -191,7 +191,11 @@ pub fn providers(model: &Model, config_dir: &Path) -> Result<Providers, String> 
 /// measured (the provider's estimate), plus the executor's health poll (a wave takes up to
 /// one poll longer).
 fn boot_estimates(providers: &Providers) -> BTreeMap<String, u64> {
-    providers.iter().map(|(name, p)| (name.clone(), p.boot_estimate_ms() + drydock_apply::POLL_MS)).collect()
+    // Saturating: a sim provider's boot time is the configuration's, up to u64::MAX.
+    providers
+        .iter()
+        .map(|(name, p)| (name.clone(), p.boot_estimate_ms().saturating_add(drydock_apply::POLL_MS)))
+        .collect()
 }
 
 /// Observes every provider: what it holds of `lineage`.

@@ -52,11 +52,13 @@ pub async fn record_outputs(
         .map(|o| {
             // A sensitive output is kept as a digest: the state file is not where secrets live.
             let value = if o.sensitive {
+                // The first 6 bytes: 12 hex digits.
                 let digest: String = sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())
                     .iter()
+                    .take(6)
                     .map(|b| format!("{b:02x}"))
                     .collect();
-                serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]))
+                serde_json::Value::String(format!("(sensitive: sha256 {digest})"))
             } else {
                 o.value.to_json()
             };

@@ -29,11 +29,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use drydock_backend::{Condition, ObjectStore, StoreError};
 
-use super::store::{upgrade, write_next, FormatError, LockInfo, StateError};
+use super::store::{upgrade, write_next, Deadline, FormatError, LockInfo, StateError};
 use super::State;
 
 /// Milliseconds since the Unix epoch; injectable so tests can move time.
@@ -44,8 +44,9 @@ pub struct RemoteStore {
     objects: Arc<dyn ObjectStore>,
     key: String,
     clock: Clock,
-    /// Always `Some` until dropped (taken then, to shut it down without blocking).
-    rt: Option<tokio::runtime::Runtime>,
+    /// The store's own runtime, or why it could not be started (every call then fails with
+    /// that). Taken when the store is dropped, to shut it down without blocking.
+    rt: Result<tokio::runtime::Runtime, String>,
     /// The state as this process last read or wrote it; `None` before the first read.
     seen: Mutex<Option<Seen>>,
     /// Set when a lock this store handed out was lost.
@@ -69,17 +70,21 @@ impl std::fmt::Debug for RemoteStore {
 
 impl RemoteStore {
     pub fn new(objects: Arc<dyn ObjectStore>, key: impl Into<String>, clock: Clock) -> RemoteStore {
+        // Starting it needs a thread and an event queue from the OS, which a process at its
+        // limits may not get: then the store reports that on its first call.
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("drydock-state")
             .enable_all()
             .build()
-            .expect("a runtime for the state store");
+            .map_err(|e| {
+                format!("cannot start the remote state store's runtime ({e}); free some threads or open files and run again")
+            });
         RemoteStore {
             objects,
             key: key.into(),
             clock,
-            rt: Some(rt),
+            rt,
             seen: Mutex::new(None),
             lost: Arc::new(AtomicBool::new(false)),
         }
@@ -104,14 +109,17 @@ impl RemoteStore {
         f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = mpsc::channel();
-        self.handle().spawn(async move {
+        self.handle()?.spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv().unwrap_or_else(|_| Err(StoreError::Other("the state store's runtime stopped".into())))
     }
 
-    fn handle(&self) -> &tokio::runtime::Handle {
-        self.rt.as_ref().expect("the state store's runtime lives as long as the store").handle()
+    fn handle(&self) -> Result<&tokio::runtime::Handle, StoreError> {
+        match &self.rt {
+            Ok(rt) => Ok(rt.handle()),
+            Err(why) => Err(StoreError::Other(why.clone())),
+        }
     }
 
     fn get(&self, key: String) -> Result<Option<drydock_backend::Object>, StateError> {
@@ -214,13 +222,13 @@ impl RemoteStore {
     /// Takes the lock for `operation` with a lease of `lease`, waiting up to `timeout` for a
     /// live holder (and taking over a holder whose lease ended). See the module docs.
     pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<RemoteLock, StateError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         loop {
             let now = (self.clock)();
             let info = LockInfo::new(operation, lease, now);
             let bytes = serde_json::to_vec_pretty(&info).map_err(StateError::Serialize)?;
             match self.put(self.lock_key(), bytes.clone(), Condition::IfNoneMatch) {
-                Ok(w) => return Ok(self.hold(info, w.etag, None)),
+                Ok(w) => return self.hold(info, w.etag, None),
                 Err(StoreError::PreconditionFailed) => {}
                 Err(e) => return Err(remote(e)),
             }
@@ -228,30 +236,31 @@ impl RemoteStore {
             let Some((held, etag)) = self.lock_object()? else { continue };
             if held.expired(now) {
                 match self.put(self.lock_key(), bytes, Condition::IfMatch(etag)) {
-                    Ok(w) => return Ok(self.hold(info, w.etag, Some(held))),
+                    Ok(w) => return self.hold(info, w.etag, Some(held)),
                     // Another taker won the race for the expired lock, or its holder renewed
                     // it just now: look again.
                     Err(StoreError::PreconditionFailed) => continue,
                     Err(e) => return Err(remote(e)),
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.left();
             if left.is_zero() {
                 return Err(StateError::Locked(held));
             }
-            let until_expiry = Duration::from_millis(held.expires_ms.saturating_sub(now) + 50);
+            // `expires_ms` is the holder's (any number a lock object holds): saturating.
+            let until_expiry = Duration::from_millis(held.expires_ms.saturating_sub(now).saturating_add(50));
             std::thread::sleep(Duration::from_secs(1).min(until_expiry).min(left).max(Duration::from_millis(20)));
         }
     }
 
-    fn hold(&self, info: LockInfo, etag: String, taken_over: Option<LockInfo>) -> RemoteLock {
+    fn hold(&self, info: LockInfo, etag: String, taken_over: Option<LockInfo>) -> Result<RemoteLock, StateError> {
         let etag = Arc::new(Mutex::new(etag));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (objects, key, clock, lost) =
             (Arc::clone(&self.objects), self.lock_key(), Arc::clone(&self.clock), Arc::clone(&self.lost));
         let (mut renewed, current) = (info.clone(), Arc::clone(&etag));
-        let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
-        let renewal = self.handle().spawn(async move {
+        let every = Duration::from_millis(info.lease_seconds.saturating_mul(1000) / 3);
+        let renewal = self.handle().map_err(remote)?.spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -272,7 +281,7 @@ impl RemoteStore {
                 }
             }
         });
-        RemoteLock { info, etag, stop: Some(stop), renewal: Some(renewal), taken_over, released: false }
+        Ok(RemoteLock { info, etag, stop: Some(stop), renewal: Some(renewal), taken_over, released: false })
     }
 
     /// Releases `lock`: stops renewing and deletes the lock object if it is still ours.
@@ -326,7 +335,7 @@ impl Drop for RemoteStore {
     fn drop(&mut self) {
         // Its runtime may be dropped from inside another runtime; shutting it down in the
         // background is allowed there, a blocking drop is not.
-        if let Some(rt) = self.rt.take() {
+        if let Ok(rt) = std::mem::replace(&mut self.rt, Err(String::new())) {
             rt.shutdown_background();
         }
     }
@@ -383,6 +392,7 @@ pub fn parse(bytes: &[u8], what: &str) -> Result<State, StateError> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicU64;
+    use std::time::Instant;
 
     use drydock_backend::MemoryStore;
 
@@ -398,6 +408,20 @@ mod tests {
     }
 
     const LEASE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_store_without_its_runtime_fails_every_call_and_says_why() {
+        let (mut s, _) = stores(1);
+        let mut store = s.remove(0);
+        if let Ok(rt) = std::mem::replace(&mut store.rt, Err("cannot start the runtime (no threads)".into())) {
+            rt.shutdown_background();
+        }
+        let err = store.read().unwrap_err();
+        assert_eq!(err.to_string(), "cannot start the runtime (no threads)");
+        let err = store.lock("apply", LEASE, Duration::ZERO).unwrap_err();
+        assert_eq!(err.to_string(), "cannot start the runtime (no threads)");
+        assert!(store.write(&mut State::new("l".into())).is_err());
+    }
 
     #[test]
     fn one_of_two_runs_gets_the_lock_and_the_other_is_told_who_has_it() {

@@ -224,7 +224,7 @@ impl LockInfo {
             who: format!("{}@{host}", user_name()),
             pid: std::process::id(),
             host,
-            created: format_rfc3339(UNIX_EPOCH + Duration::from_millis(now_ms)),
+            created: format_ms(now_ms),
             version: DRYDOCK_VERSION.to_string(),
             lease_seconds: lease.as_secs().max(1),
             expires: String::new(),
@@ -237,12 +237,33 @@ impl LockInfo {
     /// Moves the end of the lease to a whole lease after `now_ms`.
     pub fn renew(&mut self, now_ms: u64) {
         self.expires_ms = now_ms.saturating_add(self.lease_seconds.saturating_mul(1000));
-        self.expires = format_rfc3339(UNIX_EPOCH + Duration::from_millis(self.expires_ms));
+        self.expires = format_ms(self.expires_ms);
     }
 
     /// Whether the lease ended before `now_ms` (never, for info without a lease).
     pub fn expired(&self, now_ms: u64) -> bool {
         self.expires_ms != 0 && now_ms > self.expires_ms
+    }
+}
+
+/// When waiting for a lock ends: `timeout` from now, or never for a timeout too long for the
+/// clock to hold (`--lock-timeout` is the user's, and `Instant + Duration` panics on
+/// overflow).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    pub(super) fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// How long until the deadline; zero once it has passed.
+    pub(super) fn left(self) -> Duration {
+        self.0.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
+    }
+
+    pub(super) fn passed(self) -> bool {
+        self.left().is_zero()
     }
 }
 
@@ -390,11 +411,11 @@ impl LocalStore {
     /// someone else has it, tries again until `timeout` has passed and then fails with the
     /// holder's info (at once with a zero timeout). Dropping the [`StateLock`] releases it.
     pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<StateLock, StateError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Deadline::after(timeout);
         loop {
             match self.try_lock(operation, lease) {
-                Err(StateError::Locked(_) | StateError::LockedWithoutInfo { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(200).min(deadline - Instant::now()));
+                Err(StateError::Locked(_) | StateError::LockedWithoutInfo { .. }) if !deadline.passed() => {
+                    std::thread::sleep(Duration::from_millis(200).min(deadline.left()));
                 }
                 other => return other,
             }
@@ -431,7 +452,10 @@ impl LocalStore {
             let replaced = read_lock_info(&file, &lock_path).ok().flatten();
             let info = LockInfo::new(operation, lease, now_ms());
             write_lock_info(&file, &lock_path, &info)?;
-            let renewal = Renewal::start(&file, &lock_path, &info)?;
+            let renewal = Renewal::start(&file, &lock_path, &info).inspect_err(|_| {
+                // Not taken after all: leave no info behind that names this run as the holder.
+                let _ = file.set_len(0);
+            })?;
             return Ok(StateLock { file, path: lock_path, info, released: false, replaced, renewal: Some(renewal) });
         }
         Err(StateError::io("lock", &lock_path, io::Error::other("the lock file was replaced while locking it")))
@@ -531,13 +555,17 @@ impl Renewal {
         let file = file.try_clone().map_err(|e| StateError::io("open lock file", path, e))?;
         let (path, mut info) = (path.to_path_buf(), info.clone());
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let every = Duration::from_millis(info.lease_seconds * 1000 / 3);
-        let thread = std::thread::spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                info.renew(now_ms());
-                let _ = write_lock_info(&file, &path, &info);
-            }
-        });
+        let every = Duration::from_millis(info.lease_seconds.saturating_mul(1000) / 3);
+        let what = path.clone();
+        let thread = std::thread::Builder::new()
+            .name("drydock-lock-renewal".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    info.renew(now_ms());
+                    let _ = write_lock_info(&file, &path, &info);
+                }
+            })
+            .map_err(|e| StateError::io("start renewing the lease of", &what, e))?;
         Ok(Renewal { stop, thread: Some(thread) })
     }
 
@@ -669,29 +697,29 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `time` as RFC 3339 in UTC to the second (`2026-11-21T13:26:00Z`). Times before 1970 are
-/// shown as 1970: lock times are "now", and a clock that far off is not worth an error.
+/// `time` as RFC 3339 in UTC to the second (`2026-11-21T13:26:00Z`), by
+/// `humantime::format_rfc3339_seconds`. Times before 1970 are shown as 1970 and times after
+/// 9999 as the last second of 9999 (the formatter takes neither): lock times are "now" and
+/// "now" plus a lease, and a clock that far off is not worth an error.
 pub fn format_rfc3339(time: SystemTime) -> String {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    format_secs(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`,
-/// for non-negative days): counts in 400-year eras that start on March 1st, so that the leap
-/// day is the last day of its year.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z % 146_097; // day of the era, 0..=146096
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, 0..=399
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from March 1st, 0..=365
-    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+/// 9999-12-31T23:59:59Z in seconds since the Unix epoch: the last second RFC 3339's
+/// four-digit year can show.
+const LAST_SECOND: u64 = 253_402_300_799;
+
+/// [`format_rfc3339`] of `ms` milliseconds after the Unix epoch (lock info's times), without
+/// building a `SystemTime` that the platform may not hold.
+fn format_ms(ms: u64) -> String {
+    format_secs(ms / 1000)
+}
+
+fn format_secs(secs: u64) -> String {
+    // Clamped first: `UNIX_EPOCH + LAST_SECOND` is a time every platform holds, and one that
+    // humantime formats (it refuses times after 9999, which `to_string` would turn into a
+    // panic).
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs.min(LAST_SECOND))).to_string()
 }
 
 /// The user running drydock, from the environment; `unknown` if it does not say.
@@ -1109,6 +1137,25 @@ mod tests {
     }
 
     #[test]
+    fn lock_info_takes_any_lease_and_clock() {
+        // A lease of centuries from a backend block, a clock read from a lock object: whatever
+        // the numbers, lock info is made, and its times are whole RFC 3339 strings.
+        let info = LockInfo::new("apply", Duration::MAX, u64::MAX);
+        assert_eq!((info.created.as_str(), info.expires.as_str()), ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"));
+        assert_eq!(info.expires_ms, u64::MAX);
+        let info = LockInfo::new("plan", Duration::from_secs(90), 1_700_000_000_000);
+        assert_eq!((info.created.as_str(), info.expires.as_str()), ("2023-11-14T22:13:20Z", "2023-11-14T22:14:50Z"));
+    }
+
+    #[test]
+    fn a_lock_timeout_too_long_for_the_clock_waits_without_end() {
+        // `Instant::now() + Duration::MAX` would panic.
+        assert!(!Deadline::after(Duration::MAX).passed());
+        assert_eq!(Deadline::after(Duration::MAX).left(), Duration::MAX);
+        assert!(Deadline::after(Duration::ZERO).passed());
+    }
+
+    #[test]
     fn rfc3339_formatting() {
         let at = |secs| format_rfc3339(UNIX_EPOCH + Duration::from_secs(secs));
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
@@ -1119,5 +1166,10 @@ mod tests {
         assert_eq!(at(4_107_542_400), "2100-03-01T00:00:00Z");
         assert_eq!(at(253_402_300_799), "9999-12-31T23:59:59Z");
         assert_eq!(format_rfc3339(UNIX_EPOCH - Duration::from_secs(1)), "1970-01-01T00:00:00Z");
+        // Past the year 9999 (a lease of centuries, a clock gone wild): the last second shown.
+        assert_eq!(at(253_402_300_800), "9999-12-31T23:59:59Z");
+        assert_eq!(at(u64::MAX / 1000), "9999-12-31T23:59:59Z");
+        // Milliseconds are dropped, not rounded.
+        assert_eq!(format_rfc3339(UNIX_EPOCH + Duration::from_millis(1_700_000_000_999)), "2023-11-14T22:13:20Z");
     }
 }

@@ -788,13 +788,17 @@ fn build_tree(operands: Vec<Expr>, ops: Vec<BinaryOp>) -> Expr {
     let mut values: Vec<Expr> = Vec::with_capacity(operands.len());
     let mut stack: Vec<BinaryOp> = Vec::with_capacity(ops.len());
     let reduce = |values: &mut Vec<Expr>, op: BinaryOp| {
-        let r = values.pop().expect("right operand");
-        let l = values.pop().expect("left operand");
+        let r = values
+            .pop()
+            .expect("`values` holds one more expression than `stack` holds operators: an operator has two operands");
+        let l = values
+            .pop()
+            .expect("`values` holds one more expression than `stack` holds operators: an operator has two operands");
         let span = l.span.to(r.span);
         values.push(Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), span });
     };
     let mut operands = operands.into_iter();
-    values.push(operands.next().expect("an operand"));
+    values.push(operands.next().expect("operand_seq passes one more operand than operators, so at least one"));
     for (op, operand) in ops.into_iter().zip(operands) {
         while let Some(&top) = stack.last() {
             if precedence(top) >= precedence(op) {
@@ -810,7 +814,7 @@ fn build_tree(operands: Vec<Expr>, ops: Vec<BinaryOp>) -> Expr {
     while let Some(op) = stack.pop() {
         reduce(&mut values, op);
     }
-    values.pop().expect("one expression")
+    values.pop().expect("with every operator reduced, the one expression is left")
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {

@@ -72,7 +72,7 @@ pub fn parse_file_pest(text: &str, file: FileId) -> (Option<File>, Vec<Diagnosti
         Ok(p) => p,
         Err(e) => return (None, vec![syntax_error(detailed(e, text), text, file)]),
     };
-    let root = pairs.next().expect("the file rule always produces one pair");
+    let root = pairs.next().expect("a successful parse of Rule::file yields exactly one `file` pair");
     let comments = root
         .clone()
         .into_inner()
@@ -98,7 +98,7 @@ pub fn parse_expr(text: &str, file: FileId) -> Result<Expr, Vec<Diagnostic>> {
     match KclParser::parse(Rule::file, &wrapped) {
         Err(e) => Err(vec![shift_diag(syntax_error(detailed(e, &wrapped), &wrapped, file), shift, text.len())]),
         Ok(mut pairs) => {
-            let root = pairs.next().expect("file pair");
+            let root = pairs.next().expect("a successful parse of Rule::file yields exactly one `file` pair");
             let b = Builder { file, diags: RefCell::new(vec![]) };
             let body = root.into_inner().find(|p| p.as_rule() == Rule::body).map(|p| b.body(p)).unwrap_or_default();
             let mut diags = b.diags.into_inner();
@@ -321,8 +321,8 @@ impl Builder {
 
     fn attribute(&self, p: Pair<Rule>) -> Attribute {
         let mut it = kids(p);
-        let name = self.ident(it.next().expect("attribute name"));
-        let value = self.expr(it.next().expect("attribute value"));
+        let name = self.ident(it.next().expect("the grammar: `attribute = { ident ~ \"=\" ~ expr }` has a name"));
+        let value = self.expr(it.next().expect("the grammar: `attribute = { ident ~ \"=\" ~ expr }` has a value"));
         // Not the pair's span: pest leaves trailing white space and comments in a rule
         // that ends with an optional part (here, inside `expr`).
         let span = name.span.to(value.span);
@@ -342,7 +342,12 @@ impl Builder {
                 r => unexpected_rule(r),
             }
         }
-        Block { kind: kind.expect("block kind"), labels, body, span }
+        Block {
+            kind: kind.expect("the grammar: `block = { ident ~ label* ~ … }` starts with its kind"),
+            labels,
+            body,
+            span,
+        }
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
@@ -351,7 +356,7 @@ impl Builder {
 
     fn label(&self, p: Pair<Rule>) -> Label {
         let span = self.span(&p);
-        let inner = p.into_inner().next().expect("label_inner");
+        let inner = p.into_inner().next().expect("the grammar: `label` always holds a `label_inner`, empty or not");
         let value = self.unescape(inner.as_str(), self.span(&inner));
         Label { value, span }
     }
@@ -368,8 +373,8 @@ impl Builder {
             && seq[seq.len() - 1].as_rule() == Rule::expr
             && seq[seq.len() - 2].as_rule() == Rule::expr
         {
-            let no = seq.pop().expect("else");
-            let yes = seq.pop().expect("then");
+            let no = seq.pop().expect("`seq.len() >= 3` was checked above");
+            let yes = seq.pop().expect("`seq.len() >= 3` was checked above");
             Some((yes, no))
         } else {
             None
@@ -406,11 +411,14 @@ impl Builder {
                 let span = e.span.to(self.span(&op));
                 match op.as_rule() {
                     Rule::get_attr => {
-                        let name = self.ident(kids(op).next().expect("attr name"));
+                        let name = self
+                            .ident(kids(op).next().expect("the grammar: `get_attr = { \".\" ~ ident }` has a name"));
                         Expr { kind: ExprKind::GetAttr(Box::new(e), name), span }
                     }
                     Rule::index => {
-                        let idx = self.expr(kids(op).next().expect("index expr"));
+                        let idx = self.expr(
+                            kids(op).next().expect("the grammar: `index = { \"[\" ~ expr ~ \"]\" }` has an expression"),
+                        );
                         Expr { kind: ExprKind::Index(Box::new(e), Box::new(idx)), span }
                     }
                     r => unexpected_rule(r),
@@ -451,13 +459,18 @@ impl Builder {
             Rule::percent => lit::percent(p.as_str(), span, &mut self.diags.borrow_mut()),
             Rule::string => ExprKind::Template(self.template(p)),
             Rule::heredoc => self.heredoc(p),
-            Rule::variable => ExprKind::Variable(self.ident(kids(p).next().expect("variable ident"))),
-            Rule::paren => ExprKind::Paren(Box::new(self.expr(kids(p).next().expect("paren expr")))),
+            Rule::variable => {
+                ExprKind::Variable(self.ident(kids(p).next().expect("the grammar: `variable = { ident }`")))
+            }
+            Rule::paren => ExprKind::Paren(Box::new(
+                self.expr(kids(p).next().expect("the grammar: `paren = { \"(\" ~ expr ~ \")\" }` has an expression")),
+            )),
             Rule::list => ExprKind::List(kids(p).map(|e| self.expr(e)).collect()),
             Rule::object => ExprKind::Object(kids(p).map(|i| self.object_item(i)).collect()),
             Rule::call => {
                 let mut it = kids(p);
-                let name = self.ident(it.next().expect("call name"));
+                let name =
+                    self.ident(it.next().expect("the grammar: `call = { ident ~ \"(\" ~ … }` starts with a name"));
                 ExprKind::Call(name, it.map(|a| self.expr(a)).collect())
             }
             Rule::for_list | Rule::for_object => ExprKind::For(Box::new(self.for_expr(p))),
@@ -468,13 +481,15 @@ impl Builder {
 
     fn object_item(&self, p: Pair<Rule>) -> ObjectItem {
         let mut it = kids(p);
-        let k = it.next().expect("object key");
+        let k = it.next().expect("the grammar: `object_item = { object_key ~ … ~ expr }` has a key");
         let key = match k.as_rule() {
-            Rule::key_ident => ObjectKey::Ident(self.ident(kids(k).next().expect("key ident"))),
+            Rule::key_ident => {
+                ObjectKey::Ident(self.ident(kids(k).next().expect("the grammar: `key_ident = { ident }`")))
+            }
             Rule::string | Rule::paren => ObjectKey::Expr(self.primary(k)),
             r => unexpected_rule(r),
         };
-        let value = self.expr(it.next().expect("object value"));
+        let value = self.expr(it.next().expect("the grammar: `object_item = { object_key ~ … ~ expr }` has a value"));
         ObjectItem { key, value }
     }
 
@@ -491,20 +506,26 @@ impl Builder {
                 Rule::expr => exprs.push(self.expr(k)),
                 Rule::for_group => grouping = true,
                 Rule::for_cond => {
-                    cond = Some(self.expr(kids(k).find(|p| p.as_rule() == Rule::expr).expect("for condition")))
+                    cond = Some(
+                        self.expr(
+                            kids(k)
+                                .find(|p| p.as_rule() == Rule::expr)
+                                .expect("the grammar: `for_cond = { kw_if ~ expr }` has an expression"),
+                        ),
+                    )
                 }
                 r => unexpected_rule(r),
             }
         }
-        let value_var = idents.pop().expect("for variable");
+        let value_var = idents.pop().expect("the grammar: `for_intro` names at least one variable");
         let key_var = idents.pop();
         let mut exprs = exprs.into_iter();
-        let collection = exprs.next().expect("for collection");
+        let collection = exprs.next().expect("the grammar: `for_intro` has the collection after `in`");
         let (key, value) = if is_object {
-            let k = exprs.next().expect("for key");
-            (Some(k), exprs.next().expect("for value"))
+            let k = exprs.next().expect("the grammar: `for_object` has a key expression before `=>`");
+            (Some(k), exprs.next().expect("the grammar: `for_object` has a value expression after `=>`"))
         } else {
-            (None, exprs.next().expect("for value"))
+            (None, exprs.next().expect("the grammar: `for_list` has a value expression after `:`"))
         };
         ForExpr { key_var, value_var, collection, key, value, grouping, cond }
     }
@@ -518,7 +539,9 @@ impl Builder {
                     let s = self.unescape(k.as_str(), self.span(&k));
                     push_lit(&mut parts, &s)
                 }
-                Rule::interp => parts.push(TemplatePart::Interp(self.expr(kids(k).next().expect("interp expr")))),
+                Rule::interp => parts.push(TemplatePart::Interp(self.expr(
+                    kids(k).next().expect("the grammar: `interp = !{ \"${\" ~ expr ~ \"}\" }` has an expression"),
+                ))),
                 r => unexpected_rule(r),
             }
         }
@@ -551,7 +574,7 @@ impl Builder {
 /// A grammar invariant was broken: a rule appeared where the grammar does not allow it.
 #[track_caller]
 fn unexpected_rule(r: Rule) -> ! {
-    unreachable!("grammar invariant: unexpected rule {r:?}")
+    unreachable!("pest builds only the trees the grammar allows, and it allows no {r:?} here")
 }
 
 fn is_infix(r: Rule) -> bool {

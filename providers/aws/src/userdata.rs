@@ -139,9 +139,9 @@ pub fn parse(text: &str) -> Option<Parsed> {
         Some((d, u)) => (d, Some(u)),
         None => (first, None),
     };
-    let json_start = drydock_part.find(JSON_OPEN)? + JSON_OPEN.len();
-    let json_len = drydock_part[json_start..].find(HEREDOC_END)?;
-    let node: NodeInfo = serde_json::from_str(&drydock_part[json_start..json_start + json_len]).ok()?;
+    let (_, after_open) = drydock_part.split_once(JSON_OPEN)?;
+    let (json, _) = after_open.split_once(HEREDOC_END)?;
+    let node: NodeInfo = serde_json::from_str(json).ok()?;
     let user_data = match user_part {
         Some(part) => Some(part.split_once("\n\n")?.1.to_string()),
         None => None,

@@ -182,10 +182,11 @@ impl SimInstance {
         }
     }
 
-    /// Moves every timestamp by `delta`, keeping durations.
+    /// Moves every timestamp by `delta`, keeping durations (saturating: the times are a world
+    /// file's, which may have been edited by hand).
     fn shift(&mut self, delta: u64) {
         let i = &mut self.instance;
-        i.launched_at_ms += delta;
+        i.launched_at_ms = i.launched_at_ms.saturating_add(delta);
         for t in [
             &mut i.healthy_at_ms,
             &mut self.boot_at_ms,
@@ -196,7 +197,7 @@ impl SimInstance {
         .into_iter()
         .flatten()
         {
-            *t += delta;
+            *t = t.saturating_add(delta);
         }
     }
 }
@@ -233,13 +234,13 @@ impl World {
     }
 
     fn shift(&mut self, delta: u64) {
-        self.now_ms += delta;
+        self.now_ms = self.now_ms.saturating_add(delta);
         for group in self.groups.values_mut() {
-            group.created_at_ms += delta;
+            group.created_at_ms = group.created_at_ms.saturating_add(delta);
             group.instances.iter_mut().for_each(|i| i.shift(delta));
         }
         for point in self.capacity.iter_mut().chain(self.timeline.iter_mut()) {
-            point.t_ms += delta;
+            point.t_ms = point.t_ms.saturating_add(delta);
         }
         for s in &mut self.scheduled {
             s.at_ms = s.at_ms.saturating_add(delta);
@@ -527,7 +528,7 @@ impl World {
             },
         );
         self.settle();
-        Ok(World::observed(&req.name, &self.groups[&req.name]))
+        self.groups.get(&req.name).map(|g| World::observed(&req.name, g)).ok_or_else(|| no_group(&req.name))
     }
 
     pub fn update_group(&mut self, name: &str, settings: &GroupSettings) -> Result<(), ProviderError> {
@@ -571,7 +572,7 @@ impl World {
             group.settings.desired
         };
         let now = self.now_ms;
-        let group = self.groups.get_mut(name).expect("looked up above");
+        let group = self.groups.get_mut(name).ok_or_else(|| no_group(name))?;
         group.settings.desired = desired;
         for instance in &mut group.instances {
             if targets.contains(instance.id()) {
@@ -735,8 +736,8 @@ fn validate_settings(settings: &GroupSettings, ownership: &Ownership) -> Result<
         return Err("a group needs at least one subnet".to_string());
     }
     for (key, value) in ownership.tags() {
-        if settings.tags.get(&key).is_some_and(|v| *v != value) {
-            return Err(format!("tag {key} is an ownership tag and must be {value:?}, not {:?}", settings.tags[&key]));
+        if let Some(given) = settings.tags.get(&key).filter(|v| **v != value) {
+            return Err(format!("tag {key} is an ownership tag and must be {value:?}, not {given:?}"));
         }
     }
     Ok(())
@@ -783,5 +784,21 @@ mod tests {
         // A real world never goes back with the wall clock.
         assert_eq!(world.target_now(10), 1_000_000);
         assert_eq!(world.target_now(1_000_500), 1_000_500);
+    }
+
+    #[test]
+    fn a_hand_edited_world_with_times_in_the_far_future_goes_real_without_overflowing() {
+        let mut world = World::new(SimConfig::default(), ClockMode::Virtual, 0);
+        world.timeline.push(CapacityPoint {
+            t_ms: u64::MAX - 1,
+            cluster: "c".into(),
+            node_group: "n".into(),
+            healthy: 0,
+            running: 0,
+            total: 0,
+        });
+        world.configure(&SimConfig::default(), ClockMode::Real, 1_000_000);
+        assert_eq!(world.now_ms, 1_000_000);
+        assert_eq!(world.timeline[0].t_ms, u64::MAX);
     }
 }
