@@ -1231,6 +1231,7 @@ impl<'s> Cx<'s> {
             subnets,
             disruption_budget,
             node_groups,
+            sensitive: layer.iter().filter(|(_, f)| f.sensitive).map(|(k, _)| k.clone()).collect(),
             span: block.header(),
         };
         let mut obj = BTreeMap::new();

@@ -88,6 +88,8 @@ pub struct Cluster {
     pub disruption_budget: IntOrPercent,
     /// Sorted by address.
     pub node_groups: Vec<NodeGroup>,
+    /// The cluster's attribute paths whose values derive from a sensitive variable (`tags`).
+    pub sensitive: BTreeSet<String>,
     pub span: Span,
 }
 

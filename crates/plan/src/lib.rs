@@ -379,6 +379,13 @@ fn group_settings(
     }
 }
 
+/// Whether an attribute path of a node group's groups derives from a sensitive variable: set
+/// in the node group from one, or (tags, subnets) inherited from a cluster attribute that is.
+fn sensitive_path(cluster: &Cluster, ng: &NodeGroup, path: &str) -> bool {
+    let under = |set: &BTreeSet<String>| set.iter().any(|s| path == s || path.starts_with(&format!("{s}.")));
+    under(&ng.sensitive) || under(&cluster.sensitive)
+}
+
 /// The model's health check as the provider's (the one conversion between the two: the
 /// model and the provider API know nothing of each other, so it lives here).
 fn provider_health_check(check: HealthCheck) -> PHealth {
@@ -746,7 +753,7 @@ fn plan_node_group(
                             after: Some(serde_json::Value::String(v.clone())),
                             reason: Reason::Configuration,
                             forces_replacement: false,
-                            sensitive: false,
+                            sensitive: sensitive_path(cluster, ng, &format!("tags.{k}")),
                         });
                     }
                 }
@@ -923,10 +930,10 @@ fn detect_drift(
     let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
         out.push(Drift {
             address: ng.address.clone(),
-            path,
             before: Some(before),
             after: Some(after),
-            sensitive: false,
+            sensitive: sensitive_path(cluster, ng, &path),
+            path,
             action: action.to_string(),
         })
     };

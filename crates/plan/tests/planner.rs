@@ -754,6 +754,30 @@ fn tags_changed_in_the_cloud_are_drift_restored_in_place() {
     }
 }
 
+/// A tag whose value derives from a sensitive variable stays sensitive when it drifts, and
+/// when a change of the cluster's tags updates it in place.
+#[test]
+fn a_sensitive_tags_drift_and_change_are_marked_sensitive() {
+    let src = edit(
+        WORKERS,
+        "cluster \"demo\" {",
+        "variable \"token\" {\n  type      = string\n  sensitive = true\n  default   = \"s3cr3t\"\n}\n\ncluster \"demo\" {",
+    );
+    let src = edit(&src, "size          = 3", "size          = 3\n    tags          = { token = var.token }");
+    let mut world = World::applied(&src);
+    world.group_mut("workers").settings.tags.insert("token".into(), "leaked".into());
+    let plan = plan_of(&src, &world);
+    let d = plan.drift.iter().find(|d| d.path == "tags.token").expect("the tag's drift is reported");
+    assert!(d.sensitive, "{d:?}");
+    // Through a change of the cluster's tags too.
+    let src = edit(&src, "tags               = { team = \"platform\" }", "tags               = { team = var.token }");
+    let world = World::applied(&edit(&src, "team = var.token", "team = \"platform\""));
+    let plan = plan_of(&src, &world);
+    let c = plan.changes.iter().find(|c| c.address == ng("workers")).expect("an update");
+    let r = c.reasons.iter().find(|r| r.path == "tags.team").expect("the tag's change");
+    assert!(r.sensitive, "{r:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Crashes: the cloud is the truth about what exists.
 
