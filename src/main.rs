@@ -4,7 +4,18 @@
 use clap::Parser;
 
 fn main() {
-    let cli = drydock::cli::Cli::parse();
+    // Exit codes: 0 success (and `plan --detailed-exitcode` with no changes), 2 only for
+    // `--detailed-exitcode` with changes, 1 for every error — a usage error included (clap's
+    // own default is 2, which a CI script would read as "changes").
+    let cli = match drydock::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            // Printing can fail on a closed stream; the exit code says what happened anyway.
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
     // Diagnostics for people chasing a slow or failing run: DRYDOCK_LOG=info (or debug, …)
     // prints tracing events, such as each AWS refresh with its call count, on stderr.
     if let Some(level) = std::env::var("DRYDOCK_LOG").ok().and_then(|l| l.parse::<tracing::Level>().ok()) {

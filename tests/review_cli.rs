@@ -54,6 +54,21 @@ fn detailed_exitcode_is_0_without_changes_2_with_changes_and_1_on_errors() {
     let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(code(&out), Some(1), "an error is 1, not 2");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+
+    // Usage errors are errors too (clap's own code, 2, would read as "changes").
+    for args in [
+        &["plan", ".", "--detailed-exitcode", "--format", "bogus"][..],
+        &["plan", ".", "--detailed-exitcode", "--lock-timeout", "soon"],
+        &["plan", ".", "--detailed-exitcode", "--no-such-flag"],
+        &["no-such-command"],
+    ] {
+        let out = dd(d, args);
+        assert_eq!(code(&out), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{args:?} says what is wrong");
+    }
+    for args in [&["--help"][..], &["plan", "--help"], &["--version"]] {
+        assert_eq!(code(&dd(d, args)), Some(0), "{args:?}");
+    }
 }
 
 #[test]
