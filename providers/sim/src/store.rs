@@ -117,10 +117,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<World, SimError> {
     }
 }
 
-/// Replaces the world file; it holds nothing secret, so its mode is what `File::create` would
-/// give.
+/// Replaces the world file. It holds every group's spec, user data included, which may come
+/// from a sensitive variable: it is created 0600, like the state.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SimError> {
-    drydock_fsutil::write_atomically(path, bytes, 0o666).map_err(|e| SimError::io(e.step.action(), e.path, e.source))
+    drydock_fsutil::write_atomically(path, bytes, 0o600).map_err(|e| SimError::io(e.step.action(), e.path, e.source))
 }
 
 /// `<path><suffix>`, next to `path`.

@@ -650,3 +650,13 @@ fn concurrent_users_never_corrupt_the_world() {
     assert!(temps.is_empty(), "no temporary file is left behind: {temps:?}");
     assert!(Path::new(&format!("{}.lock", path.display())).exists());
 }
+
+/// The world holds user data, which may be a secret: no one but its owner may read it.
+#[tokio::test]
+async fn the_world_file_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sim = Sim::new(config());
+    sim.create("web-1", 1, &["subnet-a"]).await;
+    let mode = std::fs::metadata(&sim.path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}
