@@ -31,7 +31,7 @@ const RULES: &[Rule] = &[
     Rule { krate: "drydock-fsutil", may_use: &[], never: &[TERMINAL, SDK, IMPLEMENTATIONS] },
     Rule {
         krate: "drydock-config",
-        may_use: &["drydock-syntax", "drydock-model"],
+        may_use: &["drydock-syntax", "drydock-model", "drydock-fsutil"],
         never: &[
             TERMINAL,
             SDK,

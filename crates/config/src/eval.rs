@@ -811,7 +811,7 @@ impl<'s> Evaluator<'s> {
                 let mut cache = self.files.borrow_mut();
                 let result = cache
                     .entry(path.clone())
-                    .or_insert_with(|| std::fs::read_to_string(&path).map_err(|e| super::io_msg(&e)))
+                    .or_insert_with(|| super::read_text(&path, super::MAX_FILE_FUNCTION_BYTES))
                     .clone();
                 match result {
                     Ok(text) => Ok(Value::String(text)),

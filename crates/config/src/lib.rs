@@ -80,6 +80,31 @@ pub struct Loaded {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+/// The most bytes a `.kcl` or `.kclvars` file may have (a fleet of 100,000 node groups is
+/// about 8 MB).
+pub const MAX_SOURCE_BYTES: u64 = 256 << 20;
+/// The most bytes `file()` reads (user data is at most 16 KB on AWS; other uses stay small).
+pub const MAX_FILE_FUNCTION_BYTES: u64 = 4 << 20;
+
+/// Reads a text file a user names: a regular file of at most `limit` bytes, in UTF-8 (an
+/// invalid byte is reported with its line and column), without a leading byte-order mark.
+/// The error says what is wrong, for "cannot read PATH: …".
+pub fn read_text(path: &Path, limit: u64) -> Result<String, String> {
+    let bytes = drydock_fsutil::read_bounded(path, limit).map_err(|e| io_msg(&e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        format!("it is not UTF-8 text: the first invalid byte is at line {line}, column {column}")
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// The `.kcl` files a path names: the file itself, or every `*.kcl` in a directory, by name.
 pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;
@@ -129,11 +154,11 @@ pub fn load(path: &Path, inputs: &Inputs) -> Loaded {
     };
     let mut diags = vec![];
     for f in files {
-        match std::fs::read_to_string(&f) {
+        match read_text(&f, MAX_SOURCE_BYTES) {
             Ok(text) => {
                 sources.add(f.display().to_string(), f.clone(), text);
             }
-            Err(e) => diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {}", f.display(), io_msg(&e)))),
+            Err(e) => diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {e}", f.display()))),
         }
     }
     if !diags.is_empty() {
@@ -213,13 +238,10 @@ fn read_inputs(sources: &mut Sources, inputs: &Inputs, diags: &mut Vec<Diagnosti
         values.insert(name.clone(), RawValue::Text { text: text.clone(), file, origin });
     }
     for path in &inputs.var_files {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read_text(path, MAX_SOURCE_BYTES) {
             Ok(t) => t,
             Err(e) => {
-                diags.push(Diagnostic::global(
-                    "kcl::io",
-                    format!("cannot read var file {}: {}", path.display(), io_msg(&e)),
-                ));
+                diags.push(Diagnostic::global("kcl::io", format!("cannot read var file {}: {e}", path.display())));
                 continue;
             }
         };

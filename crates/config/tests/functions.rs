@@ -843,6 +843,10 @@ fn file_function() {
     std::fs::write(d.join("template.sh"), "echo ${not_interpolated} é\n").unwrap();
     std::fs::write(d.join("1"), "one").unwrap();
     std::fs::write(d.join("binary.bin"), [0xff, 0xfe, 0x00]).unwrap();
+    std::fs::write(d.join("late.bin"), b"ok line\nthen \xc3\x28 bad").unwrap();
+    std::fs::write(d.join("bom.txt"), "\u{feff}text").unwrap();
+    // One byte over the limit of what file() reads.
+    std::fs::write(d.join("huge.txt"), vec![b'x'; (4 << 20) + 1]).unwrap();
     std::fs::create_dir(d.join("sub")).unwrap();
     std::fs::write(d.join("sub/x.sh"), "#!/bin/sh\n").unwrap();
     check_in(
@@ -857,6 +861,10 @@ fn file_function() {
             r#"file("missing.sh")"#,
             r#"file("sub")"#,
             r#"file("binary.bin")"#,
+            r#"file("late.bin")"#,
+            r#"file("bom.txt")"#,
+            r#"length(file("huge.txt"))"#,
+            r#"file("/dev/zero")"#,
             r#"file()"#,
             r#"file("hello.txt", "x")"#,
             r#"file(["hello.txt"])"#,
@@ -870,8 +878,12 @@ fn file_function() {
             file(1) => "one"
             length(file("hello.txt")) => 6
             file("missing.sh") => error[kcl::function_error]: cannot read <dir>/missing.sh: no such file or directory (at `"missing.sh"`: in this argument of `file`)
-            file("sub") => error[kcl::function_error]: cannot read <dir>/sub: is a directory (at `"sub"`: in this argument of `file`)
-            file("binary.bin") => error[kcl::function_error]: cannot read <dir>/binary.bin: stream did not contain valid UTF-8 (at `"binary.bin"`: in this argument of `file`)
+            file("sub") => error[kcl::function_error]: cannot read <dir>/sub: it is a directory (at `"sub"`: in this argument of `file`)
+            file("binary.bin") => error[kcl::function_error]: cannot read <dir>/binary.bin: it is not UTF-8 text: the first invalid byte is at line 1, column 1 (at `"binary.bin"`: in this argument of `file`)
+            file("late.bin") => error[kcl::function_error]: cannot read <dir>/late.bin: it is not UTF-8 text: the first invalid byte is at line 2, column 6 (at `"late.bin"`: in this argument of `file`)
+            file("bom.txt") => "text"
+            length(file("huge.txt")) => error[kcl::function_error]: cannot read <dir>/huge.txt: it is larger than the limit of 4 MiB (at `"huge.txt"`: in this argument of `file`)
+            file("/dev/zero") => error[kcl::function_error]: cannot read /dev/zero: it is not a regular file (a device, a pipe or a socket) (at `"/dev/zero"`: in this argument of `file`)
             file() => error[kcl::wrong_arguments]: `file` takes 1 argument, got 0 (at `file()`: called here; help: usage: file(path))
             file("hello.txt", "x") => error[kcl::wrong_arguments]: `file` takes 1 argument, got 2 (at `file("hello.txt", "x")`: called here; help: usage: file(path))
             file(["hello.txt"]) => error[kcl::type_mismatch]: `file` expects a string (at `["hello.txt"]`: this is a list)

@@ -23,6 +23,12 @@
 //! When a step fails the temporary file is removed. A temporary file left by a crash is never
 //! read by anyone; it is not removed by later writes either (another process may be writing
 //! it), and can be deleted by hand.
+//!
+//! # Reading a file a user names: [`read_bounded`]
+//! Only a regular file, and at most a given number of bytes: a device (`/dev/zero`), a FIFO
+//! or a directory is refused at once, and a file larger than the limit (or growing past it
+//! while read) is refused without reading more than the limit, so memory and time stay bounded
+//! whatever the path names.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -30,6 +36,37 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Reads the regular file at `path`, refusing anything else and anything over `limit` bytes
+/// with an error (kind `InvalidInput`) that says which and what the limit is.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, a pipe or a socket)" };
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("it is {what}")));
+    }
+    let too_big =
+        || io::Error::new(io::ErrorKind::InvalidInput, format!("it is larger than the limit of {}", human_size(limit)));
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
 
 /// The step of [`write_atomically`] that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -353,5 +390,19 @@ mod tests {
         assert!(reader.join().unwrap() > 0);
         assert!(whole(&fs::read(&path).unwrap()));
         assert_eq!(listing(dir.path()), ["world.json"], "no temporary file is left behind");
+    }
+
+    #[test]
+    fn bounded_reads_refuse_devices_directories_and_big_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"0123456789").unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap(), b"0123456789");
+        let err = read_bounded(&path, 9).unwrap_err();
+        assert_eq!(err.to_string(), "it is larger than the limit of 9 bytes");
+        assert_eq!(read_bounded(dir.path(), 10).unwrap_err().to_string(), "it is a directory");
+        let err = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(err.to_string(), "it is not a regular file (a device, a pipe or a socket)");
+        assert_eq!(human_size(4 << 20), "4 MiB");
     }
 }
