@@ -195,7 +195,7 @@ pub fn evaluate(sources: &mut Sources, files: &[(FileId, File)], inputs: &Inputs
     // Values from the command line and var files are read before evaluation borrows sources.
     let raw_inputs = read_inputs(sources, inputs, &mut diags);
     let ev = Evaluator::new(sources);
-    let mut cx = Cx { ev, diags, failed: BTreeSet::new(), computed: &inputs.computed };
+    let mut cx = Cx { ev, diags, failed: BTreeSet::new(), computed: &inputs.computed, keyed: BTreeMap::new() };
     let model = cx.run(files, raw_inputs);
     let Cx { ev, mut diags, .. } = cx;
     diags.extend(ev.diags.into_inner());
@@ -323,6 +323,9 @@ struct Cx<'s> {
     /// Locals and clusters that failed, so that references to them add no error.
     failed: BTreeSet<Node>,
     computed: &'s BTreeMap<String, BTreeMap<String, Value>>,
+    /// Per address of a cluster or node group made by `for_each`: the `for_each` value's span
+    /// and whether its keys are sensitive, for name collisions to point at and to redact.
+    keyed: BTreeMap<String, (Span, bool)>,
 }
 
 #[derive(Default)]
@@ -451,6 +454,7 @@ impl<'s> Cx<'s> {
         let providers = self.providers(&decls.providers, &scope);
         let backend = decls.backends.first().and_then(|b| self.backend(b, &scope));
         let clusters = self.assign_providers(clusters, &providers);
+        self.name_collisions(&clusters);
         let mut clusters = clusters;
         clusters.sort_by(|a, b| a.address.cmp(&b.address));
         outputs.sort_by(|a: &Output, b| a.name.cmp(&b.name));
@@ -1029,6 +1033,8 @@ impl<'s> Cx<'s> {
         let view = check_body(&block.body, &schema::CLUSTER, "cluster", &mut self.diags);
         let instances = self.for_each(&view, outer).ok()?;
         let before = self.error_count();
+        self.check_name("cluster", &block.labels[0]);
+        let for_each_span = view.attrs.get("for_each").map(|a| a.value.span);
         let mut made = vec![];
         let mut values = BTreeMap::new();
         let keyed = instances.is_some();
@@ -1051,6 +1057,10 @@ impl<'s> Cx<'s> {
                 Some(k) => format!("cluster.{name}[{k:?}]"),
                 None => format!("cluster.{name}"),
             };
+            if let (Some(k), Some(span)) = (&key, for_each_span) {
+                self.check_key(k, span, each_sensitive);
+                self.keyed.insert(address.clone(), (span, each_sensitive));
+            }
             if let Some((c, provider, value, shows_sensitive)) =
                 self.cluster_instance(block, &view, &scope, &name, key.clone(), address)
             {
@@ -1071,6 +1081,164 @@ impl<'s> Cx<'s> {
 
     fn error_count(&self) -> usize {
         self.diags.len() + self.ev.diags.borrow().len()
+    }
+
+    /// A cluster or node group name must leave something in cloud group names
+    /// (`LINEAGE-CLUSTER-NODEGROUP-GENERATION`, which keep only ASCII letters, digits, `-` and
+    /// `_`): `kcl::invalid_name` otherwise.
+    fn check_name(&mut self, what: &str, label: &drydock_syntax::ast::Label) {
+        let name = &label.value;
+        if drydock_model::shows_in_cloud_names(name) {
+            return;
+        }
+        let (message, text) = if name.is_empty() {
+            (format!("a {what} name cannot be empty"), "empty name")
+        } else {
+            (
+                format!("{what} name {name:?} has no ASCII letter, digit or `_`"),
+                "nothing of it would be left in cloud group names",
+            )
+        };
+        self.err(Diagnostic::new("kcl::invalid_name", label.span, message).label(text).help(format!(
+            "cloud group names are LINEAGE-CLUSTER-NODEGROUP-GENERATION and keep only ASCII letters, digits, `-` and `_` \
+             (the rest becomes `-`): give the {what} a name with some of those"
+        )));
+    }
+
+    /// A `for_each` key names its instance in cloud group names as a name does: it must leave
+    /// something in them (`kcl::invalid_name`).
+    fn check_key(&mut self, key: &str, span: Span, sensitive: bool) {
+        if drydock_model::shows_in_cloud_names(key) {
+            return;
+        }
+        let message = if sensitive {
+            format!("the for_each key {SENSITIVE} has no ASCII letter, digit or `_`")
+        } else if key.is_empty() {
+            "a for_each key cannot be empty".to_string()
+        } else {
+            format!("the for_each key {key:?} has no ASCII letter, digit or `_`")
+        };
+        self.err(
+            Diagnostic::new("kcl::invalid_name", span, message)
+                .label("nothing of this key would be left in cloud group names")
+                .help(
+                    "cloud group names are LINEAGE-CLUSTER-NODEGROUP-GENERATION and keep only ASCII letters, digits, \
+                     `-` and `_` (the rest becomes `-`): use keys with some of those",
+                ),
+        );
+    }
+
+    /// Every label key and value must be one Kubernetes takes (`kcl::invalid_label`), or the
+    /// nodes could not join with them.
+    fn check_labels(&mut self, f: &Field) {
+        const KEY_HELP: &str = "a label key is a name of at most 63 ASCII letters, digits, `-`, `_` and `.`, \
+            starting and ending with a letter or digit, optionally after a lowercase DNS subdomain and `/`, as in \
+            node.kubernetes.io/pool";
+        const VALUE_HELP: &str = "a label value is empty, or at most 63 ASCII letters, digits, `-`, `_` and `.`, \
+            starting and ending with a letter or digit";
+        for (key, value) in str_map(Some(f)) {
+            let (message, help) = if let Some(why) = drydock_model::label_key_problem(&key) {
+                let message = if f.sensitive {
+                    format!("a key of these sensitive labels is not a valid Kubernetes label key: {why}")
+                } else {
+                    format!("label key {} is not a valid Kubernetes label key: {why}", shown_text(&key))
+                };
+                (message, KEY_HELP)
+            } else if let Some(why) = drydock_model::label_value_problem(&value) {
+                let message = if f.sensitive {
+                    format!("a value of these sensitive labels is not a valid Kubernetes label value: {why}")
+                } else {
+                    let (key, value) = (shown_text(&key), shown_text(&value));
+                    format!("label {key} has the value {value}, not a valid Kubernetes label value: {why}")
+                };
+                (message, VALUE_HELP)
+            } else {
+                continue;
+            };
+            self.err(Diagnostic::new("kcl::invalid_label", f.span, message).label("in these labels").help(help));
+        }
+    }
+
+    /// Two node groups whose cloud group names would coincide (`kcl::name_collision`): their
+    /// [`NodeGroup::cloud_name_part`]s are equal, so the same generation would be given the same
+    /// group name twice. Names are global in a cloud account, so this holds across providers.
+    /// One error per pair of node groups, or per pair of clusters whose own names coincide.
+    fn name_collisions(&mut self, clusters: &[Cluster]) {
+        let mut by_part: BTreeMap<String, Vec<(&Cluster, &NodeGroup)>> = BTreeMap::new();
+        for c in clusters {
+            for ng in &c.node_groups {
+                by_part.entry(ng.cloud_name_part(c)).or_default().push((c, ng));
+            }
+        }
+        let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
+        for (part, mut group) in by_part {
+            if group.len() < 2 {
+                continue;
+            }
+            group.sort_by_key(|(c, ng)| {
+                (self.site(&ng.address, ng.span), self.site(&c.address, c.span), ng.address.clone())
+            });
+            let (ca, a) = group[0];
+            for &(cb, b) in &group[1..] {
+                let cluster_part = |c: &Cluster| drydock_model::cloud_name_part(c.owner_name(), "");
+                // Clusters whose own names coincide collide in every node group they share.
+                let clusters_collide = ca.address != cb.address && cluster_part(ca) == cluster_part(cb);
+                let pair = if clusters_collide { (&ca.address, &cb.address) } else { (&a.address, &b.address) };
+                let pair = (pair.0.min(pair.1).clone(), pair.0.max(pair.1).clone());
+                if !reported.insert(pair) {
+                    continue;
+                }
+                let (primary, secondary) = if clusters_collide {
+                    (self.site(&cb.address, cb.span), self.site(&ca.address, ca.span))
+                } else {
+                    (self.site(&b.address, b.span), self.site(&a.address, a.span))
+                };
+                // Two instances of one for_each: the second place is the node group itself.
+                let secondary = if secondary == primary { a.span } else { secondary };
+                let (ca_shown, a_shown, a_sensitive) = self.shown_addresses(ca, a);
+                let (cb_shown, b_shown, b_sensitive) = self.shown_addresses(cb, b);
+                let name = redact(a_sensitive || b_sensitive, format_args!("`…-{part}-…`"));
+                let message = if clusters_collide {
+                    format!("{cb_shown} and {ca_shown} would give their node groups the same cloud group names")
+                } else {
+                    format!("{b_shown} and {a_shown} would get the same cloud group names")
+                };
+                self.err(
+                    Diagnostic::new("kcl::name_collision", primary, message)
+                        .label(format!("{b_shown} would be named {name}"))
+                        .with_secondary(secondary, format!("and so would {a_shown}"))
+                        .help(COLLISION_HELP),
+                );
+            }
+        }
+    }
+
+    /// Where the name of a cluster or node group instance comes from: its `for_each`, or its
+    /// block's header.
+    fn site(&self, address: &str, header: Span) -> Span {
+        self.keyed.get(address).map_or(header, |(span, _)| *span)
+    }
+
+    /// A `for_each` instance's key for a message (`["eu"]`, redacted when sensitive), and
+    /// whether it is sensitive; nothing for a block without `for_each`.
+    fn shown_key(&self, address: &str, key: &Option<String>) -> (String, bool) {
+        match key {
+            Some(k) => {
+                let sensitive = self.keyed.get(address).is_some_and(|(_, s)| *s);
+                (format!("[{}]", redact(sensitive, format_args!("{k:?}"))), sensitive)
+            }
+            None => (String::new(), false),
+        }
+    }
+
+    /// A cluster's and a node group's addresses for a message, their `for_each` keys redacted
+    /// when sensitive, and whether any was.
+    fn shown_addresses(&self, c: &Cluster, ng: &NodeGroup) -> (String, String, bool) {
+        let (ck, cs) = self.shown_key(&c.address, &c.key);
+        let (gk, gs) = self.shown_key(&ng.address, &ng.key);
+        let cluster = format!("cluster.{}{ck}", c.name);
+        let ng = format!("{cluster}.node_group.{}{gk}", ng.name);
+        (cluster, ng, cs || gs)
     }
 
     /// One cluster instance, the value `cluster.NAME` (or `cluster.NAME[KEY]`) refers to, and
@@ -1156,10 +1324,13 @@ impl<'s> Cx<'s> {
                 );
                 continue;
             }
+            // A bad name is reported and the node group still evaluated, for its other errors.
+            self.check_name("node group", &ng_block.labels[0]);
             let ng_view = check_body(&ng_block.body, &schema::NODE_GROUP, "node_group", &mut self.diags);
             let Ok(instances) = self.for_each(&ng_view, scope) else {
                 continue;
             };
+            let ng_for_each_span = ng_view.attrs.get("for_each").map(|a| a.value.span);
             let keyed = instances.is_some();
             let ng_each_sensitive = instances.as_ref().is_some_and(|(_, s)| *s);
             shows_sensitive |= ng_each_sensitive;
@@ -1206,6 +1377,10 @@ impl<'s> Cx<'s> {
                     Some(k) => format!("{address}.node_group.{ng_name}[{k:?}]"),
                     None => format!("{address}.node_group.{ng_name}"),
                 };
+                if let (Some(k), Some(span)) = (&ng_key, ng_for_each_span) {
+                    self.check_key(k, span, ng_each_sensitive);
+                    self.keyed.insert(ng_address.clone(), (span, ng_each_sensitive));
+                }
                 let Some(ng) = self.node_group(
                     ng_block,
                     &ng_name,
@@ -1437,6 +1612,9 @@ impl<'s> Cx<'s> {
                     );
                 }
             }
+        }
+        if let Some(f) = get("labels") {
+            self.check_labels(f);
         }
         let pct_check = |cx: &mut Self, k: &str| {
             if let Some(Field { value: Value::Percent(p), span, .. }) = get(k) {
@@ -1728,16 +1906,41 @@ fn int_or_pct(f: Option<&Field>) -> Option<IntOrPercent> {
     }
 }
 
-fn check_taint(t: &str) -> Result<(), &'static str> {
+/// Whether `t` is a taint Kubernetes takes: `key=value:Effect` or `key:Effect`, the key a label
+/// key and the value a label value. The reason repeats no part of the taint, which the message
+/// shows already (or, when sensitive, must not).
+fn check_taint(t: &str) -> Result<(), String> {
     let (kv, effect) = t.rsplit_once(':').ok_or("no effect after `:`")?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err("the effect must be NoSchedule, PreferNoSchedule or NoExecute");
+        return Err("the effect must be NoSchedule, PreferNoSchedule or NoExecute".into());
     }
-    let key = kv.split_once('=').map_or(kv, |(k, _)| k);
+    let (key, value) = kv.split_once('=').map_or((kv, None), |(k, v)| (k, Some(v)));
     if key.is_empty() {
-        return Err("the key is empty");
+        return Err("the key is empty".into());
+    }
+    if let Some(why) = drydock_model::label_key_problem(key) {
+        return Err(format!("the key is not a valid Kubernetes key: {why}"));
+    }
+    if let Some(why) = value.and_then(drydock_model::label_value_problem) {
+        return Err(format!("the value is not a valid Kubernetes value: {why}"));
     }
     Ok(())
+}
+
+const COLLISION_HELP: &str = "cloud group names are LINEAGE-CLUSTER-NODEGROUP-GENERATION, where every character \
+    but an ASCII letter, digit, `-` or `_` becomes `-`: rename a cluster or node group, or change a for_each key, so \
+    that the names differ";
+
+/// A string for a message, not a sensitive one: quoted with escapes (`"a\nb"`), and cut short
+/// when long.
+fn shown_text(text: &str) -> String {
+    let n = text.chars().count();
+    if n > 70 {
+        let head: String = text.chars().take(40).collect();
+        format!("{head:?}… ({n} characters)")
+    } else {
+        format!("{text:?}")
+    }
 }
 
 fn string_map_value(m: &BTreeMap<String, String>) -> Value {

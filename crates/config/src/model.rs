@@ -93,6 +93,15 @@ pub struct Cluster {
     pub span: Span,
 }
 
+impl Cluster {
+    /// The cluster's ownership name, as the planner tags and names its groups: `demo`,
+    /// `fleet["eu"]`: the address without its leading `cluster.` (every one of them, as the
+    /// planner's `owner_names` has it, so a cluster `cluster.a` is owned as `a`).
+    pub fn owner_name(&self) -> &str {
+        self.address.trim_start_matches("cluster.")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeGroup {
     pub name: String,
@@ -107,6 +116,20 @@ pub struct NodeGroup {
     pub span: Span,
     /// Where each attribute was set (in the node group, or inherited from `defaults`).
     pub attr_spans: BTreeMap<String, Span>,
+}
+
+impl NodeGroup {
+    /// The node group's ownership name, as the planner tags and names its groups: `workers`,
+    /// `workers["us-east-1a"]` (what follows the last `.node_group.` of the address).
+    pub fn owner_name(&self) -> &str {
+        self.address.rsplit_once(".node_group.").map_or(&self.name, |(_, g)| g)
+    }
+
+    /// What the node group's cloud group names hold between the lineage prefix and the
+    /// generation ([`drydock_model::cloud_name_part`]).
+    pub fn cloud_name_part(&self, cluster: &Cluster) -> String {
+        drydock_model::cloud_name_part(cluster.owner_name(), self.owner_name())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

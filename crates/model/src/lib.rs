@@ -1,7 +1,9 @@
 //! The domain model every layer shares: what a node group is (its replacement-forcing
 //! [`NodeSpec`] apart from its in-place [`NodeSettings`]), its role, and where state is kept
 //! ([`Backend`]). Plain data, with no spans and no language: `config` produces it, `plan`,
-//! `apply` and `state` consume it.
+//! `apply` and `state` consume it. Also the names the cloud and Kubernetes see, as pure
+//! functions (`names`): how a cloud group name is made, and which labels Kubernetes takes, so
+//! that the planner and the configuration's checks can never disagree.
 //!
 //! Invariant: depends on nothing of drydock's. The serde derives serve saved plans; the state
 //! file has its own persisted types (`drydock_state::format`), so renaming a field here never
@@ -10,6 +12,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+mod names;
+pub use names::{
+    cloud_group_name, cloud_name_part, label_key_problem, label_value_problem, shows_in_cloud_names, LABEL_NAME_MAX,
+    LABEL_PREFIX_MAX,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

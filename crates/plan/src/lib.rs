@@ -305,7 +305,7 @@ pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The generation id: a hash of the spec, so equal specs (however written) name the same generation.
@@ -330,7 +330,9 @@ pub fn display_spec(ng: &NodeGroup, spec: &GenerationSpec) -> serde_json::Value 
 }
 
 /// A group name: the lineage's first characters (names are global in a cloud account), the
-/// cluster, the node group and the generation; only characters every cloud accepts.
+/// cluster, the node group and the generation; only characters every cloud accepts. The
+/// cluster and node group part is [`drydock_model::cloud_name_part`], which the configuration
+/// also uses to refuse two node groups whose names would coincide.
 pub fn group_name(
     lineage: &str,
     owner_cluster: &str,
@@ -338,18 +340,12 @@ pub fn group_name(
     generation: &str,
     member: Option<usize>,
 ) -> String {
-    let mut raw = format!("{}-{owner_cluster}-{owner_ng}-{generation}", &lineage[..lineage.len().min(6)]);
-    if let Some(m) = member {
-        raw.push_str(&format!("-m{m}"));
-    }
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' };
-        if !(c == '-' && out.ends_with('-')) {
-            out.push(c);
-        }
-    }
-    out.trim_end_matches('-').to_string()
+    drydock_model::cloud_group_name(
+        lineage,
+        &drydock_model::cloud_name_part(owner_cluster, owner_ng),
+        generation,
+        member,
+    )
 }
 
 /// One generation of a node group as the cloud shows it.
@@ -1176,5 +1172,108 @@ impl Plan {
 
     pub fn count(&self, kind: ActionKind) -> usize {
         self.changes.iter().filter(|c| c.kind() == kind).count()
+    }
+}
+
+#[cfg(test)]
+mod group_name_tests {
+    use super::*;
+
+    /// `group_name` as it was before its sanitising moved to `drydock_model`, but taking the
+    /// lineage's first six characters (it sliced six bytes, which panics inside a character).
+    fn before(lineage: &str, oc: &str, og: &str, generation: &str, member: Option<usize>) -> String {
+        let prefix: String = lineage.chars().take(6).collect();
+        let mut raw = format!("{prefix}-{oc}-{og}-{generation}");
+        if let Some(m) = member {
+            raw.push_str(&format!("-m{m}"));
+        }
+        let mut out = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            let c = if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' };
+            if !(c == '-' && out.ends_with('-')) {
+                out.push(c);
+            }
+        }
+        out.trim_end_matches('-').to_string()
+    }
+
+    #[test]
+    fn group_names_are_unchanged_for_every_input() {
+        let lineages = ["9f8e7d6c-5b4a-4321-8765-0123456789ab", "abc", "", "------", "é-é-é-é", "ab.cd/ef"];
+        let owners = [
+            "demo",
+            "fleet[\"eu\"]",
+            "fleet[\"eu-1\"]",
+            "fleet[\"\"]",
+            "-a-",
+            ".",
+            "",
+            "a__b",
+            "w[\"us-east-1a\"]",
+            "東京",
+            "x\\n\"y\"",
+        ];
+        let generations = ["0123456789", "", "-", "abc-"];
+        for l in lineages {
+            for oc in owners {
+                for og in owners {
+                    for g in generations {
+                        for m in [None, Some(0), Some(4)] {
+                            assert_eq!(
+                                group_name(l, oc, og, g, m),
+                                before(l, oc, og, g, m),
+                                "{l:?} {oc:?} {og:?} {g:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_ascii_lineage_does_not_panic() {
+        assert_eq!(group_name("aébcdéfgh", "demo", "w", "0123456789", None), "a-bcd-demo-w-0123456789");
+    }
+
+    /// The configuration refuses node groups whose part would coincide with the same part
+    /// the planner names them with.
+    #[test]
+    fn the_configuration_sees_the_planners_owner_names() {
+        let text = r#"
+provider "sim" {}
+
+cluster "fleet" {
+  for_each           = ["eu", "us-east"]
+  kubernetes_version = "1.31"
+  network {
+    subnets = ["subnet-a"]
+  }
+  node_group "w" {
+    for_each      = ["a", "b.c"]
+    image         = "img"
+    instance_type = "m6i.large"
+    size          = 1
+  }
+  node_group "x_y" {
+    image         = "img"
+    instance_type = "m6i.large"
+    size          = 1
+  }
+}
+"#;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.kcl"), text).unwrap();
+        let loaded = drydock_config::load(dir.path(), &drydock_config::Inputs::default());
+        assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
+        let model = loaded.model.unwrap();
+        assert_eq!(model.node_group_count(), 6);
+        for c in &model.clusters {
+            for ng in &c.node_groups {
+                let (oc, og) = owner_names(c, ng);
+                assert_eq!((oc.as_str(), og.as_str()), (c.owner_name(), ng.owner_name()));
+                assert_eq!(ng.cloud_name_part(c), drydock_model::cloud_name_part(&oc, &og));
+            }
+        }
     }
 }
