@@ -23,16 +23,12 @@ fn seed() -> u64 {
     std::env::var("DRYDOCK_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_d0c6)
 }
 
-/// `n` distinct points in `1..=max`, by splitmix64.
+/// `n` distinct points in `1..=max` (`n` at most `max`), seeded.
 fn points(seed: u64, n: usize, max: u64) -> Vec<u64> {
-    let mut state = seed;
+    let mut rng = drydock_testgen::Rng::new(seed);
     let mut out = BTreeSet::new();
-    while out.len() < n {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        out.insert(1 + (z ^ (z >> 31)) % max);
+    while out.len() < n.min(max as usize) {
+        out.insert(1 + rng.next_u64() % max);
     }
     out.into_iter().collect()
 }

@@ -202,27 +202,16 @@ fn a_killed_holders_lease_expires_and_the_next_apply_proceeds_without_force_unlo
     assert!(w.ok(&["plan", "."]).contains("No changes."));
 }
 
-/// A small deterministic generator (xorshift) for the kill schedule.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn twenty_concurrent_runs_with_random_kills_never_lose_an_update() {
     let w = World::new("2s", "3s", true);
     w.ok(&["apply", ".", "--auto-approve", "--var", "run=first"]);
-    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    let mut rng = drydock_testgen::Rng::new(0x5eed_1234_abcd_0042);
     let runs: Vec<(String, u64, Option<u64>)> = (0..20)
         .map(|i| {
-            let size = 1 + rng.next() % 3;
+            let size = 1 + rng.next_u64() % 3;
             // About a third are killed, at a random moment in their first 3 s.
-            let kill = rng.next().is_multiple_of(3).then(|| rng.next() % 3000);
+            let kill = rng.next_u64().is_multiple_of(3).then(|| rng.next_u64() % 3000);
             (format!("r{i}"), size, kill)
         })
         .collect();

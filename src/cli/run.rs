@@ -58,13 +58,27 @@ pub struct Print {
     pub color: bool,
 }
 
-/// Takes the state lock of a workspace for `what`, printing what it found of a dead holder.
-pub(super) fn lock(ws: &Workspace, what: &str) -> Result<Lock, String> {
-    let locked = ws.lock(what)?;
+/// Takes the state lock of a workspace for `what` on `rt` (a remote lock's lease is renewed
+/// there), printing what it found of a dead holder. Give it back with [`release`].
+pub(super) fn lock(ws: &Workspace, what: &str, rt: &tokio::runtime::Runtime) -> Result<Lock, String> {
+    let locked = rt.block_on(ws.lock(what))?;
     if let Some(note) = &locked.note {
         eprintln!("{note}");
     }
     Ok(locked.lock)
+}
+
+/// Gives a state lock back at the end of a command; a failure is a warning (the command's
+/// work is done), with what becomes of the lock.
+pub(super) fn release(lock: Lock, rt: &tokio::runtime::Runtime) {
+    let remote = lock.is_remote();
+    if let Err(e) = rt.block_on(lock.release()) {
+        if remote {
+            eprintln!("warning: the state lock was not released ({e}); its lease ends by itself");
+        } else {
+            eprintln!("warning: the state lock was not released ({e}); it is freed when this process exits");
+        }
+    }
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -124,11 +138,11 @@ pub fn plan_cmd(
         Ok(ws) => ws,
         Err(code) => return code,
     };
-    let state = match ws.store.read() {
+    let rt = runtime();
+    let state = match rt.block_on(ws.store.read()) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let rt = runtime();
     let started = std::time::Instant::now();
     let (plan, providers) = match make_plan(&ws, state.as_ref(), false, &rt) {
         Ok(p) => p,
@@ -265,156 +279,165 @@ pub fn apply_cmd(
         Ok(ws) => ws,
         Err(code) => return code,
     };
-    let _lock = match lock(&ws, what) {
+    let rt = runtime();
+    let lock = match lock(&ws, what, &rt) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let mut state = match ws.store.read() {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    if let Some(s) = &mut state {
-        if !s.journal.is_empty() {
-            println!(
-                "{} interrupted by an earlier run; the cloud is observed to settle {}.",
-                if s.journal.len() == 1 {
-                    "1 operation was".to_string()
-                } else {
-                    format!("{} operations were", s.journal.len())
-                },
-                if s.journal.len() == 1 { "it" } else { "them" }
-            );
-            s.journal.clear();
-            if let Err(e) = ws.store.write(s) {
-                return fail(e);
-            }
-        }
-    }
-    let rt = runtime();
-    let (plan, providers) = match &saved {
-        Some(p) => {
-            if let Err(e) = check_saved(p, &ws, state.as_ref()) {
-                return fail(e);
-            }
-            match session::providers(&ws.model, &ws.config_dir) {
-                Ok(pr) => (p.clone(), pr),
-                Err(e) => return fail(e),
-            }
-        }
-        None => match make_plan(&ws, state.as_ref(), destroy, &rt) {
-            Ok(p) => p,
-            Err(e) => return fail(e),
-        },
-    };
-    print!("{}", render::plan_text(&plan));
-    if plan.is_empty() {
-        // Nothing to change, but the outputs are brought up to date (as after any apply).
-        if !destroy {
-            if let Some(state) = state {
-                let ledger = Ledger::new(state, ws.store.clone());
-                if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
-                    eprintln!("warning: the outputs were not recorded: {e}");
-                }
-            }
-        }
-        return 0;
-    }
-    if saved.is_none() {
-        match confirm(auto_approve, what) {
-            Ok(true) => {}
-            Ok(false) => {
-                println!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
-                return 1;
-            }
-            Err(e) => return fail(e),
-        }
-    }
-    println!();
-    let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
-    let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let bars = std::io::stdout().is_terminal().then(|| Arc::new(Bars::new()));
-    let progress: Arc<dyn Progress> = match &bars {
-        Some(b) => Arc::clone(b) as Arc<dyn Progress>,
-        None => Arc::new(Lines),
-    };
-    let executor = Arc::new(Executor {
-        providers,
-        budgets: Default::default(),
-        ledger: Arc::clone(&ledger),
-        progress,
-        parallelism,
-        interrupted: Arc::clone(&interrupted),
-        lineage: plan.lineage.clone(),
-    });
-    let outcomes = rt.block_on(async {
-        let flag = Arc::clone(&interrupted);
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\nInterrupted: letting calls in flight finish and recording them (Ctrl-C again to stop at once)."
+    // Everything under the lock; it is given back whatever the outcome.
+    let code = 'locked: {
+        let mut state = match rt.block_on(ws.store.read()) {
+            Ok(s) => s,
+            Err(e) => break 'locked fail(e),
+        };
+        if let Some(s) = &mut state {
+            if !s.journal.is_empty() {
+                println!(
+                    "{} interrupted by an earlier run; the cloud is observed to settle {}.",
+                    if s.journal.len() == 1 {
+                        "1 operation was".to_string()
+                    } else {
+                        format!("{} operations were", s.journal.len())
+                    },
+                    if s.journal.len() == 1 { "it" } else { "them" }
                 );
-                flag.store(true, Ordering::SeqCst);
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
+                s.journal.clear();
+                if let Err(e) = rt.block_on(ws.store.write(s)) {
+                    break 'locked fail(e);
                 }
             }
-        });
-        Arc::clone(&executor).run(&plan).await
-    });
-    if let Some(b) = &bars {
-        b.finish();
-    }
-    let failed: Vec<&drydock_apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
-    if interrupted.load(Ordering::SeqCst) {
-        println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
-        return 130;
-    }
-    if !failed.is_empty() {
+        }
+        let (plan, providers) = match &saved {
+            Some(p) => {
+                if let Err(e) = check_saved(p, &ws, state.as_ref()) {
+                    break 'locked fail(e);
+                }
+                match session::providers(&ws.model, &ws.config_dir) {
+                    Ok(pr) => (p.clone(), pr),
+                    Err(e) => break 'locked fail(e),
+                }
+            }
+            None => match make_plan(&ws, state.as_ref(), destroy, &rt) {
+                Ok(p) => p,
+                Err(e) => break 'locked fail(e),
+            },
+        };
+        print!("{}", render::plan_text(&plan));
+        if plan.is_empty() {
+            // Nothing to change, but the outputs are brought up to date (as after any apply).
+            if !destroy {
+                if let Some(state) = state {
+                    let ledger = Ledger::new(state, ws.store.clone());
+                    if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
+                        eprintln!("warning: the outputs were not recorded: {e}");
+                    }
+                }
+            }
+            break 'locked 0;
+        }
+        if saved.is_none() {
+            match confirm(auto_approve, what) {
+                Ok(true) => {}
+                Ok(false) => {
+                    println!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
+                    break 'locked 1;
+                }
+                Err(e) => break 'locked fail(e),
+            }
+        }
         println!();
-        for o in &failed {
-            if let Err(e) = &o.result {
-                if !matches!(e, ApplyError::Skipped { .. } | ApplyError::StateStopped(_)) {
-                    eprintln!("error: {e}");
+        let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
+        let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let bars = std::io::stdout().is_terminal().then(|| Arc::new(Bars::new()));
+        let progress: Arc<dyn Progress> = match &bars {
+            Some(b) => Arc::clone(b) as Arc<dyn Progress>,
+            None => Arc::new(Lines),
+        };
+        let executor = Arc::new(Executor {
+            providers,
+            budgets: Default::default(),
+            ledger: Arc::clone(&ledger),
+            progress,
+            parallelism,
+            interrupted: Arc::clone(&interrupted),
+            lineage: plan.lineage.clone(),
+        });
+        let outcomes = rt.block_on(async {
+            let flag = Arc::clone(&interrupted);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "\nInterrupted: letting calls in flight finish and recording them (Ctrl-C again to stop at once)."
+                    );
+                    flag.store(true, Ordering::SeqCst);
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(130);
+                    }
+                }
+            });
+            Arc::clone(&executor).run(&plan).await
+        });
+        if let Some(b) = &bars {
+            b.finish();
+        }
+        let failed: Vec<&drydock_apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+        if interrupted.load(Ordering::SeqCst) {
+            println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
+            break 'locked 130;
+        }
+        if !failed.is_empty() {
+            println!();
+            for o in &failed {
+                if let Err(e) = &o.result {
+                    if !matches!(e, ApplyError::Skipped { .. } | ApplyError::StateStopped(_)) {
+                        eprintln!("error: {e}");
+                    }
                 }
             }
-        }
-        if let Some(e) = ledger.write_error() {
-            eprintln!("error: the state could not be written ({e}); no further cloud change was made after that");
-            let unrecorded = ledger.unrecorded();
-            if !unrecorded.is_empty() {
-                eprintln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
-                for u in unrecorded {
-                    eprintln!("  - {u}");
+            if let Some(e) = ledger.write_error() {
+                eprintln!("error: the state could not be written ({e}); no further cloud change was made after that");
+                let unrecorded = ledger.unrecorded();
+                if !unrecorded.is_empty() {
+                    eprintln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
+                    for u in unrecorded {
+                        eprintln!("  - {u}");
+                    }
                 }
             }
+            let done = outcomes.len() - failed.len();
+            println!(
+                "\n{} failed: {done} of {} changes done.",
+                if destroy { "Destroy" } else { "Apply" },
+                outcomes.len()
+            );
+            break 'locked 1;
         }
-        let done = outcomes.len() - failed.len();
-        println!("\n{} failed: {done} of {} changes done.", if destroy { "Destroy" } else { "Apply" }, outcomes.len());
-        return 1;
-    }
-    println!(
-        "\n{} complete: {}",
-        if destroy { "Destroy" } else { "Apply" },
-        render::summary(&plan).trim_start_matches("Plan: ")
-    );
-    if destroy {
-        if let Err(e) = ledger.update(|s| s.outputs.clear()) {
-            return fail(e);
-        }
-        return 0;
-    }
-    match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
-        Ok(lines) if !lines.is_empty() => {
-            println!("\nOutputs:\n");
-            for (name, value) in lines {
-                println!("{name} = {value}");
+        println!(
+            "\n{} complete: {}",
+            if destroy { "Destroy" } else { "Apply" },
+            render::summary(&plan).trim_start_matches("Plan: ")
+        );
+        if destroy {
+            if let Err(e) = rt.block_on(ledger.update(|s| s.outputs.clear())) {
+                break 'locked fail(e);
             }
+            break 'locked 0;
         }
-        Ok(_) => {}
-        Err(e) => eprintln!("warning: the outputs were not recorded: {e}"),
-    }
-    0
+        match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
+            Ok(lines) if !lines.is_empty() => {
+                println!("\nOutputs:\n");
+                for (name, value) in lines {
+                    println!("{name} = {value}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("warning: the outputs were not recorded: {e}"),
+        }
+        0
+    };
+    release(lock, &rt);
+    code
 }
 
 /// Records the outputs after an apply (see `session::outputs`).

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use serde_json::Value;
+use tokio::runtime::Runtime;
 
+use super::run::{release, runtime};
 use super::VarArgs;
 use super::{report, ExitCode, Style};
 use drydock_state::backend::{self, BackendRecord, Store};
@@ -162,12 +164,13 @@ pub fn run(command: StateCommand, style: Style) -> ExitCode {
         Ok(at) => at,
         Err(code) => return code,
     };
+    let rt = runtime();
     let result = match command {
-        StateCommand::List { .. } => list(&at.store),
-        StateCommand::Show { address, .. } => show(&at.store, &address),
-        StateCommand::Pull { .. } => pull(&at.store),
-        StateCommand::Push { file, force, lock, .. } => push(&at, &file, force, lock.lock_timeout),
-        StateCommand::Migrate { force, lock, .. } => migrate(&at, &path, force, lock.lock_timeout),
+        StateCommand::List { .. } => list(&at.store, &rt),
+        StateCommand::Show { address, .. } => show(&at.store, &address, &rt),
+        StateCommand::Pull { .. } => pull(&at.store, &rt),
+        StateCommand::Push { file, force, lock, .. } => push(&at, &file, force, lock.lock_timeout, &rt),
+        StateCommand::Migrate { force, lock, .. } => migrate(&at, &path, force, lock.lock_timeout, &rt),
     };
     finish(result, style)
 }
@@ -177,12 +180,13 @@ pub fn force_unlock(args: ForceUnlockArgs, style: Style) -> ExitCode {
         Ok(at) => at,
         Err(code) => return code,
     };
-    let result = confirm_and_unlock(&at.store, &args.id, args.force);
+    let rt = runtime();
+    let result = confirm_and_unlock(&at.store, &args.id, args.force, &rt);
     finish(result, style)
 }
 
-fn pull(store: &Store) -> Result<(), Diagnostic> {
-    match store.read_raw().map_err(|e| state_error(store, e))? {
+fn pull(store: &Store, rt: &Runtime) -> Result<(), Diagnostic> {
+    match rt.block_on(store.read_raw()).map_err(|e| state_error(store, e))? {
         Some(bytes) => {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&bytes).and_then(|_| out.flush());
@@ -209,11 +213,18 @@ fn read_state_file(file: &Path) -> Result<State, Diagnostic> {
     upgrade(value).map_err(|e| Diagnostic::global(e.code(), format!("{}: {e}", file.display())))
 }
 
-fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration) -> Result<(), Diagnostic> {
+fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration, rt: &Runtime) -> Result<(), Diagnostic> {
     let store = &at.store;
-    let mut pushed = read_state_file(file)?;
-    let _lock = store.lock("state push", at.lease, timeout).map_err(|e| state_error(store, e))?;
-    let current = store.read().map_err(|e| state_error(store, e))?;
+    let pushed = read_state_file(file)?;
+    let lock = rt.block_on(store.lock("state push", at.lease, timeout)).map_err(|e| state_error(store, e))?;
+    let result = push_locked(store, file, pushed, force, rt);
+    release(lock, rt);
+    result
+}
+
+/// `state push` under the lock.
+fn push_locked(store: &Store, file: &Path, mut pushed: State, force: bool, rt: &Runtime) -> Result<(), Diagnostic> {
+    let current = rt.block_on(store.read()).map_err(|e| state_error(store, e))?;
     if let Some(cur) = &current {
         let refuse = |why: String| {
             Diagnostic::global("state::push_refused", format!("{why}; nothing was pushed"))
@@ -251,7 +262,7 @@ fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration) ->
             pushed.serial = cur.serial + 1;
         }
     }
-    store.write_as_is(&pushed).map_err(|e| state_error(store, e))?;
+    rt.block_on(store.write_as_is(&pushed)).map_err(|e| state_error(store, e))?;
     print_stdout(&format!(
         "Pushed {} to {} (lineage {}, serial {}).\n",
         file.display(),
@@ -264,7 +275,13 @@ fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration) ->
 
 /// Moves the state from the backend recorded for the directory (or the default local file)
 /// to the one the configuration names now.
-fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Duration) -> Result<(), Diagnostic> {
+fn migrate(
+    at: &Located,
+    config_path: &Path,
+    force: bool,
+    timeout: std::time::Duration,
+    rt: &Runtime,
+) -> Result<(), Diagnostic> {
     let err = |msg: String| Diagnostic::global("state::migrate", msg);
     let from_record = match backend::read_record(&at.config_dir).map_err(err)? {
         Some(r) => r,
@@ -286,12 +303,28 @@ fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Du
     }
     let from = from_record.open(&at.config_dir, &drydock_session::s3_objects);
     let to = &at.store;
-    let _from_lock = from.lock("state migrate", at.lease, timeout).map_err(|e| state_error(&from, e))?;
-    let _to_lock = to.lock("state migrate", at.lease, timeout).map_err(|e| state_error(to, e))?;
-    let Some(state) = from.read().map_err(|e| state_error(&from, e))? else {
+    let from_lock = rt.block_on(from.lock("state migrate", at.lease, timeout)).map_err(|e| state_error(&from, e))?;
+    let to_lock = match rt.block_on(to.lock("state migrate", at.lease, timeout)) {
+        Ok(l) => l,
+        Err(e) => {
+            release(from_lock, rt);
+            return Err(state_error(to, e));
+        }
+    };
+    let result = migrate_locked(at, &from, force, rt);
+    release(to_lock, rt);
+    release(from_lock, rt);
+    result
+}
+
+/// `state migrate` under the locks of both stores.
+fn migrate_locked(at: &Located, from: &Store, force: bool, rt: &Runtime) -> Result<(), Diagnostic> {
+    let err = |msg: String| Diagnostic::global("state::migrate", msg);
+    let to = &at.store;
+    let Some(state) = rt.block_on(from.read()).map_err(|e| state_error(from, e))? else {
         return Err(err(format!("there is no state at {} to migrate", from.describe())));
     };
-    match to.read().map_err(|e| state_error(to, e))? {
+    match rt.block_on(to.read()).map_err(|e| state_error(to, e))? {
         Some(there) if there.lineage != state.lineage && !force => {
             return Err(err(format!(
                 "{} already holds a state of another lineage ({}, serial {}); nothing was moved",
@@ -312,9 +345,9 @@ fn migrate(at: &Located, config_path: &Path, force: bool, timeout: std::time::Du
         Some(there) => {
             let mut moved = state.clone();
             moved.serial = moved.serial.max(there.serial + 1);
-            to.write_as_is(&moved).map_err(|e| state_error(to, e))?;
+            rt.block_on(to.write_as_is(&moved)).map_err(|e| state_error(to, e))?;
         }
-        None => to.write_as_is(&state).map_err(|e| state_error(to, e))?,
+        None => rt.block_on(to.write_as_is(&state)).map_err(|e| state_error(to, e))?,
     }
     backend::write_record(&at.config_dir, &at.record).map_err(err)?;
     print_stdout(&format!(
@@ -355,8 +388,8 @@ fn state_error(store: &Store, e: StateError) -> Diagnostic {
     }
 }
 
-fn list(store: &Store) -> Result<(), Diagnostic> {
-    let Some(state) = store.read().map_err(|e| state_error(store, e))? else {
+fn list(store: &Store, rt: &Runtime) -> Result<(), Diagnostic> {
+    let Some(state) = rt.block_on(store.read()).map_err(|e| state_error(store, e))? else {
         eprintln!("note: no state file at {}; nothing has been applied with it yet", store.describe());
         return Ok(());
     };
@@ -369,8 +402,8 @@ fn list(store: &Store) -> Result<(), Diagnostic> {
     Ok(())
 }
 
-fn show(store: &Store, address: &str) -> Result<(), Diagnostic> {
-    let Some(state) = store.read().map_err(|e| state_error(store, e))? else {
+fn show(store: &Store, address: &str, rt: &Runtime) -> Result<(), Diagnostic> {
+    let Some(state) = rt.block_on(store.read()).map_err(|e| state_error(store, e))? else {
         return Err(Diagnostic::global("state::no_state", format!("no state file at {}", store.describe()))
             .help("pass --state FILE if the state is kept elsewhere"));
     };
@@ -417,9 +450,9 @@ fn print_stdout(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-fn confirm_and_unlock(store: &Store, id: &str, force: bool) -> Result<(), Diagnostic> {
+fn confirm_and_unlock(store: &Store, id: &str, force: bool, rt: &Runtime) -> Result<(), Diagnostic> {
     // Check the id before asking, so that a typo is not confirmed first and refused after.
-    let Some(info) = store.lock_info().map_err(|e| state_error(store, e))? else {
+    let Some(info) = rt.block_on(store.lock_info()).map_err(|e| state_error(store, e))? else {
         return Err(state_error(store, StateError::NotLocked { path: store.describe().into() }));
     };
     if info.id != id {
@@ -451,7 +484,7 @@ fn confirm_and_unlock(store: &Store, id: &str, force: bool) -> Result<(), Diagno
             return Err(Diagnostic::global("state::confirm", "force-unlock cancelled; the lock is still held"));
         }
     }
-    store.force_unlock(id).map_err(|e| state_error(store, e))?;
+    rt.block_on(store.force_unlock(id)).map_err(|e| state_error(store, e))?;
     print_stdout(&format!("The lock {id} on {} was cleared.\n", store.describe()));
     Ok(())
 }

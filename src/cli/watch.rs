@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use drydock_provider::Clock;
 
-use super::run::{load, make_plan, runtime, Lines, RunArgs};
+use super::run::{load, make_plan, release, runtime, Lines, RunArgs};
 use super::{ExitCode, Style};
 use drydock_apply::{watch, Executor, Ledger, Progress};
 use drydock_session::observe_all;
@@ -175,7 +175,7 @@ fn round(
             return;
         }
     };
-    let state = match ws.store.read() {
+    let state = match rt.block_on(ws.store.read()) {
         Ok(Some(s)) => s,
         Ok(None) => {
             events.emit("skipped", "", "nothing applied yet", Some("watch repairs what apply made"));
@@ -222,44 +222,48 @@ fn round(
         return;
     }
     // Act under the lock; an apply in progress wins and the repair waits for the next round.
-    let _lock = match super::run::lock(&ws, "watch") {
+    let lock = match super::run::lock(&ws, "watch", rt) {
         Ok(l) => l,
         Err(e) => {
             events.emit("skipped", "", "the state is locked; trying again next round", Some(&e.to_string()));
             return;
         }
     };
-    let state = match ws.store.read() {
-        Ok(Some(s)) => s,
-        _ => return,
-    };
-    let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
-    let progress: Arc<dyn Progress> = if args.json { Arc::new(Quiet) } else { Arc::new(Lines) };
-    let executor = Arc::new(Executor {
-        providers,
-        budgets: Default::default(),
-        ledger,
-        progress,
-        parallelism: 10,
-        interrupted: Arc::new(AtomicBool::new(false)),
-        lineage: plan.lineage.clone(),
-    });
-    if !repairs.is_empty() {
-        let mut repair_plan = plan.clone();
-        repair_plan.changes = repairs;
-        repair_plan.clusters.retain(|c| c.keep);
-        let outcomes = rt.block_on(Arc::clone(&executor).run(&repair_plan));
-        for o in outcomes {
-            match o.result {
-                Ok(()) => events.emit("repaired", &o.address, "restored to the applied state", None),
-                Err(e) => events.emit("error", &o.address, &e.to_string(), None),
+    // Everything under the lock; it is given back whatever the outcome.
+    'locked: {
+        let state = match rt.block_on(ws.store.read()) {
+            Ok(Some(s)) => s,
+            _ => break 'locked,
+        };
+        let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+        let progress: Arc<dyn Progress> = if args.json { Arc::new(Quiet) } else { Arc::new(Lines) };
+        let executor = Arc::new(Executor {
+            providers,
+            budgets: Default::default(),
+            ledger,
+            progress,
+            parallelism: 10,
+            interrupted: Arc::new(AtomicBool::new(false)),
+            lineage: plan.lineage.clone(),
+        });
+        if !repairs.is_empty() {
+            let mut repair_plan = plan.clone();
+            repair_plan.changes = repairs;
+            repair_plan.clusters.retain(|c| c.keep);
+            let outcomes = rt.block_on(Arc::clone(&executor).run(&repair_plan));
+            for o in outcomes {
+                match o.result {
+                    Ok(()) => events.emit("repaired", &o.address, "restored to the applied state", None),
+                    Err(e) => events.emit("error", &o.address, &e.to_string(), None),
+                }
+            }
+        }
+        for r in replacements {
+            match rt.block_on(executor.replace_instance(&r.provider, &r.address, &r.group, &r.id)) {
+                Ok(()) => events.emit("repaired", &r.address, &format!("replaced {} ({})", r.id, r.why), None),
+                Err(e) => events.emit("error", &r.address, &e.to_string(), None),
             }
         }
     }
-    for r in replacements {
-        match rt.block_on(executor.replace_instance(&r.provider, &r.address, &r.group, &r.id)) {
-            Ok(()) => events.emit("repaired", &r.address, &format!("replaced {} ({})", r.id, r.why), None),
-            Err(e) => events.emit("error", &r.address, &e.to_string(), None),
-        }
-    }
+    release(lock, rt);
 }

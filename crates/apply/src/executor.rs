@@ -95,8 +95,11 @@ pub trait Progress: Send + Sync {
 /// mutation is made. Mutations already made whose outcome could not be written are listed by
 /// [`Ledger::unrecorded`]; the journal entries written before them stay in the stored state,
 /// so the next run observes the cloud and converges.
+///
+/// The state is behind an async mutex held across each awaited write, so writes are made one
+/// at a time, in the order their changes were made, without blocking a worker of the runtime.
 pub struct Ledger {
-    state: Mutex<State>,
+    state: tokio::sync::Mutex<State>,
     store: Store,
     failure: Mutex<Failure>,
 }
@@ -111,20 +114,16 @@ struct Failure {
 
 impl Ledger {
     pub fn new(state: State, store: Store) -> Ledger {
-        Ledger { state: Mutex::new(state), store, failure: Mutex::new(Failure::default()) }
+        Ledger { state: tokio::sync::Mutex::new(state), store, failure: Mutex::new(Failure::default()) }
     }
 
     pub fn into_state(self) -> State {
-        self.state.into_inner().unwrap_or_else(|e| e.into_inner())
+        self.state.into_inner()
     }
 
-    pub fn snapshot(&self) -> State {
-        self.lock().clone()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // A panic elsewhere must not make the state unwritable: take it as it is.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state as it is now (waiting for a write in progress).
+    pub async fn snapshot(&self) -> State {
+        self.state.lock().await.clone()
     }
 
     fn failure(&self) -> std::sync::MutexGuard<'_, Failure> {
@@ -143,18 +142,21 @@ impl Ledger {
 
     /// Applies `f` to the state and writes it. After a failed write nothing more is written
     /// (and `f` is not applied): the apply is stopping.
-    pub fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
-        self.update_as(None, f)
+    pub async fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        self.update_as(None, f).await
     }
 
     /// [`Ledger::update`], naming what a failed write leaves unrecorded.
-    fn update_as(&self, what: Option<String>, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+    async fn update_as(&self, what: Option<String>, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        // Held until the write is done (and past its crash point): writes stay in order. A
+        // failed write is recorded before the state is let go, so an update that waited for
+        // it sees it here.
+        let mut s = self.state.lock().await;
         if let Some(e) = self.write_error() {
             return Err(ApplyError::StateStopped(e));
         }
-        let mut s = self.lock();
         f(&mut s);
-        if let Err(e) = self.store.write(&mut s) {
+        if let Err(e) = self.store.write(&mut s).await {
             let mut failure = self.failure();
             let first = failure.error.get_or_insert_with(|| e.to_string()).clone();
             failure.unrecorded.extend(what);
@@ -165,7 +167,7 @@ impl Ledger {
     }
 
     /// Records a mutation about to be made; returns its journal id.
-    fn begin(
+    async fn begin(
         &self,
         op: &str,
         address: &str,
@@ -186,18 +188,26 @@ impl Ledger {
                 detail,
                 started_at_ms: now_ms,
             });
-        })?;
+        })
+        .await?;
         Ok(id)
     }
 
     /// Settles a journalled mutation: applies what it changed to the state and drops the entry.
-    fn settle(&self, id: u64, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
-        let what =
-            self.lock().journal.iter().find(|j| j.id == id).map(|j| format!("{} {} ({})", j.op, j.group, j.address));
+    async fn settle(&self, id: u64, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        let what = self
+            .state
+            .lock()
+            .await
+            .journal
+            .iter()
+            .find(|j| j.id == id)
+            .map(|j| format!("{} {} ({})", j.op, j.group, j.address));
         self.update_as(what, |s| {
             f(s);
             s.journal.retain(|j| j.id != id);
         })
+        .await
     }
 }
 
@@ -232,7 +242,7 @@ impl Executor {
     /// Runs every change, dependencies first, at most `parallelism` at once. A change whose
     /// dependency failed is skipped, and so are changes after an interrupt.
     pub async fn run(self: Arc<Self>, plan: &Plan) -> Vec<Outcome> {
-        if let Err(e) = self.record_clusters(plan) {
+        if let Err(e) = self.record_clusters(plan).await {
             // Nothing was changed in the cloud: every change is reported as not made.
             self.progress.line(&format!("error: {e}"));
             return plan
@@ -333,7 +343,7 @@ impl Executor {
                 None => break,
             }
         }
-        if let Err(e) = self.forget_clusters(plan) {
+        if let Err(e) = self.forget_clusters(plan).await {
             // Every change ran; only the removal of emptied clusters from the state is lost,
             // and the next plan finds them empty again.
             self.progress.line(&format!("error: {e}"));
@@ -345,34 +355,43 @@ impl Executor {
         outcomes
     }
 
-    fn record_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
-        self.ledger.update(|s| {
-            for c in plan.clusters.iter().filter(|c| c.keep) {
-                s.clusters.entry(c.address.clone()).or_insert_with(|| ClusterState {
-                    name: c.name.clone(),
-                    key: c.key.clone(),
-                    provider: c.provider.clone(),
-                    node_groups: BTreeMap::new(),
-                });
-            }
-        })
+    async fn record_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
+        self.ledger
+            .update(|s| {
+                for c in plan.clusters.iter().filter(|c| c.keep) {
+                    s.clusters.entry(c.address.clone()).or_insert_with(|| ClusterState {
+                        name: c.name.clone(),
+                        key: c.key.clone(),
+                        provider: c.provider.clone(),
+                        node_groups: BTreeMap::new(),
+                    });
+                }
+            })
+            .await
     }
 
     /// Clusters that are gone from the configuration leave the state once they are empty.
-    fn forget_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
+    async fn forget_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
         let empty =
             |s: &State, c: &&ClusterRecord| s.clusters.get(&c.address).is_some_and(|cs| cs.node_groups.is_empty());
-        let snapshot = self.ledger.snapshot();
+        let snapshot = self.ledger.snapshot().await;
         if !plan.clusters.iter().filter(|c| !c.keep).any(|c| empty(&snapshot, &c)) {
             return Ok(());
         }
-        self.ledger.update(|s| {
-            let gone: Vec<String> =
-                plan.clusters.iter().filter(|c| !c.keep).filter(|c| empty(s, c)).map(|c| c.address.clone()).collect();
-            for address in gone {
-                s.clusters.remove(&address);
-            }
-        })
+        self.ledger
+            .update(|s| {
+                let gone: Vec<String> = plan
+                    .clusters
+                    .iter()
+                    .filter(|c| !c.keep)
+                    .filter(|c| empty(s, c))
+                    .map(|c| c.address.clone())
+                    .collect();
+                for address in gone {
+                    s.clusters.remove(&address);
+                }
+            })
+            .await
     }
 
     fn provider(&self, c: &Change) -> Result<Arc<dyn Provider>, ApplyError> {
@@ -389,18 +408,20 @@ impl Executor {
         // before it could record them) are adopted into the state first.
         if let Some(t) = c.target() {
             let existing: Vec<&str> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.as_str()).collect();
-            let snapshot = self.ledger.snapshot();
+            let snapshot = self.ledger.snapshot().await;
             let recorded = |name: &str| {
                 snapshot
                     .node_group(&c.cluster, &c.address)
                     .is_some_and(|ng| ng.generations.iter().any(|g| g.groups.iter().any(|n| n == name)))
             };
             if existing.iter().any(|n| !recorded(n)) {
-                self.ledger.update(|s| {
-                    for name in &existing {
-                        record_group(s, c, t, name);
-                    }
-                })?;
+                self.ledger
+                    .update(|s| {
+                        for name in &existing {
+                            record_group(s, c, t, name);
+                        }
+                    })
+                    .await?;
             }
         }
         // Each action carries what it needs: there is nothing to look up that could be missing.
@@ -437,7 +458,7 @@ impl Executor {
         self.check_interrupt()?;
         let now = p.clock().now_ms();
         let detail = serde_json::json!({ "generation": t.generation, "desired": settings.desired });
-        let id = self.ledger.begin("create_group", &c.address, name, detail, now)?;
+        let id = self.ledger.begin("create_group", &c.address, name, detail, now).await?;
         let req = CreateGroup {
             name: name.to_string(),
             ownership: self.ownership(c, t),
@@ -447,11 +468,11 @@ impl Executor {
         p.create_group(&req).await.map_err(Self::err(c))?;
         crash_point();
         self.progress.line(&format!("{}: created group {name}", c.address));
-        self.ledger.settle(id, |s| record_group(s, c, t, name))
+        self.ledger.settle(id, |s| record_group(s, c, t, name)).await
     }
 
     async fn create(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
-        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
+        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true).await?;
         let mut want = BTreeMap::new();
         let observed = if t.groups.iter().any(|g| g.exists) {
             Some(p.observe(&self.lineage).await.map_err(Self::err(c))?)
@@ -466,9 +487,9 @@ impl Executor {
             }
             want.insert(g.name.clone(), g.settings.desired);
         }
-        self.ledger.update(|s| set_settings(s, c, t))?;
+        self.ledger.update(|s| set_settings(s, c, t)).await?;
         self.wait_healthy(p, c, &want, t.settings.rollout.health_timeout_ms).await?;
-        self.ledger.update(|s| finish(s, c, t))?;
+        self.ledger.update(|s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: {} healthy", c.address, plural(c.replicas as usize, "node")));
         Ok(())
     }
@@ -478,7 +499,7 @@ impl Executor {
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
         }
-        self.ledger.update(|s| finish(s, c, t))?;
+        self.ledger.update(|s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: updated in place", c.address));
         Ok(())
     }
@@ -503,16 +524,13 @@ impl Executor {
                 }
             }
             let now = p.clock().now_ms();
-            let id = self.ledger.begin(
-                "update_group",
-                &c.address,
-                &g.name,
-                serde_json::to_value(&settings).unwrap_or_default(),
-                now,
-            )?;
+            let id = self
+                .ledger
+                .begin("update_group", &c.address, &g.name, serde_json::to_value(&settings).unwrap_or_default(), now)
+                .await?;
             p.update_group(&g.name, &settings).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(id, |s| set_settings(s, c, t))?;
+            self.ledger.settle(id, |s| set_settings(s, c, t)).await?;
         }
         Ok(())
     }
@@ -520,28 +538,30 @@ impl Executor {
     async fn delete_group(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<(), ApplyError> {
         self.check_interrupt()?;
         let now = p.clock().now_ms();
-        let id = self.ledger.begin("delete_group", &c.address, name, serde_json::Value::Null, now)?;
+        let id = self.ledger.begin("delete_group", &c.address, name, serde_json::Value::Null, now).await?;
         p.delete_group(name).await.map_err(Self::err(c))?;
         crash_point();
         self.progress.line(&format!("{}: deleted group {name}", c.address));
-        self.ledger.settle(id, |s| forget_group(s, c, name))
+        self.ledger.settle(id, |s| forget_group(s, c, name)).await
     }
 
     async fn delete(&self, p: &Arc<dyn Provider>, c: &Change, retire: &[String]) -> Result<(), ApplyError> {
         let mut names: BTreeSet<String> = retire.iter().cloned().collect();
         // Groups the state records but the plan did not see (a crash between observe and now).
-        let snapshot = self.ledger.snapshot();
+        let snapshot = self.ledger.snapshot().await;
         if let Some(ng) = snapshot.node_group(&c.cluster, &c.address) {
             names.extend(ng.generations.iter().flat_map(|g| g.groups.iter().cloned()));
         }
         for name in names {
             self.delete_group(p, c, &name).await?;
         }
-        self.ledger.update(|s| {
-            if let Some(cs) = s.clusters.get_mut(&c.cluster) {
-                cs.node_groups.remove(&c.address);
-            }
-        })?;
+        self.ledger
+            .update(|s| {
+                if let Some(cs) = s.clusters.get_mut(&c.cluster) {
+                    cs.node_groups.remove(&c.address);
+                }
+            })
+            .await?;
         self.progress.line(&format!("{}: deleted", c.address));
         Ok(())
     }
@@ -582,16 +602,13 @@ impl Executor {
             }
             self.check_interrupt()?;
             let now = p.clock().now_ms();
-            let jid = self.ledger.begin(
-                "terminate_instances",
-                &c.address,
-                &group,
-                serde_json::json!({ "instances": ids }),
-                now,
-            )?;
+            let jid = self
+                .ledger
+                .begin("terminate_instances", &c.address, &group, serde_json::json!({ "instances": ids }), now)
+                .await?;
             p.terminate_instances(&group, &ids, true).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(jid, |_| {})?;
+            self.ledger.settle(jid, |_| {}).await?;
         }
         Ok(())
     }
@@ -603,7 +620,7 @@ impl Executor {
         t: &Target,
         retire: &[String],
     ) -> Result<(), ApplyError> {
-        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true)?;
+        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true).await?;
         let timeout = t.settings.rollout.health_timeout_ms;
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
@@ -614,16 +631,13 @@ impl Executor {
                         let mut s = og.settings.clone();
                         s.min = 0;
                         let now = p.clock().now_ms();
-                        let id = self.ledger.begin(
-                            "update_group",
-                            &c.address,
-                            name,
-                            serde_json::json!({ "min": 0 }),
-                            now,
-                        )?;
+                        let id = self
+                            .ledger
+                            .begin("update_group", &c.address, name, serde_json::json!({ "min": 0 }), now)
+                            .await?;
                         p.update_group(name, &s).await.map_err(Self::err(c))?;
                         crash_point();
-                        self.ledger.settle(id, |_| {})?;
+                        self.ledger.settle(id, |_| {}).await?;
                     }
                 }
             }
@@ -683,16 +697,19 @@ impl Executor {
                             || self.exists(p, c, &new_group.name).await?
                         {
                             let now = p.clock().now_ms();
-                            let id = self.ledger.begin(
-                                "update_group",
-                                &c.address,
-                                &new_group.name,
-                                serde_json::json!({ "desired": new_desired }),
-                                now,
-                            )?;
+                            let id = self
+                                .ledger
+                                .begin(
+                                    "update_group",
+                                    &c.address,
+                                    &new_group.name,
+                                    serde_json::json!({ "desired": new_desired }),
+                                    now,
+                                )
+                                .await?;
                             p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
                             crash_point();
-                            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name))?;
+                            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name)).await?;
                         } else {
                             self.create_group(p, c, t, &new_group.name, &s).await?;
                         }
@@ -722,7 +739,7 @@ impl Executor {
             if still {
                 self.delete_group(p, c, name).await?;
             } else {
-                self.ledger.update(|s| forget_group(s, c, name))?;
+                self.ledger.update(|s| forget_group(s, c, name)).await?;
             }
         }
         // The new group takes its final sizes.
@@ -730,18 +747,15 @@ impl Executor {
             let mut s = new_group.settings.clone();
             s.desired = c.replicas.clamp(s.min, s.max);
             let now = p.clock().now_ms();
-            let id = self.ledger.begin(
-                "update_group",
-                &c.address,
-                &new_group.name,
-                serde_json::to_value(&s).unwrap_or_default(),
-                now,
-            )?;
+            let id = self
+                .ledger
+                .begin("update_group", &c.address, &new_group.name, serde_json::to_value(&s).unwrap_or_default(), now)
+                .await?;
             p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name))?;
+            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name)).await?;
         }
-        self.ledger.update(|s| finish(s, c, t))?;
+        self.ledger.update(|s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: rolled out ({} replaced)", c.address, plural(c.nodes_replaced(), "node")));
         Ok(())
     }
@@ -761,18 +775,21 @@ impl Executor {
             .cloned()
             .ok_or_else(|| ApplyError::NoProvider { address: address.to_string(), provider: provider.to_string() })?;
         let now = p.clock().now_ms();
-        let jid = self.ledger.begin(
-            "terminate_instances",
-            address,
-            group,
-            serde_json::json!({ "instances": [id], "replace": true }),
-            now,
-        )?;
+        let jid = self
+            .ledger
+            .begin(
+                "terminate_instances",
+                address,
+                group,
+                serde_json::json!({ "instances": [id], "replace": true }),
+                now,
+            )
+            .await?;
         p.terminate_instances(group, &[id.to_string()], false)
             .await
             .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
         crash_point();
-        self.ledger.settle(jid, |_| {})
+        self.ledger.settle(jid, |_| {}).await
     }
 
     /// Waits until removing the member `leaving` keeps a majority of the control plane
@@ -833,7 +850,7 @@ impl Executor {
                 .iter()
                 .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| healthy(g) >= *n));
             if ready {
-                self.record_boot_times(c, &observed, want)?;
+                self.record_boot_times(c, &observed, want).await?;
                 return Ok(());
             }
             self.check_interrupt()?;
@@ -847,7 +864,7 @@ impl Executor {
         }
     }
 
-    fn record_boot_times(
+    async fn record_boot_times(
         &self,
         c: &Change,
         observed: &Observed,
@@ -864,13 +881,15 @@ impl Executor {
             return Ok(());
         }
         samples.sort_unstable();
-        self.ledger.update(|s| {
-            if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
-                ng.boot_times_ms.extend(samples);
-                let excess = ng.boot_times_ms.len().saturating_sub(BOOT_SAMPLES);
-                ng.boot_times_ms.drain(..excess);
-            }
-        })
+        self.ledger
+            .update(|s| {
+                if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
+                    ng.boot_times_ms.extend(samples);
+                    let excess = ng.boot_times_ms.len().saturating_sub(BOOT_SAMPLES);
+                    ng.boot_times_ms.drain(..excess);
+                }
+            })
+            .await
     }
 }
 

@@ -150,6 +150,11 @@ fn apply(plan: &Plan, provider: Arc<dyn Provider>, writes: usize) -> Run {
     Run { outcomes, writes_after_failure: objects.after.load(Ordering::SeqCst), ledger, observed }
 }
 
+/// The ledger's state after a run (the run's runtime is gone: any will do).
+fn snapshot(ledger: &Ledger) -> State {
+    tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(ledger.snapshot())
+}
+
 fn summary(run: &Run) -> String {
     let mut out = String::new();
     for o in &run.outcomes {
@@ -179,7 +184,7 @@ fn every_change_applies_when_the_state_can_be_written() {
         unrecorded: []
     "#]]
     .assert_eq(&summary(&run));
-    assert!(run.ledger.snapshot().journal.is_empty());
+    assert!(snapshot(&run.ledger).journal.is_empty());
 }
 
 /// With the state write failing at each point of the run in turn (once: the store would
@@ -222,7 +227,7 @@ fn a_failed_state_write_stops_every_further_mutation() {
         assert_eq!(run.writes_after_failure, 0, "after {writes} writes: the executor kept writing\n{}", summary(&run));
         // What the last successful write holds is what was journalled or settled: every group
         // in the cloud is in its journal or its node groups.
-        let stored = run.ledger.snapshot();
+        let stored = snapshot(&run.ledger);
         let journalled = stored.journal.len();
         let recorded: usize = stored.node_groups().map(|(_, ng)| ng.generations.len()).sum();
         assert!(

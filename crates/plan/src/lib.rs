@@ -393,7 +393,7 @@ fn provider_health_check(check: HealthCheck) -> PHealth {
 
 /// Whether a group's observed settings differ from the target's in anything drydock sets:
 /// sizes (desired only when pinned), subnets, health check and grace period, and the tags it
-/// sets (tags others added are theirs).
+/// sets (tags others added are theirs, and tags the provider manages are the provider's).
 fn settings_differ(want: &GroupSettings, have: &GroupSettings, desired_pinned: bool) -> bool {
     want.min != have.min
         || want.max != have.max
@@ -401,7 +401,7 @@ fn settings_differ(want: &GroupSettings, have: &GroupSettings, desired_pinned: b
         || want.subnets != have.subnets
         || want.health_check != have.health_check
         || want.grace_period_ms != have.grace_period_ms
-        || want.tags.iter().any(|(k, v)| have.tags.get(k) != Some(v))
+        || want.tags.iter().any(|(k, v)| !drydock_provider::is_provider_managed_tag(k) && have.tags.get(k) != Some(v))
 }
 
 fn live(g: &ObservedGroup) -> impl Iterator<Item = &drydock_provider::Instance> {
@@ -740,7 +740,8 @@ fn plan_node_group(
             let mut seen: BTreeSet<String> = change.reasons.iter().map(|r| r.path.clone()).collect();
             for g in &a.groups {
                 let Some(want) = target.groups.iter().find(|t| t.name == g.name) else { continue };
-                for (k, v) in &want.settings.tags {
+                // Tags a provider manages itself may be reported otherwise (or not at all).
+                for (k, v) in want.settings.tags.iter().filter(|(k, _)| !drydock_provider::is_provider_managed_tag(k)) {
                     let drifted = applied_tags.is_some_and(|t| t.get(k) == Some(v));
                     if g.settings.tags.get(k) != Some(v) && !drifted && seen.insert(format!("tags.{k}")) {
                         change.reasons.push(AttrChange {

@@ -754,6 +754,21 @@ fn tags_changed_in_the_cloud_are_drift_restored_in_place() {
     }
 }
 
+/// A tag the provider manages itself (`kubernetes.io/cluster/…`, `drydock:…`) may be shown
+/// otherwise by the cloud, or not at all: never a change, never drift.
+#[test]
+fn provider_managed_tags_are_the_providers() {
+    let src = edit(
+        WORKERS,
+        "tags               = { team = \"platform\" }",
+        "tags               = { team = \"platform\", \"kubernetes.io/cluster/demo\" = \"owned\" }",
+    );
+    let mut world = World::applied(&src);
+    world.group_mut("workers").settings.tags.remove("kubernetes.io/cluster/demo");
+    let plan = plan_of(&src, &world);
+    assert!(plan.changes.is_empty() && plan.drift.is_empty(), "{}", render(&plan, &world));
+}
+
 /// A tag whose value derives from a sensitive variable stays sensitive when it drifts, and
 /// when a change of the cluster's tags updates it in place.
 #[test]

@@ -73,13 +73,24 @@ pub struct Locked {
 
 impl Workspace {
     /// Takes the state lock for `what`, waiting up to the lock timeout, and records the
-    /// backend in use.
-    pub fn lock(&self, what: &str) -> Result<Locked, String> {
-        let lock = self.store.lock(what, self.lease, self.lock_timeout).map_err(|e| e.to_string())?;
+    /// backend in use. Awaited within a tokio runtime (a remote lock's lease is renewed on
+    /// it); the caller gives the lock back with [`Lock::release`].
+    pub async fn lock(&self, what: &str) -> Result<Locked, String> {
+        let lock = self.store.lock(what, self.lease, self.lock_timeout).await.map_err(|e| e.to_string())?;
         let note = lock.note();
         if let Some(record) = &self.backend {
-            if backend::read_record(&self.config_dir)?.is_none() {
-                backend::write_record(&self.config_dir, record)?;
+            let recorded = backend::read_record(&self.config_dir).and_then(|r| {
+                if r.is_none() {
+                    backend::write_record(&self.config_dir, record)
+                } else {
+                    Ok(())
+                }
+            });
+            if let Err(e) = recorded {
+                // The command stops with this error; the lock goes back first (a lock that
+                // cannot be given back is left to its lease, or to the OS for a local one).
+                let _ = lock.release().await;
+                return Err(e);
             }
         }
         Ok(Locked { lock, note })

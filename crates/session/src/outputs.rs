@@ -22,7 +22,7 @@ pub async fn record_outputs(
     providers: &Providers,
     lineage: &str,
 ) -> Result<Vec<(String, String)>, String> {
-    let state = ledger.snapshot();
+    let state = ledger.snapshot().await;
     let observed = observe_all(providers, lineage).await?;
     let mut computed = BTreeMap::new();
     for cs in state.clusters.values() {
@@ -66,7 +66,7 @@ pub async fn record_outputs(
         })
         .collect();
     if state.outputs != outputs {
-        ledger.update(|s| s.outputs = outputs).map_err(|e| e.to_string())?;
+        ledger.update(|s| s.outputs = outputs).await.map_err(|e| e.to_string())?;
     }
     Ok(model
         .outputs

@@ -216,47 +216,97 @@ pub fn check_unmoved(config_dir: &Path, config_path: &Path, now: &BackendRecord)
     }
 }
 
-/// A held lock of either backend. Dropping it releases it.
+/// A held lock of either backend. Give it back with [`Lock::release`], which says whether that
+/// worked; dropping it is only a fallback (see its `Drop`).
 #[derive(Debug)]
-pub enum Lock {
+pub struct Lock(Held);
+
+#[derive(Debug)]
+enum Held {
     Local(StateLock),
     Remote(Arc<RemoteStore>, RemoteLock),
+    /// Given back by [`Lock::release`].
+    Released,
 }
 
 impl Lock {
     pub fn info(&self) -> &LockInfo {
-        match self {
-            Lock::Local(l) => l.info(),
-            Lock::Remote(_, l) => l.info(),
+        match &self.0 {
+            Held::Local(l) => l.info(),
+            Held::Remote(_, l) => l.info(),
+            Held::Released => unreachable!("a released lock is consumed by `release`"),
         }
+    }
+
+    /// Whether this is a remote lock (with a lease that ends by itself), not a local OS lock.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.0, Held::Remote(..))
     }
 
     /// What taking the lock found of an earlier holder that died holding it: a record the OS
     /// freed (local), or an expired lease taken over (remote).
     pub fn note(&self) -> Option<String> {
-        let (i, how) = match self {
-            Lock::Local(l) => {
+        let (i, how) = match &self.0 {
+            Held::Local(l) => {
                 (l.replaced()?, "ended without releasing the lock; its process is gone, so the lock was free")
             }
-            Lock::Remote(_, l) => (l.taken_over()?, "stopped renewing its lease, which ended; the lock was taken over"),
+            Held::Remote(_, l) => (l.taken_over()?, "stopped renewing its lease, which ended; the lock was taken over"),
+            Held::Released => return None,
         };
         Some(format!(
             "note: the previous holder of the state lock ({} by {}, pid {} on {}, since {}) {how}",
             i.operation, i.who, i.pid, i.host, i.created
         ))
     }
+
+    /// Releases the lock: a local one clears its info and frees the OS lock (on the blocking
+    /// pool); a remote one stops renewing its lease and deletes the lock object if it is still
+    /// this run's. Reports what dropping the lock can only ignore.
+    pub async fn release(mut self) -> Result<(), StateError> {
+        match std::mem::replace(&mut self.0, Held::Released) {
+            Held::Local(lock) => blocking(lock.path().to_path_buf(), move || lock.release()).await,
+            Held::Remote(store, mut lock) => store.unlock(&mut lock).await,
+            Held::Released => Ok(()),
+        }
+    }
 }
 
+/// Dropping a lock is a fallback for a lock that was not given back with [`Lock::release`]
+/// (an early return, a panic). A local lock is released as [`StateLock`]'s drop does: its
+/// info cleared and the OS lock freed. A remote lock is released by a task spawned on the
+/// current tokio runtime, if there is one (the task runs as long as that runtime does);
+/// otherwise it is left, its renewal stopped, and its lease ends by itself, after which the
+/// next run takes it over. Nothing is reported either way: `release` is what reports.
 impl Drop for Lock {
     fn drop(&mut self) {
-        if let Lock::Remote(store, lock) = self {
-            if let Err(e) = store.unlock(lock) {
-                eprintln!("warning: the state lock was not released ({e}); its lease ends by itself");
+        if let Held::Remote(store, mut lock) = std::mem::replace(&mut self.0, Held::Released) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = store.unlock(&mut lock).await;
+                });
             }
         }
     }
 }
 
+/// Runs blocking file I/O (and waits for an OS lock) on tokio's blocking pool, so that no
+/// worker of the caller's runtime is held up. A panic in `f` goes on as a panic of the caller.
+async fn blocking<T: Send + 'static>(
+    path: PathBuf,
+    f: impl FnOnce() -> Result<T, StateError> + Send + 'static,
+) -> Result<T, StateError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime shuts down before the work started.
+        Err(_) => {
+            Err(StateError::Io { action: "use", path, source: std::io::Error::other("the runtime is shutting down") })
+        }
+    }
+}
+
+/// Every call is async: a remote store's runs on the [`ObjectStore`], a local store's file I/O
+/// and OS-lock waits on tokio's blocking pool. So they are awaited within a tokio runtime.
 impl Store {
     /// A path or `s3://bucket/key`, for messages.
     pub fn describe(&self) -> String {
@@ -266,59 +316,90 @@ impl Store {
         }
     }
 
-    pub fn read(&self) -> Result<Option<State>, StateError> {
+    pub async fn read(&self) -> Result<Option<State>, StateError> {
         match self {
-            Store::Local(s) => s.read(),
-            Store::Remote(r) => r.read(),
+            Store::Local(s) => {
+                let s = s.clone();
+                blocking(s.path().to_path_buf(), move || s.read()).await
+            }
+            Store::Remote(r) => r.read().await,
         }
     }
 
     /// The state's bytes as stored (`state pull`).
-    pub fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
+    pub async fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
         match self {
-            Store::Local(s) => match std::fs::read(s.path()) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(StateError::Io { action: "read", path: s.path().to_path_buf(), source: e }),
-            },
-            Store::Remote(r) => r.read_raw(),
+            Store::Local(s) => {
+                let path = s.path().to_path_buf();
+                blocking(path.clone(), move || match std::fs::read(&path) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(StateError::Io { action: "read", path, source: e }),
+                })
+                .await
+            }
+            Store::Remote(r) => r.read_raw().await,
         }
     }
 
-    /// Writes the state with its serial incremented.
-    pub fn write(&self, state: &mut State) -> Result<(), StateError> {
+    /// Writes the state with its serial incremented. On error `state` is left as it was.
+    pub async fn write(&self, state: &mut State) -> Result<(), StateError> {
         match self {
-            Store::Local(s) => s.write(state),
-            Store::Remote(r) => r.write(state),
+            Store::Local(s) => {
+                // The blocking pool needs the state by value: a copy is written, and on success
+                // it is the state (its serial and version changed).
+                let (s, mut next) = (s.clone(), state.clone());
+                *state = blocking(s.path().to_path_buf(), move || s.write(&mut next).map(|()| next)).await?;
+                Ok(())
+            }
+            Store::Remote(r) => r.write(state).await,
         }
     }
 
     /// Writes the state with its serial as it is (`state push`, `state migrate`).
-    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+    pub async fn write_as_is(&self, state: &State) -> Result<(), StateError> {
         match self {
-            Store::Local(s) => s.write_as_is(state),
-            Store::Remote(r) => r.write_as_is(state),
+            Store::Local(s) => {
+                let (s, state) = (s.clone(), state.clone());
+                blocking(s.path().to_path_buf(), move || s.write_as_is(&state)).await
+            }
+            Store::Remote(r) => r.write_as_is(state).await,
         }
     }
 
-    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<Lock, StateError> {
+    /// Takes the lock for `operation`, waiting up to `timeout` for its holder. A remote lock's
+    /// lease is renewed by a task on the current runtime until it is released.
+    pub async fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<Lock, StateError> {
         match self {
-            Store::Local(s) => s.lock(operation, lease, timeout).map(Lock::Local),
-            Store::Remote(r) => r.lock(operation, lease, timeout).map(|l| Lock::Remote(Arc::clone(r), l)),
+            Store::Local(s) => {
+                let (s, operation) = (s.clone(), operation.to_string());
+                let lock = blocking(s.lock_path(), move || s.lock(&operation, lease, timeout)).await?;
+                Ok(Lock(Held::Local(lock)))
+            }
+            Store::Remote(r) => {
+                let lock = r.lock(operation, lease, timeout).await?;
+                Ok(Lock(Held::Remote(Arc::clone(r), lock)))
+            }
         }
     }
 
-    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+    pub async fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
         match self {
-            Store::Local(s) => s.lock_info(),
-            Store::Remote(r) => r.lock_info(),
+            Store::Local(s) => {
+                let s = s.clone();
+                blocking(s.lock_path(), move || s.lock_info()).await
+            }
+            Store::Remote(r) => r.lock_info().await,
         }
     }
 
-    pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+    pub async fn force_unlock(&self, id: &str) -> Result<(), StateError> {
         match self {
-            Store::Local(s) => s.force_unlock(id),
-            Store::Remote(r) => r.force_unlock(id),
+            Store::Local(s) => {
+                let (s, id) = (s.clone(), id.to_string());
+                blocking(s.lock_path(), move || s.force_unlock(&id)).await
+            }
+            Store::Remote(r) => r.force_unlock(id).await,
         }
     }
 
@@ -334,6 +415,86 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{DEFAULT_FILE_NAME, DEFAULT_LEASE};
+
+    fn remote() -> (Store, Arc<dyn ObjectStore>) {
+        let objects: Arc<dyn ObjectStore> = Arc::new(drydock_backend::MemoryStore::new());
+        let clock: crate::remote::Clock = Arc::new(crate::store::now_ms);
+        (Store::Remote(Arc::new(RemoteStore::new(Arc::clone(&objects), "state", clock))), objects)
+    }
+
+    #[tokio::test]
+    async fn a_local_store_reads_writes_and_locks_through_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local(LocalStore::new(dir.path().join(DEFAULT_FILE_NAME)));
+        assert_eq!(store.read().await.unwrap(), None);
+        assert_eq!(store.read_raw().await.unwrap(), None);
+        let mut state = State::new("lineage".into());
+        store.write(&mut state).await.unwrap();
+        assert_eq!(state.serial, 1, "the written state is the caller's");
+        assert_eq!(store.read().await.unwrap().as_ref(), Some(&state));
+        let raw = store.read_raw().await.unwrap().unwrap();
+        assert_eq!(raw, std::fs::read(dir.path().join(DEFAULT_FILE_NAME)).unwrap());
+        state.serial = 7;
+        store.write_as_is(&state).await.unwrap();
+        assert_eq!(store.read().await.unwrap().unwrap().serial, 7);
+
+        let lock = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).await.unwrap();
+        assert!(!lock.is_remote());
+        assert_eq!(store.lock_info().await.unwrap().as_ref(), Some(lock.info()));
+        let err = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).await.unwrap_err();
+        assert_eq!(err.code(), "state::locked");
+        lock.release().await.unwrap();
+        assert_eq!(store.lock_info().await.unwrap(), None, "released");
+        let lock = store.lock("plan", DEFAULT_LEASE, Duration::ZERO).await.unwrap();
+        store.force_unlock(&lock.info().id).await.unwrap();
+        assert_eq!(store.lock_info().await.unwrap(), None);
+        assert_eq!(store.force_unlock("x").await.unwrap_err().code(), "state::not_locked");
+    }
+
+    #[tokio::test]
+    async fn a_failed_local_write_leaves_the_state_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::Local(LocalStore::new(dir.path().join("missing").join(DEFAULT_FILE_NAME)));
+        let mut state = State::new("lineage".into());
+        let before = state.clone();
+        assert_eq!(store.write(&mut state).await.unwrap_err().code(), "state::io");
+        assert_eq!(state, before);
+    }
+
+    #[tokio::test]
+    async fn a_remote_lock_is_released_explicitly() {
+        let (store, _) = remote();
+        let lock = store.lock("apply", DEFAULT_LEASE, Duration::ZERO).await.unwrap();
+        assert!(lock.is_remote());
+        assert_eq!(store.lock_info().await.unwrap().as_ref(), Some(lock.info()));
+        lock.release().await.unwrap();
+        assert_eq!(store.lock_info().await.unwrap(), None);
+    }
+
+    #[test]
+    fn a_dropped_remote_lock_is_released_on_the_current_runtime_or_else_left_to_expire() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (store, objects) = remote();
+        // Dropped within the runtime: a task releases it.
+        rt.block_on(async {
+            drop(store.lock("apply", DEFAULT_LEASE, Duration::ZERO).await.unwrap());
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while store.lock_info().await.unwrap().is_some() {
+                assert!(std::time::Instant::now() < deadline, "not released");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        // Dropped outside any runtime: left as it is, no longer renewed (a third of its 1 s
+        // lease would have renewed it twice meanwhile), so its lease ends by itself.
+        let lock = rt.block_on(store.lock("apply", Duration::from_secs(1), Duration::ZERO)).unwrap();
+        let etag = || rt.block_on(objects.get("state.lock")).unwrap().map(|o| o.etag);
+        let before = etag();
+        assert!(before.is_some());
+        drop(lock);
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(etag(), before, "still there, and not renewed");
+    }
 
     #[test]
     fn the_record_is_replaced_whole_and_leaves_no_temporary_file() {

@@ -21,19 +21,22 @@
 //! A holder that dies leaves its lock until the lease ends, then the next run proceeds;
 //! `drydock force-unlock ID` clears it at once.
 //!
-//! # Threads
-//! The store's calls are async; the rest of drydock calls the state store from plain code and
-//! from inside the executor's runtime. So the store runs its own small runtime and every call
-//! is sent there and waited for, which works from any thread, async or not.
+//! # Async, on the caller's runtime
+//! The store is async on the [`ObjectStore`] and has no runtime of its own: its calls run on
+//! the tokio runtime that awaits them, and a held lock's renewal is a task spawned on that
+//! runtime ([`tokio::spawn`]) when the lock is taken. So a lock is taken from within a tokio
+//! runtime, and is renewed for as long as that runtime runs its tasks (a multi-threaded one
+//! always; a current-thread one while it is driven). [`RemoteStore::unlock`] stops the renewal
+//! and deletes the lock object; dropping a [`RemoteLock`] only stops the renewal, and its lease
+//! then ends by itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use drydock_backend::{Condition, ObjectStore, StoreError};
 
-use super::store::{upgrade, write_next, Deadline, FormatError, LockInfo, StateError};
+use super::store::{upgrade, Deadline, FormatError, LockInfo, Previous, StateError};
 use super::State;
 
 /// Milliseconds since the Unix epoch; injectable so tests can move time.
@@ -44,9 +47,6 @@ pub struct RemoteStore {
     objects: Arc<dyn ObjectStore>,
     key: String,
     clock: Clock,
-    /// The store's own runtime, or why it could not be started (every call then fails with
-    /// that). Taken when the store is dropped, to shut it down without blocking.
-    rt: Result<tokio::runtime::Runtime, String>,
     /// The state as this process last read or wrote it; `None` before the first read.
     seen: Mutex<Option<Seen>>,
     /// Set when a lock this store handed out was lost.
@@ -70,24 +70,7 @@ impl std::fmt::Debug for RemoteStore {
 
 impl RemoteStore {
     pub fn new(objects: Arc<dyn ObjectStore>, key: impl Into<String>, clock: Clock) -> RemoteStore {
-        // Starting it needs a thread and an event queue from the OS, which a process at its
-        // limits may not get: then the store reports that on its first call.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("drydock-state")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                format!("cannot start the remote state store's runtime ({e}); free some threads or open files and run again")
-            });
-        RemoteStore {
-            objects,
-            key: key.into(),
-            clock,
-            rt,
-            seen: Mutex::new(None),
-            lost: Arc::new(AtomicBool::new(false)),
-        }
+        RemoteStore { objects, key: key.into(), clock, seen: Mutex::new(None), lost: Arc::new(AtomicBool::new(false)) }
     }
 
     /// `s3://bucket/key`.
@@ -103,99 +86,79 @@ impl RemoteStore {
         format!("{}.backup", self.key)
     }
 
-    /// Runs `f` on the store's runtime and waits for it, from any thread.
-    fn call<T: Send + 'static>(
-        &self,
-        f: impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = mpsc::channel();
-        self.handle()?.spawn(async move {
-            let _ = tx.send(f.await);
-        });
-        rx.recv().unwrap_or_else(|_| Err(StoreError::Other("the state store's runtime stopped".into())))
+    async fn get(&self, key: &str) -> Result<Option<drydock_backend::Object>, StateError> {
+        self.objects.get(key).await.map_err(remote)
     }
 
-    fn handle(&self) -> Result<&tokio::runtime::Handle, StoreError> {
-        match &self.rt {
-            Ok(rt) => Ok(rt.handle()),
-            Err(why) => Err(StoreError::Other(why.clone())),
-        }
+    /// The state as last read or written (`None`: not read yet).
+    fn seen(&self) -> Option<Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn get(&self, key: String) -> Result<Option<drydock_backend::Object>, StateError> {
-        let o = Arc::clone(&self.objects);
-        self.call(async move { o.get(&key).await }).map_err(remote)
-    }
-
-    fn put(&self, key: String, bytes: Vec<u8>, cond: Condition) -> Result<drydock_backend::Written, StoreError> {
-        let o = Arc::clone(&self.objects);
-        self.call(async move { o.put(&key, bytes, cond).await })
-    }
-
-    fn delete(&self, key: String, if_match: Option<String>) -> Result<(), StoreError> {
-        let o = Arc::clone(&self.objects);
-        self.call(async move { o.delete(&key, if_match.as_deref()).await })
+    fn set_seen(&self, seen: Seen) {
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(seen);
     }
 
     /// The state's bytes as stored, or `None` when there is none. Remembers the ETag for the
     /// next write.
-    pub fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
-        let object = self.get(self.key.clone())?;
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(match object {
+    pub async fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(match self.get(&self.key).await? {
             Some(o) => {
-                *seen = Some(Seen { etag: Some(o.etag), versioned: o.version_id.is_some(), bytes: o.bytes.clone() });
+                self.set_seen(Seen { etag: Some(o.etag), versioned: o.version_id.is_some(), bytes: o.bytes.clone() });
                 Some(o.bytes)
             }
             None => {
-                *seen = Some(Seen::default());
+                self.set_seen(Seen::default());
                 None
             }
         })
     }
 
     /// The state, or `None` when there is none yet.
-    pub fn read(&self) -> Result<Option<State>, StateError> {
-        let Some(bytes) = self.read_raw()? else { return Ok(None) };
+    pub async fn read(&self) -> Result<Option<State>, StateError> {
+        let Some(bytes) = self.read_raw().await? else { return Ok(None) };
         parse(&bytes, &self.describe()).map(Some)
     }
 
     /// Writes `state` with its serial incremented (see [`super::store::LocalStore::write`]),
-    /// only over the state this process read or wrote last.
-    pub fn write(&self, state: &mut State) -> Result<(), StateError> {
-        write_next(state, |s| self.write_as_is(s))
+    /// only over the state this process read or wrote last. On error `state` is left as it was.
+    pub async fn write(&self, state: &mut State) -> Result<(), StateError> {
+        let before = Previous::advance(state)?;
+        let result = self.write_as_is(state).await;
+        if result.is_err() {
+            before.restore(state);
+        }
+        result
     }
 
     /// Writes `state` as it is (its serial untouched: `state push`, `state migrate`), only
     /// over the state this process read or wrote last.
-    pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+    pub async fn write_as_is(&self, state: &State) -> Result<(), StateError> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(StateError::LockLost { what: self.describe() });
         }
         let bytes = crate::format::encode(state)?;
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let seen = match seen {
+        let seen = match self.seen() {
             Some(s) => s,
             // Never read: read now, so the write is conditional on what is there.
             None => {
-                self.read_raw()?;
-                self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default()
+                self.read_raw().await?;
+                self.seen().unwrap_or_default()
             }
         };
         if seen.etag.is_some() && !seen.versioned {
             // Without versioning the previous state is kept as KEY.backup. Best effort, like
             // the local backup: the conditional write below is what keeps the state whole.
-            let _ = self.put(self.backup_key(), seen.bytes, Condition::None);
+            let _ = self.objects.put(&self.backup_key(), seen.bytes, Condition::None).await;
         }
         let cond = match seen.etag {
             Some(etag) => Condition::IfMatch(etag),
             None => Condition::IfNoneMatch,
         };
-        match self.put(self.key.clone(), bytes.clone(), cond) {
+        match self.objects.put(&self.key, bytes.clone(), cond).await {
             Ok(w) => {
                 let versioned = w.version_id.is_some();
-                *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Seen { etag: Some(w.etag), versioned, bytes });
+                self.set_seen(Seen { etag: Some(w.etag), versioned, bytes });
                 Ok(())
             }
             Err(StoreError::PreconditionFailed) => Err(StateError::Conflict { what: self.describe() }),
@@ -204,8 +167,8 @@ impl RemoteStore {
     }
 
     /// The lock's info and ETag, if the lock object exists.
-    fn lock_object(&self) -> Result<Option<(LockInfo, String)>, StateError> {
-        let Some(o) = self.get(self.lock_key())? else { return Ok(None) };
+    async fn lock_object(&self) -> Result<Option<(LockInfo, String)>, StateError> {
+        let Some(o) = self.get(&self.lock_key()).await? else { return Ok(None) };
         let info = serde_json::from_slice(&o.bytes).map_err(|e| {
             StateError::Remote(format!(
                 "the lock object {} does not hold lock info ({e}); remove it if no run holds the lock",
@@ -215,28 +178,29 @@ impl RemoteStore {
         Ok(Some((info, o.etag)))
     }
 
-    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
-        Ok(self.lock_object()?.map(|(i, _)| i))
+    pub async fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        Ok(self.lock_object().await?.map(|(i, _)| i))
     }
 
     /// Takes the lock for `operation` with a lease of `lease`, waiting up to `timeout` for a
-    /// live holder (and taking over a holder whose lease ended). See the module docs.
-    pub fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<RemoteLock, StateError> {
+    /// live holder (and taking over a holder whose lease ended). See the module docs: it must
+    /// be awaited within a tokio runtime, on which the lease's renewal is spawned.
+    pub async fn lock(&self, operation: &str, lease: Duration, timeout: Duration) -> Result<RemoteLock, StateError> {
         let deadline = Deadline::after(timeout);
         loop {
             let now = (self.clock)();
             let info = LockInfo::new(operation, lease, now);
             let bytes = serde_json::to_vec_pretty(&info).map_err(StateError::Serialize)?;
-            match self.put(self.lock_key(), bytes.clone(), Condition::IfNoneMatch) {
-                Ok(w) => return self.hold(info, w.etag, None),
+            match self.objects.put(&self.lock_key(), bytes.clone(), Condition::IfNoneMatch).await {
+                Ok(w) => return Ok(self.hold(info, w.etag, None)),
                 Err(StoreError::PreconditionFailed) => {}
                 Err(e) => return Err(remote(e)),
             }
             // Released between our write and our read: try again at once.
-            let Some((held, etag)) = self.lock_object()? else { continue };
+            let Some((held, etag)) = self.lock_object().await? else { continue };
             if held.expired(now) {
-                match self.put(self.lock_key(), bytes, Condition::IfMatch(etag)) {
-                    Ok(w) => return self.hold(info, w.etag, Some(held)),
+                match self.objects.put(&self.lock_key(), bytes, Condition::IfMatch(etag)).await {
+                    Ok(w) => return Ok(self.hold(info, w.etag, Some(held))),
                     // Another taker won the race for the expired lock, or its holder renewed
                     // it just now: look again.
                     Err(StoreError::PreconditionFailed) => continue,
@@ -249,18 +213,19 @@ impl RemoteStore {
             }
             // `expires_ms` is the holder's (any number a lock object holds): saturating.
             let until_expiry = Duration::from_millis(held.expires_ms.saturating_sub(now).saturating_add(50));
-            std::thread::sleep(Duration::from_secs(1).min(until_expiry).min(left).max(Duration::from_millis(20)));
+            tokio::time::sleep(Duration::from_secs(1).min(until_expiry).min(left).max(Duration::from_millis(20))).await;
         }
     }
 
-    fn hold(&self, info: LockInfo, etag: String, taken_over: Option<LockInfo>) -> Result<RemoteLock, StateError> {
+    /// A lock just taken, with its renewal spawned on the current runtime.
+    fn hold(&self, info: LockInfo, etag: String, taken_over: Option<LockInfo>) -> RemoteLock {
         let etag = Arc::new(Mutex::new(etag));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let (objects, key, clock, lost) =
             (Arc::clone(&self.objects), self.lock_key(), Arc::clone(&self.clock), Arc::clone(&self.lost));
         let (mut renewed, current) = (info.clone(), Arc::clone(&etag));
         let every = Duration::from_millis(info.lease_seconds.saturating_mul(1000) / 3);
-        let renewal = self.handle().map_err(remote)?.spawn(async move {
+        let renewal = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
@@ -281,11 +246,12 @@ impl RemoteStore {
                 }
             }
         });
-        Ok(RemoteLock { info, etag, stop: Some(stop), renewal: Some(renewal), taken_over, released: false })
+        RemoteLock { info, etag, stop: Some(stop), renewal: Some(renewal), taken_over, released: false }
     }
 
-    /// Releases `lock`: stops renewing and deletes the lock object if it is still ours.
-    pub fn unlock(&self, lock: &mut RemoteLock) -> Result<(), StateError> {
+    /// Releases `lock`: stops renewing (waiting for a renewal in flight) and deletes the lock
+    /// object if it is still ours.
+    pub async fn unlock(&self, lock: &mut RemoteLock) -> Result<(), StateError> {
         if lock.released {
             return Ok(());
         }
@@ -294,13 +260,10 @@ impl RemoteStore {
             let _ = stop.send(());
         }
         if let Some(task) = lock.renewal.take() {
-            let _ = self.call(async move {
-                let _ = task.await;
-                Ok(())
-            });
+            let _ = task.await;
         }
         let etag = lock.etag.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match self.delete(self.lock_key(), Some(etag)) {
+        match self.objects.delete(&self.lock_key(), Some(&etag)).await {
             // Taken over meanwhile: it is someone else's now.
             Ok(()) | Err(StoreError::PreconditionFailed) => Ok(()),
             Err(e) => Err(remote(e)),
@@ -313,30 +276,20 @@ impl RemoteStore {
     }
 
     /// Removes the lock whose id is `id`, whoever holds it.
-    pub fn force_unlock(&self, id: &str) -> Result<(), StateError> {
-        let Some((info, etag)) = self.lock_object()? else {
+    pub async fn force_unlock(&self, id: &str) -> Result<(), StateError> {
+        let Some((info, etag)) = self.lock_object().await? else {
             return Err(StateError::NotLocked { path: self.describe().into() });
         };
         if info.id != id {
             return Err(StateError::LockIdMismatch { given: id.to_string(), held: info.id });
         }
-        match self.delete(self.lock_key(), Some(etag)) {
+        match self.objects.delete(&self.lock_key(), Some(&etag)).await {
             Ok(()) => Ok(()),
             Err(StoreError::PreconditionFailed) => Err(StateError::Remote(format!(
                 "the lock on {} changed while clearing it (renewed or taken by another run); nothing was cleared, look again",
                 self.describe()
             ))),
             Err(e) => Err(remote(e)),
-        }
-    }
-}
-
-impl Drop for RemoteStore {
-    fn drop(&mut self) {
-        // Its runtime may be dropped from inside another runtime; shutting it down in the
-        // background is allowed there, a blocking drop is not.
-        if let Ok(rt) = std::mem::replace(&mut self.rt, Err(String::new())) {
-            rt.shutdown_background();
         }
     }
 }
@@ -409,113 +362,125 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(60);
 
-    #[test]
-    fn a_store_without_its_runtime_fails_every_call_and_says_why() {
-        let (mut s, _) = stores(1);
-        let mut store = s.remove(0);
-        if let Ok(rt) = std::mem::replace(&mut store.rt, Err("cannot start the runtime (no threads)".into())) {
-            rt.shutdown_background();
-        }
-        let err = store.read().unwrap_err();
-        assert_eq!(err.to_string(), "cannot start the runtime (no threads)");
-        let err = store.lock("apply", LEASE, Duration::ZERO).unwrap_err();
-        assert_eq!(err.to_string(), "cannot start the runtime (no threads)");
-        assert!(store.write(&mut State::new("l".into())).is_err());
-    }
-
-    #[test]
-    fn one_of_two_runs_gets_the_lock_and_the_other_is_told_who_has_it() {
+    #[tokio::test]
+    async fn one_of_two_runs_gets_the_lock_and_the_other_is_told_who_has_it() {
         let (s, _) = stores(2);
-        let mut a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
-        let err = s[1].lock("apply", LEASE, Duration::ZERO).unwrap_err();
+        let mut a = s[0].lock("apply", LEASE, Duration::ZERO).await.unwrap();
+        let err = s[1].lock("apply", LEASE, Duration::ZERO).await.unwrap_err();
         let StateError::Locked(held) = &err else { panic!("{err:?}") };
         assert_eq!(held.id, a.info().id);
         assert!(err.to_string().contains("its lease ends at"), "{err}");
-        s[0].unlock(&mut a).unwrap();
-        let mut b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
-        s[1].unlock(&mut b).unwrap();
+        s[0].unlock(&mut a).await.unwrap();
+        let mut b = s[1].lock("apply", LEASE, Duration::ZERO).await.unwrap();
+        s[1].unlock(&mut b).await.unwrap();
     }
 
-    #[test]
-    fn an_expired_lease_is_taken_over_and_the_old_holder_can_no_longer_write() {
+    #[tokio::test]
+    async fn an_expired_lease_is_taken_over_and_the_old_holder_can_no_longer_write() {
         let (s, time) = stores(2);
-        let _a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let _a = s[0].lock("apply", LEASE, Duration::ZERO).await.unwrap();
         let mut state = State::new("lineage".into());
-        s[0].read().unwrap();
-        s[0].write(&mut state).unwrap();
+        s[0].read().await.unwrap();
+        s[0].write(&mut state).await.unwrap();
         // The holder stops renewing (its renewal task waits on real time); time passes.
         time.fetch_add(61_000, Ordering::SeqCst);
-        let b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let b = s[1].lock("apply", LEASE, Duration::ZERO).await.unwrap();
         assert_eq!(b.taken_over().map(|i| i.operation.as_str()), Some("apply"));
-        let mut theirs = s[1].read().unwrap().unwrap();
-        s[1].write(&mut theirs).unwrap();
+        let mut theirs = s[1].read().await.unwrap().unwrap();
+        s[1].write(&mut theirs).await.unwrap();
         // The old holder's next write is refused by the store: it was based on serial 1.
-        let err = s[0].write(&mut state).unwrap_err();
+        let err = s[0].write(&mut state).await.unwrap_err();
         assert_eq!(err.code(), "state::conflict", "{err}");
-        assert_eq!(s[1].read().unwrap().unwrap().serial, 2);
+        assert_eq!(s[1].read().await.unwrap().unwrap().serial, 2);
     }
 
-    #[test]
-    fn a_holder_whose_lease_was_taken_over_stops_writing() {
+    #[tokio::test]
+    async fn a_holder_whose_lease_was_taken_over_stops_writing() {
         let (s, time) = stores(2);
-        let _a = s[0].lock("apply", Duration::from_secs(1), Duration::ZERO).unwrap();
+        let _a = s[0].lock("apply", Duration::from_secs(1), Duration::ZERO).await.unwrap();
         let mut state = State::new("l".into());
-        s[0].read().unwrap();
+        s[0].read().await.unwrap();
         time.fetch_add(5_000, Ordering::SeqCst);
-        let _b = s[1].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let _b = s[1].lock("apply", LEASE, Duration::ZERO).await.unwrap();
         // The old holder's next renewal (a third of its 1 s lease, on the real clock) is
         // refused, and from then on it writes nothing.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !s[0].lost() {
             assert!(Instant::now() < deadline, "the lost lock was not noticed");
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert_eq!(s[0].write(&mut state).unwrap_err().code(), "state::lock_lost");
-        assert!(s[1].read().unwrap().is_none(), "nothing was written");
+        assert_eq!(s[0].write(&mut state).await.unwrap_err().code(), "state::lock_lost");
+        assert!(s[1].read().await.unwrap().is_none(), "nothing was written");
     }
 
-    #[test]
-    fn writes_are_refused_when_someone_else_wrote_since_the_read() {
+    #[tokio::test]
+    async fn the_lease_is_renewed_on_the_callers_runtime_until_the_lock_is_released() {
+        let (s, _) = stores(1);
+        let mut a = s[0].lock("apply", Duration::from_secs(1), Duration::ZERO).await.unwrap();
+        let first = s[0].lock_object().await.unwrap().unwrap().1;
+        // A renewal (every third of the 1 s lease) rewrites the lock object: a new ETag.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while s[0].lock_object().await.unwrap().unwrap().1 == first {
+            assert!(Instant::now() < deadline, "not renewed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        s[0].unlock(&mut a).await.unwrap();
+        assert!(s[0].lock_info().await.unwrap().is_none(), "released");
+        // Released means no renewal either: nothing writes the lock object again.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(s[0].lock_info().await.unwrap().is_none());
+        assert!(!s[0].lost());
+    }
+
+    #[tokio::test]
+    async fn writes_are_refused_when_someone_else_wrote_since_the_read() {
         let (s, _) = stores(2);
-        assert!(s[0].read().unwrap().is_none());
-        assert!(s[1].read().unwrap().is_none());
+        assert!(s[0].read().await.unwrap().is_none());
+        assert!(s[1].read().await.unwrap().is_none());
         let mut a = State::new("l".into());
-        s[0].write(&mut a).unwrap();
+        s[0].write(&mut a).await.unwrap();
         let mut b = State::new("l".into());
-        let err = s[1].write(&mut b).unwrap_err();
+        let err = s[1].write(&mut b).await.unwrap_err();
         assert_eq!(err.code(), "state::conflict");
         assert_eq!(b.serial, 0, "a refused write leaves the state as it was");
         // Read again, and the write goes through.
-        let mut b = s[1].read().unwrap().unwrap();
-        s[1].write(&mut b).unwrap();
+        let mut b = s[1].read().await.unwrap().unwrap();
+        s[1].write(&mut b).await.unwrap();
         assert_eq!(b.serial, 2);
     }
 
-    #[test]
-    fn force_unlock_needs_the_id_and_clears_the_lock() {
+    #[tokio::test]
+    async fn force_unlock_needs_the_id_and_clears_the_lock() {
         let (s, _) = stores(2);
-        let a = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
-        assert_eq!(s[1].force_unlock("nope").unwrap_err().code(), "state::lock_id");
-        s[1].force_unlock(&a.info().id.clone()).unwrap();
-        assert!(s[1].lock_info().unwrap().is_none());
-        assert!(s[1].lock("apply", LEASE, Duration::ZERO).is_ok());
-        assert_eq!(s[0].force_unlock("x").unwrap_err().code(), "state::lock_id");
+        let a = s[0].lock("apply", LEASE, Duration::ZERO).await.unwrap();
+        assert_eq!(s[1].force_unlock("nope").await.unwrap_err().code(), "state::lock_id");
+        s[1].force_unlock(&a.info().id.clone()).await.unwrap();
+        assert!(s[1].lock_info().await.unwrap().is_none());
+        assert!(s[1].lock("apply", LEASE, Duration::ZERO).await.is_ok());
+        assert_eq!(s[0].force_unlock("x").await.unwrap_err().code(), "state::lock_id");
     }
 
-    #[test]
-    fn many_takers_of_one_expired_lock_leave_exactly_one_holder() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn many_takers_of_one_expired_lock_leave_exactly_one_holder() {
         let (s, time) = stores(8);
-        let _dead = s[0].lock("apply", LEASE, Duration::ZERO).unwrap();
+        let _dead = s[0].lock("apply", LEASE, Duration::ZERO).await.unwrap();
         time.fetch_add(61_000, Ordering::SeqCst);
         let s = Arc::new(s);
         let handles: Vec<_> = (1..8)
             .map(|i| {
                 let s = Arc::clone(&s);
-                std::thread::spawn(move || s[i].lock("apply", LEASE, Duration::ZERO).map(|l| l.info().id.clone()))
+                tokio::spawn(
+                    async move { s[i].lock("apply", LEASE, Duration::ZERO).await.map(|l| l.info().id.clone()) },
+                )
             })
             .collect();
-        let won: Vec<String> = handles.into_iter().filter_map(|h| h.join().unwrap().ok()).collect();
+        let mut won: Vec<String> = vec![];
+        for h in handles {
+            if let Ok(id) = h.await.unwrap() {
+                won.push(id);
+            }
+        }
         assert_eq!(won.len(), 1, "{won:?}");
-        assert_eq!(s[1].lock_info().unwrap().unwrap().id, won[0]);
+        assert_eq!(s[1].lock_info().await.unwrap().unwrap().id, won[0]);
     }
 }

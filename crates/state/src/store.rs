@@ -297,22 +297,50 @@ pub fn pid_alive(pid: u32) -> Option<bool> {
 }
 
 /// Writes `state` as its next version with `write`: `serial` incremented, this drydock's
-/// format and version recorded. On error `state` is left as it was. Every backend's `write`.
+/// format and version recorded. On error `state` is left as it was. The local backend's
+/// `write`; the remote one does the same around an awaited write ([`Previous`]).
 pub(super) fn write_next(
     state: &mut State,
     write: impl FnOnce(&State) -> Result<(), StateError>,
 ) -> Result<(), StateError> {
-    // A serial read from a file can be anything; at the very top it cannot go up.
-    let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
-    let before = (state.serial, state.format_version, std::mem::take(&mut state.drydock_version));
-    state.serial = serial;
-    state.format_version = FORMAT_VERSION;
-    state.drydock_version = DRYDOCK_VERSION.to_string();
+    let before = Previous::advance(state)?;
     let result = write(state);
     if result.is_err() {
-        (state.serial, state.format_version, state.drydock_version) = before;
+        before.restore(state);
     }
     result
+}
+
+/// What [`Previous::advance`] changed in a state to make it the next version, to put back
+/// when the write fails.
+pub(super) struct Previous {
+    serial: u64,
+    format_version: u32,
+    drydock_version: String,
+}
+
+impl Previous {
+    /// Makes `state` its next version: `serial` incremented, this drydock's format and
+    /// version recorded.
+    pub(super) fn advance(state: &mut State) -> Result<Previous, StateError> {
+        // A serial read from a file can be anything; at the very top it cannot go up.
+        let serial = state.serial.checked_add(1).ok_or(StateError::SerialExhausted(state.serial))?;
+        let before = Previous {
+            serial: state.serial,
+            format_version: state.format_version,
+            drydock_version: std::mem::take(&mut state.drydock_version),
+        };
+        state.serial = serial;
+        state.format_version = FORMAT_VERSION;
+        state.drydock_version = DRYDOCK_VERSION.to_string();
+        Ok(before)
+    }
+
+    /// Puts `state` back as it was before [`Previous::advance`].
+    pub(super) fn restore(self, state: &mut State) {
+        (state.serial, state.format_version, state.drydock_version) =
+            (self.serial, self.format_version, self.drydock_version);
+    }
 }
 
 /// A fresh lineage: a random (v4) UUID.
@@ -598,6 +626,11 @@ impl StateLock {
 
     pub fn id(&self) -> &str {
         &self.info.id
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The lock info of an earlier holder that ended without releasing the lock (its process
