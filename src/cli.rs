@@ -1,5 +1,60 @@
 //! The command line: the only part that knows about flags, the terminal and exit codes.
 //! Flags are parsed without I/O first ([`Cli`]); each command then builds what it needs.
+//!
+//! Output goes through [`out!`]/[`outln!`] and [`err!`]/[`errln!`], never `print!`: a closed
+//! or full stdout or stderr (`drydock plan | head -1`, `> /dev/full`) must not panic. A
+//! write that fails is dropped and remembered; a read-only command then ends with exit code 1
+//! (its output did not all arrive), while `apply`, `destroy` and `watch` carry on without
+//! printing — a rollout is never left half-done because a pipe closed — and end with the
+//! exit code of what they did.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether a write to stdout / stderr failed (the stream was closed or full).
+static STDOUT_LOST: AtomicBool = AtomicBool::new(false);
+static STDERR_LOST: AtomicBool = AtomicBool::new(false);
+
+/// Writes to stdout; a failure is remembered, never a panic.
+pub(crate) fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    if o.write_fmt(args).and_then(|()| o.flush()).is_err() {
+        STDOUT_LOST.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Writes to stderr; a failure is remembered, never a panic.
+pub(crate) fn write_err(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut e = std::io::stderr().lock();
+    if e.write_fmt(args).and_then(|()| e.flush()).is_err() {
+        STDERR_LOST.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether some output was lost because stdout or stderr was closed or full.
+pub fn output_lost() -> bool {
+    STDOUT_LOST.load(Ordering::SeqCst) || STDERR_LOST.load(Ordering::SeqCst)
+}
+
+/// `print!` that never panics.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
+/// `println!` that never panics.
+macro_rules! outln {
+    () => { $crate::cli::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+/// `eprint!` that never panics.
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::cli::write_err(format_args!($($arg)*)) };
+}
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    () => { $crate::cli::write_err(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_err(format_args!("{}\n", format_args!($($arg)*))) };
+}
 
 mod fmt;
 mod run;
@@ -266,13 +321,24 @@ impl VarArgs {
 
 pub fn report(diags: &[Diagnostic], sources: &Sources, style: Style) {
     let errors = diags.len();
-    eprint!("{}", drydock_render::diag::render(diags, sources, style.color));
+    err!("{}", drydock_render::diag::render(diags, sources, style.color));
     if errors > 1 {
-        eprintln!("{errors} errors");
+        errln!("{errors} errors");
     }
 }
 
 pub fn run(cli: Cli) -> ExitCode {
+    // Commands that change the cloud finish what they do whatever happens to their output.
+    let acts = matches!(cli.command, Command::Apply { .. } | Command::Destroy { .. } | Command::Watch(_));
+    let code = dispatch(cli);
+    if code == 0 && !acts && output_lost() {
+        1
+    } else {
+        code
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     let choice = if cli.no_color { ColorChoice::Never } else { cli.color };
     let style = Style::for_stderr(choice);
     match cli.command {
@@ -298,7 +364,11 @@ pub fn run(cli: Cli) -> ExitCode {
                     (Some(node_group), _, _) => drydock_sim::FailTarget::NodeGroup { cluster, node_group, count },
                     (_, Some(id), _) => drydock_sim::FailTarget::Instance(id),
                     (_, _, Some(z)) => drydock_sim::FailTarget::Zone(z),
-                    _ => unreachable!("clap requires one target"),
+                    // clap's required group makes this impossible; an error all the same.
+                    _ => {
+                        errln!("error: name what fails: --node-group, --instance or --zone");
+                        return 1;
+                    }
                 };
                 sim::fail(&path, target, after)
             }

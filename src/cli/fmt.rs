@@ -78,19 +78,19 @@ pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
                 .context_radius(3)
                 .header(&name, &name)
                 .to_string();
-            print!("{udiff}");
+            out!("{udiff}");
         }
         if !check && !diff {
             if let Err(e) = write_atomically(&file, &formatted) {
                 diags.push(Diagnostic::global("kcl::io", format!("cannot write {}: {}", file.display(), io_msg(&e))));
             } else {
-                println!("{}", file.display());
+                outln!("{}", file.display());
             }
         }
     }
     if check {
         for f in &changed {
-            println!("{}", f.display());
+            outln!("{}", f.display());
         }
     }
     if !diags.is_empty() {

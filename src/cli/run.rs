@@ -2,7 +2,7 @@
 //! the cloud, plan, confirm, and run the executor.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -63,7 +63,7 @@ pub struct Print {
 pub(super) fn lock(ws: &Workspace, what: &str, rt: &tokio::runtime::Runtime) -> Result<Lock, String> {
     let locked = rt.block_on(ws.lock(what))?;
     if let Some(note) = &locked.note {
-        eprintln!("{note}");
+        errln!("{note}");
     }
     Ok(locked.lock)
 }
@@ -74,15 +74,15 @@ pub(super) fn release(lock: Lock, rt: &tokio::runtime::Runtime) {
     let remote = lock.is_remote();
     if let Err(e) = rt.block_on(lock.release()) {
         if remote {
-            eprintln!("warning: the state lock was not released ({e}); its lease ends by itself");
+            errln!("warning: the state lock was not released ({e}); its lease ends by itself");
         } else {
-            eprintln!("warning: the state lock was not released ({e}); it is freed when this process exits");
+            errln!("warning: the state lock was not released ({e}); it is freed when this process exits");
         }
     }
 }
 
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {msg}");
+    errln!("error: {msg}");
     1
 }
 
@@ -152,7 +152,7 @@ pub fn plan_cmd(
         // On stderr: stdout carries the plan alone.
         let calls: u64 = providers.values().map(|p| p.stats().total()).sum();
         let groups = ws.model.node_group_count();
-        eprintln!(
+        errln!(
             "Refreshed {groups} node {} with {calls} API {} in {:.1} s.",
             if groups == 1 { "group" } else { "groups" },
             if calls == 1 { "call" } else { "calls" },
@@ -165,9 +165,9 @@ pub fn plan_cmd(
             return fail(format!("cannot write {}: {}", out.display(), config::io_msg(&e)));
         }
     }
-    print!("{}", render::render(&plan, print.format, print.color));
+    out!("{}", render::render(&plan, print.format, print.color));
     if let Some(out) = out {
-        eprintln!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
+        errln!("\nSaved the plan to {}. Apply it with: drydock apply {}", out.display(), out.display());
     }
     if detailed_exitcode && (!plan.is_empty() || !plan.drift.is_empty()) {
         2
@@ -179,7 +179,7 @@ pub fn plan_cmd(
 pub fn show_cmd(planfile: &Path, print: Print) -> ExitCode {
     match read_plan(planfile) {
         Ok(plan) => {
-            print!("{}", render::render(&plan, print.format, print.color));
+            out!("{}", render::render(&plan, print.format, print.color));
             0
         }
         Err(e) => fail(e),
@@ -190,8 +190,7 @@ pub fn show_cmd(planfile: &Path, print: Print) -> ExitCode {
 pub(super) struct Lines;
 impl Progress for Lines {
     fn line(&self, text: &str) {
-        println!("{text}");
-        let _ = std::io::stdout().flush();
+        outln!("{text}");
     }
 }
 
@@ -250,8 +249,7 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, String> {
     if !std::io::stdin().is_terminal() {
         return Err(format!("{what} needs --auto-approve when not run from a terminal"));
     }
-    print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
-    let _ = std::io::stdout().flush();
+    out!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
     Ok(line.trim() == "yes")
@@ -268,6 +266,13 @@ pub fn apply_cmd(
     let what = if destroy { "destroy" } else { "apply" };
     // A saved plan: apply exactly it, if nothing changed since.
     let (ws_path, saved) = if !destroy && is_plan_file(path) {
+        if !args.vars.vars.is_empty() || !args.vars.var_files.is_empty() {
+            // As Terraform does: a saved plan applies the values it was made with.
+            return fail(format!(
+                "--var and --var-file cannot be used with a saved plan: {} applies the values it was made with; give them to `drydock plan --out` instead",
+                path.display()
+            ));
+        }
         match read_plan(path) {
             Ok(p) => (PathBuf::from(&p.config_path), Some(p)),
             Err(e) => return fail(e),
@@ -292,7 +297,7 @@ pub fn apply_cmd(
         };
         if let Some(s) = &mut state {
             if !s.journal.is_empty() {
-                println!(
+                outln!(
                     "{} interrupted by an earlier run; the cloud is observed to settle {}.",
                     if s.journal.len() == 1 {
                         "1 operation was".to_string()
@@ -322,14 +327,14 @@ pub fn apply_cmd(
                 Err(e) => break 'locked fail(e),
             },
         };
-        print!("{}", render::plan_text(&plan));
+        out!("{}", render::plan_text(&plan));
         if plan.is_empty() {
             // Nothing to change, but the outputs are brought up to date (as after any apply).
             if !destroy {
                 if let Some(state) = state {
                     let ledger = Ledger::new(state, ws.store.clone());
                     if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
-                        eprintln!("warning: the outputs were not recorded: {e}");
+                        errln!("warning: the outputs were not recorded: {e}");
                     }
                 }
             }
@@ -339,13 +344,13 @@ pub fn apply_cmd(
             match confirm(auto_approve, what) {
                 Ok(true) => {}
                 Ok(false) => {
-                    println!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
+                    outln!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
                     break 'locked 1;
                 }
                 Err(e) => break 'locked fail(e),
             }
         }
-        println!();
+        outln!();
         let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
         let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
         let interrupted = Arc::new(AtomicBool::new(false));
@@ -367,7 +372,7 @@ pub fn apply_cmd(
             let flag = Arc::clone(&interrupted);
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
+                    errln!(
                         "\nInterrupted: letting calls in flight finish and recording them (Ctrl-C again to stop at once)."
                     );
                     flag.store(true, Ordering::SeqCst);
@@ -383,37 +388,37 @@ pub fn apply_cmd(
         }
         let failed: Vec<&drydock_apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
         if interrupted.load(Ordering::SeqCst) {
-            println!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
+            outln!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
             break 'locked 130;
         }
         if !failed.is_empty() {
-            println!();
+            outln!();
             for o in &failed {
                 if let Err(e) = &o.result {
                     if !matches!(e, ApplyError::Skipped { .. } | ApplyError::StateStopped(_)) {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                     }
                 }
             }
             if let Some(e) = ledger.write_error() {
-                eprintln!("error: the state could not be written ({e}); no further cloud change was made after that");
+                errln!("error: the state could not be written ({e}); no further cloud change was made after that");
                 let unrecorded = ledger.unrecorded();
                 if !unrecorded.is_empty() {
-                    eprintln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
+                    errln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
                     for u in unrecorded {
-                        eprintln!("  - {u}");
+                        errln!("  - {u}");
                     }
                 }
             }
             let done = outcomes.len() - failed.len();
-            println!(
+            outln!(
                 "\n{} failed: {done} of {} changes done.",
                 if destroy { "Destroy" } else { "Apply" },
                 outcomes.len()
             );
             break 'locked 1;
         }
-        println!(
+        outln!(
             "\n{} complete: {}",
             if destroy { "Destroy" } else { "Apply" },
             render::summary(&plan).trim_start_matches("Plan: ")
@@ -426,13 +431,13 @@ pub fn apply_cmd(
         }
         match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
             Ok(lines) if !lines.is_empty() => {
-                println!("\nOutputs:\n");
+                outln!("\nOutputs:\n");
                 for (name, value) in lines {
-                    println!("{name} = {value}");
+                    outln!("{name} = {value}");
                 }
             }
             Ok(_) => {}
-            Err(e) => eprintln!("warning: the outputs were not recorded: {e}"),
+            Err(e) => errln!("warning: the outputs were not recorded: {e}"),
         }
         0
     };

@@ -12,17 +12,17 @@ fn world(path: &Path) -> PathBuf {
 pub fn status(path: &Path, json: bool) -> ExitCode {
     match drydock_sim::status(world(path)) {
         Ok(s) if json => {
-            println!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
+            outln!("{}", serde_json::to_string_pretty(&s).expect("status serialises"));
             0
         }
         Ok(s) => {
-            println!("simulated time {}", drydock_config::value::format_duration(s.now_ms));
+            outln!("simulated time {}", drydock_config::value::format_duration(s.now_ms));
             if s.groups.is_empty() {
-                println!("no groups");
+                outln!("no groups");
             }
             for g in &s.groups {
                 let healthy = g.instances.iter().filter(|i| i.healthy).count();
-                println!(
+                outln!(
                     "{}  {}/{} gen {}  min {} max {} desired {}  healthy {}/{}",
                     g.name,
                     g.cluster,
@@ -35,7 +35,7 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
                     g.instances.len()
                 );
                 for i in &g.instances {
-                    println!(
+                    outln!(
                         "  {}  {}  {}  {}  {}",
                         i.id,
                         i.zone,
@@ -48,7 +48,7 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }
@@ -58,12 +58,12 @@ pub fn timeline(path: &Path) -> ExitCode {
     match drydock_sim::timeline(world(path)) {
         Ok(points) => {
             for p in points {
-                println!("{}", serde_json::to_string(&p).expect("a point serialises"));
+                outln!("{}", serde_json::to_string(&p).expect("a point serialises"));
             }
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }
@@ -73,11 +73,11 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
     if let Some(after) = after_ms {
         return match drydock_sim::schedule_fail(world(path), target, after) {
             Ok(at) => {
-                println!("failure scheduled at {}", drydock_config::value::format_duration(at));
+                outln!("failure scheduled at {}", drydock_config::value::format_duration(at));
                 0
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 1
             }
         };
@@ -85,12 +85,12 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
     match drydock_sim::fail(world(path), target) {
         Ok(ids) => {
             for id in ids {
-                println!("failed {id}");
+                outln!("failed {id}");
             }
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }
@@ -99,11 +99,11 @@ pub fn fail(path: &Path, target: drydock_sim::FailTarget, after_ms: Option<u64>)
 pub fn advance(path: &Path, ms: u64) -> ExitCode {
     match drydock_sim::advance(world(path), ms) {
         Ok(now) => {
-            println!("the simulated clock is at {}", drydock_config::value::format_duration(now));
+            outln!("the simulated clock is at {}", drydock_config::value::format_duration(now));
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }
@@ -112,15 +112,15 @@ pub fn advance(path: &Path, ms: u64) -> ExitCode {
 pub fn restore_zone(path: &Path, zone: &str) -> ExitCode {
     match drydock_sim::restore_zone(world(path), zone) {
         Ok(true) => {
-            println!("zone {zone} restored");
+            outln!("zone {zone} restored");
             0
         }
         Ok(false) => {
-            println!("zone {zone} was not down");
+            outln!("zone {zone} was not down");
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             1
         }
     }

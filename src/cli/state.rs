@@ -5,7 +5,7 @@
 //! by a whole new one), so a reader sees a whole state, the one before or the one after a
 //! concurrent write. Writing (push, migrate) takes the lock, like apply.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
@@ -188,8 +188,7 @@ pub fn force_unlock(args: ForceUnlockArgs, style: Style) -> ExitCode {
 fn pull(store: &Store, rt: &Runtime) -> Result<(), Diagnostic> {
     match rt.block_on(store.read_raw()).map_err(|e| state_error(store, e))? {
         Some(bytes) => {
-            let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&bytes).and_then(|_| out.flush());
+            out!("{}", String::from_utf8_lossy(&bytes));
             Ok(())
         }
         None => Err(Diagnostic::global("state::no_state", format!("no state at {}", store.describe()))),
@@ -390,7 +389,7 @@ fn state_error(store: &Store, e: StateError) -> Diagnostic {
 
 fn list(store: &Store, rt: &Runtime) -> Result<(), Diagnostic> {
     let Some(state) = rt.block_on(store.read()).map_err(|e| state_error(store, e))? else {
-        eprintln!("note: no state file at {}; nothing has been applied with it yet", store.describe());
+        errln!("note: no state file at {}; nothing has been applied with it yet", store.describe());
         return Ok(());
     };
     let mut out = String::new();
@@ -446,8 +445,7 @@ fn entry_json(entry: Entry<'_>) -> Result<Value, serde_json::Error> {
 /// Writes to stdout; a closed pipe (`drydock state list | head -1`) is not an error worth
 /// a panic, so write errors are ignored.
 fn print_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    out!("{text}");
 }
 
 fn confirm_and_unlock(store: &Store, id: &str, force: bool, rt: &Runtime) -> Result<(), Diagnostic> {
@@ -467,7 +465,7 @@ fn confirm_and_unlock(store: &Store, id: &str, force: bool, rt: &Runtime) -> Res
             )
             .help("pass --force to clear the lock without asking"));
         }
-        eprintln!(
+        errln!(
             "the state {} is locked by {} (pid {} on {}) for {} since {}.\n\
              if that run is still going, unlocking lets another run change the same node groups at once.\n\
              only 'yes' will be accepted to confirm.\n",
@@ -478,7 +476,7 @@ fn confirm_and_unlock(store: &Store, id: &str, force: bool, rt: &Runtime) -> Res
             info.operation,
             info.created,
         );
-        eprint!("force-unlock {id}? ");
+        err!("force-unlock {id}? ");
         let mut answer = String::new();
         if stdin.lock().read_line(&mut answer).is_err() || answer.trim() != "yes" {
             return Err(Diagnostic::global("state::confirm", "force-unlock cancelled; the lock is still held"));

@@ -18,7 +18,7 @@ pub fn run(path: &Path, vars: &VarArgs, style: Style) -> ExitCode {
     match loaded.model {
         Some(model) if loaded.diagnostics.is_empty() => {
             let groups = model.node_group_count();
-            println!(
+            outln!(
                 "Success! {} is valid: {} {}, {} node {}.",
                 path.display(),
                 model.clusters.len(),

@@ -74,13 +74,12 @@ impl Events {
             let _ = writeln!(f, "{line}");
         }
         if self.json {
-            println!("{line}");
+            outln!("{line}");
         } else {
             let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
             let at = if address.is_empty() { String::new() } else { format!("{address}: ") };
-            println!("[{event}] {at}{message}{why}");
+            outln!("[{event}] {at}{message}{why}");
         }
-        let _ = std::io::stdout().flush();
     }
 }
 

@@ -8,6 +8,9 @@ use drydock_state::State;
 
 use crate::Workspace;
 
+/// The largest saved plan `apply` and `show` read: a bound on memory, far above real plans.
+pub const MAX_PLAN_BYTES: u64 = 1 << 30;
+
 /// Whether a path names a saved plan rather than a configuration.
 pub fn is_plan_file(path: &Path) -> bool {
     path.is_file() && path.extension().is_none_or(|e| e != "kcl")
@@ -16,8 +19,8 @@ pub fn is_plan_file(path: &Path) -> bool {
 /// Reads a saved plan. The format version is checked first, so that a plan of another
 /// version is refused with what to do rather than with what failed to parse.
 pub fn read_plan(path: &Path) -> Result<Plan, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {}", path.display(), drydock_config::io_msg(&e)))?;
+    let text =
+        drydock_config::read_text(path, MAX_PLAN_BYTES).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{} is not a drydock plan: {e}", path.display()))?;
     match value.get("format_version").and_then(serde_json::Value::as_u64) {

@@ -1,0 +1,161 @@
+//! drydock used as a hostile user or a careless script would: closed and full output
+//! streams, environments that are not UTF-8, files that are not files, saved plans given
+//! extra variables. Whatever the input, the stream or the file: no panic (exit 101), a clear
+//! error, and nothing lost in the cloud or the state.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{dd, ok, quickstart};
+use serde_json::Value;
+
+fn drydock(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_drydock"));
+    c.current_dir(dir).args(args).env("DRYDOCK_SIM_CLOCK", "virtual").env("NO_COLOR", "1");
+    c
+}
+
+/// Runs with stdout (or stderr) a pipe whose reading end is already closed, as
+/// `drydock … | head -0` gives: every write fails with EPIPE.
+fn closed(mut c: Command, which: &str) -> Output {
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    match which {
+        "stdout" => drop(child.stdout.take()),
+        _ => drop(child.stderr.take()),
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs with stdout on `/dev/full`: every write fails with ENOSPC.
+fn full(mut c: Command) -> Output {
+    let devfull = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    c.stdout(Stdio::from(devfull)).stderr(Stdio::piped()).output().unwrap()
+}
+
+fn no_panic(out: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "{what} panicked: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+}
+
+fn status(d: &Path) -> Value {
+    serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap()
+}
+
+/// Read-only commands whose output cannot be written end quietly with exit code 1.
+#[test]
+fn read_only_commands_with_a_closed_or_full_stdout_end_quietly_with_1() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["plan", ".", "--out", "p.plan"]);
+    for args in [
+        &["plan", "."][..],
+        &["plan", ".", "--format", "json"],
+        &["plan", ".", "--format", "markdown"],
+        &["show", "p.plan"],
+        &["validate", "."],
+        &["fmt", ".", "--check"],
+        &["sim", "status", ".", "--json"],
+        &["--help"],
+    ] {
+        for out in [closed(drydock(d, args), "stdout"), full(drydock(d, args))] {
+            no_panic(&out, &format!("{args:?}"));
+            // Help and a clean fmt --check print nothing that matters on stdout...
+            if args != ["--help"] && args[0] != "fmt" && args[0] != "validate" {
+                assert_eq!(out.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+        }
+    }
+    // An error to a closed stderr: still exit 1, no panic.
+    std::fs::write(d.join("broken.kcl"), "locals {\n  x = var.nope\n}\n").unwrap();
+    let out = closed(drydock(d, &["validate", "."]), "stderr");
+    no_panic(&out, "validate with a closed stderr");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// `apply | head` must not leave a rollout half-done: apply carries on without printing,
+/// finishes, records everything, and exits with the code of what it did.
+#[test]
+fn apply_with_a_closed_stdout_finishes_the_rollout() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let out = closed(drydock(d, &["apply", ".", "--auto-approve", "--var", "worker_image=img-2"]), "stdout");
+    no_panic(&out, "apply with a closed stdout");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = status(d);
+    let workers: Vec<&Value> =
+        s["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "workers").collect();
+    assert_eq!(workers.len(), 1, "the old generation is gone: {s}");
+    let live: Vec<&Value> = workers[0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "running" || i["state"] == "pending")
+        .collect();
+    assert!(!live.is_empty() && live.iter().all(|i| i["image"] == "img-2"), "{s}");
+    assert!(ok(d, &["plan", ".", "--var", "worker_image=img-2"]).contains("No changes."));
+
+    // Destroy with a full stdout, the same.
+    let out = full(drydock(d, &["destroy", ".", "--auto-approve"]));
+    no_panic(&out, "destroy with a full stdout");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(status(d)["groups"].as_array().unwrap().is_empty());
+}
+
+/// An environment variable that is not UTF-8 (any one, not only drydock's) breaks nothing;
+/// a DRYDOCK_VAR_ value that is not UTF-8 is an error that says so.
+#[test]
+fn an_environment_that_is_not_utf8() {
+    let dir = quickstart();
+    let d = dir.path();
+    let bad = OsStr::from_bytes(b"caf\xe9");
+    for (name, args) in [("X", &["validate", "."][..]), ("LANG", &["plan", "."]), ("HOME", &["sim", "status", "."])] {
+        let out = drydock(d, args).env(name, bad).output().unwrap();
+        no_panic(&out, name);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = drydock(d, &["validate", "."]).env("DRYDOCK_VAR_worker_image", bad).output().unwrap();
+    no_panic(&out, "DRYDOCK_VAR_");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Paths that name no regular file are refused at once with what they are, never read.
+#[test]
+fn files_that_are_not_files() {
+    let dir = quickstart();
+    let d = dir.path();
+    for args in [&["show", "/dev/zero"][..], &["validate", "/dev/zero"], &["plan", ".", "--var-file", "/dev/zero"]] {
+        let out = dd(d, args);
+        no_panic(&out, &format!("{args:?}"));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+    }
+    std::fs::write(d.join("user.kcl"), "locals {\n  x = file(\"/dev/zero\")\n}\n").unwrap();
+    let out = dd(d, &["validate", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+}
+
+/// A saved plan applies the values it was made with: --var or --var-file beside it is an
+/// error, as in Terraform, and nothing is applied.
+#[test]
+fn variables_given_with_a_saved_plan_are_refused() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["plan", ".", "--out", "p.plan"]);
+    std::fs::write(d.join("x.kclvars"), "worker_image = \"img-9\"\n").unwrap();
+    for args in
+        [&["apply", "p.plan", "--var", "worker_image=img-9"][..], &["apply", "p.plan", "--var-file", "x.kclvars"]]
+    {
+        let out = dd(d, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with a saved plan"));
+    }
+    assert!(status(d)["groups"].as_array().unwrap().is_empty(), "nothing was applied");
+    ok(d, &["apply", "p.plan"]);
+}
