@@ -956,7 +956,7 @@ impl<'s> Evaluator<'s> {
             "base64encode" => Ok(Value::String(base64::engine::general_purpose::STANDARD.encode(string(0)?))),
             "sha256" => {
                 let digest = sha2::Sha256::digest(string(0)?.as_bytes());
-                Ok(Value::String(digest.iter().map(|b| format!("{b:02x}")).collect()))
+                Ok(Value::String(hex::encode(digest)))
             }
             "tostring" => match &vals[0] {
                 Value::Null => Ok(Value::Null),

@@ -268,9 +268,7 @@ pub struct PlanError {
 
 /// The ownership tag values of a cluster and a node group: `demo`, `fleet["eu"]`; `workers`.
 pub fn owner_names(cluster: &Cluster, ng: &NodeGroup) -> (String, String) {
-    let c = cluster.address.trim_start_matches("cluster.").to_string();
-    let g = ng.address.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
-    (c, g)
+    (cluster.owner_name().to_string(), ng.owner_name().to_string())
 }
 
 /// The provider's view of a node group's replacement-forcing spec.

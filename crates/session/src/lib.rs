@@ -150,7 +150,7 @@ pub fn config_digest(sources: &Sources) -> String {
         h.update(f.text.as_bytes());
         h.update([0]);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// The directory of a configuration (a directory itself, or a file's directory; `.` for a

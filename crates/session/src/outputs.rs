@@ -53,11 +53,7 @@ pub async fn record_outputs(
             // A sensitive output is kept as a digest: the state file is not where secrets live.
             let value = if o.sensitive {
                 // The first 6 bytes: 12 hex digits.
-                let digest: String = sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())
-                    .iter()
-                    .take(6)
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let digest = hex::encode(&sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())[..6]);
                 serde_json::Value::String(format!("(sensitive: sha256 {digest})"))
             } else {
                 o.value.to_json()
