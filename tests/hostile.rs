@@ -159,3 +159,42 @@ fn variables_given_with_a_saved_plan_are_refused() {
     assert!(status(d)["groups"].as_array().unwrap().is_empty(), "nothing was applied");
     ok(d, &["apply", "p.plan"]);
 }
+
+/// Files that may hold secrets are private to their owner from their creation: the saved
+/// plan (it holds user data for the executor), watch's event log, the sim's world, the state.
+#[test]
+fn files_that_may_hold_secrets_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["plan", ".", "--out", "p.plan"]);
+    ok(d, &["apply", "p.plan"]);
+    ok(d, &["watch", ".", "--once"]);
+    for f in ["p.plan", ".drydock/watch.log", ".drydock/sim-world.json", "drydock.state.json"] {
+        let mode = std::fs::metadata(d.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}: {mode:o}");
+    }
+}
+
+/// Errors that used to vanish: a watch log that cannot be written, a zero interval, a zone
+/// outage in a zone no group uses.
+#[test]
+fn errors_are_reported_not_swallowed() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    std::fs::create_dir(d.join("logdir")).unwrap();
+    for log in ["logdir", "/proc/nope/watch.log"] {
+        let out = dd(d, &["watch", ".", "--once", "--log", log]);
+        assert_eq!(out.status.code(), Some(1), "--log {log}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("event log"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let out = dd(d, &["watch", ".", "--once", "--interval", "0s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("longer than 0s"));
+    let out = dd(d, &["sim", "fail", ".", "--zone", "zone-nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no group of the simulated cloud uses zone zone-nowhere") && err.contains("zone-a"), "{err}");
+    ok(d, &["sim", "fail", ".", "--zone", "zone-a"]);
+}

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::{report, ExitCode, Style, VarArgs};
 use drydock_apply::{ApplyError, Executor, Ledger, Progress};
-use drydock_config as config;
 use drydock_plan::Plan;
 use drydock_render as render;
 use drydock_session::saved::{check_saved, is_plan_file, read_plan};
@@ -161,8 +160,9 @@ pub fn plan_cmd(
     }
     if let Some(out) = out {
         let json = serde_json::to_string_pretty(&plan).expect("a plan serialises");
-        if let Err(e) = std::fs::write(out, json + "\n") {
-            return fail(format!("cannot write {}: {}", out.display(), config::io_msg(&e)));
+        // A saved plan holds what the executor needs, secrets included: created 0600.
+        if let Err(e) = drydock_fsutil::write_atomically(out, (json + "\n").as_bytes(), 0o600) {
+            return fail(e);
         }
     }
     out!("{}", render::render(&plan, print.format, print.color));

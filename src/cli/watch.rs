@@ -47,7 +47,8 @@ pub struct WatchArgs {
 fn parse_interval(s: &str) -> Result<u64, String> {
     match drydock_syntax::parse_duration(s) {
         Some(ms) if ms > 0 => Ok(ms),
-        _ => Err(format!("{s:?} is not a duration like 30s or 5m")),
+        Some(_) => Err("the interval must be longer than 0s".to_string()),
+        None => Err(format!("{s:?} is not a duration like 30s or 5m")),
     }
 }
 
@@ -110,10 +111,28 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
     }
     let dir = drydock_session::config_dir(&args.path);
     let log_path = args.log.clone().unwrap_or_else(|| dir.join(".drydock").join("watch.log"));
-    if let Some(parent) = log_path.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).ok();
+    // The log may hold what drift showed: private to its owner (created 0600). A log that
+    // cannot be opened is an error before anything is watched, not events silently lost.
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        if let Some(parent) = log_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Err(e) = std::fs::create_dir_all(parent) {
+                errln!(
+                    "error: cannot create the event log's folder {}: {}",
+                    parent.display(),
+                    drydock_config::io_msg(&e)
+                );
+                return 1;
+            }
+        }
+        match std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&log_path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                errln!("error: cannot open the event log {}: {}", log_path.display(), drydock_config::io_msg(&e));
+                return 1;
+            }
+        }
+    };
     let mut events = Events { json: args.json, log, round: 0, now_ms: 0 };
     // When each instance was first seen unhealthy (on the provider's clock), kept across runs
     // in `.drydock/watch-unhealthy.json`, so that `watch --once` from cron, or a restarted

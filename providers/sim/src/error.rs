@@ -30,6 +30,8 @@ pub enum SimError {
     NoSuchInstance(String),
     #[error("no running instance to fail in node group {0}")]
     NothingToFail(String),
+    #[error("no group of the simulated cloud uses zone {zone}; its zones are {known}")]
+    UnknownZone { zone: String, known: String },
     #[error("the simulated cloud runs on the real clock, whose time cannot be moved; use DRYDOCK_SIM_CLOCK=virtual")]
     RealClock,
     #[error("the sim world's worker thread failed: {0}")]
@@ -48,7 +50,9 @@ impl From<SimError> for ProviderError {
     fn from(e: SimError) -> ProviderError {
         let kind = match e {
             SimError::Io { .. } => ErrorKind::Unavailable,
-            SimError::NoSuchInstance(_) | SimError::NothingToFail(_) => ErrorKind::NotFound,
+            SimError::NoSuchInstance(_) | SimError::NothingToFail(_) | SimError::UnknownZone { .. } => {
+                ErrorKind::NotFound
+            }
             SimError::InvalidClockMode(_) | SimError::RealClock => ErrorKind::InvalidInput,
             SimError::Corrupt { .. } | SimError::UnsupportedVersion { .. } | SimError::Worker(_) => ErrorKind::Other,
         };

@@ -637,6 +637,17 @@ impl World {
                 candidates
             }
             FailTarget::Zone(zone) => {
+                // A zone no group uses is a typo, not an outage worth simulating.
+                let known: std::collections::BTreeSet<String> =
+                    self.groups.values().flat_map(|g| g.settings.subnets.iter().map(|s| zone_of(s))).collect();
+                if !known.contains(zone) {
+                    let known = if known.is_empty() {
+                        "none (no group exists)".to_string()
+                    } else {
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    };
+                    return Err(SimError::UnknownZone { zone: zone.clone(), known });
+                }
                 self.zones_down.insert(zone.clone());
                 let mut crashed = Vec::new();
                 for instance in self.instances_mut() {
