@@ -209,7 +209,8 @@ fn an_edited_saved_plan_is_refused_before_any_cloud_call() {
     ok(d, &["plan", ".", "--out", "p.plan"]);
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("p.plan")).unwrap()).unwrap();
     let workers = plan["changes"].as_array().unwrap().iter().position(|c| c["name"] == "workers").unwrap();
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "hashes to generation",
             Box::new(move |p: &mut Value| {
