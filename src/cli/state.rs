@@ -223,42 +223,38 @@ fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration, rt
 
 /// `state push` under the lock.
 fn push_locked(store: &Store, file: &Path, mut pushed: State, force: bool, rt: &Runtime) -> Result<(), Diagnostic> {
+    use drydock_state::moving::{self, Push, PushRefused};
     let current = rt.block_on(store.read()).map_err(|e| state_error(store, e))?;
-    if let Some(cur) = &current {
-        let refuse = |why: String| {
-            Diagnostic::global("state::push_refused", format!("{why}; nothing was pushed"))
-                .help("pass --force to push it anyway (the serial written is then one past the state's)")
-        };
-        if cur.lineage != pushed.lineage && !force {
-            return Err(refuse(format!(
-                "{} is of lineage {}, the state at {} of lineage {}: it is another infrastructure's state",
+    let refuse = |why: String| {
+        Diagnostic::global("state::push_refused", format!("{why}; nothing was pushed"))
+            .help("pass --force to push it anyway (the serial written is then one past the state's)")
+    };
+    match moving::push(current.as_ref(), &pushed, force) {
+        Ok(Push::AlreadyThere { serial }) => {
+            print_stdout(&format!(
+                "{} is already the state at {} (serial {serial}); nothing to do.\n",
                 file.display(),
-                pushed.lineage,
                 store.describe(),
-                cur.lineage
-            )));
+            ));
+            return Ok(());
         }
-        if pushed.serial <= cur.serial {
-            let same = drydock_state::format::to_value(cur) == drydock_state::format::to_value(&pushed);
-            if same {
-                print_stdout(&format!(
-                    "{} is already the state at {} (serial {}); nothing to do.\n",
-                    file.display(),
-                    store.describe(),
-                    cur.serial
-                ));
-                return Ok(());
-            }
-            if !force {
-                return Err(refuse(format!(
-                    "{} has serial {}, the state at {} has serial {}: pushing it would go back in time",
-                    file.display(),
-                    pushed.serial,
-                    store.describe(),
-                    cur.serial
-                )));
-            }
-            pushed.serial = cur.serial + 1;
+        Ok(Push::Write { serial }) => pushed.serial = serial,
+        Err(PushRefused::OtherLineage { pushed, stored }) => {
+            return Err(refuse(format!(
+                "{} is of lineage {pushed}, the state at {} of lineage {stored}: it is another infrastructure's state",
+                file.display(),
+                store.describe(),
+            )))
+        }
+        Err(PushRefused::Older { pushed, stored }) => {
+            return Err(refuse(format!(
+                "{} has serial {pushed}, the state at {} has serial {stored}: pushing it would go back in time",
+                file.display(),
+                store.describe(),
+            )))
+        }
+        Err(PushRefused::SerialExhausted(serial)) => {
+            return Err(state_error(store, StateError::SerialExhausted(serial)));
         }
     }
     rt.block_on(store.write_as_is(&pushed)).map_err(|e| state_error(store, e))?;
@@ -323,30 +319,31 @@ fn migrate_locked(at: &Located, from: &Store, force: bool, rt: &Runtime) -> Resu
     let Some(state) = rt.block_on(from.read()).map_err(|e| state_error(from, e))? else {
         return Err(err(format!("there is no state at {} to migrate", from.describe())));
     };
-    match rt.block_on(to.read()).map_err(|e| state_error(to, e))? {
-        Some(there) if there.lineage != state.lineage && !force => {
+    use drydock_state::moving::{self, Migrate, MigrateRefused};
+    let there = rt.block_on(to.read()).map_err(|e| state_error(to, e))?;
+    match moving::migrate(&state, there.as_ref(), force) {
+        Err(MigrateRefused::OtherLineage { lineage, serial }) => {
             return Err(err(format!(
-                "{} already holds a state of another lineage ({}, serial {}); nothing was moved",
+                "{} already holds a state of another lineage ({lineage}, serial {serial}); nothing was moved",
                 to.describe(),
-                there.lineage,
-                there.serial
             ))
             .help("pass --force to replace it with the migrated state"))
         }
-        Some(there) if there.lineage == state.lineage && there.serial >= state.serial => {
+        Err(MigrateRefused::SerialExhausted(serial)) => {
+            return Err(state_error(to, StateError::SerialExhausted(serial)));
+        }
+        Ok(Migrate::Keep { there }) => {
             print_stdout(&format!(
-                "{} already holds this state at serial {} (the source is at {}); it is kept.\n",
+                "{} already holds this state at serial {there} (the source is at {}); it is kept.\n",
                 to.describe(),
-                there.serial,
                 state.serial
             ));
         }
-        Some(there) => {
+        Ok(Migrate::Write { serial }) => {
             let mut moved = state.clone();
-            moved.serial = moved.serial.max(there.serial + 1);
+            moved.serial = serial;
             rt.block_on(to.write_as_is(&moved)).map_err(|e| state_error(to, e))?;
         }
-        None => rt.block_on(to.write_as_is(&state)).map_err(|e| state_error(to, e))?,
     }
     backend::write_record(&at.config_dir, &at.record).map_err(err)?;
     print_stdout(&format!(
