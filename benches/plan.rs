@@ -63,6 +63,7 @@ fn child(n: usize) {
             config_digest: String::new(),
             config_path: "fleet.kcl".into(),
             destroy: false,
+            refreshed: true,
             now_ms: BTreeMap::new(),
         }
     }

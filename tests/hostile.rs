@@ -250,3 +250,28 @@ fn an_edited_saved_plan_is_refused_before_any_cloud_call() {
     }
     ok(d, &["apply", "p.plan"]);
 }
+
+/// Without an observation the planner does not guess the desired capacity the autoscaler
+/// owns: `--refresh=false` refuses a rollout of such a node group instead of planning waves
+/// from `min` (which removed more nodes than the plan's floor showed).
+#[test]
+fn no_rollout_of_an_autoscaled_group_is_planned_without_a_refresh() {
+    let dir = quickstart();
+    let d = dir.path();
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    assert!(kcl.contains("desired       = 4"));
+    std::fs::write(d.join("cluster.kcl"), kcl.replace("desired       = 4", "")).unwrap();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    for args in [
+        &["plan", ".", "--refresh=false", "--var", "worker_image=img-9"][..],
+        &["apply", ".", "--refresh=false", "--auto-approve", "--var", "worker_image=img-9"],
+    ] {
+        let out = dd(d, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("needs the cloud's count"), "{args:?}: {err}");
+    }
+    // Settings in place need no count, and with a refresh the rollout is planned.
+    ok(d, &["plan", ".", "--refresh=false"]);
+    assert!(ok(d, &["plan", ".", "--var", "worker_image=img-9"]).contains("will be rolled out"));
+}

@@ -331,6 +331,7 @@ fn input<'a>(
         config_digest: "d1g35t".into(),
         config_path: "fleet".into(),
         destroy: false,
+        refreshed: true,
         now_ms: BTreeMap::new(),
     }
 }

@@ -125,6 +125,7 @@ fn plan_for(dir: &Path, provider: &Arc<dyn Provider>) -> Plan {
         config_digest: "digest".into(),
         config_path: dir.display().to_string(),
         destroy: false,
+        refreshed: true,
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     drydock_plan::plan(&input).unwrap()

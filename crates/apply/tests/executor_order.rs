@@ -266,6 +266,7 @@ impl Cloud {
             config_digest: "digest".into(),
             config_path: self.dir.path().display().to_string(),
             destroy,
+            refreshed: true,
             now_ms: BTreeMap::from([("sim".to_string(), self.sim.clock().now_ms())]),
         };
         drydock_plan::plan(&input).unwrap()

@@ -255,6 +255,9 @@ pub struct PlanInput<'a> {
     pub config_digest: String,
     pub config_path: String,
     pub destroy: bool,
+    /// Whether `observed` is the cloud as observed now; `false` for `plan --refresh=false`,
+    /// where it is the state's description of it ([`observed_from_state`]).
+    pub refreshed: bool,
     /// Per provider reference, the time now on its clock: how long an instance has been
     /// pending is drift once it exceeds the node group's `health.startup_timeout`.
     pub now_ms: BTreeMap<String, u64>,
@@ -788,6 +791,14 @@ fn plan_node_group(
         return Ok(Some(change));
     }
     // A rollout: the old generations' instances are replaced by the target's.
+    if !input.refreshed && ng.role == Role::Worker && s.desired.is_none() {
+        // The autoscaler owns desired inside min..max and only the cloud knows it now: waves
+        // planned from a guess could remove more nodes than the plan's floor shows.
+        return Err(PlanError {
+            address: ng.address.clone(),
+            message: "a rollout of a node group whose desired capacity the autoscaler owns needs the cloud's count: plan with a refresh (without --refresh=false), or pin `desired`".into(),
+        });
+    }
     let recorded_before =
         state_ng.and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()));
     change.reasons = match recorded_before {

@@ -141,6 +141,7 @@ fn input<'a>(model: &'a Model, world: &'a World, destroy: bool, boot: &'a BTreeM
         config_digest: "digest".into(),
         config_path: "main.kcl".into(),
         destroy,
+        refreshed: true,
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     }
 }

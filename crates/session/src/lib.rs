@@ -238,6 +238,7 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         config_digest: ws.digest.clone(),
         config_path: ws.config_path.display().to_string(),
         destroy,
+        refreshed: ws.refresh,
         now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
     let plan = drydock_plan::plan(&input).map_err(|errs| {
