@@ -187,6 +187,8 @@ fn an_image_that_never_gets_healthy_halts_the_rollout_with_old_capacity_intact()
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rollout halted: new nodes were not healthy after 10m"), "{stderr}");
+    let both = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(both.matches("rollout halted").count(), 1, "the error is reported once:\n{both}");
     assert!(stderr.contains("running but failing its health check"), "{stderr}");
     assert!(stderr.contains("the old generation still runs 4 nodes"), "{stderr}");
     let s = status(d);

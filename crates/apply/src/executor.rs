@@ -318,8 +318,10 @@ impl Executor {
             match running.join_next().await {
                 Some(Ok(outcome)) => {
                     in_flight -= 1;
-                    if let Err(e) = &outcome.result {
-                        self.progress.line(&format!("error: {e}"));
+                    // The error itself is the caller's to report (once, with the others);
+                    // progress only says that the change stopped.
+                    if outcome.result.is_err() {
+                        self.progress.line(&format!("{}: failed", outcome.address));
                     }
                     done.insert(outcome.address.clone(), outcome.result.is_ok());
                     outcomes.push(outcome);
@@ -336,7 +338,7 @@ impl Executor {
                         Err(e) => e.to_string(),
                     };
                     let e = ApplyError::Panicked { address: address.clone(), message };
-                    self.progress.line(&format!("error: {e}"));
+                    self.progress.line(&format!("{address}: failed"));
                     done.insert(address.clone(), false);
                     outcomes.push(Outcome { address, result: Err(e) });
                 }
