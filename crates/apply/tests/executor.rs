@@ -102,6 +102,8 @@ struct Run {
     outcomes: Vec<Outcome>,
     /// State writes attempted after the failed one.
     writes_after_failure: usize,
+    /// State writes the store accepted.
+    writes: usize,
     ledger: Arc<Ledger>,
     observed: Observed,
 }
@@ -148,7 +150,8 @@ fn apply(plan: &Plan, provider: Arc<dyn Provider>, writes: usize) -> Run {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let outcomes = rt.block_on(Arc::clone(&executor).run(plan));
     let observed = rt.block_on(provider.observe(&plan.lineage)).unwrap();
-    Run { outcomes, writes_after_failure: objects.after.load(Ordering::SeqCst), ledger, observed }
+    let writes = writes - objects.budget.load(Ordering::SeqCst);
+    Run { outcomes, writes_after_failure: objects.after.load(Ordering::SeqCst), writes, ledger, observed }
 }
 
 /// The ledger's state after a run (the run's runtime is gone: any will do).
@@ -195,25 +198,11 @@ fn every_change_applies_when_the_state_can_be_written() {
 #[test]
 fn a_failed_state_write_stops_every_further_mutation() {
     let total = {
+        // Count the writes of a whole run: a store with room for them all.
         let dir = tempfile::tempdir().unwrap();
         let provider = sim(dir.path());
         let plan = plan_for(dir.path(), &provider);
-        // Count the writes of a whole run: a store with room for them all, then look.
-        let objects = Arc::new(Faulty::new(usize::MAX));
-        let store = Store::Remote(Arc::new(RemoteStore::new(objects.clone(), "state", Arc::new(|| 0))));
-        let ledger = Arc::new(Ledger::new(State::new(plan.lineage.clone()), store));
-        let executor = Arc::new(Executor {
-            providers: BTreeMap::from([("sim".to_string(), provider)]),
-            budgets: Default::default(),
-            ledger: Arc::clone(&ledger),
-            progress: Arc::new(Lines::default()),
-            parallelism: 1,
-            interrupted: Arc::new(AtomicBool::new(false)),
-            lineage: plan.lineage.clone(),
-        });
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(Arc::clone(&executor).run(&plan));
-        usize::MAX - objects.budget.load(Ordering::SeqCst)
+        apply(&plan, provider, usize::MAX).writes
     };
     assert!(total >= 9, "a create of three node groups writes the state at least 9 times, wrote {total}");
     let mut stopped_with_unrecorded = 0;
