@@ -290,6 +290,8 @@ pub fn apply_cmd(
         Err(e) => return fail(e),
     };
     // Everything under the lock; it is given back whatever the outcome.
+    // The run's ledger, whose journal is folded into the state when the run ends.
+    let mut ledger_used: Option<Arc<Ledger>> = None;
     let code = 'locked: {
         let mut state = match rt.block_on(ws.store.read()) {
             Ok(s) => s,
@@ -330,9 +332,11 @@ pub fn apply_cmd(
         out!("{}", render::plan_text(&plan));
         if plan.is_empty() {
             // Nothing to change, but the outputs are brought up to date (as after any apply).
-            if !destroy {
-                if let Some(state) = state {
-                    let ledger = Ledger::new(state, ws.store.clone());
+            // (A journal left by an interrupted run is folded into the state all the same.)
+            if let Some(state) = state {
+                let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+                ledger_used = Some(Arc::clone(&ledger));
+                if !destroy {
                     if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
                         errln!("warning: the outputs were not recorded: {e}");
                     }
@@ -353,6 +357,7 @@ pub fn apply_cmd(
         outln!();
         let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
         let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+        ledger_used = Some(Arc::clone(&ledger));
         let interrupted = Arc::new(AtomicBool::new(false));
         let bars = std::io::stdout().is_terminal().then(|| Arc::new(Bars::new()));
         let progress: Arc<dyn Progress> = match &bars {
@@ -424,7 +429,7 @@ pub fn apply_cmd(
             render::summary(&plan).trim_start_matches("Plan: ")
         );
         if destroy {
-            if let Err(e) = rt.block_on(ledger.update(|s| s.outputs.clear())) {
+            if let Err(e) = rt.block_on(ledger.update(drydock_state::journal::Touch::Outputs, |s| s.outputs.clear())) {
                 break 'locked fail(e);
             }
             break 'locked 0;
@@ -441,8 +446,22 @@ pub fn apply_cmd(
         }
         0
     };
+    if let Some(ledger) = ledger_used {
+        close(&ledger, &rt);
+    }
     release(lock, &rt);
     code
+}
+
+/// Folds a run's journal into the state. A failure loses nothing (the journal stays and is
+/// replayed by the next read), so it is only a warning.
+pub(super) fn close(ledger: &Ledger, rt: &tokio::runtime::Runtime) {
+    if ledger.write_error().is_some() {
+        return;
+    }
+    if let Err(e) = rt.block_on(ledger.close()) {
+        errln!("warning: the state journal was not folded into the state file ({e}); the next run reads it");
+    }
 }
 
 /// Records the outputs after an apply (see `session::outputs`).

@@ -254,6 +254,7 @@ fn round(
             _ => break 'locked,
         };
         let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
+        let closing = Arc::clone(&ledger);
         let progress: Arc<dyn Progress> = if args.json { Arc::new(Quiet) } else { Arc::new(Lines) };
         let executor = Arc::new(Executor {
             providers,
@@ -282,6 +283,7 @@ fn round(
                 Err(e) => events.emit("error", &r.address, &e.to_string(), None),
             }
         }
+        super::run::close(&closing, rt);
     }
     release(lock, rt);
 }

@@ -21,6 +21,7 @@ use drydock_provider::{
 use drydock_model::Role;
 use drydock_plan::{Action, ActionKind, Change, ClusterRecord, Plan, Target, TargetGroup};
 use drydock_state::backend::Store;
+use drydock_state::journal::{self, Touch};
 use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State, BOOT_SAMPLES};
 
 /// How often health is polled, on the provider's clock.
@@ -88,11 +89,16 @@ pub trait Progress: Send + Sync {
     fn line(&self, text: &str);
 }
 
-/// The state as the apply changes it, written to disk after every step.
+/// The state as the apply changes it, each step made durable before the apply goes on.
 ///
-/// A write that fails poisons the ledger: every later [`Ledger::update`] fails without
-/// writing, and since every cloud mutation is journalled through it first, no further
-/// mutation is made. Mutations already made whose outcome could not be written are listed by
+/// Every update names what it touches ([`Touch`]); the ledger reads the new values of those
+/// from the state after the step and commits them as one write-ahead journal record
+/// (`drydock_state::journal`), so a step costs the size of what it changed, not of the state.
+/// The store folds the journal into the state file every so often and at [`Ledger::close`].
+///
+/// A write that fails poisons the ledger: every later update fails without writing, and
+/// since every cloud mutation is journalled through it first, no further mutation is made.
+/// Mutations already made whose outcome could not be written are listed by
 /// [`Ledger::unrecorded`]; the journal entries written before them stay in the stored state,
 /// so the next run observes the cloud and converges.
 ///
@@ -121,9 +127,15 @@ impl Ledger {
         self.state.into_inner()
     }
 
-    /// The state as it is now (waiting for a write in progress).
+    /// The state as it is now (waiting for a write in progress). A copy of the whole state:
+    /// for the end of a run; during one, [`Ledger::read`] what is needed.
     pub async fn snapshot(&self) -> State {
         self.state.lock().await.clone()
+    }
+
+    /// Reads from the state as it is now (waiting for a write in progress).
+    pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&*self.state.lock().await)
     }
 
     fn failure(&self) -> std::sync::MutexGuard<'_, Failure> {
@@ -140,14 +152,34 @@ impl Ledger {
         self.failure().unrecorded.clone()
     }
 
-    /// Applies `f` to the state and writes it. After a failed write nothing more is written
-    /// (and `f` is not applied): the apply is stopping.
-    pub async fn update(&self, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
-        self.update_as(None, f).await
+    /// Applies `f`, which changes only what `touch` names, to the state and commits it. After
+    /// a failed write nothing more is written (and `f` is not applied): the apply is stopping.
+    pub async fn update(&self, touch: Touch, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+        self.commit(None, Some(touch), |s| {
+            f(s);
+            vec![]
+        })
+        .await
     }
 
-    /// [`Ledger::update`], naming what a failed write leaves unrecorded.
-    async fn update_as(&self, what: Option<String>, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+    /// Folds the journal into the state file (the end of a run). A failure leaves the journal,
+    /// which the next read replays: nothing is lost.
+    pub async fn close(&self) -> Result<(), ApplyError> {
+        let s = self.state.lock().await;
+        if let Some(e) = self.write_error() {
+            return Err(ApplyError::StateStopped(e));
+        }
+        self.store.compact(&s).await.map_err(|e| ApplyError::State(e.to_string()))
+    }
+
+    /// Applies `f` (which changes only what `touch` names, and returns any further changes it
+    /// made) and commits the step, naming in `what` what a failed write leaves unrecorded.
+    async fn commit(
+        &self,
+        what: Option<String>,
+        touch: Option<Touch>,
+        f: impl FnOnce(&mut State) -> Vec<journal::Change>,
+    ) -> Result<(), ApplyError> {
         // Held until the write is done (and past its crash point): writes stay in order. A
         // failed write is recorded before the state is let go, so an update that waited for
         // it sees it here.
@@ -155,8 +187,22 @@ impl Ledger {
         if let Some(e) = self.write_error() {
             return Err(ApplyError::StateStopped(e));
         }
-        f(&mut s);
-        if let Err(e) = self.store.write(&mut s).await {
+        #[cfg(debug_assertions)]
+        let before = s.clone();
+        let mut changes = f(&mut s);
+        changes.extend(touch.iter().map(|t| journal::Change::of(&s, t)));
+        // In debug builds (every test), check that the record says everything the step did:
+        // replaying it onto the state before gives the state after.
+        #[cfg(debug_assertions)]
+        {
+            let mut replayed = before;
+            for c in changes.clone() {
+                c.apply(&mut replayed);
+            }
+            replayed.serial = s.serial;
+            assert!(replayed == *s, "a ledger step changed more than it names ({touch:?})");
+        }
+        if let Err(e) = self.store.commit(&mut s, changes).await {
             let mut failure = self.failure();
             let first = failure.error.get_or_insert_with(|| e.to_string()).clone();
             failure.unrecorded.extend(what);
@@ -177,38 +223,42 @@ impl Ledger {
     ) -> Result<u64, ApplyError> {
         let mut id = 0;
         // A failed write here means the mutation is not made: nothing to report.
-        self.update(|s| {
+        self.commit(None, None, |s| {
             s.journal_seq += 1;
             id = s.journal_seq;
-            s.journal.push(JournalEntry {
+            let entry = JournalEntry {
                 id,
                 op: op.to_string(),
                 address: address.to_string(),
                 group: group.to_string(),
                 detail,
                 started_at_ms: now_ms,
-            });
+            };
+            s.journal.push(entry.clone());
+            vec![journal::Change::Begin(entry)]
         })
         .await?;
         Ok(id)
     }
 
-    /// Settles a journalled mutation: applies what it changed to the state and drops the entry.
-    async fn settle(&self, id: u64, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
+    /// Settles a journalled mutation: applies what it changed (only what `touch` names) to
+    /// the state and drops the entry.
+    async fn settle(&self, id: u64, touch: Option<Touch>, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
         let what = self
-            .state
-            .lock()
-            .await
-            .journal
-            .iter()
-            .find(|j| j.id == id)
-            .map(|j| format!("{} {} ({})", j.op, j.group, j.address));
-        self.update_as(what, |s| {
+            .read(|s| s.journal.iter().find(|j| j.id == id).map(|j| format!("{} {} ({})", j.op, j.group, j.address)))
+            .await;
+        self.commit(what, touch, |s| {
             f(s);
             s.journal.retain(|j| j.id != id);
+            vec![journal::Change::Settle(id)]
         })
         .await
     }
+}
+
+/// What a step on change `c`'s node group touches.
+fn touch(c: &Change) -> Touch {
+    Touch::NodeGroup { cluster: c.cluster.clone(), address: c.address.clone() }
 }
 
 pub struct Executor {
@@ -359,7 +409,7 @@ impl Executor {
 
     async fn record_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
         self.ledger
-            .update(|s| {
+            .update(Touch::Clusters, |s| {
                 for c in plan.clusters.iter().filter(|c| c.keep) {
                     s.clusters.entry(c.address.clone()).or_insert_with(|| ClusterState {
                         name: c.name.clone(),
@@ -376,12 +426,11 @@ impl Executor {
     async fn forget_clusters(&self, plan: &Plan) -> Result<(), ApplyError> {
         let empty =
             |s: &State, c: &&ClusterRecord| s.clusters.get(&c.address).is_some_and(|cs| cs.node_groups.is_empty());
-        let snapshot = self.ledger.snapshot().await;
-        if !plan.clusters.iter().filter(|c| !c.keep).any(|c| empty(&snapshot, &c)) {
+        if !self.ledger.read(|s| plan.clusters.iter().filter(|c| !c.keep).any(|c| empty(s, &c))).await {
             return Ok(());
         }
         self.ledger
-            .update(|s| {
+            .update(Touch::Clusters, |s| {
                 let gone: Vec<String> = plan
                     .clusters
                     .iter()
@@ -410,15 +459,13 @@ impl Executor {
         // before it could record them) are adopted into the state first.
         if let Some(t) = c.target() {
             let existing: Vec<&str> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.as_str()).collect();
-            let snapshot = self.ledger.snapshot().await;
-            let recorded = |name: &str| {
-                snapshot
-                    .node_group(&c.cluster, &c.address)
+            let recorded = |s: &State, name: &str| {
+                s.node_group(&c.cluster, &c.address)
                     .is_some_and(|ng| ng.generations.iter().any(|g| g.groups.iter().any(|n| n == name)))
             };
-            if existing.iter().any(|n| !recorded(n)) {
+            if self.ledger.read(|s| existing.iter().any(|n| !recorded(s, n))).await {
                 self.ledger
-                    .update(|s| {
+                    .update(touch(c), |s| {
                         for name in &existing {
                             record_group(s, c, t, name);
                         }
@@ -470,11 +517,11 @@ impl Executor {
         p.create_group(&req).await.map_err(Self::err(c))?;
         crash_point();
         self.progress.line(&format!("{}: created group {name}", c.address));
-        self.ledger.settle(id, |s| record_group(s, c, t, name)).await
+        self.ledger.settle(id, Some(touch(c)), |s| record_group(s, c, t, name)).await
     }
 
     async fn create(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
-        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true).await?;
+        self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let mut want = BTreeMap::new();
         let observed = if t.groups.iter().any(|g| g.exists) {
             Some(p.observe(&self.lineage).await.map_err(Self::err(c))?)
@@ -489,9 +536,9 @@ impl Executor {
             }
             want.insert(g.name.clone(), g.settings.desired);
         }
-        self.ledger.update(|s| set_settings(s, c, t)).await?;
+        self.ledger.update(touch(c), |s| set_settings(s, c, t)).await?;
         self.wait_healthy(p, c, &want, t.settings.rollout.health_timeout_ms).await?;
-        self.ledger.update(|s| finish(s, c, t)).await?;
+        self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: {} healthy", c.address, plural(c.replicas as usize, "node")));
         Ok(())
     }
@@ -501,7 +548,7 @@ impl Executor {
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
         }
-        self.ledger.update(|s| finish(s, c, t)).await?;
+        self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: updated in place", c.address));
         Ok(())
     }
@@ -532,7 +579,7 @@ impl Executor {
                 .await?;
             p.update_group(&g.name, &settings).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(id, |s| set_settings(s, c, t)).await?;
+            self.ledger.settle(id, Some(touch(c)), |s| set_settings(s, c, t)).await?;
         }
         Ok(())
     }
@@ -544,21 +591,24 @@ impl Executor {
         p.delete_group(name).await.map_err(Self::err(c))?;
         crash_point();
         self.progress.line(&format!("{}: deleted group {name}", c.address));
-        self.ledger.settle(id, |s| forget_group(s, c, name)).await
+        self.ledger.settle(id, Some(touch(c)), |s| forget_group(s, c, name)).await
     }
 
     async fn delete(&self, p: &Arc<dyn Provider>, c: &Change, retire: &[String]) -> Result<(), ApplyError> {
         let mut names: BTreeSet<String> = retire.iter().cloned().collect();
         // Groups the state records but the plan did not see (a crash between observe and now).
-        let snapshot = self.ledger.snapshot().await;
-        if let Some(ng) = snapshot.node_group(&c.cluster, &c.address) {
-            names.extend(ng.generations.iter().flat_map(|g| g.groups.iter().cloned()));
-        }
+        self.ledger
+            .read(|s| {
+                if let Some(ng) = s.node_group(&c.cluster, &c.address) {
+                    names.extend(ng.generations.iter().flat_map(|g| g.groups.iter().cloned()));
+                }
+            })
+            .await;
         for name in names {
             self.delete_group(p, c, &name).await?;
         }
         self.ledger
-            .update(|s| {
+            .update(touch(c), |s| {
                 if let Some(cs) = s.clusters.get_mut(&c.cluster) {
                     cs.node_groups.remove(&c.address);
                 }
@@ -610,7 +660,7 @@ impl Executor {
                 .await?;
             p.terminate_instances(&group, &ids, true).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(jid, |_| {}).await?;
+            self.ledger.settle(jid, None, |_| {}).await?;
         }
         Ok(())
     }
@@ -622,7 +672,7 @@ impl Executor {
         t: &Target,
         retire: &[String],
     ) -> Result<(), ApplyError> {
-        self.ledger.update(|s| ng_entry(s, c, t).unfinished = true).await?;
+        self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let timeout = t.settings.rollout.health_timeout_ms;
         let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
@@ -639,7 +689,7 @@ impl Executor {
                             .await?;
                         p.update_group(name, &s).await.map_err(Self::err(c))?;
                         crash_point();
-                        self.ledger.settle(id, |_| {}).await?;
+                        self.ledger.settle(id, None, |_| {}).await?;
                     }
                 }
             }
@@ -711,7 +761,9 @@ impl Executor {
                                 .await?;
                             p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
                             crash_point();
-                            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name)).await?;
+                            self.ledger
+                                .settle(id, Some(touch(c)), |st| record_group(st, c, t, &new_group.name))
+                                .await?;
                         } else {
                             self.create_group(p, c, t, &new_group.name, &s).await?;
                         }
@@ -741,7 +793,7 @@ impl Executor {
             if still {
                 self.delete_group(p, c, name).await?;
             } else {
-                self.ledger.update(|s| forget_group(s, c, name)).await?;
+                self.ledger.update(touch(c), |s| forget_group(s, c, name)).await?;
             }
         }
         // The new group takes its final sizes.
@@ -755,9 +807,9 @@ impl Executor {
                 .await?;
             p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
             crash_point();
-            self.ledger.settle(id, |st| record_group(st, c, t, &new_group.name)).await?;
+            self.ledger.settle(id, Some(touch(c)), |st| record_group(st, c, t, &new_group.name)).await?;
         }
-        self.ledger.update(|s| finish(s, c, t)).await?;
+        self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: rolled out ({} replaced)", c.address, plural(c.nodes_replaced(), "node")));
         Ok(())
     }
@@ -791,7 +843,7 @@ impl Executor {
             .await
             .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
         crash_point();
-        self.ledger.settle(jid, |_| {}).await
+        self.ledger.settle(jid, None, |_| {}).await
     }
 
     /// Waits until removing the member `leaving` keeps a majority of the control plane
@@ -884,7 +936,7 @@ impl Executor {
         }
         samples.sort_unstable();
         self.ledger
-            .update(|s| {
+            .update(touch(c), |s| {
                 if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
                     ng.boot_times_ms.extend(samples);
                     let excess = ng.boot_times_ms.len().saturating_sub(BOOT_SAMPLES);

@@ -48,7 +48,8 @@ impl ObjectStore for Faulty {
         self.inner.get(key).await
     }
     async fn put(&self, key: &str, bytes: Vec<u8>, condition: Condition) -> Result<Written, StoreError> {
-        if key == "state" {
+        // The state object and its journal's records; the backup is best effort.
+        if key == "state" || key.starts_with("state.journal/") {
             if self.failed.load(Ordering::SeqCst) {
                 self.after.fetch_add(1, Ordering::SeqCst);
             } else if self.budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1)).is_err() {
@@ -106,6 +107,7 @@ struct Run {
     writes: usize,
     ledger: Arc<Ledger>,
     observed: Observed,
+    objects: Arc<Faulty>,
 }
 
 fn sim(dir: &Path) -> Arc<dyn Provider> {
@@ -151,7 +153,7 @@ fn apply(plan: &Plan, provider: Arc<dyn Provider>, writes: usize) -> Run {
     let outcomes = rt.block_on(Arc::clone(&executor).run(plan));
     let observed = rt.block_on(provider.observe(&plan.lineage)).unwrap();
     let writes = writes - objects.budget.load(Ordering::SeqCst);
-    Run { outcomes, writes_after_failure: objects.after.load(Ordering::SeqCst), writes, ledger, observed }
+    Run { outcomes, writes_after_failure: objects.after.load(Ordering::SeqCst), writes, ledger, observed, objects }
 }
 
 /// The ledger's state after a run (the run's runtime is gone: any will do).
@@ -188,7 +190,17 @@ fn every_change_applies_when_the_state_can_be_written() {
         unrecorded: []
     "#]]
     .assert_eq(&summary(&run));
-    assert!(snapshot(&run.ledger).journal.is_empty());
+    let state = snapshot(&run.ledger);
+    assert!(state.journal.is_empty());
+    // What a later run reads back (the state object with the journal's records replayed: the
+    // run was not closed) is the state as the run left it.
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = RemoteStore::new(run.objects.clone(), "state", Arc::new(|| 0));
+    assert_eq!(rt.block_on(store.read()).unwrap(), Some(state.clone()));
+    // Closing the run folds the records into the state object, which then reads the same.
+    rt.block_on(run.ledger.close()).unwrap();
+    let store = RemoteStore::new(run.objects.clone(), "state", Arc::new(|| 0));
+    assert_eq!(rt.block_on(store.read()).unwrap(), Some(state));
 }
 
 /// With the state write failing at each point of the run in turn (once: the store would

@@ -13,7 +13,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use drydock_apply::{ApplyError, Executor, Ledger, Outcome, Progress};
-use drydock_backend::{MemoryStore, ObjectStore};
+use drydock_backend::MemoryStore;
 use drydock_plan::{ActionKind, Plan, PlanInput};
 use drydock_provider::{ApiStats, Clock, CreateGroup, GroupSettings, Observed, ObservedGroup, Provider, ProviderError};
 use drydock_sim::{ClockMode, SimConfig, SimProvider};
@@ -172,10 +172,8 @@ struct Recording {
 impl Recording {
     async fn mutating(&self, op: &'static str, group: &str) {
         let address = self.owners.get(group).cloned().unwrap_or_else(|| format!("(no change names group {group})"));
-        let stored = match self.objects.get("state").await {
-            Ok(Some(o)) => drydock_state::remote::parse(&o.bytes, "memory://state").ok(),
-            _ => None,
-        };
+        // What a run starting now would read: the state object with its journal replayed.
+        let stored = RemoteStore::new(self.objects.clone(), "state", Arc::new(|| 0)).read().await.ok().flatten();
         let journalled =
             stored.is_some_and(|s| s.journal.iter().any(|j| j.op == op && j.group == group && j.address == address));
         self.checks.lock().unwrap().push(Check { op, group: group.to_string(), address: address.clone(), journalled });

@@ -201,6 +201,13 @@ fn create_temp(dir: &Path, name: &OsStr, mode: u32, next: &mut dyn FnMut() -> u6
 }
 
 /// Step 4: makes a rename in `dir` durable.
+/// Makes the entry of `path` in its directory durable (fsyncs the directory), after the file
+/// was created, renamed or removed.
+pub fn sync_parent(path: &Path) -> io::Result<()> {
+    let (dir, _) = split(path)?;
+    sync_dir(dir)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;

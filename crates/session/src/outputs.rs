@@ -62,7 +62,10 @@ pub async fn record_outputs(
         })
         .collect();
     if state.outputs != outputs {
-        ledger.update(|s| s.outputs = outputs).await.map_err(|e| e.to_string())?;
+        ledger
+            .update(drydock_state::journal::Touch::Outputs, |s| s.outputs = outputs)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(model
         .outputs

@@ -10,8 +10,9 @@ use std::time::Duration;
 use drydock_backend::ObjectStore;
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Change, Record};
 use super::remote::{RemoteLock, RemoteStore};
-use super::store::{default_path, LocalStore, LockInfo, StateError, StateLock};
+use super::store::{default_path, LocalStore, LockInfo, Previous, StateError, StateLock};
 use super::State;
 use drydock_model::Backend;
 
@@ -326,19 +327,51 @@ impl Store {
         }
     }
 
-    /// The state's bytes as stored (`state pull`).
+    /// The state's bytes (`state pull`): as stored, or, while a journal extends the stored
+    /// state, the state with the journal replayed.
     pub async fn read_raw(&self) -> Result<Option<Vec<u8>>, StateError> {
         match self {
             Store::Local(s) => {
-                let path = s.path().to_path_buf();
-                blocking(path.clone(), move || match std::fs::read(&path) {
-                    Ok(b) => Ok(Some(b)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(StateError::Io { action: "read", path, source: e }),
-                })
-                .await
+                let s = s.clone();
+                blocking(s.path().to_path_buf(), move || s.read_current_bytes()).await
             }
-            Store::Remote(r) => r.read_raw().await,
+            Store::Remote(r) => r.read_current_bytes().await,
+        }
+    }
+
+    /// Commits one step of a run: `state` (already changed by the step) becomes its next
+    /// serial, and the step's `changes` are made durable as a write-ahead journal record, or,
+    /// every so often, by rewriting the state (see [`crate::journal`]). On error `state`'s
+    /// serial is left as it was.
+    pub async fn commit(&self, state: &mut State, changes: Vec<Change>) -> Result<(), StateError> {
+        let before = Previous::advance(state)?;
+        let record = crate::journal::encode_record(&Record { serial: state.serial, changes });
+        let result = match self {
+            Store::Local(s) if s.compacts(record.len()) => {
+                let (s, snapshot) = (s.clone(), state.clone());
+                blocking(s.path().to_path_buf(), move || s.compact(&snapshot)).await
+            }
+            Store::Local(s) => {
+                let s = s.clone();
+                blocking(s.journal_path(), move || s.append(&record)).await
+            }
+            Store::Remote(r) => r.commit(state, &record).await,
+        };
+        if result.is_err() {
+            before.restore(state);
+        }
+        result
+    }
+
+    /// Folds the journal into the stored state (the end of a run); nothing to do without one.
+    pub async fn compact(&self, state: &State) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) if !s.has_journal() => Ok(()),
+            Store::Local(s) => {
+                let (s, snapshot) = (s.clone(), state.clone());
+                blocking(s.path().to_path_buf(), move || s.compact(&snapshot)).await
+            }
+            Store::Remote(r) => r.compact(state).await,
         }
     }
 

@@ -77,6 +77,17 @@ pub fn output_json(output: &OutputState) -> Value {
     serde_json::to_value(v1::Output::from(output)).unwrap_or(Value::Null)
 }
 
+/// A journal record's bytes: one line of JSON (no newline; the journal adds framing).
+pub fn encode_record(record: &crate::journal::Record) -> Vec<u8> {
+    // Maps, strings and numbers only, as for the state: serialising cannot fail.
+    serde_json::to_vec(&v1::Record::from(record)).unwrap_or_default()
+}
+
+/// A journal record from its bytes (see [`encode_record`]).
+pub fn decode_record(bytes: &[u8]) -> Result<crate::journal::Record, serde_json::Error> {
+    serde_json::from_slice::<v1::Record>(bytes).map(Into::into)
+}
+
 /// Format version 1 (drydock 0.1): the persisted types and their mapping to the in-memory ones.
 /// Frozen: a change here is a new format version.
 mod v1 {
@@ -196,6 +207,107 @@ mod v1 {
     pub enum IntOrPercent {
         Int(u32),
         Percent(f64),
+    }
+
+    /// A write-ahead journal record (see `crate::journal`): the state's next serial and what
+    /// changed, each change the whole new value of what it names.
+    #[derive(Serialize, Deserialize)]
+    pub struct Record {
+        pub serial: u64,
+        pub changes: Vec<Change>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case", tag = "kind")]
+    pub enum Change {
+        NodeGroup {
+            cluster: String,
+            #[serde(default)]
+            header: Option<ClusterHeader>,
+            address: String,
+            value: Option<Box<NodeGroup>>,
+        },
+        Clusters {
+            clusters: BTreeMap<String, ClusterHeader>,
+        },
+        Outputs {
+            outputs: BTreeMap<String, Output>,
+        },
+        Begin {
+            entry: JournalEntry,
+        },
+        Settle {
+            id: u64,
+        },
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct ClusterHeader {
+        pub name: String,
+        #[serde(default)]
+        pub key: Option<String>,
+        pub provider: String,
+    }
+
+    impl From<&crate::journal::Record> for Record {
+        fn from(r: &crate::journal::Record) -> Record {
+            use crate::journal::Change as C;
+            let header = |h: &crate::journal::ClusterHeader| ClusterHeader {
+                name: h.name.clone(),
+                key: h.key.clone(),
+                provider: h.provider.clone(),
+            };
+            let changes = r
+                .changes
+                .iter()
+                .map(|c| match c {
+                    C::NodeGroup { cluster, header: h, address, value } => Change::NodeGroup {
+                        cluster: cluster.clone(),
+                        header: h.as_ref().map(header),
+                        address: address.clone(),
+                        value: value.as_ref().map(|v| Box::new(NodeGroup::from(&**v))),
+                    },
+                    C::Clusters(map) => {
+                        Change::Clusters { clusters: map.iter().map(|(k, h)| (k.clone(), header(h))).collect() }
+                    }
+                    C::Outputs(map) => {
+                        Change::Outputs { outputs: map.iter().map(|(k, o)| (k.clone(), o.into())).collect() }
+                    }
+                    C::Begin(entry) => Change::Begin { entry: entry.into() },
+                    C::Settle(id) => Change::Settle { id: *id },
+                })
+                .collect();
+            Record { serial: r.serial, changes }
+        }
+    }
+
+    impl From<Record> for crate::journal::Record {
+        fn from(r: Record) -> crate::journal::Record {
+            use crate::journal::Change as C;
+            let header =
+                |h: ClusterHeader| crate::journal::ClusterHeader { name: h.name, key: h.key, provider: h.provider };
+            let changes = r
+                .changes
+                .into_iter()
+                .map(|c| match c {
+                    Change::NodeGroup { cluster, header: h, address, value } => C::NodeGroup {
+                        cluster,
+                        header: h.map(header),
+                        address,
+                        value: value.map(|v| Box::new((*v).into())),
+                    },
+                    Change::Clusters { clusters } => {
+                        C::Clusters(clusters.into_iter().map(|(k, h)| (k, header(h))).collect())
+                    }
+                    Change::Outputs { outputs } => {
+                        C::Outputs(outputs.into_iter().map(|(k, o)| (k, o.into())).collect())
+                    }
+                    Change::Begin { entry } => C::Begin(entry.into()),
+                    Change::Settle { id } => C::Settle(id),
+                })
+                .collect();
+            crate::journal::Record { serial: r.serial, changes }
+        }
     }
 
     impl From<&crate::State> for State {

@@ -13,6 +13,7 @@
 
 pub mod backend;
 pub mod format;
+pub mod journal;
 pub mod moving;
 pub mod remote;
 pub mod store;

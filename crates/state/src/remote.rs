@@ -9,6 +9,16 @@
 //! lock. When the bucket keeps versions, every write is a version to go back to; otherwise the
 //! previous state is copied to `KEY.backup` first, like the local backend's backup file.
 //!
+//! # The journal
+//! An apply's steps are records of the write-ahead journal ([`crate::journal`]): each is a
+//! small object `KEY.journal/<serial>` (the serial zero-padded to 20 digits) holding the
+//! journal header (which names the state object it extends by the hash of its bytes) and the
+//! record, written with `If-None-Match: *`. Reading the state reads `KEY`, then the records
+//! after its serial one by one until one is missing or names another base. The state object is
+//! rewritten only when the records have grown as large as it, and at the end of a run; the
+//! records it folds in are deleted then (best effort: leftovers name an older base and are
+//! ignored, and a write to a leftover's key replaces it).
+//!
 //! # The lock object
 //! `KEY.lock` holds a [`LockInfo`] with a lease (default 60 s). It is created with
 //! `If-None-Match: *`: of two runs, one creates it and the other is refused. The holder renews
@@ -51,6 +61,17 @@ pub struct RemoteStore {
     seen: Mutex<Option<Seen>>,
     /// Set when a lock this store handed out was lost.
     lost: Arc<AtomicBool>,
+    /// The journal records extending the state as last read or written.
+    journal: Mutex<Records>,
+}
+
+/// The journal records after the state object this store last read or wrote.
+#[derive(Debug, Clone, Default)]
+struct Records {
+    /// Their keys, oldest first.
+    keys: Vec<String>,
+    /// Their size in bytes.
+    bytes: u64,
 }
 
 /// The state object as last read or written: its ETag (`None`: there was no state), whether
@@ -70,7 +91,14 @@ impl std::fmt::Debug for RemoteStore {
 
 impl RemoteStore {
     pub fn new(objects: Arc<dyn ObjectStore>, key: impl Into<String>, clock: Clock) -> RemoteStore {
-        RemoteStore { objects, key: key.into(), clock, seen: Mutex::new(None), lost: Arc::new(AtomicBool::new(false)) }
+        RemoteStore {
+            objects,
+            key: key.into(),
+            clock,
+            seen: Mutex::new(None),
+            lost: Arc::new(AtomicBool::new(false)),
+            journal: Mutex::default(),
+        }
     }
 
     /// `s3://bucket/key`.
@@ -114,10 +142,135 @@ impl RemoteStore {
         })
     }
 
-    /// The state, or `None` when there is none yet.
+    /// The state, or `None` when there is none yet, with its journal's records replayed.
     pub async fn read(&self) -> Result<Option<State>, StateError> {
+        self.journal_mut().keys.clear();
         let Some(bytes) = self.read_raw().await? else { return Ok(None) };
-        parse(&bytes, &self.describe()).map(Some)
+        let mut state = parse(&bytes, &self.describe())?;
+        let (lineage, serial, sha) = (state.lineage.clone(), state.serial, crate::journal::sha256_hex(&bytes));
+        let mut records = Records::default();
+        loop {
+            let key = self.record_key(state.serial.saturating_add(1));
+            let Some(object) = self.get(&key).await? else { break };
+            let what = self.objects.describe(&key);
+            let damaged = |reason: &str| StateError::Journal {
+                what: what.clone(),
+                source: crate::journal::JournalError::Damaged { index: records.keys.len() + 1, reason: reason.into() },
+            };
+            let mut lines = object.bytes.split(|&b| b == b'\n');
+            let header: crate::journal::Header = lines
+                .next()
+                .and_then(|l| crate::journal::unframe(l).ok())
+                .and_then(|j| serde_json::from_slice(j).ok())
+                .ok_or_else(|| damaged("unreadable header"))?;
+            if header.lineage != lineage || header.base_serial != serial || header.base_sha256 != sha {
+                // A leftover of an older state: the journal ends here.
+                break;
+            }
+            let record = lines
+                .next()
+                .and_then(|l| crate::journal::unframe(l).ok())
+                .and_then(|j| crate::format::decode_record(j).ok())
+                .ok_or_else(|| damaged("unreadable record"))?;
+            crate::journal::replay(&mut state, record, records.keys.len() + 1)
+                .map_err(|source| StateError::Journal { what: what.clone(), source })?;
+            state.drydock_version = header.drydock_version;
+            records.bytes += object.bytes.len() as u64;
+            records.keys.push(key);
+        }
+        *self.journal_mut() = records;
+        Ok(Some(state))
+    }
+
+    /// The state's bytes as `state pull` shows them: the object, or, while journal records
+    /// extend it, the state with them replayed.
+    pub async fn read_current_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(state) = self.read().await? else { return Ok(None) };
+        if self.journal_mut().keys.is_empty() {
+            return Ok(self.seen().map(|s| s.bytes));
+        }
+        crate::format::encode(&state).map(Some)
+    }
+
+    fn journal_mut(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key of the journal record that makes the state's serial `serial`.
+    fn record_key(&self, serial: u64) -> String {
+        format!("{}.journal/{serial:020}", self.key)
+    }
+
+    /// Makes `record` (of `state`, already advanced to its serial) durable: as a journal
+    /// record object, or, when there is no state object to extend yet or the records would
+    /// outgrow it, by writing the state object (compaction).
+    pub async fn commit(&self, state: &State, record: &[u8]) -> Result<(), StateError> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(StateError::LockLost { what: self.describe() });
+        }
+        let seen = match self.seen() {
+            Some(s) => s,
+            None => {
+                self.read().await?;
+                self.seen().unwrap_or_default()
+            }
+        };
+        let journal_bytes = self.journal_mut().bytes;
+        let bound = (seen.bytes.len() as u64).max(crate::store::MIN_JOURNAL_BYTES);
+        if seen.etag.is_none() || journal_bytes + record.len() as u64 > bound {
+            return self.compact_now(state).await;
+        }
+        let mut body = crate::journal::encode_header(&crate::journal::Header::new(
+            &state.lineage,
+            state.serial.saturating_sub(1 + self.journal_mut().keys.len() as u64),
+            &seen.bytes,
+        ));
+        body.extend_from_slice(record);
+        let key = self.record_key(state.serial);
+        let len = body.len() as u64;
+        match self.objects.put(&key, body.clone(), Condition::IfNoneMatch).await {
+            Ok(_) => {}
+            Err(StoreError::PreconditionFailed) => {
+                // A leftover of an older state may hold the key; a record of this state
+                // means another run wrote first.
+                let existing = self.get(&key).await?;
+                let stale = existing
+                    .as_ref()
+                    .is_some_and(|o| o.bytes.split(|&b| b == b'\n').next() != body.split(|&b| b == b'\n').next());
+                let Some(o) = existing.filter(|_| stale) else {
+                    return Err(StateError::Conflict { what: self.describe() });
+                };
+                match self.objects.put(&key, body, Condition::IfMatch(o.etag)).await {
+                    Ok(_) => {}
+                    Err(StoreError::PreconditionFailed) => return Err(StateError::Conflict { what: self.describe() }),
+                    Err(e) => return Err(remote(e)),
+                }
+            }
+            Err(e) => return Err(remote(e)),
+        }
+        let mut journal = self.journal_mut();
+        journal.keys.push(key);
+        journal.bytes += len;
+        Ok(())
+    }
+
+    /// Writes the state object if journal records extend it (the end of a run).
+    pub async fn compact(&self, state: &State) -> Result<(), StateError> {
+        if self.journal_mut().keys.is_empty() {
+            return Ok(());
+        }
+        self.compact_now(state).await
+    }
+
+    /// Writes `state` as the state object, then deletes the records it folds in.
+    async fn compact_now(&self, state: &State) -> Result<(), StateError> {
+        self.put_state(state).await?;
+        let keys = std::mem::take(&mut *self.journal_mut()).keys;
+        for key in keys {
+            // Best effort: a leftover names an older state and is never replayed.
+            let _ = self.objects.delete(&key, None).await;
+        }
+        Ok(())
     }
 
     /// Writes `state` with its serial incremented (see [`super::store::LocalStore::write`]),
@@ -132,8 +285,14 @@ impl RemoteStore {
     }
 
     /// Writes `state` as it is (its serial untouched: `state push`, `state migrate`), only
-    /// over the state this process read or wrote last.
+    /// over the state this process read or wrote last; the journal records that extended
+    /// that state are folded in or replaced, and deleted.
     pub async fn write_as_is(&self, state: &State) -> Result<(), StateError> {
+        self.compact_now(state).await
+    }
+
+    /// Writes the state object, only over the state this process read or wrote last.
+    async fn put_state(&self, state: &State) -> Result<(), StateError> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(StateError::LockLost { what: self.describe() });
         }

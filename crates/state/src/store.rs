@@ -11,6 +11,9 @@
 //!   apply.
 //! - `PATH.<pid>.<n>.tmp`: a temporary file, which exists only while a write is in progress
 //!   (or after a crash during one); its name is unique per process and write.
+//! - `PATH.journal`: the write-ahead journal of the run in progress (or of one that was
+//!   interrupted), mode 0600: the steps made since the state file was last written, which
+//!   reading the state replays. See [`crate::journal`].
 //! - `PATH.lock`: the lock file. It holds a [`LockInfo`] as JSON while someone holds the
 //!   lock, and is empty otherwise.
 //!
@@ -52,6 +55,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +131,13 @@ pub enum StateError {
     NotLocked { path: PathBuf },
     #[error("the state is locked with id {held}, not {given}; nothing was unlocked")]
     LockIdMismatch { given: String, held: String },
+    /// The write-ahead journal beside the state cannot be replayed.
+    #[error("state journal {what}: {source}; the state file itself is intact — move the journal aside to read the state without the steps it records (then run `drydock plan`, which observes the cloud)")]
+    Journal {
+        what: String,
+        #[source]
+        source: crate::journal::JournalError,
+    },
 }
 
 impl StateError {
@@ -145,6 +156,7 @@ impl StateError {
             StateError::CorruptLockInfo { .. } => "state::corrupt_lock",
             StateError::NotLocked { .. } => "state::not_locked",
             StateError::LockIdMismatch { .. } => "state::lock_id",
+            StateError::Journal { .. } => "state::journal",
         }
     }
 
@@ -358,14 +370,68 @@ pub fn default_path(config_path: &Path) -> PathBuf {
 pub use crate::format::decode as upgrade;
 
 /// The state file on the local disk. See the module docs for the files and guarantees.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Clones share what the store knows of its files (the [`Cursor`]): the journal it appends to.
+#[derive(Debug, Clone)]
 pub struct LocalStore {
     path: PathBuf,
+    cursor: Arc<Mutex<Cursor>>,
 }
+
+impl PartialEq for LocalStore {
+    fn eq(&self, other: &LocalStore) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for LocalStore {}
+
+/// What a store knows of the state it last read or wrote, to append to its journal.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Cursor {
+    /// The stored state as last read or written (`None`: not known, or there is none).
+    pub(crate) base: Option<Base>,
+    /// The journal extending `base`: its length in bytes (`None`: there is none yet).
+    pub(crate) journal_len: Option<u64>,
+    /// The records in it.
+    pub(crate) records: u64,
+}
+
+/// A stored state: what a journal header names, and its size.
+#[derive(Debug, Clone)]
+pub(crate) struct Base {
+    pub(crate) lineage: String,
+    pub(crate) serial: u64,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Cursor {
+    /// Whether a record of `len` bytes goes into a compaction rather than the journal: there is
+    /// no stored state to extend, or the journal would outgrow the state (so that compactions
+    /// cost at most as many bytes as the records they fold in).
+    pub(crate) fn compacts(&self, len: usize) -> bool {
+        match &self.base {
+            None => true,
+            Some(b) => self.journal_len.unwrap_or(0) + len as u64 > (b.bytes.len() as u64).max(MIN_JOURNAL_BYTES),
+        }
+    }
+}
+
+/// A journal may grow to the state's size, and to at least this.
+pub(crate) const MIN_JOURNAL_BYTES: u64 = 256 * 1024;
 
 impl LocalStore {
     pub fn new(path: impl Into<PathBuf>) -> LocalStore {
-        LocalStore { path: path.into() }
+        LocalStore { path: path.into(), cursor: Arc::default() }
+    }
+
+    /// The write-ahead journal: `PATH.journal`.
+    pub fn journal_path(&self) -> PathBuf {
+        sibling(&self.path, ".journal")
+    }
+
+    fn cursor(&self) -> std::sync::MutexGuard<'_, Cursor> {
+        self.cursor.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The state file.
@@ -383,22 +449,64 @@ impl LocalStore {
         sibling(&self.path, ".lock")
     }
 
-    /// The state, or `None` when there is no state file yet.
+    /// The state, or `None` when there is no state file yet, with the steps of its journal
+    /// replayed.
     pub fn read(&self) -> Result<Option<State>, StateError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StateError::io("read", &self.path, e)),
-        };
+        // A reader without the lock may see the state file replaced by a compaction between
+        // reading it and reading the journal (the journal then names another base): it reads
+        // again, and after a few tries settles for the state file alone, a whole older state.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let Some(bytes) = self.read_bytes()? else {
+                *self.cursor() = Cursor::default();
+                return Ok(None);
+            };
+            let mut state = self.parse(&bytes)?;
+            let journal = match fs::read(self.journal_path()) {
+                Ok(j) => Some(j),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(StateError::io("read", &self.journal_path(), e)),
+            };
+            let base = Base { lineage: state.lineage.clone(), serial: state.serial, bytes: vec![] };
+            let mut cursor = Cursor { base: None, journal_len: None, records: 0 };
+            if let Some(journal) = journal {
+                let sha = crate::journal::sha256_hex(&bytes);
+                let scan = crate::journal::replay_journal(&mut state, &sha, &journal).map_err(|source| {
+                    StateError::Journal { what: self.journal_path().display().to_string(), source }
+                })?;
+                if !scan.extends && tries < 3 && self.read_bytes()?.as_deref() != Some(&bytes[..]) {
+                    continue;
+                }
+                if scan.extends {
+                    cursor.journal_len = Some(scan.valid_len);
+                    cursor.records = scan.records as u64;
+                }
+            }
+            cursor.base = Some(Base { bytes, ..base });
+            *self.cursor() = cursor;
+            return Ok(Some(state));
+        }
+    }
+
+    fn read_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError::io("read", &self.path, e)),
+        }
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<State, StateError> {
         let value: Value =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt { path: self.path.clone(), source })?;
+            serde_json::from_slice(bytes).map_err(|source| StateError::Corrupt { path: self.path.clone(), source })?;
         match upgrade(value) {
-            Ok(state) => Ok(Some(state)),
+            Ok(state) => Ok(state),
             Err(StateError::Format(FormatError::Invalid { version, source })) => {
                 // Converting from a `Value` loses positions; parsing the text again as the
                 // current format finds the same problem with its line and column.
                 let source = if version == FORMAT_VERSION {
-                    crate::format::locate_error(&bytes).unwrap_or(source)
+                    crate::format::locate_error(bytes).unwrap_or(source)
                 } else {
                     source
                 };
@@ -412,27 +520,129 @@ impl LocalStore {
         }
     }
 
+    /// The state's bytes as `state pull` shows them: the file, or, while a journal extends it,
+    /// the state with the journal replayed.
+    pub fn read_current_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(state) = self.read()? else { return Ok(None) };
+        if self.cursor().journal_len.is_none() {
+            return self.read_bytes();
+        }
+        crate::format::encode(&state).map(Some)
+    }
+
+    /// Whether [`LocalStore::commit`] of a record of `len` bytes compacts.
+    pub(crate) fn compacts(&self, len: usize) -> bool {
+        self.cursor().compacts(len)
+    }
+
+    /// Appends `record` (framed) to the journal and makes it durable. The caller has checked
+    /// that it does not compact ([`LocalStore::compacts`]).
+    pub(crate) fn append(&self, record: &[u8]) -> Result<(), StateError> {
+        let path = self.journal_path();
+        let mut cursor = self.cursor();
+        let Some(base) = cursor.base.clone() else {
+            return Err(StateError::io("append to", &path, io::Error::other("the state was not read first")));
+        };
+        let len = match cursor.journal_len {
+            None => {
+                // A new journal: any file there is stale (it names another base). Removed
+                // first, so the new one is created fresh with mode 0600, never through a link.
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StateError::io("remove", &path, e)),
+                }
+                let mut options = OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&path).map_err(|e| StateError::io("create", &path, e))?;
+                let mut bytes = crate::journal::encode_header(&crate::journal::Header::new(
+                    &base.lineage,
+                    base.serial,
+                    &base.bytes,
+                ));
+                bytes.extend_from_slice(record);
+                file.write_all(&bytes)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| StateError::io("write", &path, e))?;
+                // The new name is durable too: a crash now cannot lose the journal.
+                drydock_fsutil::sync_parent(&path).map_err(|e| StateError::io("sync the directory of", &path, e))?;
+                bytes.len() as u64
+            }
+            Some(len) => {
+                let mut file =
+                    OpenOptions::new().write(true).open(&path).map_err(|e| StateError::io("open", &path, e))?;
+                // A torn tail left by a crash is cut off, so records stay contiguous.
+                let write = |file: &mut File| -> io::Result<()> {
+                    if file.metadata()?.len() != len {
+                        file.set_len(len)?;
+                    }
+                    file.seek(io::SeekFrom::Start(len))?;
+                    file.write_all(record)?;
+                    file.sync_data()
+                };
+                write(&mut file).map_err(|e| StateError::io("append to", &path, e))?;
+                len + record.len() as u64
+            }
+        };
+        cursor.journal_len = Some(len);
+        cursor.records += 1;
+        Ok(())
+    }
+
+    /// Writes `state` as the state file (its serial as it is: the journal's records advanced
+    /// it) and retires the journal. A crash between the two leaves a journal naming the old
+    /// file, which reads ignore.
+    pub fn compact(&self, state: &State) -> Result<(), StateError> {
+        let bytes = self.write_bytes(state)?;
+        self.remove_journal()?;
+        *self.cursor() = Cursor {
+            base: Some(Base { lineage: state.lineage.clone(), serial: state.serial, bytes }),
+            ..Cursor::default()
+        };
+        Ok(())
+    }
+
+    /// Whether the journal holds records the state file does not.
+    pub(crate) fn has_journal(&self) -> bool {
+        self.cursor().journal_len.is_some()
+    }
+
+    fn remove_journal(&self) -> Result<(), StateError> {
+        match fs::remove_file(self.journal_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::io("remove", &self.journal_path(), e)),
+        }
+    }
+
     /// Writes `state` as the new state file: increments `serial`, records this drydock's
     /// version, keeps the previous file as the backup, and replaces the file atomically.
     /// On error `state` is left as it was.
     pub fn write(&self, state: &mut State) -> Result<(), StateError> {
-        write_next(state, |s| self.write_bytes(s))
+        write_next(state, |s| self.compact(s))
     }
 
     /// Writes `state` as it is, its serial untouched (`state push`, `state migrate`), with the
-    /// same backup and atomic replacement as [`LocalStore::write`].
+    /// same backup and atomic replacement as [`LocalStore::write`]. It replaces whatever was
+    /// there, journal included: the journal goes first, so it can never be replayed onto the
+    /// new state.
     pub fn write_as_is(&self, state: &State) -> Result<(), StateError> {
-        self.write_bytes(state)
+        self.remove_journal()?;
+        self.compact(state)
     }
 
-    fn write_bytes(&self, state: &State) -> Result<(), StateError> {
+    /// Writes the state file (keeping the old one as the backup); returns its bytes.
+    fn write_bytes(&self, state: &State) -> Result<Vec<u8>, StateError> {
         let bytes = crate::format::encode(state)?;
         match fs::read(&self.path) {
             Ok(old) => write_private(&self.backup_path(), &old)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(StateError::io("read", &self.path, e)),
         }
-        write_private(&self.path, &bytes)
+        write_private(&self.path, &bytes)?;
+        Ok(bytes)
     }
 
     /// Takes the state lock for `operation` (`plan`, `apply`) with a lease of `lease`. When

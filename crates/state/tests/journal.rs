@@ -1,0 +1,244 @@
+//! The local store's write-ahead journal through its public API: steps committed, read back
+//! by a new store (another process), a journal torn at every byte, compaction and a crash in
+//! the middle of one, and the bytes a run writes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use drydock_model::{Health, HealthCheck, IntOrPercent, NodeSettings, Role, Rollout};
+use drydock_state::backend::Store;
+use drydock_state::journal::{encode_record, Change, Record, Touch};
+use drydock_state::store::LocalStore;
+use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, State};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn settings() -> NodeSettings {
+    NodeSettings {
+        min: 1,
+        max: 3,
+        desired: None,
+        tags: BTreeMap::from([("team".into(), "infra".into())]),
+        subnets: vec!["subnet-a".into()],
+        health: Health {
+            check: HealthCheck::Ec2,
+            grace_period_ms: 0,
+            max_unhealthy: IntOrPercent::Percent(40.0),
+            unhealthy_timeout_ms: 60_000,
+            startup_timeout_ms: 600_000,
+        },
+        rollout: Rollout {
+            max_surge: IntOrPercent::Int(1),
+            max_unavailable: IntOrPercent::Int(0),
+            health_timeout_ms: 600_000,
+        },
+    }
+}
+
+fn node_group(name: &str, groups: usize) -> NodeGroupState {
+    NodeGroupState {
+        name: name.into(),
+        key: None,
+        role: Role::Worker,
+        generations: vec![GenerationState {
+            id: "0123456789".into(),
+            spec: serde_json::json!({"image": "img-1", "instance_types": ["m6i.large"]}),
+            groups: (0..groups).map(|i| format!("{name}-{i}")).collect(),
+        }],
+        settings: settings(),
+        boot_times_ms: vec![2000, 2100],
+        unfinished: false,
+    }
+}
+
+/// Commits one step as the ledger does: `f` changes what `touch` names.
+fn step(rt: &tokio::runtime::Runtime, store: &Store, state: &mut State, touch: Touch, f: impl FnOnce(&mut State)) {
+    f(state);
+    let change = Change::of(state, &touch);
+    rt.block_on(store.commit(state, vec![change])).unwrap();
+}
+
+/// A run of `n` node-group steps plus a mutation begun and settled, on a stored state.
+fn run(rt: &tokio::runtime::Runtime, store: &Store, state: &mut State, n: usize) {
+    for i in 0..n {
+        let address = format!("cluster.c.node_group.g{i}");
+        let touch = Touch::NodeGroup { cluster: "cluster.c".into(), address: address.clone() };
+        step(rt, store, state, touch, |s| {
+            s.clusters.get_mut("cluster.c").unwrap().node_groups.insert(address, node_group(&format!("g{i}"), 1));
+        });
+    }
+    let entry = JournalEntry {
+        id: 1,
+        op: "create_group".into(),
+        address: "cluster.c.node_group.g0".into(),
+        group: "g0-1".into(),
+        detail: serde_json::Value::Null,
+        started_at_ms: 0,
+    };
+    state.journal.push(entry.clone());
+    state.journal_seq = 1;
+    rt.block_on(store.commit(state, vec![Change::Begin(entry)])).unwrap();
+    state.journal.clear();
+    rt.block_on(store.commit(state, vec![Change::Settle(1)])).unwrap();
+}
+
+/// A stored state with one empty cluster, and the store that read it.
+fn stored(dir: &Path) -> (Store, State) {
+    let path = dir.join("drydock.state.json");
+    let mut state = State::new("lineage".into());
+    state.clusters.insert(
+        "cluster.c".into(),
+        ClusterState { name: "c".into(), key: None, provider: "sim".into(), node_groups: BTreeMap::new() },
+    );
+    let rt = rt();
+    let store = Store::Local(LocalStore::new(&path));
+    rt.block_on(store.write(&mut state)).unwrap();
+    let state = rt.block_on(store.read()).unwrap().unwrap();
+    (store, state)
+}
+
+fn read_anew(dir: &Path) -> Option<State> {
+    rt().block_on(Store::Local(LocalStore::new(dir.join("drydock.state.json"))).read()).unwrap()
+}
+
+#[test]
+fn steps_go_to_the_journal_and_a_new_reader_replays_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    let file_before = std::fs::read(dir.path().join("drydock.state.json")).unwrap();
+    run(&rt(), &store, &mut state, 5);
+    // The state file is untouched: every step is in the journal.
+    assert_eq!(std::fs::read(dir.path().join("drydock.state.json")).unwrap(), file_before);
+    let journal = dir.path().join("drydock.state.json.journal");
+    assert!(journal.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&journal).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&state));
+    assert_eq!(state.serial, 1 + 7);
+
+    // Compaction folds the journal into the state file and removes it.
+    rt().block_on(store.compact(&state)).unwrap();
+    assert!(!journal.exists());
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&state));
+}
+
+#[test]
+fn a_journal_torn_anywhere_reads_as_its_whole_records_and_the_next_step_continues_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    let journal_path = dir.path().join("drydock.state.json.journal");
+    // The states after each step, to compare a torn journal's reading with.
+    let mut after: Vec<State> = vec![state.clone()];
+    let rt = rt();
+    for i in 0..3 {
+        let address = format!("cluster.c.node_group.g{i}");
+        let touch = Touch::NodeGroup { cluster: "cluster.c".into(), address: address.clone() };
+        step(&rt, &store, &mut state, touch, |s| {
+            s.clusters.get_mut("cluster.c").unwrap().node_groups.insert(address, node_group(&format!("g{i}"), 2));
+        });
+        after.push(state.clone());
+    }
+    let whole = std::fs::read(&journal_path).unwrap();
+    for cut in 0..whole.len() {
+        std::fs::write(&journal_path, &whole[..cut]).unwrap();
+        let read = read_anew(dir.path()).unwrap();
+        let steps = (read.serial - after[0].serial) as usize;
+        assert_eq!(read, after[steps], "cut at {cut}");
+        // A kill -9 in the middle of an append: the next run reads what was whole and goes on.
+        let reader = Store::Local(LocalStore::new(dir.path().join("drydock.state.json")));
+        let mut next = rt.block_on(reader.read()).unwrap().unwrap();
+        let touch = Touch::NodeGroup { cluster: "cluster.c".into(), address: "cluster.c.node_group.later".into() };
+        step(&rt, &reader, &mut next, touch, |s| {
+            s.clusters
+                .get_mut("cluster.c")
+                .unwrap()
+                .node_groups
+                .insert("cluster.c.node_group.later".into(), node_group("later", 1));
+        });
+        assert_eq!(read_anew(dir.path()).as_ref(), Some(&next), "cut at {cut}, then a step");
+    }
+}
+
+#[test]
+fn a_crash_between_compaction_and_removing_the_journal_leaves_a_journal_that_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    run(&rt(), &store, &mut state, 3);
+    let journal_path = dir.path().join("drydock.state.json.journal");
+    let journal = std::fs::read(&journal_path).unwrap();
+    rt().block_on(store.compact(&state)).unwrap();
+    // As if the removal never happened.
+    std::fs::write(&journal_path, &journal).unwrap();
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&state));
+    // And a run after it starts a new journal over the stale one.
+    let reader = Store::Local(LocalStore::new(dir.path().join("drydock.state.json")));
+    let mut next = rt().block_on(reader.read()).unwrap().unwrap();
+    run(&rt(), &reader, &mut next, 2);
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&next));
+}
+
+#[test]
+fn a_push_replaces_the_journal_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    let base = state.clone();
+    run(&rt(), &store, &mut state, 3);
+    // Pushing the state as it was before the run (same bytes as the journal's base).
+    rt().block_on(store.write_as_is(&base)).unwrap();
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&base));
+}
+
+#[test]
+fn a_damaged_record_before_a_whole_one_is_an_error_naming_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    run(&rt(), &store, &mut state, 3);
+    let journal_path = dir.path().join("drydock.state.json.journal");
+    let mut bytes = std::fs::read(&journal_path).unwrap();
+    let second_line = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes[second_line + 30] ^= 0x20;
+    std::fs::write(&journal_path, &bytes).unwrap();
+    let err = rt().block_on(Store::Local(LocalStore::new(dir.path().join("drydock.state.json"))).read()).unwrap_err();
+    assert_eq!(err.code(), "state::journal");
+    assert!(err.to_string().contains("drydock.state.json.journal"), "{err}");
+}
+
+/// The bytes written to the state directory by a run of steps are linear in the bytes of its
+/// records: the journal is compacted only once it has grown as large as the state, so each
+/// compaction (the state and its backup) costs at most twice the records before it, and the
+/// whole run at most three times its records — however large the state.
+#[cfg(unix)]
+#[test]
+fn bytes_written_are_at_most_three_times_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, mut state) = stored(dir.path());
+    let (mut written, mut records, mut compactions) = (0u64, 0u64, 0);
+    let rt = rt();
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let (file, journal) = (dir.path().join("drydock.state.json"), dir.path().join("drydock.state.json.journal"));
+    for i in 0..3000 {
+        let (before_file, before_journal) = (size(&file), size(&journal));
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap());
+        let address = format!("cluster.c.node_group.g{i}");
+        let touch = Touch::NodeGroup { cluster: "cluster.c".into(), address: address.clone() };
+        state.clusters.get_mut("cluster.c").unwrap().node_groups.insert(address, node_group(&format!("g{i}"), 1));
+        let change = Change::of(&state, &touch);
+        records += encode_record(&Record { serial: state.serial + 1, changes: vec![change.clone()] }).len() as u64;
+        rt.block_on(store.commit(&mut state, vec![change])).unwrap();
+        // A compaction replaces the state file (a new inode) and keeps the old one as backup.
+        if std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&file).unwrap()) != inode {
+            written += size(&file) + before_file;
+            compactions += 1;
+        } else {
+            written += size(&journal).saturating_sub(before_journal);
+        }
+    }
+    assert!(compactions >= 2, "the run compacted {compactions} times");
+    assert!(written <= 3 * records, "wrote {written} bytes for {records} bytes of records");
+    assert_eq!(read_anew(dir.path()).as_ref(), Some(&state));
+}
