@@ -96,18 +96,30 @@ pub trait Progress: Send + Sync {
 /// (`drydock_state::journal`), so a step costs the size of what it changed, not of the state.
 /// The store folds the journal into the state file every so often and at [`Ledger::close`].
 ///
+/// Steps committed at the same moment (by changes running in parallel) are made durable
+/// together, as databases do (group commit): the first to flush writes every record waiting,
+/// with one sync, and the others find theirs durable. A step still returns only once its own
+/// record is durable, so a mutation is never made before its journal entry is stored.
+///
 /// A write that fails poisons the ledger: every later update fails without writing, and
 /// since every cloud mutation is journalled through it first, no further mutation is made.
 /// Mutations already made whose outcome could not be written are listed by
 /// [`Ledger::unrecorded`]; the journal entries written before them stay in the stored state,
 /// so the next run observes the cloud and converges.
-///
-/// The state is behind an async mutex held across each awaited write, so writes are made one
-/// at a time, in the order their changes were made, without blocking a worker of the runtime.
 pub struct Ledger {
-    state: tokio::sync::Mutex<State>,
+    state: tokio::sync::Mutex<Inner>,
+    /// Held by the one flushing; the last serial made durable.
+    durable: tokio::sync::Mutex<u64>,
     store: Store,
     failure: Mutex<Failure>,
+}
+
+/// The state, and the records of steps applied to it that are not yet durable.
+struct Inner {
+    state: State,
+    /// Framed records, oldest first.
+    pending: Vec<u8>,
+    count: u64,
 }
 
 #[derive(Default)]
@@ -120,22 +132,28 @@ struct Failure {
 
 impl Ledger {
     pub fn new(state: State, store: Store) -> Ledger {
-        Ledger { state: tokio::sync::Mutex::new(state), store, failure: Mutex::new(Failure::default()) }
+        let durable = state.serial;
+        Ledger {
+            state: tokio::sync::Mutex::new(Inner { state, pending: vec![], count: 0 }),
+            durable: tokio::sync::Mutex::new(durable),
+            store,
+            failure: Mutex::new(Failure::default()),
+        }
     }
 
     pub fn into_state(self) -> State {
-        self.state.into_inner()
+        self.state.into_inner().state
     }
 
-    /// The state as it is now (waiting for a write in progress). A copy of the whole state:
-    /// for the end of a run; during one, [`Ledger::read`] what is needed.
+    /// The state as it is now. A copy of the whole state: for the end of a run; during one,
+    /// [`Ledger::read`] what is needed.
     pub async fn snapshot(&self) -> State {
-        self.state.lock().await.clone()
+        self.state.lock().await.state.clone()
     }
 
-    /// Reads from the state as it is now (waiting for a write in progress).
+    /// Reads from the state as it is now.
     pub async fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
-        f(&*self.state.lock().await)
+        f(&self.state.lock().await.state)
     }
 
     fn failure(&self) -> std::sync::MutexGuard<'_, Failure> {
@@ -152,6 +170,14 @@ impl Ledger {
         self.failure().unrecorded.clone()
     }
 
+    /// Records a failed write (the first one is the error reported); returns that first error.
+    fn fail(&self, error: String, what: Option<String>) -> ApplyError {
+        let mut failure = self.failure();
+        let first = failure.error.get_or_insert(error).clone();
+        failure.unrecorded.extend(what);
+        ApplyError::State(first)
+    }
+
     /// Applies `f`, which changes only what `touch` names, to the state and commits it. After
     /// a failed write nothing more is written (and `f` is not applied): the apply is stopping.
     pub async fn update(&self, touch: Touch, f: impl FnOnce(&mut State)) -> Result<(), ApplyError> {
@@ -165,49 +191,84 @@ impl Ledger {
     /// Folds the journal into the state file (the end of a run). A failure leaves the journal,
     /// which the next read replays: nothing is lost.
     pub async fn close(&self) -> Result<(), ApplyError> {
-        let s = self.state.lock().await;
+        let mut durable = self.durable.lock().await;
+        let mut inner = self.state.lock().await;
         if let Some(e) = self.write_error() {
             return Err(ApplyError::StateStopped(e));
         }
-        self.store.compact(&s).await.map_err(|e| ApplyError::State(e.to_string()))
+        // The compacted state holds any step still waiting (none, once every update returned).
+        let result = if inner.count > 0 {
+            self.store.rewrite(&inner.state).await
+        } else {
+            self.store.compact(&inner.state).await
+        };
+        result.map_err(|e| ApplyError::State(e.to_string()))?;
+        (inner.pending, inner.count, *durable) = (vec![], 0, inner.state.serial);
+        Ok(())
     }
 
     /// Applies `f` (which changes only what `touch` names, and returns any further changes it
     /// made) and commits the step, naming in `what` what a failed write leaves unrecorded.
+    /// Returns once the step is durable.
     async fn commit(
         &self,
         what: Option<String>,
         touch: Option<Touch>,
         f: impl FnOnce(&mut State) -> Vec<journal::Change>,
     ) -> Result<(), ApplyError> {
-        // Held until the write is done (and past its crash point): writes stay in order. A
-        // failed write is recorded before the state is let go, so an update that waited for
-        // it sees it here.
-        let mut s = self.state.lock().await;
-        if let Some(e) = self.write_error() {
-            return Err(ApplyError::StateStopped(e));
-        }
-        #[cfg(debug_assertions)]
-        let before = s.clone();
-        let mut changes = f(&mut s);
-        changes.extend(touch.iter().map(|t| journal::Change::of(&s, t)));
-        // In debug builds (every test), check that the record says everything the step did:
-        // replaying it onto the state before gives the state after.
-        #[cfg(debug_assertions)]
-        {
-            let mut replayed = before;
-            for c in changes.clone() {
-                c.apply(&mut replayed);
+        let serial = {
+            let mut inner = self.state.lock().await;
+            if let Some(e) = self.write_error() {
+                return Err(ApplyError::StateStopped(e));
             }
-            replayed.serial = s.serial;
-            assert!(replayed == *s, "a ledger step changed more than it names ({touch:?})");
+            let s = &mut inner.state;
+            #[cfg(debug_assertions)]
+            let before = s.clone();
+            let mut changes = f(s);
+            changes.extend(touch.iter().map(|t| journal::Change::of(s, t)));
+            // In debug builds (every test), check that the record says everything the step
+            // did: replaying it onto the state before gives the state after.
+            #[cfg(debug_assertions)]
+            {
+                let mut replayed = before;
+                for c in changes.clone() {
+                    c.apply(&mut replayed);
+                }
+                replayed.serial = s.serial;
+                assert!(replayed == *s, "a ledger step changed more than it names ({touch:?})");
+            }
+            if let Err(e) = drydock_state::store::advance(s) {
+                return Err(self.fail(e.to_string(), what));
+            }
+            let record = journal::encode_record(&journal::Record { serial: s.serial, changes });
+            let serial = s.serial;
+            inner.pending.extend_from_slice(&record);
+            inner.count += 1;
+            serial
+        };
+        // One flush at a time; a step flushed by another is durable already.
+        let mut durable = self.durable.lock().await;
+        if *durable < serial {
+            if let Some(e) = self.write_error() {
+                // The flush that held this step failed.
+                return Err(self.fail(e, what));
+            }
+            let (lines, count, last, snapshot) = {
+                let mut inner = self.state.lock().await;
+                let lines = std::mem::take(&mut inner.pending);
+                let snapshot = self.store.compacts(lines.len()).then(|| inner.state.clone());
+                (lines, std::mem::take(&mut inner.count), inner.state.serial, snapshot)
+            };
+            let written = match snapshot {
+                Some(state) => self.store.rewrite(&state).await,
+                None => self.store.append(lines, count).await,
+            };
+            if let Err(e) = written {
+                return Err(self.fail(e.to_string(), what));
+            }
+            *durable = last;
         }
-        if let Err(e) = self.store.commit(&mut s, changes).await {
-            let mut failure = self.failure();
-            let first = failure.error.get_or_insert_with(|| e.to_string()).clone();
-            failure.unrecorded.extend(what);
-            return Err(ApplyError::State(first));
-        }
+        drop(durable);
         crash_point();
         Ok(())
     }
@@ -524,7 +585,7 @@ impl Executor {
         self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let mut want = BTreeMap::new();
         let observed = if t.groups.iter().any(|g| g.exists) {
-            Some(p.observe(&self.lineage).await.map_err(Self::err(c))?)
+            Some(self.observe(p, c).await.map_err(Self::err(c))?)
         } else {
             None
         };
@@ -544,7 +605,7 @@ impl Executor {
     }
 
     async fn update(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
-        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
         }
@@ -630,7 +691,7 @@ impl Executor {
             return Ok(());
         }
         self.check_interrupt()?;
-        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
         let mut by_group: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for id in ids {
             if let Some(g) = c
@@ -674,7 +735,7 @@ impl Executor {
     ) -> Result<(), ApplyError> {
         self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let timeout = t.settings.rollout.health_timeout_ms;
-        let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
         if c.role == Role::Worker {
             for name in retire {
@@ -789,7 +850,7 @@ impl Executor {
         }
         // The old generations are empty now: delete their groups.
         for name in retire {
-            let still = p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
+            let still = self.observe(p, c).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
             if still {
                 self.delete_group(p, c, name).await?;
             } else {
@@ -855,7 +916,7 @@ impl Executor {
         let clock = p.clock();
         let deadline = clock.now_ms().saturating_add(t.settings.rollout.health_timeout_ms);
         loop {
-            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
             let healthy_after: u32 = observed
                 .groups
                 .iter()
@@ -883,8 +944,13 @@ impl Executor {
         }
     }
 
+    /// The groups of change `c`'s node group: all a step needs to see, whatever the fleet's size.
+    async fn observe(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<Observed, ProviderError> {
+        p.observe_node_group(&self.lineage, &c.owner_cluster, &c.owner_node_group).await
+    }
+
     async fn exists(&self, p: &Arc<dyn Provider>, c: &Change, name: &str) -> Result<bool, ApplyError> {
-        Ok(p.observe(&self.lineage).await.map_err(Self::err(c))?.groups.iter().any(|g| g.name == name))
+        Ok(self.observe(p, c).await.map_err(Self::err(c))?.groups.iter().any(|g| g.name == name))
     }
 
     /// Waits until each group has at least the wanted number of healthy instances, on the
@@ -899,7 +965,7 @@ impl Executor {
         let clock = p.clock();
         let deadline = clock.now_ms().saturating_add(timeout_ms);
         loop {
-            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
             let ready = want
                 .iter()
                 .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| healthy(g) >= *n));

@@ -25,13 +25,18 @@ pub async fn record_outputs(
     let state = ledger.snapshot().await;
     let observed = observe_all(providers, lineage).await?;
     let mut computed = BTreeMap::new();
+    // Groups by name: one lookup per group a node group names, whatever the fleet's size.
+    let by_name: std::collections::HashMap<&str, &drydock_provider::ObservedGroup> =
+        observed.values().flat_map(|o| o.groups.iter()).map(|g| (g.name.as_str(), g)).collect();
     for cs in state.clusters.values() {
         for (address, ng) in &cs.node_groups {
             let names: Vec<String> = ng.current().map(|g| g.groups.clone()).unwrap_or_default();
-            let ids: Vec<Value> = observed
-                .values()
-                .flat_map(|o| o.groups.iter())
-                .filter(|g| names.contains(&g.name))
+            // In the order the cloud lists them (by name), as the outputs always were.
+            let mut groups: Vec<&drydock_provider::ObservedGroup> =
+                names.iter().filter_map(|n| by_name.get(n.as_str()).copied()).collect();
+            groups.sort_by(|a, b| a.name.cmp(&b.name));
+            let ids: Vec<Value> = groups
+                .iter()
                 .flat_map(|g| g.instances.iter().filter(|i| i.is_live()))
                 .map(|i| Value::String(i.id.clone()))
                 .collect();

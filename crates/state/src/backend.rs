@@ -342,35 +342,57 @@ impl Store {
     /// Commits one step of a run: `state` (already changed by the step) becomes its next
     /// serial, and the step's `changes` are made durable as a write-ahead journal record, or,
     /// every so often, by rewriting the state (see [`crate::journal`]). On error `state`'s
-    /// serial is left as it was.
+    /// serial is left as it was. (The executor's ledger commits several steps at once with
+    /// [`Store::compacts`], [`Store::append`] and [`Store::rewrite`].)
     pub async fn commit(&self, state: &mut State, changes: Vec<Change>) -> Result<(), StateError> {
         let before = Previous::advance(state)?;
         let record = crate::journal::encode_record(&Record { serial: state.serial, changes });
-        let result = match self {
-            Store::Local(s) if s.compacts(record.len()) => {
-                let (s, snapshot) = (s.clone(), state.clone());
-                blocking(s.path().to_path_buf(), move || s.compact(&snapshot)).await
-            }
-            Store::Local(s) => {
-                let s = s.clone();
-                blocking(s.journal_path(), move || s.append(&record)).await
-            }
-            Store::Remote(r) => r.commit(state, &record).await,
-        };
+        let result = if self.compacts(record.len()) { self.rewrite(state).await } else { self.append(record, 1).await };
         if result.is_err() {
             before.restore(state);
         }
         result
     }
 
-    /// Folds the journal into the stored state (the end of a run); nothing to do without one.
-    pub async fn compact(&self, state: &State) -> Result<(), StateError> {
+    /// Whether records of `len` more bytes go into a compaction ([`Store::rewrite`]) rather
+    /// than the journal ([`Store::append`]): there is no stored state to extend yet, or the
+    /// journal would outgrow the state.
+    pub fn compacts(&self, len: usize) -> bool {
         match self {
-            Store::Local(s) if !s.has_journal() => Ok(()),
+            Store::Local(s) => s.compacts(len),
+            Store::Remote(r) => r.compacts(len),
+        }
+    }
+
+    /// Makes `lines`, `count` framed journal records (the stored state's next serials, in
+    /// order: [`crate::journal::encode_record`]), durable in the journal, with one sync.
+    pub async fn append(&self, lines: Vec<u8>, count: u64) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) => {
+                let s = s.clone();
+                blocking(s.journal_path(), move || s.append(&lines, count)).await
+            }
+            Store::Remote(r) => r.append(&lines, count).await,
+        }
+    }
+
+    /// Writes `state` (its serial as it is: journal records advanced it) as the stored state,
+    /// and retires the journal it folds in.
+    pub async fn rewrite(&self, state: &State) -> Result<(), StateError> {
+        match self {
             Store::Local(s) => {
                 let (s, snapshot) = (s.clone(), state.clone());
                 blocking(s.path().to_path_buf(), move || s.compact(&snapshot)).await
             }
+            Store::Remote(r) => r.compact_now(state).await,
+        }
+    }
+
+    /// Folds the journal into the stored state (the end of a run); nothing to do without one.
+    pub async fn compact(&self, state: &State) -> Result<(), StateError> {
+        match self {
+            Store::Local(s) if !s.has_journal() => Ok(()),
+            Store::Local(_) => self.rewrite(state).await,
             Store::Remote(r) => r.compact(state).await,
         }
     }

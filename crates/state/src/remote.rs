@@ -10,11 +10,12 @@
 //! previous state is copied to `KEY.backup` first, like the local backend's backup file.
 //!
 //! # The journal
-//! An apply's steps are records of the write-ahead journal ([`crate::journal`]): each is a
-//! small object `KEY.journal/<serial>` (the serial zero-padded to 20 digits) holding the
-//! journal header (which names the state object it extends by the hash of its bytes) and the
-//! record, written with `If-None-Match: *`. Reading the state reads `KEY`, then the records
-//! after its serial one by one until one is missing or names another base. The state object is
+//! An apply's steps are records of the write-ahead journal ([`crate::journal`]), written as
+//! small objects `KEY.journal/<serial>` (the serial of the first record in it, zero-padded to
+//! 20 digits), each holding the journal header (which names the state object it extends by the
+//! hash of its bytes) and one or more records (steps committed together), written with
+//! `If-None-Match: *`. Reading the state reads `KEY`, then the objects after its serial one by
+//! one until one is missing or names another base. The state object is
 //! rewritten only when the records have grown as large as it, and at the end of a run; the
 //! records it folds in are deleted then (best effort: leftovers name an older base and are
 //! ignored, and a write to a leftover's key replaces it).
@@ -68,8 +69,13 @@ pub struct RemoteStore {
 /// The journal records after the state object this store last read or wrote.
 #[derive(Debug, Clone, Default)]
 struct Records {
-    /// Their keys, oldest first.
+    /// The lineage and serial of that state object.
+    lineage: String,
+    base_serial: u64,
+    /// The objects holding the records, oldest first.
     keys: Vec<String>,
+    /// How many records they hold.
+    count: u64,
     /// Their size in bytes.
     bytes: u64,
 }
@@ -144,20 +150,21 @@ impl RemoteStore {
 
     /// The state, or `None` when there is none yet, with its journal's records replayed.
     pub async fn read(&self) -> Result<Option<State>, StateError> {
-        self.journal_mut().keys.clear();
+        *self.journal_mut() = Records::default();
         let Some(bytes) = self.read_raw().await? else { return Ok(None) };
         let mut state = parse(&bytes, &self.describe())?;
         let (lineage, serial, sha) = (state.lineage.clone(), state.serial, crate::journal::sha256_hex(&bytes));
-        let mut records = Records::default();
+        let mut records = Records { lineage: lineage.clone(), base_serial: serial, ..Records::default() };
         loop {
             let key = self.record_key(state.serial.saturating_add(1));
             let Some(object) = self.get(&key).await? else { break };
             let what = self.objects.describe(&key);
+            let index = records.count as usize + 1;
             let damaged = |reason: &str| StateError::Journal {
                 what: what.clone(),
-                source: crate::journal::JournalError::Damaged { index: records.keys.len() + 1, reason: reason.into() },
+                source: crate::journal::JournalError::Damaged { index, reason: reason.into() },
             };
-            let mut lines = object.bytes.split(|&b| b == b'\n');
+            let mut lines = object.bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty());
             let header: crate::journal::Header = lines
                 .next()
                 .and_then(|l| crate::journal::unframe(l).ok())
@@ -167,13 +174,15 @@ impl RemoteStore {
                 // A leftover of an older state: the journal ends here.
                 break;
             }
-            let record = lines
-                .next()
-                .and_then(|l| crate::journal::unframe(l).ok())
-                .and_then(|j| crate::format::decode_record(j).ok())
-                .ok_or_else(|| damaged("unreadable record"))?;
-            crate::journal::replay(&mut state, record, records.keys.len() + 1)
-                .map_err(|source| StateError::Journal { what: what.clone(), source })?;
+            for line in lines {
+                let record = crate::journal::unframe(line)
+                    .ok()
+                    .and_then(|j| crate::format::decode_record(j).ok())
+                    .ok_or_else(|| damaged("unreadable record"))?;
+                crate::journal::replay(&mut state, record, records.count as usize + 1)
+                    .map_err(|source| StateError::Journal { what: what.clone(), source })?;
+                records.count += 1;
+            }
             state.drydock_version = header.drydock_version;
             records.bytes += object.bytes.len() as u64;
             records.keys.push(key);
@@ -201,32 +210,30 @@ impl RemoteStore {
         format!("{}.journal/{serial:020}", self.key)
     }
 
-    /// Makes `record` (of `state`, already advanced to its serial) durable: as a journal
-    /// record object, or, when there is no state object to extend yet or the records would
-    /// outgrow it, by writing the state object (compaction).
-    pub async fn commit(&self, state: &State, record: &[u8]) -> Result<(), StateError> {
+    /// Whether records of `len` more bytes go into a compaction rather than the journal: there
+    /// is no state object to extend yet, or the records would outgrow it.
+    pub fn compacts(&self, len: usize) -> bool {
+        let Some(seen) = self.seen() else { return true };
+        let bound = (seen.bytes.len() as u64).max(crate::store::MIN_JOURNAL_BYTES);
+        seen.etag.is_none() || self.journal_mut().bytes + len as u64 > bound
+    }
+
+    /// Makes `lines` (`count` framed records, the state's next serials) durable as one journal
+    /// object. The caller has checked that they do not compact ([`RemoteStore::compacts`]).
+    pub async fn append(&self, lines: &[u8], count: u64) -> Result<(), StateError> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(StateError::LockLost { what: self.describe() });
         }
-        let seen = match self.seen() {
-            Some(s) => s,
-            None => {
-                self.read().await?;
-                self.seen().unwrap_or_default()
-            }
+        let Some(seen) = self.seen().filter(|s| s.etag.is_some()) else {
+            return Err(StateError::Remote(format!("the state at {} was not read before writing", self.describe())));
         };
-        let journal_bytes = self.journal_mut().bytes;
-        let bound = (seen.bytes.len() as u64).max(crate::store::MIN_JOURNAL_BYTES);
-        if seen.etag.is_none() || journal_bytes + record.len() as u64 > bound {
-            return self.compact_now(state).await;
-        }
-        let mut body = crate::journal::encode_header(&crate::journal::Header::new(
-            &state.lineage,
-            state.serial.saturating_sub(1 + self.journal_mut().keys.len() as u64),
-            &seen.bytes,
-        ));
-        body.extend_from_slice(record);
-        let key = self.record_key(state.serial);
+        let (lineage, base_serial, before) = {
+            let j = self.journal_mut();
+            (j.lineage.clone(), j.base_serial, j.count)
+        };
+        let mut body = crate::journal::encode_header(&crate::journal::Header::new(&lineage, base_serial, &seen.bytes));
+        body.extend_from_slice(lines);
+        let key = self.record_key(base_serial + before + 1);
         let len = body.len() as u64;
         match self.objects.put(&key, body.clone(), Condition::IfNoneMatch).await {
             Ok(_) => {}
@@ -234,9 +241,8 @@ impl RemoteStore {
                 // A leftover of an older state may hold the key; a record of this state
                 // means another run wrote first.
                 let existing = self.get(&key).await?;
-                let stale = existing
-                    .as_ref()
-                    .is_some_and(|o| o.bytes.split(|&b| b == b'\n').next() != body.split(|&b| b == b'\n').next());
+                let header = |b: &[u8]| b.split(|&c| c == b'\n').next().map(<[u8]>::to_vec);
+                let stale = existing.as_ref().is_some_and(|o| header(&o.bytes) != header(&body));
                 let Some(o) = existing.filter(|_| stale) else {
                     return Err(StateError::Conflict { what: self.describe() });
                 };
@@ -250,6 +256,7 @@ impl RemoteStore {
         }
         let mut journal = self.journal_mut();
         journal.keys.push(key);
+        journal.count += count;
         journal.bytes += len;
         Ok(())
     }
@@ -263,9 +270,13 @@ impl RemoteStore {
     }
 
     /// Writes `state` as the state object, then deletes the records it folds in.
-    async fn compact_now(&self, state: &State) -> Result<(), StateError> {
+    pub async fn compact_now(&self, state: &State) -> Result<(), StateError> {
         self.put_state(state).await?;
-        let keys = std::mem::take(&mut *self.journal_mut()).keys;
+        let done = std::mem::replace(
+            &mut *self.journal_mut(),
+            Records { lineage: state.lineage.clone(), base_serial: state.serial, ..Records::default() },
+        );
+        let keys = done.keys;
         for key in keys {
             // Best effort: a leftover names an older state and is never replayed.
             let _ = self.objects.delete(&key, None).await;

@@ -323,6 +323,12 @@ pub(super) fn write_next(
     result
 }
 
+/// Makes `state` its next version (serial incremented, this drydock's format and version
+/// recorded), as every write does: for the records of a journal, which advance it one by one.
+pub fn advance(state: &mut State) -> Result<(), StateError> {
+    Previous::advance(state).map(|_| ())
+}
+
 /// What [`Previous::advance`] changed in a state to make it the next version, to put back
 /// when the write fails.
 pub(super) struct Previous {
@@ -530,14 +536,14 @@ impl LocalStore {
         crate::format::encode(&state).map(Some)
     }
 
-    /// Whether [`LocalStore::commit`] of a record of `len` bytes compacts.
-    pub(crate) fn compacts(&self, len: usize) -> bool {
+    /// Whether records of `len` more bytes go into a compaction rather than the journal.
+    pub fn compacts(&self, len: usize) -> bool {
         self.cursor().compacts(len)
     }
 
-    /// Appends `record` (framed) to the journal and makes it durable. The caller has checked
-    /// that it does not compact ([`LocalStore::compacts`]).
-    pub(crate) fn append(&self, record: &[u8]) -> Result<(), StateError> {
+    /// Appends `record` (`count` framed records) to the journal and makes it durable. The caller
+    /// has checked that it does not compact ([`LocalStore::compacts`]).
+    pub fn append(&self, record: &[u8], count: u64) -> Result<(), StateError> {
         let path = self.journal_path();
         let mut cursor = self.cursor();
         let Some(base) = cursor.base.clone() else {
@@ -587,7 +593,7 @@ impl LocalStore {
             }
         };
         cursor.journal_len = Some(len);
-        cursor.records += 1;
+        cursor.records += count;
         Ok(())
     }
 
@@ -605,7 +611,7 @@ impl LocalStore {
     }
 
     /// Whether the journal holds records the state file does not.
-    pub(crate) fn has_journal(&self) -> bool {
+    pub fn has_journal(&self) -> bool {
         self.cursor().journal_len.is_some()
     }
 

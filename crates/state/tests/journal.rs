@@ -242,3 +242,89 @@ fn bytes_written_are_at_most_three_times_the_records() {
     assert!(written <= 3 * records, "wrote {written} bytes for {records} bytes of records");
     assert_eq!(read_anew(dir.path()).as_ref(), Some(&state));
 }
+
+mod remote {
+    use std::sync::Arc;
+
+    use drydock_backend::{MemoryStore, ObjectStore};
+    use drydock_state::remote::RemoteStore;
+
+    use super::*;
+
+    fn store(objects: &Arc<MemoryStore>) -> Store {
+        Store::Remote(Arc::new(RemoteStore::new(objects.clone() as Arc<dyn ObjectStore>, "state", Arc::new(|| 0))))
+    }
+
+    fn fresh(objects: &Arc<MemoryStore>) -> (Store, State) {
+        let rt = rt();
+        let store = store(objects);
+        let mut state = State::new("lineage".into());
+        state.clusters.insert(
+            "cluster.c".into(),
+            ClusterState { name: "c".into(), key: None, provider: "sim".into(), node_groups: BTreeMap::new() },
+        );
+        rt.block_on(store.read()).unwrap();
+        rt.block_on(store.write(&mut state)).unwrap();
+        (store, state)
+    }
+
+    fn read_anew(objects: &Arc<MemoryStore>) -> Option<State> {
+        rt().block_on(store(objects).read()).unwrap()
+    }
+
+    #[test]
+    fn records_are_objects_replayed_by_a_new_reader_and_deleted_by_compaction() {
+        let objects = Arc::new(MemoryStore::default());
+        let (store, mut state) = fresh(&objects);
+        let state_object = rt().block_on(objects.get("state")).unwrap().unwrap();
+        run(&rt(), &store, &mut state, 4);
+        // The state object is untouched; each step is an object of its own.
+        assert_eq!(rt().block_on(objects.get("state")).unwrap().unwrap().bytes, state_object.bytes);
+        let key = |serial: u64| format!("state.journal/{serial:020}");
+        assert!(rt().block_on(objects.get(&key(2))).unwrap().is_some());
+        assert_eq!(read_anew(&objects).as_ref(), Some(&state));
+        rt().block_on(store.compact(&state)).unwrap();
+        assert!(rt().block_on(objects.get(&key(2))).unwrap().is_none(), "compaction deletes the records");
+        assert_eq!(read_anew(&objects).as_ref(), Some(&state));
+    }
+
+    #[test]
+    fn steps_committed_together_are_one_object() {
+        let objects = Arc::new(MemoryStore::default());
+        let (store, mut state) = fresh(&objects);
+        let mut lines = vec![];
+        for i in 0..3 {
+            let address = format!("cluster.c.node_group.g{i}");
+            state.clusters.get_mut("cluster.c").unwrap().node_groups.insert(address.clone(), node_group("g", 1));
+            let change = Change::of(&state, &Touch::NodeGroup { cluster: "cluster.c".into(), address });
+            drydock_state::store::advance(&mut state).unwrap();
+            lines.extend(encode_record(&Record { serial: state.serial, changes: vec![change] }));
+        }
+        assert!(!store.compacts(lines.len()));
+        rt().block_on(store.append(lines, 3)).unwrap();
+        assert_eq!(read_anew(&objects).as_ref(), Some(&state));
+        // The next step goes on after the three.
+        run(&rt(), &store, &mut state, 1);
+        assert_eq!(read_anew(&objects).as_ref(), Some(&state));
+    }
+
+    #[test]
+    fn a_leftover_record_of_an_older_state_is_ignored_and_replaced() {
+        let objects = Arc::new(MemoryStore::default());
+        let (store, mut state) = fresh(&objects);
+        let base = state.clone();
+        run(&rt(), &store, &mut state, 3);
+        // A forced push of the state before the run: the run's records are leftovers now
+        // (they name the old object), and the next run's records reuse their keys.
+        // (A pusher that never read the journal leaves its records where they are.)
+        let pusher = super::remote::store(&objects);
+        let mut pushed = base.clone();
+        pushed.outputs.insert("x".into(), drydock_state::OutputState { value: serde_json::json!(1), sensitive: false });
+        rt().block_on(pusher.write_as_is(&pushed)).unwrap();
+        assert!(rt().block_on(objects.get("state.journal/00000000000000000002")).unwrap().is_some());
+        assert_eq!(read_anew(&objects).as_ref(), Some(&pushed));
+        let mut next = rt().block_on(pusher.read()).unwrap().unwrap();
+        run(&rt(), &pusher, &mut next, 2);
+        assert_eq!(read_anew(&objects).as_ref(), Some(&next));
+    }
+}

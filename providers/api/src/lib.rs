@@ -64,6 +64,21 @@ pub trait Provider: Send + Sync {
     /// Everything carrying this lineage, in as few calls as the cloud allows.
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError>;
 
+    /// The groups of one node group of this lineage (by their ownership: cluster and node
+    /// group names), as [`Provider::observe`] would show them. What an apply's step looks at:
+    /// a provider that can look up one node group without the whole lineage makes a step's
+    /// cost independent of the fleet's size. The default filters a whole observe.
+    async fn observe_node_group(
+        &self,
+        lineage: &str,
+        cluster: &str,
+        node_group: &str,
+    ) -> Result<Observed, ProviderError> {
+        let mut observed = self.observe(lineage).await?;
+        observed.groups.retain(|g| g.ownership.cluster == cluster && g.ownership.node_group == node_group);
+        Ok(observed)
+    }
+
     /// Creates the group, or returns the existing one if a group of that name with the same
     /// ownership exists (look before you create). A group of that name with other ownership is
     /// AlreadyExists.
