@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::machine::{assert_no_changes, plan};
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -50,6 +52,8 @@ fn converged(dir: &Path, worker_image: &str, cp_image: &str) {
     let status: Value = serde_json::from_str(&ok(dir, &["sim", "status", ".", "--json"])).unwrap();
     let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("drydock.state.json")).unwrap()).unwrap();
     assert_eq!(state["journal"], serde_json::json!([]), "settled journal");
+    // The run that converged folded its write-ahead journal into the state file.
+    assert!(!dir.join("drydock.state.json.journal").exists(), "the journal outlived the run that converged");
     let groups = status["groups"].as_array().unwrap();
     let mut state_groups: Vec<String> = vec![];
     for ng in state["clusters"]["cluster.demo"]["node_groups"].as_object().unwrap().values() {
@@ -125,8 +129,7 @@ fn kill_dash_nine_anywhere_then_apply_again_converges() {
     // Create.
     let created = crash_everywhere(&fresh, &["apply", ".", "--auto-approve"], |d| {
         converged(d, "img-worker-2026-11", "img-cp-2026-11");
-        let plan = ok(d, &["plan", "."]);
-        assert!(plan.contains("No changes."), "{plan}");
+        assert_no_changes(&plan(d, &["."]), "after the create");
     });
 
     // A rollout of the workers and the control plane at once.
@@ -137,8 +140,7 @@ fn kill_dash_nine_anywhere_then_apply_again_converges() {
     std::fs::write(applied.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2")).unwrap();
     let rolled = crash_everywhere(&applied, ROLLOUT, |d| {
         converged(d, "img-2", "img-cp-2");
-        let plan = ok(d, &["plan", ".", "--var", "worker_image=img-2"]);
-        assert!(plan.contains("No changes."), "{plan}");
+        assert_no_changes(&plan(d, &[".", "--var", "worker_image=img-2"]), "after the rollout");
     });
 
     // Destroy.
@@ -148,8 +150,7 @@ fn kill_dash_nine_anywhere_then_apply_again_converges() {
     let destroyed = crash_everywhere(&done, &["destroy", ".", "--auto-approve"], |d| {
         let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
         assert_eq!(status["groups"], serde_json::json!([]), "nothing left in the cloud");
-        let state: Value =
-            serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
+        let state: Value = serde_json::from_str(&ok(d, &["state", "pull", "."])).unwrap();
         assert_eq!(state["clusters"], serde_json::json!({}), "nothing left in the state");
     });
 

@@ -4,13 +4,17 @@
 //! moment they launch and all land in a group's first subnet, and it has no instance refresh
 //! (drydock does not use one).
 
+mod common;
 mod moto;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use common::machine::{
+    assert_no_changes, change, changes, checked_plan, ok_json, plan_with, removed, summary, Summary,
+};
 use moto::{Moto, Network};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Runs drydock and insists it succeeds; returns stdout, then stderr (where notes such as
 /// `plan --stats` go, stdout carrying the plan alone).
@@ -93,6 +97,12 @@ impl World {
         ok(&self.moto, self.dir.path(), args, &self.net.vars(self.image(image)))
     }
 
+    /// `drydock plan ARGS --format json` (`args` is what follows `plan`; the run must
+    /// succeed): the plan, and stderr (where `--stats` notes go).
+    fn plan(&self, args: &[&str], image: usize) -> (Value, String) {
+        plan_with(args, |args| self.moto.drydock(self.dir.path(), args, &self.net.vars(self.image(image))))
+    }
+
     fn inventory(&self) -> Value {
         inventory(&self.moto, &lineage(&self.moto))
     }
@@ -101,8 +111,9 @@ impl World {
 #[test]
 fn apply_creates_templates_groups_and_instances_as_configured() {
     let w = World::new();
-    let out = w.ok(&["apply", ".", "--auto-approve"], 0);
-    assert!(out.contains("Apply complete: 5 to create"), "{out}");
+    let (created, _) = w.plan(&["."], 0);
+    assert_eq!(summary(&created), Summary { create: 5, ..Summary::default() }, "{created}");
+    w.ok(&["apply", ".", "--auto-approve"], 0);
     let lin = lineage(&w.moto);
     let inv = w.inventory();
 
@@ -232,19 +243,34 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
     // template, since every group launches from its generation's own.
     let mut env = w.net.vars(w.image(0));
     env.push(("DRYDOCK_LOG", "info".into()));
-    let out = w.moto.drydock(w.dir.path(), &["plan", ".", "--stats"], &env);
-    let (plan, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(plan.contains("No changes."), "{plan}");
-    assert!(log.contains("Refreshed 5 node groups with 2 API calls in"), "{log}");
-    assert!(log.contains("aws: observed") && log.contains("groups=7") && log.contains("calls=2"), "{log}");
+    let out = w.moto.drydock(w.dir.path(), &["plan", ".", "--stats", "--format", "json"], &env);
+    assert_no_changes(&checked_plan(ok_json(&out, "plan --stats")), "after the create");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(refreshed(&log), (5, 2), "{log}");
+    let observed = event_fields(&log, "aws: observed");
+    assert_eq!((observed["groups"].as_str(), observed["calls"].as_str()), ("7", "2"), "{log}");
+}
+
+/// The line `plan --stats` prints on stderr (it has no JSON form), `Refreshed N node groups
+/// with M API calls in T s.`, as (N, M).
+fn refreshed(stderr: &str) -> (u64, u64) {
+    let line = stderr.lines().find_map(|l| l.strip_prefix("Refreshed ")).unwrap_or_else(|| panic!("{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let with = words.iter().position(|w| *w == "with").unwrap_or_else(|| panic!("{line}"));
+    (words[0].parse().unwrap(), words[with + 1].parse().unwrap())
+}
+
+/// The `key=value` fields of the first tracing event on stderr (`DRYDOCK_LOG=info`) whose
+/// message is `message`.
+fn event_fields(stderr: &str, message: &str) -> BTreeMap<String, String> {
+    let marker = format!(": {message} ");
+    let fields = stderr.lines().find_map(|l| l.split_once(&marker)).unwrap_or_else(|| panic!("{stderr}")).1;
+    fields.split_whitespace().filter_map(|f| f.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect()
 }
 
 /// `plan --stats` on the world's directory: the calls its refresh made.
 fn refresh_calls(w: &World, image: usize) -> u64 {
-    let out = w.ok(&["plan", ".", "--stats"], image);
-    let line = out.lines().find(|l| l.starts_with("Refreshed ")).unwrap_or_else(|| panic!("{out}"));
-    let words: Vec<&str> = line.split_whitespace().collect();
-    words[words.iter().position(|w| *w == "with").unwrap() + 1].parse().unwrap()
+    refreshed(&w.plan(&[".", "--stats"], image).1).1
 }
 
 #[test]
@@ -282,15 +308,30 @@ fn a_rollout_from_a_generation_the_state_does_not_record_shows_only_what_the_clo
     // the first generation, the cloud runs the second, whose templates this refresh does not
     // read.
     w.ok(&["state", "push", "first.json", ".", "--force"], 1);
-    let plan = w.ok(&["plan", ".", "--stats"], 0);
-    assert!(plan.contains("5 to roll out"), "{plan}");
-    assert!(plan.contains("with 2 API calls"), "{plan}");
-    let image = format!("image = \"{}\" -> \"{}\"", w.image(1), w.image(0));
+    let (plan, stats) = w.plan(&[".", "--stats"], 0);
+    assert_eq!(summary(&plan).rollout, 5, "{plan}");
+    assert_eq!(refreshed(&stats).1, 2, "{stats}");
+    let changed = |path: &str| -> usize { changes(&plan).iter().filter(|c| c["before"].get(path).is_some()).count() };
     // Four node groups have instances, whose image shows; the spot pool has none.
-    assert_eq!(plan.matches(&image).count(), 4, "{plan}");
-    assert_eq!(plan.matches("~ generation = ").count(), 5, "{plan}");
-    for unread in ["kubernetes_version", "user_data", "root_volume", "security_groups", "metadata", "labels"] {
-        assert!(!plan.contains(unread), "{unread} was not read, so it is not shown as changed:\n{plan}");
+    let image = changes(&plan)
+        .iter()
+        .filter(|c| (&c["before"]["image"], &c["after"]["image"]) == (&json!(w.image(1)), &json!(w.image(0))))
+        .count();
+    assert_eq!((changed("image"), image), (4, 4), "{plan}");
+    assert_eq!(changed("generation"), 5, "{plan}");
+    // The attributes a refresh that reads no template cannot know are not shown as changed.
+    for c in changes(&plan) {
+        let mut paths: Vec<&str> = c["replace_paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+        for side in ["before", "after"] {
+            paths.extend(c[side].as_object().unwrap().keys().map(String::as_str));
+        }
+        for unread in ["kubernetes_version", "user_data", "root_volume", "security_groups", "metadata", "labels"] {
+            let nested = format!("{unread}.");
+            assert!(
+                !paths.iter().any(|p| *p == unread || p.starts_with(&nested)),
+                "{unread} was not read, so it is not shown as changed: {c}"
+            );
+        }
     }
 }
 
@@ -306,21 +347,18 @@ fn removing_a_cluster_deletes_its_workers_before_its_control_plane() {
     let backend = &main[start..start + main[start..].find("\n}\n").unwrap() + 3];
     std::fs::write(d.join("main.kcl"), format!("provider \"aws\" {{\n  region = var.region\n}}\n\n{backend}")).unwrap();
     // The roles come from the groups' role tags: no template is read.
-    let out = w.moto.drydock(d, &["plan", ".", "--format", "json", "--stats"], &w.net.vars(w.image(0)));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("with 2 API calls"));
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let changes = plan["changes"].as_array().unwrap_or_else(|| panic!("{plan}"));
-    assert_eq!(changes.len(), 5, "{plan}");
-    for c in changes {
+    let (plan, stats) = w.plan(&[".", "--stats"], 0);
+    assert_eq!(refreshed(&stats).1, 2, "{stats}");
+    assert_eq!(summary(&plan), Summary { delete: 5, ..Summary::default() }, "{plan}");
+    assert_eq!(changes(&plan).len(), 5, "{plan}");
+    for c in changes(&plan) {
         let address = c["address"].as_str().unwrap();
         let cp = address.ends_with("control-plane");
         assert_eq!(c["role"], if cp { "control-plane" } else { "worker" }, "{c}");
         let deps = c["depends_on"].as_array().unwrap().len();
         assert_eq!(deps, if cp { 4 } else { 0 }, "{c}");
     }
-    let out = w.ok(&["apply", ".", "--auto-approve"], 0);
-    assert!(out.contains("5 to destroy"), "{out}");
+    w.ok(&["apply", ".", "--auto-approve"], 0);
     assert_eq!(ids(&w.inventory()["groups"], "AutoScalingGroupName"), BTreeSet::new());
 }
 
@@ -333,16 +371,29 @@ fn an_image_change_rolls_every_instance_onto_the_new_generation_in_waves() {
     let old_groups = ids(&before["groups"], "AutoScalingGroupName");
     assert_eq!(old_instances.len(), 9);
 
-    let plan = w.ok(&["plan", "."], 1);
-    assert!(plan.contains("5 to roll out (9 nodes replaced)"), "{plan}");
-    for id in &old_instances {
-        assert_eq!(plan.matches(id.as_str()).count(), 1, "{id} leaves in exactly one wave:\n{plan}");
+    // Saved, so that the plan checked here is the one applied.
+    let (plan, _) = w.plan(&[".", "--out", "rollout.plan"], 1);
+    assert_eq!(summary(&plan), Summary { rollout: 5, nodes_replaced: 9, ..Summary::default() }, "{plan}");
+    let leaving: Vec<String> = changes(&plan).iter().flat_map(removed).collect();
+    assert_eq!(leaving.len(), old_instances.len(), "each instance leaves in exactly one wave: {plan}");
+    assert_eq!(leaving.into_iter().collect::<BTreeSet<String>>(), old_instances, "{plan}");
+    // Waves of one node each: +1, then -1 once the new node is healthy.
+    for (node_group, waves) in [("control-plane", 3), ("workers[\"us-east-1a\"]", 2)] {
+        let c = change(&plan, &format!("cluster.prod.node_group.{node_group}"));
+        let shape: Vec<(u64, usize)> = c["waves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["add"].as_u64().unwrap(),
+                    w["remove_first"].as_array().unwrap().len() + w["remove_after"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, vec![(1, 1); waves], "{node_group}: {c}");
     }
-    let out = w.ok(&["apply", ".", "--auto-approve"], 1);
-    for wave in ["control-plane: wave 3/3: +1 -1", "workers[\"us-east-1a\"]: wave 2/2: +1 -1"] {
-        assert!(out.contains(wave), "{wave}:\n{out}");
-    }
-    assert!(out.contains("Apply complete: 0 to create, 5 to roll out (9 nodes replaced)"), "{out}");
+    w.ok(&["apply", "rollout.plan"], 1);
 
     let after = w.inventory();
     let new_instances = all_members(&after);
@@ -375,7 +426,7 @@ fn an_image_change_rolls_every_instance_onto_the_new_generation_in_waves() {
     }
     assert_eq!(per_node_group.len(), 5);
     assert!(per_node_group.values().all(|n| *n == 2), "{per_node_group:?}");
-    assert!(w.ok(&["plan", "."], 1).contains("No changes."));
+    assert_no_changes(&w.plan(&["."], 1).0, "after the rollout");
 }
 
 #[test]
@@ -383,8 +434,8 @@ fn a_size_change_is_made_in_place_without_replacing_an_instance() {
     let w = World::new();
     w.ok(&["apply", ".", "--auto-approve"], 0);
     let before = w.inventory();
-    let plan = w.ok(&["plan", ".", "--var", "worker_size=3..15"], 0);
-    assert!(plan.contains("0 to roll out (0 nodes replaced), 3 to update in place"), "{plan}");
+    let (plan, _) = w.plan(&[".", "--var", "worker_size=3..15"], 0);
+    assert_eq!(summary(&plan), Summary { update: 3, ..Summary::default() }, "{plan}");
     w.ok(&["apply", ".", "--auto-approve", "--var", "worker_size=3..15"], 0);
     let after = w.inventory();
     assert_eq!(ids(&after["groups"], "AutoScalingGroupName"), ids(&before["groups"], "AutoScalingGroupName"));
@@ -396,7 +447,7 @@ fn a_size_change_is_made_in_place_without_replacing_an_instance() {
         assert_eq!(g["DesiredCapacity"], 3);
         assert_eq!(member_ids(g).len(), 3);
     }
-    assert!(w.ok(&["plan", ".", "--var", "worker_size=3..15"], 0).contains("No changes."));
+    assert_no_changes(&w.plan(&[".", "--var", "worker_size=3..15"], 0).0, "after the resize");
 }
 
 #[test]
@@ -413,7 +464,7 @@ fn an_instance_terminated_behind_drydocks_back_is_replaced_by_its_group() {
     assert_eq!(members.len(), 2, "{group}");
     assert!(!members.contains(&victim));
     assert_eq!(group["DesiredCapacity"], 2);
-    assert!(w.ok(&["plan", "."], 0).contains("No changes."), "a replaced instance is not drift");
+    assert_no_changes(&w.plan(&["."], 0).0, "a replaced instance is not drift");
 }
 
 #[test]
@@ -422,8 +473,7 @@ fn destroy_leaves_no_template_group_or_instance_of_the_lineage() {
     w.ok(&["apply", ".", "--auto-approve"], 0);
     w.ok(&["apply", ".", "--auto-approve"], 1);
     let lin = lineage(&w.moto);
-    let out = w.ok(&["destroy", ".", "--auto-approve"], 1);
-    assert!(out.contains("Destroy complete"), "{out}");
+    w.ok(&["destroy", ".", "--auto-approve"], 1);
     let inv = inventory(&w.moto, &lin);
     assert_eq!(ids(&inv["groups"], "AutoScalingGroupName"), BTreeSet::new());
     assert_eq!(ids(&inv["templates"], "LaunchTemplateName"), BTreeSet::new());
@@ -432,12 +482,14 @@ fn destroy_leaves_no_template_group_or_instance_of_the_lineage() {
 
 #[test]
 fn errors_say_what_failed_and_what_to_do() {
+    // What the user reads is the point here: these errors have no code and no JSON form, so
+    // their wording (what failed, and the hint) is checked, with the exit code.
     let w = World::new();
     let d = w.dir.path();
     let mut vars = w.net.vars("ami-0000000000000dead");
     let out = w.moto.drydock(d, &["apply", ".", "--auto-approve"], &vars);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("image ami-0000000000000dead does not exist in this region"), "{err}");
     assert!(err.contains("cluster.prod.node_group.control-plane: invalid input: group "), "{err}");
 
@@ -445,6 +497,7 @@ fn errors_say_what_failed_and_what_to_do() {
     vars[0].1 = r#"["subnet-0000000000000dead","subnet-0000000000000beef","subnet-0000000000000f00d"]"#.into();
     let out = w.moto.drydock(d, &["apply", ".", "--auto-approve"], &vars);
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("CreateAutoScalingGroup: The subnet ID 'subnet-0000000000000dead' does not exist"), "{err}");
     assert!(err.contains("check the node group's subnets"), "{err}");
 
@@ -462,7 +515,7 @@ fn errors_say_what_failed_and_what_to_do() {
             .envs(w.net.vars(w.image(0)))
             .output()
             .unwrap();
-        assert!(!out.status.success());
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     // The state, in S3, is read first.

@@ -4,69 +4,68 @@
 
 mod common;
 
-use common::{dd, ok, quickstart};
+use common::machine::{
+    assert_no_changes, change, groups_of as groups, live as live_instances, plan, removed, state_file, status, summary,
+    timeline, Summary,
+};
+use common::{dd, ok, quickstart, WORKERS};
 
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-
-fn status(dir: &Path) -> Value {
-    serde_json::from_str(&ok(dir, &["sim", "status", ".", "--json"])).unwrap()
-}
-
-fn groups<'a>(s: &'a Value, node_group: &str) -> Vec<&'a Value> {
-    s["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == node_group).collect()
-}
-
-fn live_instances(g: &Value) -> Vec<&Value> {
-    g["instances"].as_array().unwrap().iter().filter(|i| i["state"] == "pending" || i["state"] == "running").collect()
-}
+use serde_json::{json, Value};
 
 #[test]
 fn create_roll_out_and_destroy() {
     let dir = quickstart();
     let d = dir.path();
+    let created = plan(d, &["."]);
+    assert_eq!(summary(&created), Summary { create: 2, ..Summary::default() }, "{created}");
     let out = ok(d, &["apply", ".", "--auto-approve"]);
-    assert!(out.contains("Apply complete: 2 to create"), "{out}");
-    // The output refers to names known only after apply.
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
+    // The output refers to names known only after apply: the workers' group, named
+    // LINEAGE6-CLUSTER-NODEGROUP-GENERATION.
+    let state = state_file(d);
     let names = state["outputs"]["worker_groups"]["value"].as_array().unwrap();
     assert_eq!(names.len(), 1);
     let group = names[0].as_str().unwrap();
-    assert!(group.contains("-demo-workers-"), "{group}");
+    let lineage = state["lineage"].as_str().unwrap();
+    let generation = &state["clusters"]["cluster.demo"]["node_groups"][WORKERS]["generations"][0]["id"];
+    assert_eq!(group, format!("{}-demo-workers-{}", &lineage[..6], generation.as_str().unwrap()));
+    // Rendering: apply shows the user the outputs it recorded.
     assert!(out.contains(&format!("worker_groups = [\"{group}\"]")), "{out}");
     let s = status(d);
     assert_eq!(groups(&s, "control-plane").len(), 3, "one group per control-plane member");
     let workers = groups(&s, "workers");
     assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0]["name"], group, "the output names the group in the cloud");
     let old_ids: Vec<String> =
         live_instances(workers[0]).iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(old_ids.len(), 4, "desired = 4 is pinned");
     assert!(live_instances(workers[0]).iter().all(|i| i["healthy"] == true && i["image"] == "img-worker-2026-11"));
-    assert!(ok(d, &["plan", "."]).contains("No changes."));
+    assert_no_changes(&plan(d, &["."]), "after the create");
 
     // The plan names every old instance in its waves, with the floor and ceiling.
-    let plan = ok(d, &["plan", ".", "--var", "worker_image=img-2026-12", "--out", "rollout.plan"]);
-    assert!(plan.contains("cluster.demo.node_group.workers will be rolled out: 4 nodes replaced in 4 waves"), "{plan}");
-    assert!(plan.contains("~ image = \"img-worker-2026-11\" -> \"img-2026-12\"  # forces replacement"), "{plan}");
-    for id in &old_ids {
-        assert_eq!(plan.matches(id.as_str()).count(), 1, "{id} is removed in exactly one wave:\n{plan}");
+    let rollout = plan(d, &[".", "--var", "worker_image=img-2026-12", "--out", "rollout.plan"]);
+    assert_eq!(summary(&rollout), Summary { rollout: 1, nodes_replaced: 4, ..Summary::default() }, "{rollout}");
+    let c = change(&rollout, WORKERS);
+    assert_eq!((&c["action"], &c["nodes_replaced"]), (&json!("rollout"), &json!(4)), "{c}");
+    assert_eq!((&c["before"]["image"], &c["after"]["image"]), (&json!("img-worker-2026-11"), &json!("img-2026-12")));
+    assert_eq!(c["replace_paths"], json!(["image"]), "the image forces the replacement: {c}");
+    let mut gone = removed(c);
+    gone.sort();
+    let mut expected = old_ids.clone();
+    expected.sort();
+    assert_eq!(gone, expected, "every old instance is removed in exactly one wave: {c}");
+    let waves = c["waves"].as_array().unwrap();
+    assert_eq!(waves.len(), 4, "{c}");
+    for w in waves {
+        assert_eq!((&w["add"], &w["floor"], &w["ceiling"]), (&json!(1), &json!(4), &json!(5)), "{w}");
     }
-    let wave_rows: Vec<&str> =
-        plan.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect();
-    assert_eq!(wave_rows.len(), 4, "{plan}");
-    for row in &wave_rows {
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!((cols[1], cols[3], cols[4]), ("1", "4", "5"), "add 1, floor 4, ceiling 5: {row}");
-    }
-    assert!(plan.contains("Plan: 0 to create, 1 to roll out (4 nodes replaced), 0 to update in place, 0 to destroy."));
-    let shown = ok(d, &["show", "rollout.plan"]);
-    assert!(plan.starts_with(&shown), "show renders the saved plan as plan did");
+    let shown = ok(d, &["show", "rollout.plan", "--format", "json"]);
+    assert_eq!(serde_json::from_str::<Value>(&shown).unwrap(), rollout, "show renders the saved plan as plan did");
 
     let t0 = status(d)["now_ms"].as_u64().unwrap();
-    let out = ok(d, &["apply", "rollout.plan"]);
-    assert!(out.contains("Apply complete: 0 to create, 1 to roll out (4 nodes replaced)"), "{out}");
+    ok(d, &["apply", "rollout.plan"]);
     let s = status(d);
     let workers = groups(&s, "workers");
     assert_eq!(workers.len(), 1, "the old generation's group is gone");
@@ -76,8 +75,7 @@ fn create_roll_out_and_destroy() {
     assert!(new.iter().all(|i| !old_ids.contains(&i["id"].as_str().unwrap().to_string())));
 
     // The cloud's own record: during the rollout, never fewer than 4 healthy or more than 5 nodes.
-    let timeline = ok(d, &["sim", "timeline", "."]);
-    let points: Vec<Value> = timeline.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let points = timeline(d);
     let during: Vec<&Value> =
         points.iter().filter(|p| p["node_group"] == "workers" && p["t_ms"].as_u64().unwrap() >= t0).collect();
     assert!(during.len() >= 8, "the timeline records the rollout: {during:?}");
@@ -85,15 +83,14 @@ fn create_roll_out_and_destroy() {
         assert!(p["healthy"].as_u64().unwrap() >= 4, "below the floor: {p}");
         assert!(p["total"].as_u64().unwrap() <= 5, "above the ceiling: {p}");
     }
-    assert!(ok(d, &["plan", ".", "--var", "worker_image=img-2026-12"]).contains("No changes."));
+    assert_no_changes(&plan(d, &[".", "--var", "worker_image=img-2026-12"]), "after the rollout");
 
-    let out = ok(d, &["destroy", ".", "--auto-approve"]);
-    assert!(out.contains("Destroy complete"), "{out}");
+    ok(d, &["destroy", ".", "--auto-approve"]);
     assert!(status(d)["groups"].as_array().unwrap().is_empty(), "nothing left in the cloud");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
-    assert_eq!(state["clusters"], serde_json::json!({}), "nothing left in the state");
-    assert_eq!(state["journal"], serde_json::json!([]));
-    assert_eq!(state["outputs"], serde_json::json!({}));
+    let state = state_file(d);
+    assert_eq!(state["clusters"], json!({}), "nothing left in the state");
+    assert_eq!(state["journal"], json!([]));
+    assert_eq!(state["outputs"], json!({}));
 }
 
 #[test]
@@ -110,35 +107,46 @@ fn sensitive_values_stay_out_of_the_state() {
         kcl.replace("user_data     = file(\"bootstrap/worker.sh\")", "user_data     = \"TOKEN=${var.join_token}\"");
     std::fs::write(d.join("cluster.kcl"), kcl).unwrap();
     let out = ok(d, &["apply", ".", "--auto-approve"]);
+    // The secret appears nowhere in what apply printed or in the state file, whatever the field.
     assert!(!out.contains(secret), "apply printed the secret:\n{out}");
+    // Rendering: the user sees that the output exists, not its value.
     assert!(out.contains("token = (sensitive)"), "{out}");
-    let state = std::fs::read_to_string(d.join("drydock.state.json")).unwrap();
-    assert!(!state.contains(secret), "the state holds the secret:\n{state}");
-    assert!(state.contains("(sensitive: sha256 "), "a digest stands in for it");
+    let text = std::fs::read_to_string(d.join("drydock.state.json")).unwrap();
+    assert!(!text.contains(secret), "the state holds the secret:\n{text}");
+    let token = &state_file(d)["outputs"]["token"];
+    assert_eq!(token["sensitive"], true, "{token}");
+    let digest = token["value"].as_str().and_then(|v| v.strip_prefix("(sensitive: sha256 ")?.strip_suffix(')'));
+    assert!(
+        digest.is_some_and(|h| h.len() == 12 && h.chars().all(|c| c.is_ascii_hexdigit())),
+        "a digest stands in for it: {token}"
+    );
 }
 
 #[test]
 fn a_saved_plan_is_refused_once_the_state_moved() {
     let dir = quickstart();
     let d = dir.path();
+    // Each refusal exits 1 and changes nothing. These errors have no code and no JSON form:
+    // which check refused is the message, the hint the user must see to make a new plan.
+    let refused = |planfile: &str, says: &str| {
+        let (state, cloud) = (state_file(d), status(d));
+        let out = dd(d, &["apply", planfile]);
+        assert_eq!(out.status.code(), Some(1), "{planfile}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{planfile}: {err}");
+        assert_eq!((state_file(d), status(d)), (state, cloud), "{planfile}: nothing was applied");
+    };
     ok(d, &["plan", ".", "--out", "first.plan"]);
     ok(d, &["apply", ".", "--auto-approve"]);
-    let out = dd(d, &["apply", "first.plan"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("made before a state existed"), "{err}");
+    refused("first.plan", "made before a state existed");
 
     ok(d, &["plan", ".", "--var", "worker_image=img-3", "--out", "second.plan"]);
     ok(d, &["apply", ".", "--var", "worker_image=img-4", "--auto-approve"]);
-    let out = dd(d, &["apply", "second.plan"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the saved plan is stale"));
+    refused("second.plan", "the saved plan is stale");
 
     ok(d, &["plan", ".", "--out", "third.plan"]);
     std::fs::write(d.join("extra.kcl"), "locals {\n  x = 1\n}\n").unwrap();
-    let out = dd(d, &["apply", "third.plan"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("the configuration changed"));
+    refused("third.plan", "the configuration changed");
 }
 
 /// A plan saved by an older drydock (format 1: untyped actions and values) is refused with
@@ -156,6 +164,7 @@ fn a_saved_plan_of_another_format_is_refused_with_what_to_do() {
     for command in [&["apply", "old.plan"][..], &["show", "old.plan"]] {
         let out = dd(d, command);
         assert_eq!(out.status.code(), Some(1), "{command:?}");
+        // The error has no code or JSON form; its point is the hint the user must see.
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("has plan format 1, written by an older drydock"), "{err}");
         assert!(err.contains("make a new plan with `drydock plan --out old.plan`"), "{err}");
@@ -168,6 +177,7 @@ fn apply_without_a_terminal_needs_auto_approve() {
     let dir = quickstart();
     let out = dd(dir.path(), &["apply", "."]);
     assert_eq!(out.status.code(), Some(1));
+    // No code or JSON form: the hint the user must see is the message.
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs --auto-approve"));
     assert!(status(dir.path())["groups"].as_array().unwrap().is_empty(), "nothing was created");
 }
@@ -183,29 +193,36 @@ fn an_image_that_never_gets_healthy_halts_the_rollout_with_old_capacity_intact()
     )
     .unwrap();
     ok(d, &["apply", ".", "--auto-approve"]);
+    let t0 = status(d)["now_ms"].as_u64().unwrap();
     let out = dd(d, &["apply", ".", "--var", "worker_image=img-bad", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("rollout halted: new nodes were not healthy after 10m"), "{stderr}");
-    let both = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    // Rendering: the halt report is printed once (not on stdout and again on stderr).
+    let both = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(both.matches("rollout halted").count(), 1, "the error is reported once:\n{both}");
-    assert!(stderr.contains("running but failing its health check"), "{stderr}");
-    assert!(stderr.contains("the old generation still runs 4 nodes"), "{stderr}");
+    // Why it halted: the new generation's node runs but fails its health check, and apply
+    // waited the whole health_timeout (10m) for it.
     let s = status(d);
-    let old: Vec<&Value> = groups(&s, "workers")
-        .into_iter()
-        .flat_map(live_instances)
+    assert!(s["now_ms"].as_u64().unwrap() - t0 >= 600_000, "apply waited out the health timeout: {s}");
+    let workers = groups(&s, "workers");
+    let bad: Vec<&Value> = workers.iter().flat_map(|g| live_instances(g)).filter(|i| i["image"] == "img-bad").collect();
+    assert!(!bad.is_empty() && bad.iter().all(|i| i["state"] == "running" && i["healthy"] == false), "{s}");
+    let bad_group = workers.iter().find(|g| live_instances(g).iter().any(|i| i["image"] == "img-bad")).unwrap();
+    let old: Vec<&Value> = workers
+        .iter()
+        .flat_map(|g| live_instances(g))
         .filter(|i| i["image"] == "img-worker-2026-11" && i["healthy"] == true)
         .collect();
     assert_eq!(old.len(), 4, "no old node was removed");
     // Rolling back to the good image removes the bad generation.
-    let out = ok(d, &["apply", ".", "--auto-approve"]);
-    assert!(out.contains("rolled out"), "{out}");
+    let back = plan(d, &["."]);
+    let c = change(&back, WORKERS);
+    assert_eq!((&c["action"], &c["retire"]), (&json!("rollout"), &json!([bad_group["name"]])), "{back}");
+    ok(d, &["apply", ".", "--auto-approve"]);
     let s = status(d);
     let workers = groups(&s, "workers");
     assert_eq!(workers.len(), 1);
     assert!(live_instances(workers[0]).iter().all(|i| i["image"] == "img-worker-2026-11" && i["healthy"] == true));
-    assert!(ok(d, &["plan", "."]).contains("No changes."));
+    assert_no_changes(&plan(d, &["."]), "after the rollback");
 }
 
 #[test]
@@ -214,10 +231,7 @@ fn no_phantom_rollouts() {
     let d = dir.path();
     ok(d, &["apply", ".", "--auto-approve"]);
     let original = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
-    let no_changes = |why: &str| {
-        let plan = ok(d, &["plan", "."]);
-        assert!(plan.contains("No changes."), "{why}:\n{plan}");
-    };
+    let no_changes = |why: &str| assert_no_changes(&plan(d, &["."]), why);
 
     // Reformatted: no alignment, blank lines gone, a comment added.
     let squashed: String = original
@@ -264,8 +278,10 @@ fn no_phantom_rollouts() {
         .replace("    desired       = 4     # optional: pins desired capacity\n", "");
     assert_ne!(unpinned, original, "the quickstart pins desired");
     std::fs::write(d.join("cluster.kcl"), &unpinned).unwrap();
-    let plan = ok(d, &["plan", "."]);
-    assert!(plan.contains("will be updated in place: no node is replaced"), "unpinning is an in-place change:\n{plan}");
+    let unpinning = plan(d, &["."]);
+    assert_eq!(summary(&unpinning), Summary { update: 1, ..Summary::default() }, "{unpinning}");
+    let c = change(&unpinning, WORKERS);
+    assert_eq!((&c["action"], &c["nodes_replaced"]), (&json!("update"), &json!(0)), "unpinning is in place: {c}");
     ok(d, &["apply", ".", "--auto-approve"]);
     let world = d.join(".drydock/sim-world.json");
     let status = drydock_sim::status(&world).unwrap();
@@ -284,8 +300,7 @@ fn no_phantom_rollouts() {
 }
 
 fn lineage(d: &Path) -> String {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
-    state["lineage"].as_str().unwrap().to_string()
+    state_file(d)["lineage"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -307,16 +322,17 @@ fn a_size_change_is_made_in_place_without_replacing_a_node() {
         kcl.replace("3..10", "2..12").replace("desired       = 4", "desired       = 5"),
     )
     .unwrap();
-    let plan = ok(d, &["plan", "."]);
-    assert!(plan.contains("cluster.demo.node_group.workers will be updated in place: no node is replaced"), "{plan}");
-    assert!(plan.contains("Plan: 0 to create, 0 to roll out (0 nodes replaced), 1 to update in place, 0 to destroy."));
+    let resize = plan(d, &["."]);
+    assert_eq!(summary(&resize), Summary { update: 1, ..Summary::default() }, "{resize}");
+    let c = change(&resize, WORKERS);
+    assert_eq!((&c["action"], &c["nodes_replaced"]), (&json!("update"), &json!(0)), "{c}");
     ok(d, &["apply", ".", "--auto-approve"]);
     let s = status(d);
     let g = groups(&s, "workers")[0];
     assert_eq!((g["min"].as_u64(), g["max"].as_u64(), g["desired"].as_u64()), (Some(2), Some(12), Some(5)));
     let after = ids(&s);
     assert!(before.iter().all(|id| after.contains(id)), "no node was replaced: {before:?} -> {after:?}");
-    assert!(ok(d, &["plan", "."]).contains("No changes."));
+    assert_no_changes(&plan(d, &["."]), "after the resize");
 }
 
 #[test]
@@ -334,13 +350,13 @@ fn ctrl_c_stops_after_the_call_in_flight_and_a_rerun_finishes() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The hint the user must see: run apply again (the exit code says it was interrupted).
     assert!(stdout.contains("Interrupted. The state records everything done so far"), "{stdout}");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
-    assert_eq!(state["journal"], serde_json::json!([]), "calls in flight were settled");
-    let plan = ok(d, &["plan", ".", "--var", "worker_image=img-2"]);
-    assert!(plan.contains("will be rolled out"), "the rest of the rollout is planned:\n{plan}");
+    assert_eq!(state_file(d)["journal"], json!([]), "calls in flight were settled");
+    let rest = plan(d, &[".", "--var", "worker_image=img-2"]);
+    assert_eq!(change(&rest, WORKERS)["action"], "rollout", "the rest of the rollout is planned: {rest}");
     ok(d, &["apply", ".", "--auto-approve", "--var", "worker_image=img-2"]);
-    assert!(ok(d, &["plan", ".", "--var", "worker_image=img-2"]).contains("No changes."));
+    assert_no_changes(&plan(d, &[".", "--var", "worker_image=img-2"]), "after the rerun");
 }
 
 #[test]
@@ -377,12 +393,14 @@ cluster "demo" {
     let before: Vec<String> =
         groups(&status(d), "spot").iter().map(|g| g["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(before.len(), 1);
-    let out = ok(d, &["apply", ".", "--auto-approve", "--var", "image=img-2"]);
-    assert!(out.contains("Apply complete: 0 to create, 1 to roll out"), "{out}");
+    let rollout = plan(d, &[".", "--var", "image=img-2"]);
+    assert_eq!(summary(&rollout), Summary { rollout: 1, ..Summary::default() }, "{rollout}");
+    assert_eq!(change(&rollout, "cluster.demo.node_group.spot")["action"], "rollout", "{rollout}");
+    ok(d, &["apply", ".", "--auto-approve", "--var", "image=img-2"]);
     let s = status(d);
     let after = groups(&s, "spot");
     assert_eq!(after.len(), 1, "{s}");
     assert_ne!(after[0]["name"].as_str().unwrap(), before[0]);
     assert!(live_instances(after[0]).is_empty());
-    assert!(ok(d, &["plan", ".", "--var", "image=img-2"]).contains("No changes."));
+    assert_no_changes(&plan(d, &[".", "--var", "image=img-2"]), "after the rollout");
 }

@@ -8,10 +8,12 @@
 //! waits a second between rounds; the configuration's `health.unhealthy_timeout` is cut to
 //! 2s so that a few rounds are past it.
 
+mod common;
 mod moto;
 
 use std::collections::BTreeSet;
 
+use common::machine::{has_event, ok_json_lines};
 use moto::{Moto, Network};
 use serde_json::Value;
 
@@ -47,7 +49,7 @@ impl World {
     fn watch(&self, extra: &[&str]) -> Vec<Value> {
         let mut args = vec!["watch", ".", "--json"];
         args.extend_from_slice(extra);
-        self.ok(&args).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+        ok_json_lines(&self.moto.drydock(self.dir.path(), &args, &self.net.vars(&self.net.images[0])), "drydock watch")
     }
 
     /// `plan --detailed-exitcode`: 0 when nothing is left to do.
@@ -127,31 +129,21 @@ fn in_service_healthy(g: &Value) -> usize {
         .count()
 }
 
-fn has(events: &[Value], event: &str, address_part: &str, message_part: &str) -> bool {
-    events.iter().any(|e| {
-        e["event"] == event
-            && e["address"].as_str().unwrap().contains(address_part)
-            && e["message"].as_str().unwrap().contains(message_part)
-    })
+/// The address of a node group of `examples/aws`.
+fn address(node_group: &str) -> String {
+    format!("cluster.prod.node_group.{node_group}")
 }
 
 #[test]
 fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
-    // (node group, members marked unhealthy, replaced?, the event that says why). The example
-    // allows one unhealthy node per group (`max_unhealthy = 1`): a control-plane member goes
-    // (2 of 3 stay healthy: quorum), so does one of a zone's 2 workers; both of a zone's
-    // workers at once is more than 1, so the storm guard holds and nothing is replaced.
-    let cases = [
-        ("control-plane", 1, true, ("repaired", "replaced")),
-        ("workers[\"us-east-1b\"]", 1, true, ("repaired", "replaced")),
-        (
-            "workers[\"us-east-1c\"]",
-            2,
-            false,
-            ("skipped", "storm guard: 2 of 2 nodes unhealthy, more than max_unhealthy (1)"),
-        ),
-    ];
-    for (node_group, marked, replaced, (event, message)) in cases {
+    // (node group, members marked unhealthy, replaced?). The example allows one unhealthy
+    // node per group (`max_unhealthy = 1`): a control-plane member goes (2 of 3 stay healthy:
+    // quorum), so does one of a zone's 2 workers; both of a zone's workers at once is more
+    // than 1, so the storm guard holds and nothing is replaced.
+    let cases =
+        [("control-plane", 1, true), ("workers[\"us-east-1b\"]", 1, true), ("workers[\"us-east-1c\"]", 2, false)];
+    for (node_group, marked, replaced) in cases {
+        let at = address(node_group);
         let w = World::applied();
         let before = w.group(node_group);
         let group = name(&before);
@@ -168,20 +160,17 @@ fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
 
         // A round only sees it (unhealthy since now); rounds a second apart pass the 2s timeout.
         let first = w.watch(&["--once"]);
-        assert!(
-            has(&first, "detected", node_group, &format!("instances.{victim} = healthy -> unhealthy")),
-            "{first:?}"
-        );
+        assert!(has_event(&first, "detected", &at, &format!("instances.{victim} = healthy -> unhealthy")), "{first:?}");
         assert!(!first.iter().any(|e| e["event"] == "repaired"), "not yet past the timeout: {first:?}");
         let events = w.watch(&["--interval", "1s", "--rounds", "5"]);
-        assert!(has(&events, event, node_group, message), "{node_group}: {events:?}");
 
         let after = w.group(node_group);
         assert_eq!(name(&after), group);
         assert_eq!(sizes(&after), sizes(&before), "{node_group}: the sizes are untouched");
         let ids: BTreeSet<String> = members(&after).into_iter().map(|(id, _)| id).collect();
         if replaced {
-            assert!(has(&events, "repaired", node_group, victim), "{events:?}");
+            let why = format!("replaced {victim} (unhealthy too long)");
+            assert!(has_event(&events, "repaired", &at, &why), "{node_group}: {events:?}");
             assert!(!ids.contains(victim), "{node_group}: {victim} is gone: {after}");
             assert_eq!(in_service_healthy(&after), sizes(&before).2 as usize, "{after}");
             let state = w.moto.py(&format!(
@@ -193,6 +182,8 @@ fn an_instance_marked_unhealthy_is_replaced_by_watch_within_the_safety_rules() {
             let replaced_events = events.iter().filter(|e| e["event"] == "repaired").count();
             assert_eq!(replaced_events, 1, "{events:?}");
         } else {
+            let guard = "storm guard: 2 of 2 nodes unhealthy, more than max_unhealthy (1)";
+            assert!(has_event(&events, "skipped", &at, guard), "{node_group}: {events:?}");
             assert!(!events.iter().any(|e| e["event"] == "repaired"), "{events:?}");
             for victim in &victims {
                 assert!(ids.contains(victim), "{node_group}: the storm guard kept {victim}");
@@ -213,8 +204,10 @@ fn a_group_deleted_behind_drydocks_back_is_recreated_by_watch() {
         assert!(w.groups().iter().all(|g| name(g) != group), "{group} was deleted");
 
         let events = w.watch(&["--once"]);
-        assert!(has(&events, "detected", node_group, "missing (deleted outside drydock)"), "{events:?}");
-        assert!(has(&events, "repaired", node_group, "restored to the applied state"), "{events:?}");
+        let at = address(node_group);
+        let missing = format!("groups.{group} = exists -> missing (deleted outside drydock)");
+        assert!(has_event(&events, "detected", &at, &missing), "{events:?}");
+        assert!(has_event(&events, "repaired", &at, "restored to the applied state"), "{events:?}");
 
         let after = w.groups().into_iter().find(|g| name(g) == group).unwrap_or_else(|| panic!("{group} is back"));
         assert_eq!(sizes(&after), sizes(&before));
@@ -253,8 +246,9 @@ fn sizes_changed_by_hand_are_restored_by_watch() {
         assert_eq!(members(&g).len() as u64, desired, "moto scaled the group: {g}");
 
         let events = w.watch(&["--once"]);
-        assert!(has(&events, "detected", node_group, drift), "{node_group} {by_hand:?}: {events:?}");
-        assert!(has(&events, "repaired", node_group, "restored to the applied state"), "{events:?}");
+        let at = address(node_group);
+        assert!(has_event(&events, "detected", &at, drift), "{node_group} {by_hand:?}: {events:?}");
+        assert!(has_event(&events, "repaired", &at, "restored to the applied state"), "{events:?}");
         let g = w.groups().into_iter().find(|g| name(g) == group).unwrap();
         assert_eq!(sizes(&g), restored, "{node_group} {by_hand:?}");
         assert_eq!(in_service_healthy(&g) as u64, restored.2, "{g}");

@@ -4,18 +4,21 @@
 
 mod common;
 
-use common::{dd, ok, quickstart};
+use common::machine::{
+    change, drift_of, groups_of, has_event, live, ok_json_lines, plan, plan_detailed, removed, state_file, status,
+    timeline,
+};
+use common::{dd, ok, quickstart, CONTROL_PLANE, WORKERS};
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
 use drydock_provider::{GroupSettings, Provider};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn lineage(d: &Path) -> String {
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(d.join("drydock.state.json")).unwrap()).unwrap();
-    state["lineage"].as_str().unwrap().to_string()
+    state_file(d)["lineage"].as_str().unwrap().to_string()
 }
 
 /// The simulated cloud's own API, on the virtual clock the binary uses.
@@ -55,17 +58,24 @@ fn sizes_changed_by_hand_are_drift_that_apply_restores() {
         s.max = 20;
         s.desired = 6;
     });
-    let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2), "drift to repair exits 2");
-    let plan = String::from_utf8_lossy(&out.stdout);
-    for line in ["min", "max", "desired"] {
-        assert!(plan.contains(line), "{plan}");
-    }
-    assert!(plan.contains("restored in place by apply"), "{plan}");
-    assert!(plan.contains("will be updated in place"), "{plan}");
+    let (code, p) = plan_detailed(d, &["."]);
+    assert_eq!(code, Some(2), "drift to repair exits 2");
+    let drift: Vec<(&Value, &Value, &Value, &Value)> =
+        drift_of(&p, WORKERS).iter().map(|d| (&d["path"], &d["before"], &d["after"], &d["action"])).collect();
+    let restored = json!("restored in place by apply");
+    assert_eq!(
+        drift,
+        [
+            (&json!("min"), &json!(3), &json!(1), &restored),
+            (&json!("max"), &json!(10), &json!(20), &restored),
+            (&json!("desired"), &json!(4), &json!(6), &restored),
+        ],
+        "{p}"
+    );
+    assert_eq!(change(&p, WORKERS)["action"], "update", "{p}");
     ok(d, &["apply", ".", "--auto-approve"]);
-    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-    let g = status["groups"].as_array().unwrap().iter().find(|g| g["node_group"] == "workers").unwrap();
+    let status = status(d);
+    let g = groups_of(&status, "workers")[0];
     assert_eq!((g["min"].as_u64(), g["max"].as_u64(), g["desired"].as_u64()), (Some(3), Some(10), Some(4)));
     let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
@@ -81,9 +91,17 @@ fn refresh_false_plans_from_the_state_without_asking_the_cloud() {
     assert_eq!(dd(d, &["plan", ".", "--refresh=false", "--detailed-exitcode"]).status.code(), Some(0));
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(2));
     // A configuration change is still planned, from the state.
-    let plan = ok(d, &["plan", ".", "--refresh=false", "--var", "worker_image=img-9"]);
-    assert!(plan.contains("will be rolled out: 4 nodes replaced"), "{plan}");
-    assert!(plan.contains("(not refreshed:"), "instance ids are not known without a refresh:\n{plan}");
+    let p = plan(d, &[".", "--refresh=false", "--var", "worker_image=img-9"]);
+    let c = change(&p, WORKERS);
+    assert_eq!((&c["action"], &c["nodes_replaced"]), (&json!("rollout"), &json!(4)), "{c}");
+    // Instance ids are not known without a refresh: the waves name 4 nodes, none by the id
+    // the cloud gave it.
+    let s = status(d);
+    let cloud_ids: BTreeSet<&str> =
+        groups_of(&s, "workers").iter().flat_map(|g| live(g)).map(|i| i["id"].as_str().unwrap()).collect();
+    let planned: Vec<String> = removed(c);
+    assert_eq!(planned.iter().collect::<BTreeSet<_>>().len(), 4, "{c}");
+    assert!(planned.iter().all(|id| !cloud_ids.contains(id.as_str())), "{c}\n{s}");
 }
 
 #[test]
@@ -113,14 +131,18 @@ fn a_group_deleted_by_hand_is_drift_that_apply_recreates() {
         sim.delete_group(&g).await.unwrap();
         g
     });
-    let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
-    assert_eq!(out.status.code(), Some(2));
-    let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(plan.contains(&name) && plan.contains("missing (deleted outside drydock)"), "{plan}");
+    let (code, p) = plan_detailed(d, &["."]);
+    assert_eq!(code, Some(2));
+    let drift: Vec<(&Value, &Value, &Value)> =
+        drift_of(&p, CONTROL_PLANE).iter().map(|d| (&d["path"], &d["after"], &d["action"])).collect();
+    assert_eq!(
+        drift,
+        [(&json!(format!("groups.{name}")), &json!("missing (deleted outside drydock)"), &json!("recreated by apply"))],
+        "{p}"
+    );
     ok(d, &["apply", ".", "--auto-approve"]);
-    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-    let cp: Vec<&Value> =
-        status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").collect();
+    let status = status(d);
+    let cp = groups_of(&status, "control-plane");
     assert_eq!(cp.len(), 3);
     assert!(cp.iter().any(|g| g["name"] == name.as_str()), "recreated under the same name");
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0));
@@ -130,15 +152,7 @@ fn a_group_deleted_by_hand_is_drift_that_apply_recreates() {
 fn watch(d: &Path, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["watch", ".", "--json"];
     args.extend_from_slice(extra);
-    ok(d, &args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn has(events: &[Value], event: &str, address_part: &str, message_part: &str) -> bool {
-    events.iter().any(|e| {
-        e["event"] == event
-            && e["address"].as_str().unwrap().contains(address_part)
-            && e["message"].as_str().unwrap().contains(message_part)
-    })
+    ok_json_lines(&dd(d, &args), "drydock watch")
 }
 
 #[test]
@@ -147,18 +161,20 @@ fn watch_recreates_a_deleted_group_and_restores_sizes() {
     let d = dir.path();
     ok(d, &["apply", ".", "--auto-approve"]);
     let lineage = lineage(d);
-    rt().block_on(async {
+    let deleted = rt().block_on(async {
         let sim = cloud(d);
         let observed = sim.observe(&lineage).await.unwrap();
         let g = observed.groups.iter().find(|g| g.ownership.node_group == "control-plane").unwrap();
         sim.delete_group(&g.name).await.unwrap();
+        g.name.clone()
     });
     edit_group(d, "workers", |s| s.max = 30);
     let events = watch(d, &["--once"]);
-    assert!(has(&events, "detected", "control-plane", "missing (deleted outside drydock)"), "{events:?}");
-    assert!(has(&events, "repaired", "control-plane", "restored"), "{events:?}");
-    assert!(has(&events, "detected", "workers", "max = 10 -> 30"), "{events:?}");
-    assert!(has(&events, "repaired", "workers", "restored"), "{events:?}");
+    let missing = format!("groups.{deleted} = exists -> missing (deleted outside drydock)");
+    assert!(has_event(&events, "detected", CONTROL_PLANE, &missing), "{events:?}");
+    assert!(has_event(&events, "repaired", CONTROL_PLANE, "restored to the applied state"), "{events:?}");
+    assert!(has_event(&events, "detected", WORKERS, "max = 10 -> 30"), "{events:?}");
+    assert!(has_event(&events, "repaired", WORKERS, "restored to the applied state"), "{events:?}");
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0), "nothing left to repair");
     let log = std::fs::read_to_string(d.join(".drydock/watch.log")).unwrap();
     assert_eq!(log.lines().count(), events.len(), "every event is in the log");
@@ -169,16 +185,15 @@ fn watch_never_rolls_out_a_change_nobody_applied() {
     let dir = quickstart();
     let d = dir.path();
     ok(d, &["apply", ".", "--auto-approve"]);
-    let before = ok(d, &["sim", "status", ".", "--json"]);
+    let before = status(d);
     let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
     std::fs::write(d.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2027-01")).unwrap();
     let events = watch(d, &["--once"]);
-    assert!(has(&events, "skipped", "control-plane", "rollout not done"), "{events:?}");
+    assert!(has_event(&events, "skipped", CONTROL_PLANE, "rollout not done"), "{events:?}");
     assert!(!events.iter().any(|e| e["event"] == "repaired"), "{events:?}");
-    let after = ok(d, &["sim", "status", ".", "--json"]);
-    let groups = |s: &str| -> Vec<String> {
-        let v: Value = serde_json::from_str(s).unwrap();
-        v["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+    let after = status(d);
+    let groups = |s: &Value| -> Vec<String> {
+        s["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(groups(&before), groups(&after), "no group was created or deleted");
 }
@@ -191,16 +206,11 @@ fn a_lost_zone_trips_the_storm_guard_and_nothing_is_mass_replaced() {
     ok(d, &["sim", "fail", ".", "--zone", "zone-a"]);
     // Thirteen rounds a minute apart: well past startup_timeout (10m) for the stuck nodes.
     let events = watch(d, &["--interval", "1m", "--rounds", "13"]);
-    assert!(
-        has(&events, "skipped", "workers", "storm guard: 2 of 4 nodes unhealthy, more than max_unhealthy (1)"),
-        "{events:?}"
-    );
-    assert!(
-        !events.iter().any(|e| e["event"] == "repaired" && e["address"].as_str().unwrap().ends_with("workers")),
-        "{events:?}"
-    );
-    let skipped = events.iter().find(|e| e["message"].as_str().unwrap().starts_with("storm guard")).unwrap();
-    assert!(skipped["why"].as_str().unwrap().contains("a lost zone is not fixed by killing more nodes"));
+    let guard = "storm guard: 2 of 4 nodes unhealthy, more than max_unhealthy (1)";
+    assert!(has_event(&events, "skipped", WORKERS, guard), "{events:?}");
+    assert!(!events.iter().any(|e| e["event"] == "repaired" && e["address"] == WORKERS), "{events:?}");
+    let skipped = events.iter().find(|e| e["message"] == guard).unwrap();
+    assert_eq!(skipped["why"], "not replacing: a bad image or a lost zone is not fixed by killing more nodes");
 }
 
 #[test]
@@ -211,8 +221,24 @@ fn an_instance_stuck_pending_is_replaced_after_startup_timeout() {
     // Zone c holds one worker: its replacement launches there and hangs while the zone is down.
     ok(d, &["sim", "fail", ".", "--zone", "zone-c"]);
     let events = watch(d, &["--interval", "1m", "--rounds", "13"]);
-    // The disruption budget (10% of 7 nodes, at least 1) lets one stuck node go at a time.
-    assert!(has(&events, "repaired", "cluster.demo", "pending longer than startup_timeout"), "{events:?}");
+    // The disruption budget (10% of 7 nodes, at least 1) lets one stuck node go at a time:
+    // a node of the cluster is replaced, the one stuck pending in zone c.
+    let replaced: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "repaired" && (e["address"] == WORKERS || e["address"] == CONTROL_PLANE))
+        .filter_map(|e| {
+            e["message"].as_str()?.strip_prefix("replaced ")?.strip_suffix(" (pending longer than startup_timeout)")
+        })
+        .collect();
+    assert!(!replaced.is_empty(), "{events:?}");
+    let s = status(d);
+    let instances: Vec<&Value> =
+        s["groups"].as_array().unwrap().iter().flat_map(|g| g["instances"].as_array().unwrap()).collect();
+    for id in replaced {
+        let i = instances.iter().find(|i| i["id"] == id).unwrap_or_else(|| panic!("{id}: {s}"));
+        assert_eq!(i["zone"], "zone-c", "{i}");
+        assert!(i["state"] != "pending" && i["state"] != "running", "{id} is gone: {i}");
+    }
 }
 
 #[test]
@@ -222,13 +248,11 @@ fn a_crashed_instance_is_replaced_and_the_recovery_time_is_near_the_physical_flo
     ok(d, &["apply", ".", "--auto-approve"]);
     // Past the health check grace period (90s), within which no cloud replaces an instance.
     watch(d, &["--interval", "50s", "--rounds", "3"]);
-    let t0 =
-        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    let t0 = now(d);
     ok(d, &["sim", "fail", ".", "--node-group", "workers", "--count", "1"]);
     // Watch advances the simulated clock one second a round.
     watch(d, &["--interval", "1s", "--rounds", "30"]);
-    let timeline: Vec<Value> =
-        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let timeline = timeline(d);
     let workers: Vec<&Value> =
         timeline.iter().filter(|p| p["node_group"] == "workers" && p["t_ms"].as_u64().unwrap() >= t0).collect();
     let down = workers.iter().find(|p| p["healthy"].as_u64().unwrap() < 4).expect("the crash shows in the timeline");
@@ -273,8 +297,7 @@ fn watch_killed_mid_repair_finishes_in_the_next_round() {
         Some(0),
         "the next round finished the repair"
     );
-    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-    assert_eq!(status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").count(), 3);
+    assert_eq!(groups_of(&status(d), "control-plane").len(), 3);
 }
 
 #[test]
@@ -283,31 +306,24 @@ fn a_control_plane_member_dies_around_its_rollout_and_quorum_is_never_lost() {
     let d = dir.path();
     ok(d, &["apply", ".", "--auto-approve"]);
     // One member dies; its group will not replace it within the 90s grace period.
-    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-    let member = status["groups"].as_array().unwrap().iter().find(|g| g["node_group"] == "control-plane").unwrap()
-        ["instances"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let member = groups_of(&status(d), "control-plane")[0]["instances"][0]["id"].as_str().unwrap().to_string();
     ok(d, &["sim", "fail", ".", "--instance", &member]);
-    let t0 =
-        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    let t0 = now(d);
     let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
     std::fs::write(d.join("cluster.kcl"), kcl.replace("img-cp-2026-11", "img-cp-2027-01")).unwrap();
-    let plan = ok(d, &["plan", "."]);
-    assert!(plan.contains(&member), "the dead member is replaced first:\n{plan}");
+    let p = plan(d, &["."]);
+    let first = &change(&p, CONTROL_PLANE)["waves"][0]["remove_first"];
+    assert!(first.as_array().unwrap().contains(&json!(member)), "the dead member is replaced first: {p}");
     ok(d, &["apply", ".", "--auto-approve"]);
-    let timeline: Vec<Value> =
-        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let timeline = timeline(d);
     let during: Vec<&Value> =
         timeline.iter().filter(|p| p["node_group"] == "control-plane" && p["t_ms"].as_u64().unwrap() >= t0).collect();
     assert!(!during.is_empty());
     for p in &during {
         assert!(p["healthy"].as_u64().unwrap() >= 2, "quorum (2 of 3) lost: {p}");
     }
-    let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-    let cp: Vec<&Value> =
-        status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").collect();
+    let status = status(d);
+    let cp = groups_of(&status, "control-plane");
     assert_eq!(cp.len(), 3);
     assert!(cp.iter().all(|g| g["instances"]
         .as_array()
@@ -318,14 +334,13 @@ fn a_control_plane_member_dies_around_its_rollout_and_quorum_is_never_lost() {
 
 /// The simulated cloud's time now.
 fn now(d: &Path) -> u64 {
-    serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap()
+    status(d)["now_ms"].as_u64().unwrap()
 }
 
 /// The control plane's capacity from `t0` on, as (time, healthy, total).
 fn control_plane_timeline(d: &Path, t0: u64) -> Vec<(u64, u64, u64)> {
-    ok(d, &["sim", "timeline", "."])
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    timeline(d)
+        .into_iter()
         .filter(|p| p["node_group"] == "control-plane" && p["t_ms"].as_u64().unwrap() >= t0)
         .map(|p| (p["t_ms"].as_u64().unwrap(), p["healthy"].as_u64().unwrap(), p["total"].as_u64().unwrap()))
         .collect()
@@ -378,9 +393,8 @@ fn a_control_plane_member_dying_during_its_rollout_never_costs_quorum() {
         // Once the dead member is replaced (by its group after the grace period, or by
         // watch), the control plane is whole on the new image and nothing is left to do.
         watch(d, &["--interval", "10s", "--rounds", "15"]);
-        let status: Value = serde_json::from_str(&ok(d, &["sim", "status", ".", "--json"])).unwrap();
-        let members: Vec<&Value> =
-            status["groups"].as_array().unwrap().iter().filter(|g| g["node_group"] == "control-plane").collect();
+        let status = status(d);
+        let members = groups_of(&status, "control-plane");
         assert_eq!(members.len(), 3, "death at {at}: {status}");
         for m in members {
             let instances = m["instances"].as_array().unwrap();
@@ -432,16 +446,20 @@ cluster "shared" {{
     };
     std::fs::write(d.join("main.kcl"), config("img-1")).unwrap();
     ok(d, &["apply", ".", "--auto-approve"]);
-    let t0 =
-        serde_json::from_str::<Value>(&ok(d, &["sim", "status", ".", "--json"])).unwrap()["now_ms"].as_u64().unwrap();
+    let t0 = now(d);
     std::fs::write(d.join("main.kcl"), config("img-2")).unwrap();
-    let plan = ok(d, &["plan", "."]);
+    let p = plan(d, &["."]);
     // 50% of 4 would surge 2 a wave; the budget of 1 node keeps each wave to 1.
-    assert_eq!(plan.matches("4 nodes replaced in 4 waves").count(), 2, "{plan}");
+    for node_group in ["a", "b"] {
+        let c = change(&p, &format!("cluster.shared.node_group.{node_group}"));
+        assert_eq!((&c["action"], &c["nodes_replaced"]), (&json!("rollout"), &json!(4)), "{c}");
+        let waves = c["waves"].as_array().unwrap();
+        assert_eq!(waves.len(), 4, "{c}");
+        assert!(waves.iter().all(|w| w["add"] == 1), "{c}");
+    }
     ok(d, &["apply", ".", "--auto-approve", "--parallelism", "10"]);
     // Replay the cloud's timeline: at no moment more than 1 node above the cluster's 8.
-    let timeline: Vec<Value> =
-        ok(d, &["sim", "timeline", "."]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let timeline = timeline(d);
     let mut totals: std::collections::BTreeMap<String, u64> = [("a".to_string(), 4), ("b".to_string(), 4)].into();
     let mut worst = 0;
     for p in timeline.iter().filter(|p| p["t_ms"].as_u64().unwrap() >= t0) {
@@ -470,16 +488,22 @@ fn watch_once_from_cron_counts_the_unhealthy_timeout_from_the_first_sighting() {
     ok(d, &["apply", ".", "--auto-approve"]);
     ok(d, &["sim", "advance", ".", "2m"]);
     ok(d, &["sim", "fail", ".", "--node-group", "workers", "--count", "1"]);
+    let s = status(d);
+    let failed: Vec<&Value> =
+        groups_of(&s, "workers").into_iter().flat_map(live).filter(|i| i["healthy"] == false).collect();
+    assert_eq!(failed.len(), 1, "{s}");
+    let failed = failed[0]["id"].as_str().unwrap().to_string();
+    let repaired = |events: &[Value]| events.iter().any(|e| e["event"] == "repaired" && e["address"] == WORKERS);
     // Each run is a new process, as from cron: the first sees the instance unhealthy and waits.
     let first = watch(d, &["--once"]);
-    assert!(!has(&first, "repaired", "workers", "replaced"), "{first:?}");
+    assert!(!repaired(&first), "{first:?}");
     ok(d, &["sim", "advance", ".", "30s"]);
     let second = watch(d, &["--once"]);
-    assert!(!has(&second, "repaired", "workers", "replaced"), "30 s is not a minute yet: {second:?}");
+    assert!(!repaired(&second), "30 s is not a minute yet: {second:?}");
     // A minute after the first sighting, not after this run's start: replaced.
     ok(d, &["sim", "advance", ".", "31s"]);
     let third = watch(d, &["--once"]);
-    assert!(has(&third, "repaired", "workers", "unhealthy too long"), "{third:?}");
+    assert!(has_event(&third, "repaired", WORKERS, &format!("replaced {failed} (unhealthy too long)")), "{third:?}");
     // Once the replacement is healthy the node group is whole again.
     ok(d, &["sim", "advance", ".", "10s"]);
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0));

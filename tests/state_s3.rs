@@ -3,11 +3,13 @@
 //!
 //! Asserts on what S3 holds (boto3 calls), not on drydock's own view.
 
+mod common;
 mod moto;
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::machine::{assert_no_changes, assert_success, diagnostic_codes, plan_with};
 use moto::Moto;
 use serde_json::Value;
 
@@ -101,6 +103,18 @@ impl World {
         text
     }
 
+    /// `drydock plan ARGS --format json` (`args` is what follows `plan`; the run must succeed).
+    fn plan(&self, args: &[&str]) -> Value {
+        plan_with(args, |args| self.run(args)).0
+    }
+
+    /// A run that must fail with exit code 1: the codes of the diagnostics it printed.
+    fn refused(&self, args: &[&str]) -> Vec<String> {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "drydock {args:?}: {}", text(&out));
+        diagnostic_codes(&out.stderr)
+    }
+
     fn spawn(&self, args: &[&str], clock: &str) -> Child {
         self.command(args, clock).spawn().unwrap()
     }
@@ -146,6 +160,8 @@ fn two_applies_at_once_one_runs_and_the_other_names_the_holder() {
     let second = w.run(&["apply", ".", "--auto-approve"]);
     let err = text(&second);
     assert_eq!(second.status.code(), Some(1), "{err}");
+    // The error has no code or JSON form: who holds the lock, and until when, is the hint
+    // the user must see.
     assert!(err.contains("the state is locked: apply by"), "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
     assert!(err.contains("its lease ends at"), "{err}");
@@ -155,11 +171,13 @@ fn two_applies_at_once_one_runs_and_the_other_names_the_holder() {
     let state = w.s3_state();
     assert_eq!(state["clusters"]["cluster.demo"]["node_groups"].as_object().unwrap().len(), 1);
     assert!(!w.lock_exists());
-    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    assert_no_changes(&w.plan(&["."]), "after the winner's apply");
     // Reading needs no lock, and force-unlock of a lock that is not there says so.
-    assert!(w.ok(&["state", "list", "."]).contains("cluster.demo.node_group.workers"));
-    let out = w.run(&["force-unlock", "nope", ".", "--force"]);
-    assert!(text(&out).contains("is not locked"), "{}", text(&out));
+    let list = w.run(&["state", "list", "."]);
+    assert_success(&list, "state list");
+    let addresses = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(addresses.lines().any(|l| l == "cluster.demo.node_group.workers"), "{addresses}");
+    assert_eq!(w.refused(&["force-unlock", "nope", ".", "--force"]), ["state::not_locked"]);
 }
 
 #[test]
@@ -174,14 +192,16 @@ fn a_killed_holders_lease_expires_and_the_next_apply_proceeds_without_force_unlo
     // Without waiting: refused, naming the dead holder and when its lease ends.
     let refused = w.run(&["apply", ".", "--auto-approve"]);
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    // No code or JSON form: naming the dead holder is the hint the user must see.
     assert!(text(&refused).contains(&format!("pid {}", holder.id())), "{}", text(&refused));
-    // With --lock-timeout: the lease ends within 2 s and the lock is taken over.
+    // With --lock-timeout: the lease ends within 2 s and the lock is taken over (the apply
+    // runs, and releases it), with a note that names whose lock it was.
     let out = w.ok(&["apply", ".", "--auto-approve", "--lock-timeout", "30s"]);
     assert!(out.contains("stopped renewing its lease, which ended; the lock was taken over"), "{out}");
     assert!(out.contains(&format!("pid {}", holder.id())), "{out}");
     assert!(!w.lock_exists(), "released at the end");
     // Whatever the killed run created was adopted: nothing left to do.
-    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    assert_no_changes(&w.plan(&["."]), "after the takeover");
 
     // Or, without waiting for the lease: force-unlock with the id the error names.
     let main = w.dir.path().join("main.kcl");
@@ -193,13 +213,12 @@ fn a_killed_holders_lease_expires_and_the_next_apply_proceeds_without_force_unlo
     let id =
         w.moto.py(&format!("out(json.loads(s3.get_object(Bucket='{BUCKET}', Key='{KEY}.lock')['Body'].read())['id'])"));
     let id = id.as_str().unwrap();
-    let out = w.run(&["force-unlock", "not-the-id", ".", "--force"]);
-    assert!(text(&out).contains(&format!("locked with id {id}, not not-the-id")), "{}", text(&out));
-    let out = w.ok(&["force-unlock", id, ".", "--force"]);
-    assert!(out.contains(&format!("The lock {id} on s3://{BUCKET}/{KEY} was cleared.")), "{out}");
+    assert_eq!(w.refused(&["force-unlock", "not-the-id", ".", "--force"]), ["state::lock_id"]);
+    assert!(w.lock_exists(), "the wrong id clears nothing");
+    w.ok(&["force-unlock", id, ".", "--force"]);
     assert!(!w.lock_exists());
     w.ok(&["apply", ".", "--auto-approve"]);
-    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    assert_no_changes(&w.plan(&["."]), "after the apply");
 }
 
 #[test]
@@ -265,31 +284,65 @@ fn twenty_concurrent_runs_with_random_kills_never_lose_an_update() {
     eprintln!("{} runs: {} succeeded, {killed} killed", runs.len(), succeeded.len());
     assert!(succeeded.len() >= 10, "{succeeded:?}");
 
-    // Every version S3 kept of the state, oldest serial first.
-    let versions = w.moto.py(&format!(
+    // Every version S3 kept of the state object, and of the write-ahead journal's objects
+    // (`KEY.journal/<serial>`: a header line, then one record per line, each line prefixed
+    // with its checksum), with the serials each write made.
+    let written = w.moto.py(&format!(
         "vs = s3.list_object_versions(Bucket='{BUCKET}', Prefix='{KEY}').get('Versions', [])\n\
-         out([json.loads(s3.get_object(Bucket='{BUCKET}', Key='{KEY}', VersionId=v['VersionId'])['Body'].read()) for v in vs if v['Key'] == '{KEY}'])"
+         body = lambda v: s3.get_object(Bucket='{BUCKET}', Key=v['Key'], VersionId=v['VersionId'])['Body'].read().decode()\n\
+         out({{'states': [json.loads(body(v)) for v in vs if v['Key'] == '{KEY}'],\n\
+              'journal': [body(v) for v in vs if v['Key'].startswith('{KEY}.journal/')]}})"
     ));
-    let mut versions: Vec<Value> = versions.as_array().unwrap().clone();
+    let mut versions: Vec<Value> = written["states"].as_array().unwrap().clone();
     versions.sort_by_key(|v| v["serial"].as_u64().unwrap());
+    let records: Vec<Value> = written["journal"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|body| body.as_str().unwrap().lines().skip(1).map(|l| serde_json::from_str(&l[17..]).unwrap()))
+        .collect::<Vec<Value>>();
     let serials: Vec<u64> = versions.iter().map(|v| v["serial"].as_u64().unwrap()).collect();
-    // One lineage, and serials 1, 2, 3, … with no gap and no repeat: every write was made on
-    // top of the one before it, so no update was lost.
+    let mut record_serials: Vec<u64> = records.iter().map(|r| r["serial"].as_u64().unwrap()).collect();
+    record_serials.sort();
+    // One lineage; no serial written twice as a state version or twice as a record; and all
+    // serials written, 1, 2, 3, … with no gap (a state version rewritten from the journal
+    // repeats the serial of its last record): every write was made on top of the one before
+    // it, so no update was lost.
     assert!(versions.iter().all(|v| v["lineage"] == versions[0]["lineage"]));
-    let expected: Vec<u64> = (serials[0]..serials[0] + serials.len() as u64).collect();
-    assert_eq!(serials, expected, "the state's history is not one line");
+    assert!(serials.windows(2).all(|w| w[0] < w[1]), "two state versions share a serial: {serials:?}");
+    assert!(record_serials.windows(2).all(|w| w[0] < w[1]), "two records share a serial: {record_serials:?}");
+    let all: Vec<u64> = serials
+        .iter()
+        .chain(&record_serials)
+        .copied()
+        .collect::<std::collections::BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    let expected: Vec<u64> = (all[0]..all[0] + all.len() as u64).collect();
+    assert_eq!(all, expected, "the state's history is not one line");
     // Every successful run's change is in the history, and the newest version is the state.
+    let outputs = |run: &str| {
+        versions.iter().any(|v| v["outputs"]["run"]["value"] == run)
+            || records.iter().any(|r| {
+                r["changes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["kind"] == "outputs" && c["outputs"]["run"]["value"] == run)
+            })
+    };
     for run in &succeeded {
-        assert!(
-            versions.iter().any(|v| v["outputs"]["run"]["value"] == run.as_str()),
-            "{run} succeeded but its outputs were never written"
-        );
+        assert!(outputs(run), "{run} succeeded but its outputs were never written");
     }
-    assert_eq!(w.s3_state()["serial"].as_u64(), serials.last().copied());
+    // (Read as a run reads it: the state object with the journal a killed run left replayed.)
+    let pulled = w.run(&["state", "pull", "."]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let current: Value = serde_json::from_slice(&pulled.stdout).unwrap();
+    assert_eq!(current["serial"].as_u64(), all.last().copied());
     // And the state describes the cloud: one more apply (waiting out a killed holder's lease)
     // leaves nothing to do.
     w.ok(&["apply", ".", "--auto-approve", "--lock-timeout", "60s", "--var", "run=last"]);
-    assert!(w.ok(&["plan", ".", "--var", "run=last"]).contains("No changes."));
+    assert_no_changes(&w.plan(&[".", "--var", "run=last"]), "after the last apply");
 }
 
 #[test]
@@ -311,19 +364,14 @@ fn push_pull_and_migrate_round_trip_between_local_and_s3() {
     std::fs::write(&main, &with_s3).unwrap();
     let out = w.run(&["plan", "."]);
     assert_eq!(out.status.code(), Some(1));
+    // No code or JSON form: what to do is the hint the user must see.
     assert!(text(&out).contains("run `drydock state migrate`"), "{}", text(&out));
-    let out = w.ok(&["state", "migrate", "."]);
-    assert!(
-        out.contains(&format!(
-            "Migrated the state (lineage {}, serial {})",
-            local["lineage"].as_str().unwrap(),
-            local["serial"]
-        )),
-        "{out}"
-    );
+    w.ok(&["state", "migrate", "."]);
     assert_eq!(w.s3_state(), local, "S3 holds the local state as it was, serial included");
-    assert!(w.ok(&["plan", "."]).contains("No changes."));
+    assert_no_changes(&w.plan(&["."]), "after the migration");
+    // Again: a no-op, whose note is all that tells the user nothing was moved.
     assert!(w.ok(&["state", "migrate", "."]).contains("nothing to migrate"));
+    assert_eq!(w.s3_state(), local);
 
     // pull prints exactly what S3 holds.
     let pulled = w.run(&["state", "pull", "."]);
@@ -335,15 +383,13 @@ fn push_pull_and_migrate_round_trip_between_local_and_s3() {
     w.ok(&["apply", ".", "--auto-approve", "--var", "size=3"]);
     let newer = w.s3_state();
     assert!(newer["serial"].as_u64() > local["serial"].as_u64());
-    let out = w.run(&["state", "push", "pulled.json", "."]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("pushing it would go back in time"), "{}", text(&out));
+    assert_eq!(w.refused(&["state", "push", "pulled.json", "."]), ["state::push_refused"], "an older serial");
+    assert_eq!(w.s3_state(), newer, "nothing was pushed");
     let mut other = local.clone();
     other["lineage"] = "00000000-0000-4000-8000-000000000000".into();
     other["serial"] = 999.into();
     std::fs::write(w.dir.path().join("other.json"), other.to_string()).unwrap();
-    let out = w.run(&["state", "push", "other.json", "."]);
-    assert!(text(&out).contains("another infrastructure's state"), "{}", text(&out));
+    assert_eq!(w.refused(&["state", "push", "other.json", "."]), ["state::push_refused"], "another lineage");
     assert_eq!(w.s3_state(), newer, "nothing was pushed");
 
     // A newer serial of the same lineage is pushed as it is; --force pushes an older one with
@@ -353,8 +399,7 @@ fn push_pull_and_migrate_round_trip_between_local_and_s3() {
     std::fs::write(w.dir.path().join("bumped.json"), bumped.to_string()).unwrap();
     w.ok(&["state", "push", "bumped.json", "."]);
     assert_eq!(w.s3_state(), bumped);
-    let out = w.ok(&["state", "push", "pulled.json", ".", "--force"]);
-    assert!(out.contains(&format!("serial {}", bumped["serial"].as_u64().unwrap() + 1)), "{out}");
+    w.ok(&["state", "push", "pulled.json", ".", "--force"]);
     assert_eq!(w.s3_state()["serial"].as_u64(), Some(bumped["serial"].as_u64().unwrap() + 1));
     w.ok(&["state", "push", "bumped.json", ".", "--force"]);
     let in_s3 = w.s3_state();
@@ -362,11 +407,13 @@ fn push_pull_and_migrate_round_trip_between_local_and_s3() {
     // Back to a local file: the block goes, migrate brings S3's state (newer than the old
     // local copy) home.
     std::fs::write(&main, &local_only).unwrap();
-    assert!(text(&w.run(&["plan", "."])).contains("run `drydock state migrate`"));
+    let out = w.run(&["plan", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("run `drydock state migrate`"), "the hint, as above: {}", text(&out));
     w.ok(&["state", "migrate", "."]);
     let home: Value = serde_json::from_slice(&std::fs::read(&local_path).unwrap()).unwrap();
     assert_eq!(home, in_s3);
-    assert!(w.ok(&["plan", ".", "--var", "size=3"]).contains("No changes."));
+    assert_no_changes(&w.plan(&[".", "--var", "size=3"]), "back on the local file");
 }
 
 #[test]
@@ -376,6 +423,8 @@ fn a_missing_bucket_is_a_clear_error() {
     std::fs::write(w.dir.path().join("main.kcl"), cfg).unwrap();
     let out = w.run(&["apply", ".", "--auto-approve"]);
     assert_eq!(out.status.code(), Some(1));
+    // What the user reads is the point: the error has no code or JSON form, and names the
+    // object and what to do.
     let err = text(&out);
     assert!(err.contains("s3://no-such-bucket/teams/demo/state.json"), "{err}");
     assert!(err.contains("does not exist; create it"), "{err}");

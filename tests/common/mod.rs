@@ -45,7 +45,12 @@ pub fn big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T
 
 pub const FILE: FileId = FileId(0);
 
+pub mod machine;
 pub mod schema;
+
+/// The quickstart's node groups (see [`quickstart`]).
+pub const CONTROL_PLANE: &str = "cluster.demo.node_group.control-plane";
+pub const WORKERS: &str = "cluster.demo.node_group.workers";
 
 /// A copy of the quickstart example in a temporary directory.
 pub fn quickstart() -> tempfile::TempDir {
