@@ -508,3 +508,45 @@ fn watch_once_from_cron_counts_the_unhealthy_timeout_from_the_first_sighting() {
     ok(d, &["sim", "advance", ".", "10s"]);
     assert_eq!(dd(d, &["plan", ".", "--detailed-exitcode"]).status.code(), Some(0));
 }
+
+/// Tags changed, removed or added by hand (the cluster's as well as the node group's) are drift
+/// that apply restores — a group's tags are set exactly, as Terraform does — and once restored
+/// the plan has nothing left to do.
+#[test]
+fn tags_changed_by_hand_are_drift_that_apply_restores() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let name = edit_group(d, "workers", |s| {
+        s.tags.insert("team".into(), "hacked".into());
+        s.tags.insert("added-by-hand".into(), "1".into());
+        s.tags.remove("env");
+    });
+    let (code, p) = plan_detailed(d, &["."]);
+    assert_eq!(code, Some(2), "drift to repair exits 2: {p}");
+    let drift: Vec<(&Value, &Value, &Value, &Value)> =
+        drift_of(&p, WORKERS).iter().map(|d| (&d["path"], &d["before"], &d["after"], &d["action"])).collect();
+    let restored = json!("restored in place by apply");
+    assert_eq!(
+        drift,
+        [
+            (&json!("tags.env"), &json!("dev"), &json!("(removed)"), &restored),
+            (&json!("tags.team"), &json!("platform"), &json!("hacked"), &restored),
+            (&json!("tags.added-by-hand"), &json!("(absent)"), &json!("1"), &json!("removed by apply")),
+        ],
+        "{p}"
+    );
+    // Drift is not a change of the configuration: the change lists no reason of its own.
+    let c = change(&p, WORKERS);
+    assert_eq!(c["action"], "update", "{p}");
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let tags = rt().block_on(async {
+        let observed = cloud(d).observe(&lineage(d)).await.unwrap();
+        observed.groups.iter().find(|g| g.name == name).unwrap().settings.tags.clone()
+    });
+    assert_eq!(tags.get("team").map(String::as_str), Some("platform"), "{tags:?}");
+    assert_eq!(tags.get("env").map(String::as_str), Some("dev"), "{tags:?}");
+    assert!(!tags.contains_key("added-by-hand"), "{tags:?}");
+    let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -393,16 +393,19 @@ fn provider_health_check(check: HealthCheck) -> PHealth {
 }
 
 /// Whether a group's observed settings differ from the target's in anything drydock sets:
-/// sizes (desired only when pinned), subnets, health check and grace period, and the tags it
-/// sets (tags others added are theirs, and tags the provider manages are the provider's).
+/// sizes (desired only when pinned), subnets, health check and grace period, and the tags (a
+/// provider sets a group's tags exactly, as Terraform does: a tag added by hand is drift too;
+/// tags the provider manages are the provider's).
 fn settings_differ(want: &GroupSettings, have: &GroupSettings, desired_pinned: bool) -> bool {
+    let ours = |k: &&String| !drydock_provider::is_provider_managed_tag(k);
     want.min != have.min
         || want.max != have.max
         || (desired_pinned && want.desired != have.desired)
         || want.subnets != have.subnets
         || want.health_check != have.health_check
         || want.grace_period_ms != have.grace_period_ms
-        || want.tags.iter().any(|(k, v)| !drydock_provider::is_provider_managed_tag(k) && have.tags.get(k) != Some(v))
+        || want.tags.iter().any(|(k, v)| ours(&k) && have.tags.get(k) != Some(v))
+        || have.tags.keys().filter(ours).any(|k| !want.tags.contains_key(k))
 }
 
 fn live(g: &ObservedGroup) -> impl Iterator<Item = &drydock_provider::Instance> {
@@ -646,8 +649,14 @@ fn plan_node_group(
             None => actual.push(ActualGen { id: g.ownership.generation.clone(), groups: vec![g] }),
         }
     }
-    // The target generation's groups.
-    let s = &ng.settings;
+    // The target generation's groups. The settings applied and recorded carry the tags the
+    // groups get: the cluster's, overridden by the node group's own, so that the state knows
+    // what was applied and a cluster tag changed by hand is drift like any other.
+    let effective = NodeSettings {
+        tags: cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ..ng.settings.clone()
+    };
+    let s = &effective;
     let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
     let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
     let replicas = match (ng.role, s.desired) {
@@ -724,6 +733,16 @@ fn plan_node_group(
         // The generation is current: settings may change in place, missing groups come back.
         let before_settings = state_ng.map(|n| &n.settings);
         change.reasons = settings_changes(before_settings, s, ng);
+        // A state written before it recorded the cluster's tags lacks them: a tag it does not
+        // record that every group already carries with the wanted value is nothing to change.
+        if let Some(a) = target_actual {
+            change.reasons.retain(|r| {
+                let Some(key) = r.path.strip_prefix("tags.").filter(|_| r.before.is_none()) else { return true };
+                !a.groups.iter().all(|g| {
+                    g.settings.tags.get(key).map(|v| serde_json::Value::String(v.clone())).as_ref() == r.after.as_ref()
+                })
+            });
+        }
         let missing = target.groups.iter().filter(|g| !g.exists).count();
         // Any group whose settings differ from the target's (changed by hand, or by a change
         // of the cluster's tags, which the node group's own settings do not show) is updated.
@@ -852,9 +871,9 @@ fn plan_node_group(
 /// The cloud as the state describes it, for `plan --refresh=false`: every recorded group
 /// with the applied settings and healthy placeholder instances (their ids are not known).
 ///
-/// The state does not record a cluster's tags: the groups are taken to carry the tags the
-/// model gives the cluster now, so without a refresh a change of those tags is not seen (as
-/// no drift is).
+/// The state records the tags the groups got (the cluster's with the node group's); a state
+/// written before it did is taken to carry the tags the model gives the cluster now, so
+/// without a refresh a change of those is not seen (as no drift is).
 pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Observed> {
     let mut out: BTreeMap<String, Observed> = BTreeMap::new();
     for (caddr, cs) in &state.clusters {
@@ -1010,6 +1029,14 @@ fn detect_drift(
                     o.tags.get(k).cloned().unwrap_or_else(|| "(removed)".into()).into(),
                     restore,
                 );
+            }
+        }
+        // A tag added by hand: the provider sets a group's tags exactly, so apply removes it.
+        for (k, v) in &o.tags {
+            // (A state written before it recorded the cluster's tags lacks those: not drift.)
+            let ours = applied.tags.contains_key(k) || cluster.tags.contains_key(k);
+            if !ours && !drydock_provider::is_provider_managed_tag(k) {
+                push(format!("tags.{k}"), "(absent)".into(), v.clone().into(), "removed by apply");
             }
         }
         let unhealthy_after = drydock_config::value::format_duration(applied.health.unhealthy_timeout_ms);

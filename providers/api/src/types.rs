@@ -22,9 +22,11 @@ pub const OWNERSHIP_TAGS: [&str; 4] = [TAG_LINEAGE, TAG_CLUSTER, TAG_NODE_GROUP,
 /// Whether a tag is one a provider manages itself rather than one a node group sets: the
 /// ownership tags and anything else under `drydock:`, and the Kubernetes cluster tag
 /// (`kubernetes.io/cluster/<name>`) that cloud controllers look for, which a provider may add
-/// to every group. Part of the contract: the planner never reports these as drift.
+/// to every group, and AWS's reserved `aws:` tags. Part of the contract: the planner never
+/// reports these as drift.
 pub fn is_provider_managed_tag(key: &str) -> bool {
-    key.starts_with("drydock:") || key.starts_with("kubernetes.io/cluster/")
+    // `aws:` is reserved by AWS for the tags it sets itself (CloudFormation, the autoscaler).
+    key.starts_with("drydock:") || key.starts_with("kubernetes.io/cluster/") || key.starts_with("aws:")
 }
 
 /// Who owns an object: written as tags on everything drydock creates, so that observation finds
