@@ -5,8 +5,8 @@
 mod common;
 
 use common::machine::{
-    change, drift_of, groups_of, has_event, live, ok_json_lines, plan, plan_detailed, removed, state_file, status,
-    timeline,
+    assert_no_changes, change, drift_of, groups_of, has_event, live, ok_json_lines, plan, plan_detailed, removed,
+    state_file, status, timeline,
 };
 use common::{dd, ok, quickstart, CONTROL_PLANE, WORKERS};
 
@@ -549,4 +549,43 @@ fn tags_changed_by_hand_are_drift_that_apply_restores() {
     assert!(!tags.contains_key("added-by-hand"), "{tags:?}");
     let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// An apply of drydock's own killed half-way is not drift made outside drydock: at every point
+/// of a rollout a kill leaves, the plan reports one `apply` entry saying it was interrupted
+/// (never the old group's sizes as changed by hand), and the next apply finishes the rollout.
+#[test]
+fn an_interrupted_apply_is_reported_as_such_not_as_changes_outside_drydock() {
+    let dir = quickstart();
+    let base = dir.path();
+    ok(base, &["apply", ".", "--auto-approve"]);
+    let rollout = ["apply", ".", "--auto-approve", "--var", "worker_image=img-2"];
+    let mut interrupted = 0;
+    for k in (2..40).step_by(3) {
+        let run = tempfile::tempdir().unwrap();
+        let d = run.path();
+        // The applied configuration, state and simulated cloud, copied.
+        let copied = Command::new("cp").arg("-a").arg(base.join(".")).arg(d).status().unwrap();
+        assert!(copied.success());
+        let killed = Command::new(env!("CARGO_BIN_EXE_drydock"))
+            .current_dir(d)
+            .args(rollout)
+            .env("DRYDOCK_SIM_CLOCK", "virtual")
+            .env("DRYDOCK_FAILPOINT_KILL_AT", k.to_string())
+            .output()
+            .unwrap();
+        if killed.status.success() {
+            break;
+        }
+        let p = plan(d, &[".", "--var", "worker_image=img-2"]);
+        let drift: Vec<(&Value, &Value)> = drift_of(&p, WORKERS).iter().map(|d| (&d["path"], &d["after"])).collect();
+        assert!(
+            drift.is_empty() || drift == [(&json!("apply"), &json!("interrupted"))],
+            "killed at crash point {k}: {p}"
+        );
+        interrupted += usize::from(!drift.is_empty());
+        ok(d, &rollout);
+        assert_no_changes(&plan(d, &[".", "--var", "worker_image=img-2"]), &format!("crash point {k}"));
+    }
+    assert!(interrupted >= 5, "only {interrupted} crash points left the rollout interrupted");
 }

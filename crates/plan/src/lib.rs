@@ -950,6 +950,20 @@ fn detect_drift(
 ) -> Vec<Drift> {
     let Some(sn) = state.and_then(|s| s.node_group(&cluster.address, &ng.address)) else { return vec![] };
     let Some(current) = sn.current() else { return vec![] };
+    // An apply of drydock's own that was interrupted (a create or rollout that did not finish,
+    // or a cloud call journalled and never settled) left the groups half-way: that is not a
+    // change made outside drydock, and the next apply finishes it.
+    let journalled = state.is_some_and(|s| s.journal.iter().any(|j| j.address == ng.address));
+    if sn.unfinished || journalled {
+        return vec![Drift {
+            address: ng.address.clone(),
+            path: "apply".into(),
+            before: Some("complete".into()),
+            after: Some("interrupted".into()),
+            sensitive: false,
+            action: "finished by apply (an earlier apply stopped half-way)".into(),
+        }];
+    }
     let applied = &sn.settings;
     let mut out = vec![];
     let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
