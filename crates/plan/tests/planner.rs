@@ -909,6 +909,7 @@ fn an_interrupted_apply_is_finished() {
             resume cluster.demo.node_group.workers (worker, replicas 3)
               target generation <g1>
                 group c0ffee-demo-workers-<g1> exists=true min=3 max=3 desired=3 subnets=[subnet-a, subnet-b] tags={team=platform} health=ec2/90000ms
+            drift cluster.demo.node_group.workers apply: complete -> interrupted => finished by apply (an earlier apply stopped half-way)
             cluster cluster.demo provider=sim keep=true disruption_budget=1
         "#]],
     );
