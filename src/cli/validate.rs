@@ -15,7 +15,7 @@ pub fn run(path: &Path, vars: &VarArgs, style: Style) -> ExitCode {
         }
     };
     let loaded = config::load(path, &inputs);
-    match loaded.model {
+    let code = match &loaded.model {
         Some(model) if loaded.diagnostics.is_empty() => {
             let groups = model.node_group_count();
             outln!(
@@ -32,5 +32,9 @@ pub fn run(path: &Path, vars: &VarArgs, style: Style) -> ExitCode {
             report(&loaded.diagnostics, &loaded.sources, style);
             1
         }
-    }
+    };
+    // The process exits next: the trees and the model are left to it instead of being freed
+    // one by one (tens of milliseconds for a large fleet).
+    std::mem::forget(loaded);
+    code
 }

@@ -1,6 +1,8 @@
 //! Expression evaluation. Errors are reported into the evaluator's diagnostics and the
 //! failing expression yields `Err(Reported)`, so one mistake does not cascade into many.
 //! Reading a sensitive value sets a flag, so callers can mark what was derived from it.
+//! A reference to a value that is kept (`var.x`, `local.tags.team`, `each.value`, a `for`
+//! variable) is resolved in place and only its result copied (`Evaluator::borrowed`).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -242,12 +244,13 @@ impl<'s> Evaluator<'s> {
             }
             ExprKind::Object(items) => {
                 let mut out = BTreeMap::new();
-                // Each key's first place, and whether that key was sensitive.
-                let mut first: BTreeMap<String, (Span, bool)> = BTreeMap::new();
+                // The keys computed by expressions, with where and whether sensitive, for the
+                // message about a duplicate (a name key's place is in the tree).
+                let mut computed_keys: Vec<(String, Span, bool)> = vec![];
                 let mut failed = false;
                 for item in items {
                     let (key, key_span, sensitive) = match &item.key {
-                        ObjectKey::Ident(i) => (i.name.clone(), i.span, false),
+                        ObjectKey::Ident(i) => (i.name.to_string(), i.span, false),
                         ObjectKey::Expr(k) => match self.eval_m(k, scope, bound) {
                             Ok((v, sensitive)) => match v.to_template_string() {
                                 Some(s) => (s, k.span, sensitive),
@@ -267,22 +270,31 @@ impl<'s> Evaluator<'s> {
                             }
                         },
                     };
-                    if let Some((prev, prev_sensitive)) = first.get(&key) {
-                        let shown = redact(sensitive || *prev_sensitive, format_args!("`{key}`"));
+                    // `out` has every key set so far, a failed value's too.
+                    if out.contains_key(&key) {
+                        let (prev, prev_sensitive) =
+                            first_set(items, &computed_keys, &key).unwrap_or((key_span, false));
+                        let shown = redact(sensitive || prev_sensitive, format_args!("`{key}`"));
                         self.error(
                             Diagnostic::new("kcl::duplicate_key", key_span, format!("duplicate key {shown}"))
                                 .label("set again here")
-                                .with_secondary(*prev, "first set here"),
+                                .with_secondary(prev, "first set here"),
                         );
                         failed = true;
                         continue;
                     }
-                    first.insert(key.clone(), (key_span, sensitive));
+                    if let ObjectKey::Expr(_) = item.key {
+                        computed_keys.push((key.clone(), key_span, sensitive));
+                    }
                     match self.eval(&item.value, scope, bound) {
                         Ok(v) => {
                             out.insert(key, v);
                         }
-                        Err(_) => failed = true,
+                        Err(_) => {
+                            // The object fails; the key stays taken, for a later duplicate.
+                            out.insert(key, Value::Null);
+                            failed = true;
+                        }
                     }
                 }
                 if failed {
@@ -291,8 +303,10 @@ impl<'s> Evaluator<'s> {
                     Ok(Value::Object(out))
                 }
             }
-            ExprKind::Variable(name) => self.variable(name, scope, bound),
-            ExprKind::GetAttr(base, name) => self.get_attr(base, name, scope, bound),
+            ExprKind::Variable(name) => self.kept(e, scope, bound).unwrap_or_else(|| self.variable(name, scope, bound)),
+            ExprKind::GetAttr(base, name) => {
+                self.kept(e, scope, bound).unwrap_or_else(|| self.get_attr(base, name, scope, bound))
+            }
             ExprKind::Index(base, idx) => {
                 let b = self.eval_m(base, scope, bound)?;
                 let i = self.eval_m(idx, scope, bound)?;
@@ -323,6 +337,63 @@ impl<'s> Evaluator<'s> {
                 }
             },
             ExprKind::For(f) => self.for_expr(f, e.span, scope, bound),
+        }
+    }
+
+    /// The value of a reference to a kept value, copied from where it is kept; `None` when
+    /// [`borrowed`](Self::borrowed) does not resolve it, and always once a value has failed (so
+    /// that a name in `failed`, reported already, is never read here): `variable` and
+    /// `get_attr` then evaluate it the general way, and report what is wrong.
+    fn kept(&self, e: &Expr, scope: &Scope, bound: &Bound) -> Option<EvalResult> {
+        if !self.failed.borrow().is_empty() {
+            return None;
+        }
+        let (v, sensitive) = self.borrowed(e, scope, bound)?;
+        if sensitive {
+            self.touched_sensitive.set(true);
+        }
+        Some(Ok(v.clone()))
+    }
+
+    /// The value a reference names, borrowed where it is kept (`local.tags.team` reads `team`
+    /// without copying `local.tags`), and whether it is sensitive; `None` for any other
+    /// expression and for a reference that does not resolve.
+    fn borrowed<'v>(&self, e: &Expr, scope: &'v Scope, bound: &'v Bound) -> Option<(&'v Value, bool)> {
+        match &e.kind {
+            ExprKind::Variable(name) => {
+                let (_, v, sensitive) = bound.iter().rev().find(|(n, _, _)| *n == name.name)?;
+                Some((v, *sensitive))
+            }
+            ExprKind::GetAttr(base, name) => {
+                if let ExprKind::Variable(root) = &base.kind {
+                    if !bound.iter().any(|(n, _, _)| *n == root.name) {
+                        let key = name.name.as_str();
+                        return match root.name.as_str() {
+                            "var" => {
+                                Some((scope.vars?.get(key)?, self.sensitive_vars.get(key).copied().unwrap_or(false)))
+                            }
+                            "local" => Some((
+                                scope.locals?.get(key)?,
+                                self.sensitive_locals.borrow().get(key).copied().unwrap_or(false),
+                            )),
+                            "cluster" => {
+                                Some((scope.clusters?.get(key)?, self.sensitive_clusters.borrow().contains(key)))
+                            }
+                            "each" => match (&scope.each, key) {
+                                (Some((k, _)), "key") => Some((k, scope.each_sensitive)),
+                                (Some((_, v)), "value") => Some((v, scope.each_sensitive)),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                    }
+                }
+                match self.borrowed(base, scope, bound)? {
+                    (Value::Object(m), sensitive) => Some((m.get(name.name.as_str())?, sensitive)),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 
@@ -436,17 +507,19 @@ impl<'s> Evaluator<'s> {
                     let Some(map) = map else {
                         return Err(self.unavailable(root, scope));
                     };
-                    if self.failed.borrow().contains(&format!("{}.{}", root.name, name.name)) {
+                    let failed = self.failed.borrow();
+                    if !failed.is_empty() && failed.contains(&format!("{}.{}", root.name, name.name)) {
                         return Err(Reported);
                     }
-                    return match map.get(&name.name) {
+                    drop(failed);
+                    return match map.get(name.name.as_str()) {
                         Some(v) => {
                             let sensitive = match what {
-                                "variable" => self.sensitive_vars.get(&name.name).copied().unwrap_or(false),
+                                "variable" => self.sensitive_vars.get(name.name.as_str()).copied().unwrap_or(false),
                                 "local value" => {
-                                    self.sensitive_locals.borrow().get(&name.name).copied().unwrap_or(false)
+                                    self.sensitive_locals.borrow().get(name.name.as_str()).copied().unwrap_or(false)
                                 }
-                                _ => self.sensitive_clusters.borrow().contains(&name.name),
+                                _ => self.sensitive_clusters.borrow().contains(name.name.as_str()),
                             };
                             if sensitive {
                                 self.touched_sensitive.set(true);
@@ -470,7 +543,7 @@ impl<'s> Evaluator<'s> {
         let (v, sensitive) = self.eval_m(base, scope, bound)?;
         match v {
             Value::Unknown => Ok(Value::Unknown),
-            Value::Object(mut m) => match m.remove(&name.name) {
+            Value::Object(mut m) => match m.remove(name.name.as_str()) {
                 Some(v) => Ok(v),
                 None => {
                     // The keys of a sensitive object are sensitive too: no suggestion from them.
@@ -666,9 +739,9 @@ impl<'s> Evaluator<'s> {
             let depth = bound.len();
             // The names bound from a sensitive collection are sensitive, keys and indexes too.
             if let Some(kv) = &f.key_var {
-                bound.push((kv.name.clone(), k, coll_s));
+                bound.push((kv.name.to_string(), k, coll_s));
             }
-            bound.push((f.value_var.name.clone(), v, coll_s));
+            bound.push((f.value_var.name.to_string(), v, coll_s));
             let result = (|| -> Result<(), Reported> {
                 if let Some(c) = &f.cond {
                     match self.eval_m(c, scope, bound)? {
@@ -976,6 +1049,19 @@ impl<'s> Evaluator<'s> {
             ),
         }
     }
+}
+
+/// Where the key `key` of an object was first set, and whether it was sensitive: a name key
+/// among `items`, or one of the `computed` keys (each with its place and sensitivity).
+fn first_set(items: &[ObjectItem], computed: &[(String, Span, bool)], key: &str) -> Option<(Span, bool)> {
+    // Every later item with the key is a duplicate: the one key that was set is the first
+    // computed one, else the first name.
+    computed.iter().find(|(k, _, _)| k == key).map(|(_, span, sensitive)| (*span, *sensitive)).or_else(|| {
+        items.iter().find_map(|item| match &item.key {
+            ObjectKey::Ident(i) if i.name == key => Some((i.span, false)),
+            _ => None,
+        })
+    })
 }
 
 /// `local.n-1` reads as the name `n-1`; say so when `n` exists.

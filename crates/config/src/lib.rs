@@ -3,6 +3,18 @@
 //! evaluated in the order of a reference graph, and a cycle names every member.
 //! Invariant: knows nothing of state, plans, providers or the terminal; every error is a
 //! diagnostic with a span, all of them are collected, and nothing panics on any input.
+//!
+//! Evaluation without churn: a fleet of 10,000 node groups must not cost hundreds of
+//! allocations each (`benches/validate.rs` counts them), so what is only looked at is
+//! borrowed, not copied.
+//! - Attribute paths (`size`, `rollout.max_surge`) are the schema's `&'static str`s, and a
+//!   block's evaluated attributes are a short list of them (`Settings`); a node group's
+//!   settings are its own over its cluster's `defaults` by reference, not a copy of them.
+//! - The reference graph names locals and clusters by the names in the syntax tree.
+//! - `cluster.NAME`'s value (every node group's settings as an object) is built only for the
+//!   clusters something reads (`cluster.NAME`, or the `cluster` namespace as a whole).
+//! - A reference (`local.tags.team`) is read where its value is kept and copied once, not
+//!   copied whole and then taken apart (`eval.rs`).
 
 // Diagnostics are the error type of the front half by design; they are built on error
 // paths only, so their size does not matter.
@@ -13,6 +25,7 @@ pub mod model;
 pub mod schema;
 pub mod value;
 
+use std::borrow::{Borrow, Cow};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -257,8 +270,8 @@ fn read_inputs(sources: &mut Sources, inputs: &Inputs, diags: &mut Vec<Diagnosti
             );
         }
         for attr in file.body.attributes() {
-            given.push((attr.name.name.clone(), Some(attr.name.span), String::new()));
-            values.insert(attr.name.name.clone(), RawValue::Expr(attr.value.clone()));
+            given.push((attr.name.name.to_string(), Some(attr.name.span), String::new()));
+            values.insert(attr.name.name.to_string(), RawValue::Expr(attr.value.clone()));
         }
     }
     for (name, text) in &inputs.vars {
@@ -270,15 +283,15 @@ fn read_inputs(sources: &mut Sources, inputs: &Inputs, diags: &mut Vec<Diagnosti
     RawInputs { values, given }
 }
 
-/// A graph vertex: something other things can refer to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Node {
-    Local(String),
-    Cluster(String),
-    Output(String),
+/// A graph vertex: something other things can refer to, by its name in the syntax tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node<'a> {
+    Local(&'a str),
+    Cluster(&'a str),
+    Output(&'a str),
 }
 
-impl Node {
+impl Node<'_> {
     fn address(&self) -> String {
         match self {
             Node::Local(n) => format!("local.{n}"),
@@ -304,15 +317,56 @@ impl Field {
     }
 }
 
-type Layer = BTreeMap<String, Field>;
+/// A block's evaluated attributes by path (`size`, `rollout.max_surge`). The paths are the
+/// schema's `&'static str`s, so a layer allocates no names; a block has a handful of them, so
+/// a list is the fastest map (a lookup compares lengths before it compares bytes).
+#[derive(Debug)]
+struct Settings<F>(Vec<(&'static str, F)>);
+
+/// A block's own evaluated attributes.
+type Layer = Settings<Field>;
+
+/// A node group's settings: its own layer over its cluster's `defaults`, by reference.
+type Merged<'a> = Settings<&'a Field>;
+
+impl<F: Borrow<Field>> Settings<F> {
+    fn new() -> Self {
+        Settings(Vec::new())
+    }
+    fn with_capacity(n: usize) -> Self {
+        Settings(Vec::with_capacity(n))
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn get(&self, path: &str) -> Option<&Field> {
+        self.0.iter().find(|(p, _)| *p == path).map(|(_, f)| f.borrow())
+    }
+    fn contains_key(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+    /// Sets `path`, in place of what it had.
+    fn insert(&mut self, path: &'static str, field: F) {
+        match self.0.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, f)) => *f = field,
+            None => self.0.push((path, field)),
+        }
+    }
+    fn iter(&self) -> impl Iterator<Item = (&'static str, &Field)> {
+        self.0.iter().map(|(p, f)| (*p, f.borrow()))
+    }
+    /// The paths whose values derive from a sensitive value, each with `prefix` before it.
+    fn sensitive_paths<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = String> + 'a {
+        self.iter().filter(|(_, f)| f.sensitive).map(move |(p, _)| format!("{prefix}{p}"))
+    }
+    /// Whether any of `paths` derives from a sensitive value.
+    fn any_sensitive(&self, paths: &[&str]) -> bool {
+        paths.iter().any(|p| self.get(p).is_some_and(|f| f.sensitive))
+    }
+}
 
 /// `for_each` instances, (key, value), and whether the collection is sensitive.
 type Instances = (Vec<(String, Value)>, bool);
-
-/// Whether any of `attrs` in `layer` derives from a sensitive value.
-fn any_sensitive(layer: &Layer, attrs: &[&str]) -> bool {
-    attrs.iter().any(|a| layer.get(*a).is_some_and(|f| f.sensitive))
-}
 
 /// A cluster and the provider reference it named, if any (resolved once providers are known).
 type ClusterWithProvider = (Cluster, Option<(String, Span)>);
@@ -321,7 +375,7 @@ struct Cx<'s> {
     ev: Evaluator<'s>,
     diags: Vec<Diagnostic>,
     /// Locals and clusters that failed, so that references to them add no error.
-    failed: BTreeSet<Node>,
+    failed: BTreeSet<Node<'s>>,
     computed: &'s BTreeMap<String, BTreeMap<String, Value>>,
     /// Per address of a cluster or node group made by `for_each`: the `for_each` value's span
     /// and whether its keys are sensitive, for name collisions to point at and to redact.
@@ -344,12 +398,12 @@ impl<'s> Cx<'s> {
     }
 
     /// A local or cluster that failed: it is skipped, and references to it add no error.
-    fn mark_failed(&mut self, node: Node) {
+    fn mark_failed(&mut self, node: Node<'s>) {
         self.ev.failed.borrow_mut().insert(node.address());
         self.failed.insert(node);
     }
 
-    fn run(&mut self, files: &[(FileId, File)], inputs: RawInputs) -> Option<Model> {
+    fn run(&mut self, files: &'s [(FileId, File)], inputs: RawInputs) -> Option<Model> {
         let decls = self.declarations(files);
         let vars = self.variables(&decls, inputs);
 
@@ -359,29 +413,41 @@ impl<'s> Cx<'s> {
         let cluster_names: BTreeSet<&str> =
             decls.clusters.iter().filter_map(|b| b.labels.first()).map(|l| l.value.as_str()).collect();
         let known = |n: &Node| match n {
-            Node::Local(x) => local_names.contains(x.as_str()),
-            Node::Cluster(x) => cluster_names.contains(x.as_str()),
+            Node::Local(x) => local_names.contains(x),
+            Node::Cluster(x) => cluster_names.contains(x),
             Node::Output(_) => false,
         };
+        // Whether anything reads the `cluster` namespace as a whole (`cluster["x"]`).
+        let mut whole_cluster = false;
         for a in &decls.locals {
             let mut refs = vec![];
-            collect_refs(&a.value, &mut vec![], &mut refs);
+            collect_refs(&a.value, &mut vec![], &mut refs, &mut whole_cluster);
             refs.retain(|(n, _)| known(n));
-            nodes.push((Node::Local(a.name.name.clone()), refs));
+            nodes.push((Node::Local(&a.name.name), refs));
         }
         for b in &decls.clusters {
             let mut refs = vec![];
-            collect_block_refs(b, &mut refs);
+            collect_block_refs(b, &mut refs, &mut whole_cluster);
             refs.retain(|(n, _)| known(n));
-            nodes.push((Node::Cluster(b.labels[0].value.clone()), refs));
+            nodes.push((Node::Cluster(&b.labels[0].value), refs));
         }
         for b in &decls.outputs {
             let mut refs = vec![];
-            collect_block_refs(b, &mut refs);
+            collect_block_refs(b, &mut refs, &mut whole_cluster);
             refs.retain(|(n, _)| known(n));
-            nodes.push((Node::Output(b.labels[0].value.clone()), refs));
+            nodes.push((Node::Output(&b.labels[0].value), refs));
         }
         let order = self.order(&nodes);
+        // The clusters whose value (`cluster.NAME`) something reads: only those are built.
+        // Nothing else can read one: variables, providers and backends cannot refer to clusters.
+        let read_clusters: BTreeSet<&str> = nodes
+            .iter()
+            .flat_map(|(_, refs)| refs)
+            .filter_map(|(n, _)| match n {
+                Node::Cluster(name) => Some(*name),
+                _ => None,
+            })
+            .collect();
 
         let mut locals: BTreeMap<String, Value> = BTreeMap::new();
         let mut cluster_values: BTreeMap<String, Value> = BTreeMap::new();
@@ -393,12 +459,12 @@ impl<'s> Cx<'s> {
         let output_blocks: BTreeMap<&str, &Block> =
             decls.outputs.iter().map(|b| (b.labels[0].value.as_str(), *b)).collect();
         for i in order {
-            let node = &nodes[i].0;
-            if self.failed.contains(node) {
+            let node = nodes[i].0;
+            if self.failed.contains(&node) {
                 continue;
             }
             if nodes[i].1.iter().any(|(dep, _)| self.failed.contains(dep)) {
-                self.mark_failed(node.clone());
+                self.mark_failed(node);
                 continue;
             }
             let scope = Scope {
@@ -411,32 +477,33 @@ impl<'s> Cx<'s> {
             };
             match node {
                 Node::Local(name) => {
-                    let attr = local_attrs[name.as_str()];
+                    let attr = local_attrs[name];
                     let (v, sensitive) = self.ev.eval_marked(&attr.value, &scope);
                     match v {
                         Ok(v) => {
-                            self.ev.sensitive_locals.borrow_mut().insert(name.clone(), sensitive);
-                            locals.insert(name.clone(), v);
+                            self.ev.sensitive_locals.borrow_mut().insert(name.to_string(), sensitive);
+                            locals.insert(name.to_string(), v);
                         }
                         Err(Reported) => {
-                            self.mark_failed(node.clone());
+                            self.mark_failed(node);
                         }
                     }
                 }
                 Node::Cluster(name) => {
-                    let block = cluster_blocks[name.as_str()];
-                    match self.cluster(block, &scope) {
+                    let block = cluster_blocks[name];
+                    let value_read = whole_cluster || read_clusters.contains(name);
+                    match self.cluster(block, &scope, value_read) {
                         Some((made, value)) => {
-                            cluster_values.insert(name.clone(), value);
+                            cluster_values.insert(name.to_string(), value);
                             clusters.extend(made);
                         }
                         None => {
-                            self.mark_failed(node.clone());
+                            self.mark_failed(node);
                         }
                     }
                 }
                 Node::Output(name) => {
-                    if let Some(o) = self.output(output_blocks[name.as_str()], &scope) {
+                    if let Some(o) = self.output(output_blocks[name], &scope) {
                         outputs.push(o);
                     }
                 }
@@ -470,11 +537,11 @@ impl<'s> Cx<'s> {
         for (_, file) in files {
             let view = check_body(&file.body, &schema::FILE, "a configuration file", &mut self.diags);
             for (def, block) in view.blocks {
-                let label = block.labels.first().map(|l| l.value.clone()).unwrap_or_default();
+                let label = block.labels.first().map(|l| l.value.to_string()).unwrap_or_default();
                 if def.name == "locals" {
                     let lv = check_body(&block.body, &schema::LOCALS, "locals", &mut self.diags);
-                    for a in lv.attr_order {
-                        if let Some(prev) = locals_seen.get(&a.name.name) {
+                    for (_, a) in lv.attrs {
+                        if let Some(prev) = locals_seen.get(a.name.name.as_str()) {
                             self.diags.push(
                                 Diagnostic::new(
                                     "kcl::duplicate_attribute",
@@ -486,7 +553,7 @@ impl<'s> Cx<'s> {
                             );
                             continue;
                         }
-                        locals_seen.insert(a.name.name.clone(), a.name.span);
+                        locals_seen.insert(a.name.name.to_string(), a.name.span);
                         d.locals.push(a);
                     }
                     for b in block.body.blocks() {
@@ -553,9 +620,9 @@ impl<'s> Cx<'s> {
         let constant =
             Scope { restriction: Some("a variable's value cannot refer to other values"), ..Scope::default() };
         for block in &decls.variables {
-            let name = block.labels[0].value.clone();
+            let name = block.labels[0].value.to_string();
             let view = check_body(&block.body, &schema::VARIABLE, "variable", &mut self.diags);
-            let ty = match view.attrs.get("type") {
+            let ty = match view.attr("type") {
                 Some(a) => match self.parse_type(&a.value) {
                     Some(t) => t,
                     None => {
@@ -570,7 +637,7 @@ impl<'s> Cx<'s> {
             let value = match inputs.values.remove(&name) {
                 Some(RawValue::Text { text, file, origin }) => self.typed_input(&text, file, &origin, &ty, sensitive),
                 Some(RawValue::Expr(e)) => self.typed_expr(&e, &ty, &constant, sensitive),
-                None => match view.attrs.get("default") {
+                None => match view.attr("default") {
                     Some(a) => self.typed_expr(&a.value, &ty, &constant, sensitive),
                     None => {
                         self.err(
@@ -743,7 +810,7 @@ impl<'s> Cx<'s> {
     }
 
     fn bool_attr(&mut self, view: &BodyView, name: &str, scope: &Scope) -> Option<bool> {
-        let a = view.attrs.get(name)?;
+        let a = view.attr(name)?;
         let (v, sensitive) = self.ev.eval_marked(&a.value, scope);
         match check_ty(v.ok()?, Ty::Bool, a.value.span, sensitive) {
             Ok(Value::Bool(b)) => Some(b),
@@ -756,7 +823,7 @@ impl<'s> Cx<'s> {
     }
 
     /// Evaluation order: dependencies first. Members of a cycle are reported and marked failed.
-    fn order(&mut self, nodes: &[(Node, Vec<(Node, Span)>)]) -> Vec<usize> {
+    fn order(&mut self, nodes: &[(Node<'s>, Vec<(Node<'s>, Span)>)]) -> Vec<usize> {
         let index: BTreeMap<&Node, usize> = nodes.iter().enumerate().map(|(i, (n, _))| (n, i)).collect();
         let edges: Vec<Vec<usize>> =
             nodes.iter().map(|(_, refs)| refs.iter().filter_map(|(n, _)| index.get(n).copied()).collect()).collect();
@@ -796,7 +863,7 @@ impl<'s> Cx<'s> {
             }
             self.err(d);
             for i in scc {
-                self.mark_failed(nodes[i].0.clone());
+                self.mark_failed(nodes[i].0);
             }
         }
         order
@@ -820,7 +887,7 @@ impl<'s> Cx<'s> {
                 }
             };
             let view = check_body(&block.body, schema, &format!("provider \"{}\"", kind.value), &mut self.diags);
-            let layer = self.layer(&view, schema, scope, "");
+            let layer = self.layer(&view, scope);
             let s = |k: &str| match layer.get(k).map(|f| &f.value) {
                 Some(Value::String(s)) => Some(s.clone()),
                 _ => None,
@@ -856,7 +923,7 @@ impl<'s> Cx<'s> {
                     endpoint: s("endpoint"),
                 })
             };
-            let p = ProviderConfig { kind: kind.value.clone(), alias: s("alias"), settings, span: block.header() };
+            let p = ProviderConfig { kind: kind.value.to_string(), alias: s("alias"), settings, span: block.header() };
             if let Some(prev) = out.iter().find(|o| o.reference() == p.reference()) {
                 self.err(
                     Diagnostic::new(
@@ -891,7 +958,7 @@ impl<'s> Cx<'s> {
             }
         };
         let view = check_body(&block.body, schema, &format!("backend \"{}\"", kind.value), &mut self.diags);
-        let layer = self.layer(&view, schema, scope, "");
+        let layer = self.layer(&view, scope);
         let s = |k: &str| match layer.get(k).map(|f| &f.value) {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -932,26 +999,27 @@ impl<'s> Cx<'s> {
         })
     }
 
-    /// Evaluates a body's attributes (and its nested single blocks, with dotted paths)
-    /// against a schema; values that do not fit are reported and left out.
-    fn layer(&mut self, view: &BodyView, schema: &'static Schema, scope: &Scope, prefix: &str) -> Layer {
-        let mut out = Layer::new();
-        self.layer_into(view, schema, scope, prefix, &mut out);
+    /// Evaluates a body's attributes (and those of its settings blocks, by their dotted paths)
+    /// against its schema; values that do not fit are reported and left out.
+    fn layer(&mut self, view: &BodyView, scope: &Scope) -> Layer {
+        let settings = view.blocks.iter().filter(|(def, _)| def.settings).map(|(_, b)| b.body.items.len());
+        let mut out = Layer::with_capacity(view.attrs.len() + settings.sum::<usize>());
+        self.layer_into(view, scope, &mut out);
         out
     }
 
-    fn layer_into(&mut self, view: &BodyView, schema: &'static Schema, scope: &Scope, prefix: &str, out: &mut Layer) {
-        for attr in &view.attr_order {
-            let name = attr.name.name.as_str();
-            if name == "for_each" || name == "provider" {
-                continue;
-            }
-            let Some(def) = schema.attrs.iter().find(|d| d.name == name) else {
+    fn layer_into(&mut self, view: &BodyView, scope: &Scope, out: &mut Layer) {
+        for &(def, attr) in &view.attrs {
+            // `None`: an attribute of an open schema, which is not a setting.
+            let Some(def) = def else {
                 continue;
             };
+            if def.name == "for_each" || def.name == "provider" {
+                continue;
+            }
             let (v, sensitive) = self.ev.eval_marked(&attr.value, scope);
             let Ok(v) = v else {
-                out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                out.insert(def.path, Field::failed(attr.value.span));
                 continue;
             };
             if v == Value::Null {
@@ -959,27 +1027,26 @@ impl<'s> Cx<'s> {
             }
             match check_ty(v, def.ty, attr.value.span, sensitive) {
                 Ok(value) => {
-                    out.insert(format!("{prefix}{name}"), Field { value, span: attr.value.span, sensitive });
+                    out.insert(def.path, Field { value, span: attr.value.span, sensitive });
                 }
                 Err(d) => {
                     self.err(d);
-                    out.insert(format!("{prefix}{name}"), Field::failed(attr.value.span));
+                    out.insert(def.path, Field::failed(attr.value.span));
                 }
             }
         }
         for (def, block) in &view.blocks {
-            if def.multiple {
-                continue;
+            if def.settings {
+                let inner = check_body(&block.body, def.schema, def.name, &mut self.diags);
+                self.layer_into(&inner, scope, out);
             }
-            let inner = check_body(&block.body, def.schema, def.name, &mut self.diags);
-            self.layer_into(&inner, def.schema, scope, &format!("{prefix}{}.", def.name), out);
         }
     }
 
     /// `for_each` instances: `None` for a block without `for_each`, else (key, value) pairs
     /// and whether the collection is sensitive.
     fn for_each(&mut self, view: &BodyView, scope: &Scope) -> Result<Option<Instances>, Reported> {
-        let Some(attr) = view.attrs.get("for_each") else {
+        let Some(attr) = view.attr("for_each") else {
             return Ok(None);
         };
         let (v, sensitive) = self.ev.eval_marked(&attr.value, scope);
@@ -1027,14 +1094,15 @@ impl<'s> Cx<'s> {
     }
 
     /// Evaluates a cluster block into its clusters (one, or one per `for_each` key) and
-    /// the value `cluster.NAME` refers to.
-    fn cluster(&mut self, block: &Block, outer: &Scope) -> Option<(Vec<ClusterWithProvider>, Value)> {
-        let name = block.labels[0].value.clone();
+    /// the value `cluster.NAME` refers to — `null` unless `value_read`: a configuration that
+    /// never reads `cluster.NAME` does not build it (for a fleet, it is most of the work).
+    fn cluster(&mut self, block: &Block, outer: &Scope, value_read: bool) -> Option<(Vec<ClusterWithProvider>, Value)> {
+        let name = block.labels[0].value.to_string();
         let view = check_body(&block.body, &schema::CLUSTER, "cluster", &mut self.diags);
         let instances = self.for_each(&view, outer).ok()?;
         let before = self.error_count();
         self.check_name("cluster", &block.labels[0]);
-        let for_each_span = view.attrs.get("for_each").map(|a| a.value.span);
+        let for_each_span = view.attr("for_each").map(|a| a.value.span);
         let mut made = vec![];
         let mut values = BTreeMap::new();
         let keyed = instances.is_some();
@@ -1042,9 +1110,8 @@ impl<'s> Cx<'s> {
         // Whether `cluster.NAME` shows anything derived from a sensitive value (its keys, if
         // the for_each is): then reading it marks what reads it.
         let mut sensitive = each_sensitive;
-        for (key, each) in
-            instances.map_or(vec![(None, None)], |(v, _)| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect())
-        {
+        let instances = instances.into_iter().flat_map(|(v, _)| v).map(|(k, v)| (Some(k), Some(v)));
+        for (key, each) in instances.chain((!keyed).then_some((None, None))) {
             let scope = Scope {
                 vars: outer.vars,
                 locals: outer.locals,
@@ -1062,7 +1129,7 @@ impl<'s> Cx<'s> {
                 self.keyed.insert(address.clone(), (span, each_sensitive));
             }
             if let Some((c, provider, value, shows_sensitive)) =
-                self.cluster_instance(block, &view, &scope, &name, key.clone(), address)
+                self.cluster_instance(block, &view, &scope, &name, key.clone(), address, value_read)
             {
                 values.insert(key.unwrap_or_default(), value);
                 made.push((c, provider));
@@ -1136,19 +1203,23 @@ impl<'s> Cx<'s> {
             node.kubernetes.io/pool";
         const VALUE_HELP: &str = "a label value is empty, or at most 63 ASCII letters, digits, `-`, `_` and `.`, \
             starting and ending with a letter or digit";
-        for (key, value) in str_map(Some(f)) {
-            let (message, help) = if let Some(why) = drydock_model::label_key_problem(&key) {
+        let Value::Object(labels) = &f.value else {
+            return;
+        };
+        for (key, value) in labels {
+            let value = text_of(value);
+            let (message, help) = if let Some(why) = drydock_model::label_key_problem(key) {
                 let message = if f.sensitive {
                     format!("a key of these sensitive labels is not a valid Kubernetes label key: {why}")
                 } else {
-                    format!("label key {} is not a valid Kubernetes label key: {why}", shown_text(&key))
+                    format!("label key {} is not a valid Kubernetes label key: {why}", shown_text(key))
                 };
                 (message, KEY_HELP)
             } else if let Some(why) = drydock_model::label_value_problem(&value) {
                 let message = if f.sensitive {
                     format!("a value of these sensitive labels is not a valid Kubernetes label value: {why}")
                 } else {
-                    let (key, value) = (shown_text(&key), shown_text(&value));
+                    let (key, value) = (shown_text(key), shown_text(&value));
                     format!("label {key} has the value {value}, not a valid Kubernetes label value: {why}")
                 };
                 (message, VALUE_HELP)
@@ -1164,17 +1235,20 @@ impl<'s> Cx<'s> {
     /// group name twice. Names are global in a cloud account, so this holds across providers.
     /// One error per pair of node groups, or per pair of clusters whose own names coincide.
     fn name_collisions(&mut self, clusters: &[Cluster]) {
-        let mut by_part: BTreeMap<String, Vec<(&Cluster, &NodeGroup)>> = BTreeMap::new();
+        // Every node group by its part; a stable sort keeps each run of equal parts in order.
+        let mut parts: Vec<(String, &Cluster, &NodeGroup)> =
+            Vec::with_capacity(clusters.iter().map(|c| c.node_groups.len()).sum());
         for c in clusters {
-            for ng in &c.node_groups {
-                by_part.entry(ng.cloud_name_part(c)).or_default().push((c, ng));
-            }
+            parts.extend(c.node_groups.iter().map(|ng| (ng.cloud_name_part(c), c, ng)));
         }
+        parts.sort_by(|a, b| a.0.cmp(&b.0));
         let mut reported: BTreeSet<(String, String)> = BTreeSet::new();
-        for (part, mut group) in by_part {
-            if group.len() < 2 {
+        for run in parts.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() < 2 {
                 continue;
             }
+            let part = &run[0].0;
+            let mut group: Vec<(&Cluster, &NodeGroup)> = run.iter().map(|(_, c, ng)| (*c, *ng)).collect();
             group.sort_by_key(|(c, ng)| {
                 (self.site(&ng.address, ng.span), self.site(&c.address, c.span), ng.address.clone())
             });
@@ -1241,9 +1315,9 @@ impl<'s> Cx<'s> {
         (cluster, ng, cs || gs)
     }
 
-    /// One cluster instance, the value `cluster.NAME` (or `cluster.NAME[KEY]`) refers to, and
-    /// whether that value shows anything derived from a sensitive value.
-    #[allow(clippy::type_complexity)]
+    /// One cluster instance, the value `cluster.NAME` (or `cluster.NAME[KEY]`) refers to (`null`
+    /// unless `value_read`), and whether that value shows anything derived from a sensitive value.
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn cluster_instance(
         &mut self,
         block: &Block,
@@ -1252,10 +1326,14 @@ impl<'s> Cx<'s> {
         name: &str,
         key: Option<String>,
         address: String,
+        value_read: bool,
     ) -> Option<(Cluster, Option<(String, Span)>, Value, bool)> {
-        let layer = self.layer(view, &schema::CLUSTER, scope, "");
-        let mut shows_sensitive = any_sensitive(&layer, &["kubernetes_version", "tags"]);
-        let provider = view.attrs.get("provider").and_then(|a| self.provider_ref(&a.value, scope));
+        let layer = self.layer(view, scope);
+        // The paths of the cluster's sensitive attributes, its `network` and `defaults` blocks'
+        // among them (`defaults.image`).
+        let mut sensitive: BTreeSet<String> = layer.sensitive_paths("").collect();
+        let mut shows_sensitive = layer.any_sensitive(&["kubernetes_version", "tags"]);
+        let provider = view.attr("provider").and_then(|a| self.provider_ref(&a.value, scope));
         let kubernetes_version = match layer.get("kubernetes_version") {
             Some(f) => str_of(&f.value),
             None => {
@@ -1281,8 +1359,9 @@ impl<'s> Cx<'s> {
             }
             Some(net) => {
                 let nv = check_body(&net.body, &schema::NETWORK, "network", &mut self.diags);
-                let nl = self.layer(&nv, &schema::NETWORK, scope, "");
-                shows_sensitive |= any_sensitive(&nl, &["subnets"]);
+                let nl = self.layer(&nv, scope);
+                sensitive.extend(nl.sensitive_paths("network."));
+                shows_sensitive |= nl.any_sensitive(&["subnets"]);
                 match nl.get("subnets") {
                     Some(f) if matches!(&f.value, Value::List(l) if !l.is_empty()) => str_list(Some(f)),
                     Some(f) => {
@@ -1302,17 +1381,18 @@ impl<'s> Cx<'s> {
         let defaults = match view.block("defaults") {
             Some(d) => {
                 let dv = check_body(&d.body, &schema::DEFAULTS, "defaults", &mut self.diags);
-                self.layer(&dv, &schema::DEFAULTS, scope, "")
+                self.layer(&dv, scope)
             }
             None => Layer::new(),
         };
+        sensitive.extend(defaults.sensitive_paths("defaults."));
         let mut node_groups = vec![];
         let mut ng_values: BTreeMap<String, Value> = BTreeMap::new();
         let mut control_plane: Option<Span> = None;
-        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for ng_block in view.blocks_named("node_group") {
-            let ng_name = ng_block.labels[0].value.clone();
-            if let Some(prev) = seen.insert(ng_name.clone(), ng_block.header()) {
+            let ng_name = ng_block.labels[0].value.as_str();
+            if let Some(prev) = seen.insert(ng_name, ng_block.header()) {
                 self.err(
                     Diagnostic::new(
                         "kcl::duplicate_block",
@@ -1330,14 +1410,13 @@ impl<'s> Cx<'s> {
             let Ok(instances) = self.for_each(&ng_view, scope) else {
                 continue;
             };
-            let ng_for_each_span = ng_view.attrs.get("for_each").map(|a| a.value.span);
+            let ng_for_each_span = ng_view.attr("for_each").map(|a| a.value.span);
             let keyed = instances.is_some();
             let ng_each_sensitive = instances.as_ref().is_some_and(|(_, s)| *s);
             shows_sensitive |= ng_each_sensitive;
             let mut keyed_values = BTreeMap::new();
-            let list =
-                instances.map_or(vec![(None, None)], |(v, _)| v.into_iter().map(|(k, v)| (Some(k), Some(v))).collect());
-            for (ng_key, each) in list {
+            let instances = instances.into_iter().flat_map(|(v, _)| v).map(|(k, v)| (Some(k), Some(v)));
+            for (ng_key, each) in instances.chain((!keyed).then_some((None, None))) {
                 let ng_scope = Scope {
                     vars: scope.vars,
                     locals: scope.locals,
@@ -1349,33 +1428,35 @@ impl<'s> Cx<'s> {
                     },
                     restriction: None,
                 };
-                let own = self.layer(&ng_view, &schema::NODE_GROUP, &ng_scope, "");
-                let mut layer = defaults.clone();
-                // instance_type and instance_types are one setting written two ways: setting
-                // either in the node group replaces whichever the defaults had.
-                if own.contains_key("instance_type") || own.contains_key("instance_types") {
-                    layer.remove("instance_type");
-                    layer.remove("instance_types");
+                let own = self.layer(&ng_view, &ng_scope);
+                // The node group's settings: its own over the defaults. instance_type and
+                // instance_types are one setting written two ways: setting either in the node
+                // group replaces whichever the defaults had.
+                let own_types = own.contains_key("instance_type") || own.contains_key("instance_types");
+                let mut layer = Merged::with_capacity(defaults.len() + own.len());
+                for (k, f) in defaults.iter() {
+                    if !(own_types && matches!(k, "instance_type" | "instance_types")) {
+                        layer.insert(k, f);
+                    }
                 }
-                layer.extend(own);
+                for (k, f) in own.iter() {
+                    layer.insert(k, f);
+                }
                 // What node_group_value shows of the layer.
-                shows_sensitive |= any_sensitive(
-                    &layer,
-                    &[
-                        "role",
-                        "image",
-                        "instance_type",
-                        "instance_types",
-                        "labels",
-                        "tags",
-                        "subnets",
-                        "size",
-                        "desired",
-                    ],
-                );
+                shows_sensitive |= layer.any_sensitive(&[
+                    "role",
+                    "image",
+                    "instance_type",
+                    "instance_types",
+                    "labels",
+                    "tags",
+                    "subnets",
+                    "size",
+                    "desired",
+                ]);
                 let ng_address = match &ng_key {
                     Some(k) => format!("{address}.node_group.{ng_name}[{k:?}]"),
-                    None => format!("{address}.node_group.{ng_name}"),
+                    None => [address.as_str(), ".node_group.", ng_name].concat(),
                 };
                 if let (Some(k), Some(span)) = (&ng_key, ng_for_each_span) {
                     self.check_key(k, span, ng_each_sensitive);
@@ -1383,7 +1464,7 @@ impl<'s> Cx<'s> {
                 }
                 let Some(ng) = self.node_group(
                     ng_block,
-                    &ng_name,
+                    ng_name,
                     ng_key.clone(),
                     ng_address,
                     &layer,
@@ -1402,19 +1483,21 @@ impl<'s> Cx<'s> {
                     }
                     control_plane = Some(ng_block.header());
                 }
-                let mut value = node_group_value(&ng);
-                if let (Value::Object(o), Some(known)) = (&mut value, self.computed.get(&ng.address)) {
-                    o.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                if keyed {
-                    keyed_values.insert(ng_key.unwrap_or_default(), value);
-                } else {
-                    ng_values.insert(ng_name.clone(), value);
+                if value_read {
+                    let mut value = node_group_value(&ng);
+                    if let (Value::Object(o), Some(known)) = (&mut value, self.computed.get(&ng.address)) {
+                        o.extend(known.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    if keyed {
+                        keyed_values.insert(ng_key.unwrap_or_default(), value);
+                    } else {
+                        ng_values.insert(ng_name.to_string(), value);
+                    }
                 }
                 node_groups.push(ng);
             }
-            if keyed {
-                ng_values.insert(ng_name, Value::Object(keyed_values));
+            if keyed && value_read {
+                ng_values.insert(ng_name.to_string(), Value::Object(keyed_values));
             }
         }
         node_groups.sort_by(|a, b| a.address.cmp(&b.address));
@@ -1428,9 +1511,12 @@ impl<'s> Cx<'s> {
             subnets,
             disruption_budget,
             node_groups,
-            sensitive: layer.iter().filter(|(_, f)| f.sensitive).map(|(k, _)| k.clone()).collect(),
+            sensitive,
             span: block.header(),
         };
+        if !value_read {
+            return Some((cluster, provider, Value::Null, shows_sensitive));
+        }
         let mut obj = BTreeMap::new();
         obj.insert("name".to_string(), Value::String(cluster.name.clone()));
         obj.insert("kubernetes_version".to_string(), Value::String(cluster.kubernetes_version.clone()));
@@ -1444,7 +1530,7 @@ impl<'s> Cx<'s> {
     fn provider_ref(&mut self, e: &Expr, scope: &Scope) -> Option<(String, Span)> {
         fn path(e: &Expr) -> Option<String> {
             match &e.kind {
-                ExprKind::Variable(i) => Some(i.name.clone()),
+                ExprKind::Variable(i) => Some(i.name.to_string()),
                 ExprKind::GetAttr(b, n) => Some(format!("{}.{}", path(b)?, n.name)),
                 _ => None,
             }
@@ -1474,13 +1560,13 @@ impl<'s> Cx<'s> {
         name: &str,
         key: Option<String>,
         address: String,
-        layer: &Layer,
+        layer: &Merged,
         kubernetes_version: &str,
         cluster_subnets: &[String],
     ) -> Option<NodeGroup> {
         let header = block.header();
         let before = self.error_count();
-        let what = format!("node group `{name}`");
+        let what = || format!("node group `{name}`");
         let get = |k: &str| layer.get(k);
         let role = match get("role").map(|f| str_of(&f.value)) {
             Some(r) if r == "control-plane" => Role::ControlPlane,
@@ -1490,7 +1576,7 @@ impl<'s> Cx<'s> {
             Some(f) => str_of(&f.value),
             None => {
                 self.err(
-                    missing(header, &what, "image", " = \"img-…\"")
+                    missing(header, &what(), "image", " = \"img-…\"")
                         .help_more("or set it in the cluster's defaults block"),
                 );
                 String::new()
@@ -1522,7 +1608,7 @@ impl<'s> Cx<'s> {
             }
             (None, None) => {
                 self.err(
-                    missing(header, &what, "instance_type", " = \"m6i.large\"")
+                    missing(header, &what(), "instance_type", " = \"m6i.large\"")
                         .help_more("or set it in the cluster's defaults block"),
                 );
                 vec![]
@@ -1537,7 +1623,7 @@ impl<'s> Cx<'s> {
             }
             None => {
                 self.err(
-                    missing(header, &what, "size", " = 3")
+                    missing(header, &what(), "size", " = 3")
                         .help_more("a number, or a range like 2..10 for the autoscaler"),
                 );
                 (0, 0, None, false)
@@ -1655,7 +1741,7 @@ impl<'s> Cx<'s> {
             }
             None => cluster_subnets.to_vec(),
         };
-        let has_root = layer.keys().any(|k| k.starts_with("root_volume."));
+        let has_root = layer.iter().any(|(k, _)| k.starts_with("root_volume."));
         let root_volume = has_root.then(|| RootVolume {
             size_gib: count(get("root_volume.size")).unwrap_or(20),
             volume_type: get("root_volume.type").map_or("gp3".to_string(), |f| str_of(&f.value)),
@@ -1704,23 +1790,29 @@ impl<'s> Cx<'s> {
                 key_name: get("key_name").map(|f| str_of(&f.value)),
             },
             settings: NodeSettings { min, max, desired, tags: str_map(get("tags")), subnets, health, rollout },
-            sensitive: layer.iter().filter(|(_, f)| f.sensitive).map(|(k, _)| k.clone()).collect(),
+            sensitive: layer.sensitive_paths("").collect(),
             span: header,
-            attr_spans: layer.iter().map(|(k, f)| (k.clone(), f.span)).collect(),
+            attr_spans: {
+                let mut spans = BTreeMap::new();
+                for (k, f) in layer.iter() {
+                    spans.insert(k, f.span);
+                }
+                spans
+            },
         })
     }
 
     fn output(&mut self, block: &Block, scope: &Scope) -> Option<Output> {
-        let name = block.labels[0].value.clone();
+        let name = block.labels[0].value.to_string();
         let view = check_body(&block.body, &schema::OUTPUT, "output", &mut self.diags);
-        let Some(attr) = view.attrs.get("value") else {
+        let Some(attr) = view.attr("value") else {
             self.err(missing(block.header(), &format!("output `{name}`"), "value", " = …"));
             return None;
         };
         let (v, derived) = self.ev.eval_marked(&attr.value, scope);
         let v = v.ok()?;
         let explicit = self.bool_attr(&view, "sensitive", scope).unwrap_or(false);
-        let description = view.attrs.get("description").and_then(|a| match self.ev.eval_top(&a.value, scope) {
+        let description = view.attr("description").and_then(|a| match self.ev.eval_top(&a.value, scope) {
             Ok(Value::String(s)) => Some(s),
             _ => None,
         });
@@ -1799,9 +1891,8 @@ fn check_ty(v: Value, ty: Ty, span: Span, sensitive: bool) -> Result<Value, Diag
     }
     match (ty, v) {
         (Ty::Any, v) => Ok(v),
-        (Ty::Str, v @ (Value::String(_) | Value::Number(_) | Value::Bool(_))) => {
-            Ok(Value::String(v.to_template_string().unwrap_or_default()))
-        }
+        (Ty::Str, v @ Value::String(_)) => Ok(v),
+        (Ty::Str, v @ (Value::Number(_) | Value::Bool(_))) => Ok(Value::String(v.to_string())),
         (Ty::Num, v @ Value::Number(_)) => Ok(v),
         (Ty::Bool, v @ Value::Bool(_)) => Ok(v),
         (Ty::Dur, v @ Value::Duration(_)) => Ok(v),
@@ -1821,37 +1912,26 @@ fn check_ty(v: Value, ty: Ty, span: Span, sensitive: bool) -> Result<Value, Diag
             _ => Err(mismatch(&v)),
         },
         (Ty::Size, Value::Range(lo, hi)) if lo >= 0 && hi <= i64::from(u32::MAX) => Ok(Value::Range(lo, hi)),
-        (Ty::StrList, Value::List(items)) => {
-            let mut out = vec![];
-            for item in items {
-                match item.to_template_string() {
-                    Some(s) if !matches!(item, Value::Duration(_) | Value::Percent(_) | Value::Range(..)) => {
-                        out.push(Value::String(s))
-                    }
-                    _ => {
-                        return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
-                            .label(format!("an element is {}", Shown::new(&item, sensitive).describe())))
-                    }
+        // Strings stay as they are; numbers and bools become their text, in place.
+        (Ty::StrList, Value::List(mut items)) => {
+            for item in &mut items {
+                if !to_string_in_place(item) {
+                    return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
+                        .label(format!("an element is {}", Shown::new(item, sensitive).describe())));
                 }
             }
-            Ok(Value::List(out))
+            Ok(Value::List(items))
         }
-        (Ty::StrMap, Value::Object(m)) => {
-            let mut out = BTreeMap::new();
-            for (k, item) in m {
-                match item.to_template_string() {
-                    Some(s) if !matches!(item, Value::Duration(_) | Value::Percent(_) | Value::Range(..)) => {
-                        out.insert(k, Value::String(s));
-                    }
-                    _ => {
-                        let k = quoted(&k, sensitive);
-                        let item = Shown::new(&item, sensitive);
-                        return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
-                            .label(format!("the value of {k} is {}", item.describe())));
-                    }
+        (Ty::StrMap, Value::Object(mut m)) => {
+            for (k, item) in &mut m {
+                if !to_string_in_place(item) {
+                    let k = quoted(k, sensitive);
+                    let item = Shown::new(item, sensitive);
+                    return Err(Diagnostic::new("kcl::type_mismatch", span, format!("expected {}", ty.describe()))
+                        .label(format!("the value of {k} is {}", item.describe())));
                 }
             }
-            Ok(Value::Object(out))
+            Ok(Value::Object(m))
         }
         (Ty::OneOf(opts), Value::String(s)) => {
             if opts.contains(&s.as_str()) {
@@ -1869,6 +1949,18 @@ fn check_ty(v: Value, ty: Ty, span: Span, sensitive: bool) -> Result<Value, Diag
     }
 }
 
+/// Makes a number or a bool the string of its text; `false` for what is not a string then.
+fn to_string_in_place(v: &mut Value) -> bool {
+    match v {
+        Value::String(_) => true,
+        Value::Number(_) | Value::Bool(_) => {
+            *v = Value::String(v.to_string());
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Whether an expression names anything (`foo`, `var.x`): such `--var` text is a string.
 fn refers_to_names(e: &Expr) -> bool {
     let mut found = matches!(e.kind, ExprKind::Variable(_));
@@ -1880,6 +1972,14 @@ fn str_of(v: &Value) -> String {
     v.to_template_string().unwrap_or_default()
 }
 
+/// [`str_of`], borrowed when the value is a string.
+fn text_of(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        v => Cow::Owned(str_of(v)),
+    }
+}
+
 fn str_list(f: Option<&Field>) -> Vec<String> {
     match f.map(|f| &f.value) {
         Some(Value::List(items)) => items.iter().map(str_of).collect(),
@@ -1888,10 +1988,14 @@ fn str_list(f: Option<&Field>) -> Vec<String> {
 }
 
 fn str_map(f: Option<&Field>) -> BTreeMap<String, String> {
-    match f.map(|f| &f.value) {
-        Some(Value::Object(m)) => m.iter().map(|(k, v)| (k.clone(), str_of(v))).collect(),
-        _ => BTreeMap::new(),
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(m)) = f.map(|f| &f.value) {
+        // Inserted in order, not collected: `collect` would sort a copy in a vector first.
+        for (k, v) in m {
+            out.insert(k.clone(), str_of(v));
+        }
     }
+    out
 }
 
 fn count(f: Option<&Field>) -> Option<u32> {
@@ -1974,39 +2078,42 @@ fn node_group_value(ng: &NodeGroup) -> Value {
 }
 
 /// References to locals and clusters in an expression (variables are evaluated first,
-/// so they are not graph vertices). Names bound by `for` are not references.
-fn collect_refs(e: &Expr, bound: &mut Vec<String>, out: &mut Vec<(Node, Span)>) {
-    let root = |e: &Expr, bound: &[String]| match &e.kind {
-        ExprKind::Variable(i) if !bound.contains(&i.name) => Some(i.name.clone()),
+/// so they are not graph vertices), and whether it reads the `cluster` namespace as a whole
+/// (`cluster["x"]`, `keys(cluster)`: sets `whole_cluster`). Names bound by `for` are not
+/// references.
+fn collect_refs<'e>(e: &'e Expr, bound: &mut Vec<&'e str>, out: &mut Vec<(Node<'e>, Span)>, whole_cluster: &mut bool) {
+    let root = |e: &'e Expr, bound: &[&str]| match &e.kind {
+        ExprKind::Variable(i) if !bound.contains(&i.name.as_str()) => Some(i.name.as_str()),
         _ => None,
     };
     match &e.kind {
-        ExprKind::GetAttr(base, name) if root(base, bound).is_some() => match root(base, bound).as_deref() {
-            Some("local") => out.push((Node::Local(name.name.clone()), e.span)),
-            Some("cluster") => out.push((Node::Cluster(name.name.clone()), e.span)),
+        ExprKind::GetAttr(base, name) if root(base, bound).is_some() => match root(base, bound) {
+            Some("local") => out.push((Node::Local(&name.name), e.span)),
+            Some("cluster") => out.push((Node::Cluster(&name.name), e.span)),
             _ => {}
         },
+        ExprKind::Variable(i) if i.name == "cluster" && !bound.contains(&"cluster") => *whole_cluster = true,
         ExprKind::For(f) => {
-            collect_refs(&f.collection, bound, out);
+            collect_refs(&f.collection, bound, out, whole_cluster);
             let depth = bound.len();
             if let Some(k) = &f.key_var {
-                bound.push(k.name.clone());
+                bound.push(&k.name);
             }
-            bound.push(f.value_var.name.clone());
+            bound.push(&f.value_var.name);
             for x in [f.key.as_ref(), Some(&f.value), f.cond.as_ref()].into_iter().flatten() {
-                collect_refs(x, bound, out);
+                collect_refs(x, bound, out, whole_cluster);
             }
             bound.truncate(depth);
         }
-        _ => visit::for_each_child(e, |c| collect_refs(c, bound, out)),
+        _ => visit::for_each_child(e, |c| collect_refs(c, bound, out, whole_cluster)),
     }
 }
 
-fn collect_block_refs(b: &Block, out: &mut Vec<(Node, Span)>) {
+fn collect_block_refs<'e>(b: &'e Block, out: &mut Vec<(Node<'e>, Span)>, whole_cluster: &mut bool) {
     for item in &b.body.items {
         match item {
-            drydock_syntax::ast::Item::Attribute(a) => collect_refs(&a.value, &mut vec![], out),
-            drydock_syntax::ast::Item::Block(inner) => collect_block_refs(inner, out),
+            drydock_syntax::ast::Item::Attribute(a) => collect_refs(&a.value, &mut vec![], out, whole_cluster),
+            drydock_syntax::ast::Item::Block(inner) => collect_block_refs(inner, out, whole_cluster),
         }
     }
 }

@@ -114,8 +114,9 @@ pub struct NodeGroup {
     /// Attribute paths whose values derive from a sensitive variable.
     pub sensitive: BTreeSet<String>,
     pub span: Span,
-    /// Where each attribute was set (in the node group, or inherited from `defaults`).
-    pub attr_spans: BTreeMap<String, Span>,
+    /// Where each attribute was set (in the node group, or inherited from `defaults`), by its
+    /// path (`size`, `rollout.max_surge`; the schema's names, so none is allocated).
+    pub attr_spans: BTreeMap<&'static str, Span>,
 }
 
 impl NodeGroup {

@@ -1,11 +1,15 @@
 //! The schema of every block: which attributes and nested blocks it takes and of what
 //! kind. `check_body` reports unknown names (with a suggestion), duplicates and wrong
 //! label counts; it does not evaluate anything.
+//!
+//! Every attribute has its path, the name its value has in an evaluated layer: its own name,
+//! or `block.name` (`rollout.max_surge`) in a block of settings ([`BlockDef::settings`]).
+//! Paths are `&'static str`s from these tables, so evaluation never builds one.
 
-use std::collections::BTreeMap;
+use std::collections::btree_map::{BTreeMap, Entry};
 
 use drydock_syntax::ast::{Attribute, Block, Body};
-use drydock_syntax::diag::{Diagnostic, Span};
+use drydock_syntax::diag::Diagnostic;
 
 /// The kind of value an attribute takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,8 @@ impl Ty {
 
 pub struct AttrDef {
     pub name: &'static str,
+    /// The attribute's value's name in a layer: `name`, or `block.name` in a settings block.
+    pub path: &'static str,
     pub ty: Ty,
 }
 
@@ -57,6 +63,10 @@ pub struct BlockDef {
     /// What the labels are called, for messages: `["name"]`; empty for none.
     pub labels: &'static [&'static str],
     pub multiple: bool,
+    /// A block of settings of the enclosing block (`rollout`, `health`): its attributes are
+    /// evaluated with the enclosing block's, under their paths (`rollout.max_surge`). Other
+    /// blocks (`network`, `defaults`, `node_group`) are evaluated on their own.
+    pub settings: bool,
     pub schema: &'static Schema,
 }
 
@@ -68,7 +78,19 @@ pub struct Schema {
 }
 
 const fn a(name: &'static str, ty: Ty) -> AttrDef {
-    AttrDef { name, ty }
+    AttrDef { name, path: name, ty }
+}
+
+/// An attribute of the settings block `$block`: its path is `$block.$name`.
+macro_rules! setting {
+    ($block:literal, $name:literal, $ty:expr) => {
+        AttrDef { name: $name, path: concat!($block, ".", $name), ty: $ty }
+    };
+}
+
+/// A settings block (`rollout`): one at most, without labels.
+const fn settings(name: &'static str, schema: &'static Schema) -> BlockDef {
+    BlockDef { name, labels: &[], multiple: false, settings: true, schema }
 }
 
 pub const ROLES: &[&str] = &["worker", "control-plane"];
@@ -77,34 +99,47 @@ pub const HEALTH_CHECKS: &[&str] = &["ec2", "elb"];
 pub const HTTP_TOKENS: &[&str] = &["required", "optional"];
 
 pub static ROLLOUT: Schema = Schema {
-    attrs: &[a("max_surge", Ty::CountOrPct), a("max_unavailable", Ty::CountOrPct), a("health_timeout", Ty::Dur)],
+    attrs: &[
+        setting!("rollout", "max_surge", Ty::CountOrPct),
+        setting!("rollout", "max_unavailable", Ty::CountOrPct),
+        setting!("rollout", "health_timeout", Ty::Dur),
+    ],
     blocks: &[],
     open: false,
 };
 pub static HEALTH: Schema = Schema {
     attrs: &[
-        a("check", Ty::OneOf(HEALTH_CHECKS)),
-        a("grace_period", Ty::Dur),
-        a("max_unhealthy", Ty::CountOrPct),
-        a("unhealthy_timeout", Ty::Dur),
-        a("startup_timeout", Ty::Dur),
+        setting!("health", "check", Ty::OneOf(HEALTH_CHECKS)),
+        setting!("health", "grace_period", Ty::Dur),
+        setting!("health", "max_unhealthy", Ty::CountOrPct),
+        setting!("health", "unhealthy_timeout", Ty::Dur),
+        setting!("health", "startup_timeout", Ty::Dur),
     ],
     blocks: &[],
     open: false,
 };
 pub static ROOT_VOLUME: Schema = Schema {
-    attrs: &[a("size", Ty::Count), a("type", Ty::Str), a("encrypted", Ty::Bool), a("iops", Ty::Count)],
+    attrs: &[
+        setting!("root_volume", "size", Ty::Count),
+        setting!("root_volume", "type", Ty::Str),
+        setting!("root_volume", "encrypted", Ty::Bool),
+        setting!("root_volume", "iops", Ty::Count),
+    ],
     blocks: &[],
     open: false,
 };
-pub static METADATA: Schema =
-    Schema { attrs: &[a("http_tokens", Ty::OneOf(HTTP_TOKENS)), a("hop_limit", Ty::Count)], blocks: &[], open: false };
+pub static METADATA: Schema = Schema {
+    attrs: &[setting!("metadata", "http_tokens", Ty::OneOf(HTTP_TOKENS)), setting!("metadata", "hop_limit", Ty::Count)],
+    blocks: &[],
+    open: false,
+};
 
+/// The settings blocks of a node group (and of `defaults`).
 const NODE_BLOCKS: &[BlockDef] = &[
-    BlockDef { name: "rollout", labels: &[], multiple: false, schema: &ROLLOUT },
-    BlockDef { name: "health", labels: &[], multiple: false, schema: &HEALTH },
-    BlockDef { name: "root_volume", labels: &[], multiple: false, schema: &ROOT_VOLUME },
-    BlockDef { name: "metadata", labels: &[], multiple: false, schema: &METADATA },
+    settings("rollout", &ROLLOUT),
+    settings("health", &HEALTH),
+    settings("root_volume", &ROOT_VOLUME),
+    settings("metadata", &METADATA),
 ];
 
 /// Attributes a node group can inherit from `defaults`.
@@ -147,9 +182,9 @@ pub static CLUSTER: Schema = Schema {
         a("disruption_budget", Ty::CountOrPct),
     ],
     blocks: &[
-        BlockDef { name: "network", labels: &[], multiple: false, schema: &NETWORK },
-        BlockDef { name: "defaults", labels: &[], multiple: false, schema: &DEFAULTS },
-        BlockDef { name: "node_group", labels: &["name"], multiple: true, schema: &NODE_GROUP },
+        BlockDef { name: "network", labels: &[], multiple: false, settings: false, schema: &NETWORK },
+        BlockDef { name: "defaults", labels: &[], multiple: false, settings: false, schema: &DEFAULTS },
+        BlockDef { name: "node_group", labels: &["name"], multiple: true, settings: false, schema: &NODE_GROUP },
     ],
     open: false,
 };
@@ -206,27 +241,30 @@ pub const BACKEND_KINDS: &[&str] = &["local", "s3"];
 pub static FILE: Schema = Schema {
     attrs: &[],
     blocks: &[
-        BlockDef { name: "variable", labels: &["name"], multiple: true, schema: &VARIABLE },
-        BlockDef { name: "locals", labels: &[], multiple: true, schema: &LOCALS },
-        BlockDef { name: "provider", labels: &["kind"], multiple: true, schema: &PROVIDER_ANY },
-        BlockDef { name: "backend", labels: &["kind"], multiple: false, schema: &PROVIDER_ANY },
-        BlockDef { name: "cluster", labels: &["name"], multiple: true, schema: &CLUSTER },
-        BlockDef { name: "output", labels: &["name"], multiple: true, schema: &OUTPUT },
+        BlockDef { name: "variable", labels: &["name"], multiple: true, settings: false, schema: &VARIABLE },
+        BlockDef { name: "locals", labels: &[], multiple: true, settings: false, schema: &LOCALS },
+        BlockDef { name: "provider", labels: &["kind"], multiple: true, settings: false, schema: &PROVIDER_ANY },
+        BlockDef { name: "backend", labels: &["kind"], multiple: false, settings: false, schema: &PROVIDER_ANY },
+        BlockDef { name: "cluster", labels: &["name"], multiple: true, settings: false, schema: &CLUSTER },
+        BlockDef { name: "output", labels: &["name"], multiple: true, settings: false, schema: &OUTPUT },
     ],
     open: false,
 };
 
-/// A body's items, checked against a schema.
+/// A body's items, checked against a schema: each known attribute once, with its definition
+/// (`None` in an open schema such as `locals`), and the known blocks.
 pub struct BodyView<'a> {
-    pub attrs: BTreeMap<&'a str, &'a Attribute>,
     /// In source order.
-    pub attr_order: Vec<&'a Attribute>,
-    pub blocks: Vec<(&'a BlockDef, &'a Block)>,
+    pub attrs: Vec<(Option<&'static AttrDef>, &'a Attribute)>,
+    pub blocks: Vec<(&'static BlockDef, &'a Block)>,
 }
 
 impl<'a> BodyView<'a> {
-    pub fn blocks_named(&self, name: &str) -> impl Iterator<Item = &'a Block> + '_ {
-        let name = name.to_string();
+    /// The attribute named `name`. (A body has a handful of attributes: a scan is the fastest.)
+    pub fn attr(&self, name: &str) -> Option<&'a Attribute> {
+        self.attrs.iter().find(|(_, a)| a.name.name == name).map(|(_, a)| *a)
+    }
+    pub fn blocks_named<'n>(&self, name: &'n str) -> impl Iterator<Item = &'a Block> + use<'_, 'a, 'n> {
         self.blocks.iter().filter(move |(d, _)| d.name == name).map(|(_, b)| *b)
     }
     pub fn block(&self, name: &str) -> Option<&'a Block> {
@@ -242,11 +280,14 @@ pub fn check_body<'a>(
     what: &str,
     diags: &mut Vec<Diagnostic>,
 ) -> BodyView<'a> {
-    let mut view = BodyView { attrs: BTreeMap::new(), attr_order: vec![], blocks: vec![] };
-    let mut single_blocks: BTreeMap<&str, Span> = BTreeMap::new();
+    let mut view = BodyView { attrs: Vec::with_capacity(body.items.len()), blocks: vec![] };
+    // Where each name was first set: found by a scan in a small body (almost every one), and by
+    // an index in a large one (a `locals` block of thousands), which a scan would make quadratic.
+    let mut index: Option<BTreeMap<&str, &Attribute>> = (body.items.len() > 32).then(BTreeMap::new);
     for attr in body.attributes() {
         let name = attr.name.name.as_str();
-        if !schema.open && !schema.attrs.iter().any(|d| d.name == name) {
+        let def = schema.attrs.iter().find(|d| d.name == name);
+        if !schema.open && def.is_none() {
             let mut d =
                 Diagnostic::new("kcl::unknown_attribute", attr.name.span, format!("{what} has no attribute `{name}`"))
                     .label("unknown attribute")
@@ -260,7 +301,17 @@ pub fn check_body<'a>(
             diags.push(d);
             continue;
         }
-        if let Some(prev) = view.attrs.get(name) {
+        let prev = match &mut index {
+            Some(index) => match index.entry(name) {
+                Entry::Occupied(first) => Some(*first.get()),
+                Entry::Vacant(slot) => {
+                    slot.insert(attr);
+                    None
+                }
+            },
+            None => view.attr(name),
+        };
+        if let Some(prev) = prev {
             diags.push(
                 Diagnostic::new("kcl::duplicate_attribute", attr.name.span, format!("`{name}` is set twice"))
                     .label("set again here")
@@ -268,8 +319,7 @@ pub fn check_body<'a>(
             );
             continue;
         }
-        view.attrs.insert(name, attr);
-        view.attr_order.push(attr);
+        view.attrs.push((def, attr));
     }
     for block in body.blocks() {
         let name = block.kind.name.as_str();
@@ -305,7 +355,7 @@ pub fn check_body<'a>(
             continue;
         }
         if !def.multiple {
-            if let Some(prev) = single_blocks.get(name) {
+            if let Some(prev) = view.block(name) {
                 diags.push(
                     Diagnostic::new(
                         "kcl::duplicate_block",
@@ -313,13 +363,36 @@ pub fn check_body<'a>(
                         format!("only one `{name}` block is allowed here"),
                     )
                     .label("second block")
-                    .with_secondary(*prev, "first defined here"),
+                    .with_secondary(prev.header(), "first defined here"),
                 );
                 continue;
             }
-            single_blocks.insert(name, block.header());
         }
         view.blocks.push((def, block));
     }
     view
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every settings block's attributes have the paths their values are looked up by
+    /// (`rollout.max_surge`), and no other block's attributes have dotted paths.
+    #[test]
+    fn paths_name_the_settings_block() {
+        fn walk(schema: &Schema, settings_block: Option<&str>) {
+            for a in schema.attrs {
+                match settings_block {
+                    Some(b) => assert_eq!(a.path, format!("{b}.{}", a.name)),
+                    None => assert_eq!(a.path, a.name),
+                }
+            }
+            for b in schema.blocks {
+                assert!(!b.settings || (!b.multiple && b.labels.is_empty()), "{}", b.name);
+                walk(b.schema, b.settings.then_some(b.name));
+            }
+        }
+        walk(&FILE, None);
+    }
 }

@@ -115,7 +115,7 @@ impl<'a> P<'a> {
         while is_ident_char(self.peek()) {
             self.pos += 1;
         }
-        Some(Ident { name: self.s[start..self.pos].to_string(), span: self.span(start, self.pos) })
+        Some(Ident { name: Name::new(&self.s[start..self.pos]), span: self.span(start, self.pos) })
     }
 
     /// A keyword: the word, not followed by a character that would continue a name.
@@ -198,7 +198,7 @@ impl<'a> P<'a> {
             }
         }
         let inner_span = self.span(inner, self.pos);
-        let value = lit::unescape(&self.s[inner..self.pos], inner_span, &mut self.diags);
+        let value = lit::unescape_name(&self.s[inner..self.pos], inner_span, &mut self.diags);
         self.pos += 1;
         Some(Label { value, span: self.span(start, self.pos) })
     }
@@ -240,7 +240,8 @@ impl<'a> P<'a> {
     /// `unary ~ (infix ~ unary)*`, then the operator tree by precedence (all left-associative).
     fn operand_seq(&mut self) -> Option<Expr> {
         let first = self.unary()?;
-        let mut operands = vec![first];
+        // The operands after the first: most expressions have none, and then allocate nothing.
+        let mut operands = vec![];
         let mut ops: Vec<BinaryOp> = vec![];
         loop {
             let m = self.mark();
@@ -262,12 +263,15 @@ impl<'a> P<'a> {
                 }
             }
         }
+        let Some(last) = operands.last() else {
+            return Some(first);
+        };
         if ops.len() > super::MAX_OPERATORS {
-            let span = operands[0].span.to(operands[operands.len() - 1].span);
+            let span = first.span.to(last.span);
             self.diags.push(lit::too_many_operators(span));
             return Some(Expr { kind: ExprKind::Null, span });
         }
-        Some(build_tree(operands, ops))
+        Some(build_tree(first, operands, ops))
     }
 
     fn infix_at(&self) -> Option<(BinaryOp, usize)> {
@@ -718,7 +722,7 @@ impl<'a> P<'a> {
     fn heredoc(&mut self) -> Option<ExprKind> {
         self.pos += 2;
         let indent = self.eat("-");
-        let marker = self.ident()?.name;
+        let marker = self.ident()?.name.to_string();
         while self.peek() == b' ' {
             self.pos += 1;
         }
@@ -782,10 +786,10 @@ fn precedence(op: BinaryOp) -> u8 {
     }
 }
 
-/// Operator precedence over a flat `a op b op c …` sequence, left-associative at every
-/// level, as pest's Pratt parser builds it.
-fn build_tree(operands: Vec<Expr>, ops: Vec<BinaryOp>) -> Expr {
-    let mut values: Vec<Expr> = Vec::with_capacity(operands.len());
+/// Operator precedence over a flat `first op operand op operand …` sequence (an operator
+/// before each of `operands`), left-associative at every level, as pest's Pratt parser builds it.
+fn build_tree(first: Expr, operands: Vec<Expr>, ops: Vec<BinaryOp>) -> Expr {
+    let mut values: Vec<Expr> = Vec::with_capacity(operands.len() + 1);
     let mut stack: Vec<BinaryOp> = Vec::with_capacity(ops.len());
     let reduce = |values: &mut Vec<Expr>, op: BinaryOp| {
         let r = values
@@ -797,8 +801,7 @@ fn build_tree(operands: Vec<Expr>, ops: Vec<BinaryOp>) -> Expr {
         let span = l.span.to(r.span);
         values.push(Expr { kind: ExprKind::Binary(op, Box::new(l), Box::new(r)), span });
     };
-    let mut operands = operands.into_iter();
-    values.push(operands.next().expect("operand_seq passes one more operand than operators, so at least one"));
+    values.push(first);
     for (op, operand) in ops.into_iter().zip(operands) {
         while let Some(&top) = stack.last() {
             if precedence(top) >= precedence(op) {

@@ -228,7 +228,13 @@ impl<'a> Printer<'a> {
                 Item::Attribute(a) => {
                     let value = self.expr(&a.value);
                     let trailing = self.take_trailing(a.span.end);
-                    entries.push(Entry::Attr { name: a.name.name.clone(), value, trailing, blank_before, sep: "=" });
+                    entries.push(Entry::Attr {
+                        name: a.name.name.to_string(),
+                        value,
+                        trailing,
+                        blank_before,
+                        sep: "=",
+                    });
                 }
                 Item::Block(b) => {
                     let text = self.block(b);
@@ -251,7 +257,7 @@ impl<'a> Printer<'a> {
     }
 
     fn block(&mut self, b: &Block) -> String {
-        let mut out = b.kind.name.clone();
+        let mut out = b.kind.name.to_string();
         for l in &b.labels {
             out.push(' ');
             out.push_str(self.text(l.span.start, l.span.end));
@@ -323,7 +329,7 @@ impl<'a> Printer<'a> {
             | ExprKind::Percent(_)
             | ExprKind::Template(_)
             | ExprKind::Heredoc { .. } => verbatim(self),
-            ExprKind::Variable(i) => i.name.clone(),
+            ExprKind::Variable(i) => i.name.to_string(),
             ExprKind::GetAttr(x, name) => format!("{}.{}", self.expr(x), name.name),
             ExprKind::Index(x, i) => format!("{}[{}]", self.expr(x), self.expr(i)),
             ExprKind::Call(name, args) => {
@@ -394,7 +400,7 @@ impl<'a> Printer<'a> {
 
     fn key(&mut self, k: &ObjectKey) -> String {
         match k {
-            ObjectKey::Ident(i) => i.name.clone(),
+            ObjectKey::Ident(i) => i.name.to_string(),
             ObjectKey::Expr(e) => self.expr(e),
         }
     }

@@ -1,7 +1,7 @@
 //! Literal values shared by both parsers: escapes, numbers, durations, percentages and
 //! heredoc indentation, with the diagnostics their errors produce.
 
-use super::ast::{ExprKind, TemplatePart};
+use super::ast::{ExprKind, Name, TemplatePart};
 use crate::diag::{Diagnostic, Span};
 
 /// Resolves escapes in `raw` (which starts at `span.start`), reporting invalid ones.
@@ -34,6 +34,14 @@ pub fn unescape(raw: &str, span: Span, diags: &mut Vec<Diagnostic>) -> String {
         }
     }
     out
+}
+
+/// [`unescape`] into a [`Name`] (a label): without an allocation when it has no escape.
+pub fn unescape_name(raw: &str, span: Span, diags: &mut Vec<Diagnostic>) -> Name {
+    if !raw.contains('\\') {
+        return Name::new(raw);
+    }
+    Name::from(unescape(raw, span, diags))
 }
 
 pub fn number(text: &str, span: Span, diags: &mut Vec<Diagnostic>) -> ExprKind {

@@ -145,22 +145,45 @@ fn span(file: FileId, p: &Pair<Rule>) -> Span {
 
 /// Refuses inputs nested deeper than pest and the tree walkers can safely recurse.
 fn check_nesting(text: &str, file: FileId) -> Option<Diagnostic> {
-    let mut depth = 0usize;
+    /// What a byte does: how it changes the depth, whether it is a prefix operator, and
+    /// whether it keeps a run of them going (a prefix operator or white space; anything else
+    /// ends it), as numbers and a mask, so that the loop has no branch to mispredict.
+    #[derive(Clone, Copy)]
+    struct Effect {
+        depth: isize,
+        prefix: usize,
+        keeps_run: usize,
+    }
+    const EFFECTS: [Effect; 256] = {
+        let mut t = [Effect { depth: 0, prefix: 0, keeps_run: 0 }; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            t[i] = Effect {
+                depth: match c {
+                    b'(' | b'[' | b'{' => 1,
+                    b')' | b']' | b'}' => -1,
+                    _ => 0,
+                },
+                prefix: matches!(c, b'!' | b'-') as usize,
+                keeps_run: if matches!(c, b'!' | b'-' | b' ' | b'\t' | b'\n' | b'\r') { usize::MAX } else { 0 },
+            };
+            i += 1;
+        }
+        t
+    };
+    // Bytes, not characters: every character that counts is ASCII, and no byte of a longer
+    // UTF-8 character is (each ends the run, as the character would).
+    let mut depth = 0isize;
     let mut prefix_run = 0usize;
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        match c {
-            '!' | '-' => prefix_run += 1,
-            ' ' | '\t' | '\n' | '\r' => {}
-            _ => prefix_run = 0,
-        }
-        if depth > MAX_NESTING || prefix_run > MAX_NESTING {
+    for (i, &c) in text.as_bytes().iter().enumerate() {
+        let e = EFFECTS[usize::from(c)];
+        depth = (depth + e.depth).max(0);
+        prefix_run = (prefix_run + e.prefix) & e.keeps_run;
+        // Only what deepens can get here: an opening bracket or a prefix operator, one byte.
+        if depth > MAX_NESTING as isize || prefix_run > MAX_NESTING {
             return Some(
-                Diagnostic::new("kcl::too_deep", Span::new(file, i, i + c.len_utf8()), "nested too deeply")
+                Diagnostic::new("kcl::too_deep", Span::new(file, i, i + 1), "nested too deeply")
                     .label(format!("more than {MAX_NESTING} levels"))
                     .help("split the expression with locals"),
             );
@@ -351,13 +374,13 @@ impl Builder {
     }
 
     fn ident(&self, p: Pair<Rule>) -> Ident {
-        Ident { name: p.as_str().to_string(), span: self.span(&p) }
+        Ident { name: Name::new(p.as_str()), span: self.span(&p) }
     }
 
     fn label(&self, p: Pair<Rule>) -> Label {
         let span = self.span(&p);
         let inner = p.into_inner().next().expect("the grammar: `label` always holds a `label_inner`, empty or not");
-        let value = self.unescape(inner.as_str(), self.span(&inner));
+        let value = lit::unescape_name(inner.as_str(), self.span(&inner), &mut self.diags.borrow_mut());
         Label { value, span }
     }
 

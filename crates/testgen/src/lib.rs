@@ -2,11 +2,15 @@
 //! files that use every part of the grammar, and mutations of valid input. Seeded and
 //! deterministic ([`Rng`]).
 
+#[cfg(feature = "world")]
 use std::collections::BTreeMap;
 
+#[cfg(feature = "world")]
 use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup, Ownership};
 
+#[cfg(feature = "world")]
 use drydock_plan::Plan;
+#[cfg(feature = "world")]
 use drydock_state::{ClusterState, GenerationState, NodeGroupState, State};
 
 /// The seeded random numbers every generator and randomised test uses: `fastrand`'s
@@ -66,6 +70,67 @@ pub fn fleet(node_groups: usize, seed: u64) -> String {
             }
         }
         left = left.saturating_sub(10);
+        out.push_str("}\n");
+    }
+    out
+}
+
+/// A valid configuration with `node_groups` node groups spread over clusters of 50, every
+/// node group with labels, a `rollout` and a `health` block (about 360 bytes a node group,
+/// so 10,000 node groups are about 3.6 MB): the fleet of the validate benchmark
+/// (`crates/config/benches/validate.rs`). Like [`fleet`] it has a variable, locals, cluster
+/// defaults and a `for` expression; unlike it, most of its bytes are node group settings.
+pub fn fleet_detailed(node_groups: usize, seed: u64) -> String {
+    const TIERS: &[&str] = &["web", "batch", "system", "data"];
+    const TYPES: &[&str] = &["m6i.xlarge", "c6i.2xlarge", "r6i.large"];
+    let mut rng = Rng::new(seed);
+    let mut out = String::with_capacity(node_groups * 330);
+    out.push_str("# A generated fleet: every node group with labels, a rollout and a health block.\n");
+    out.push_str("provider \"sim\" {\n  boot_time = 1s\n}\n\n");
+    out.push_str("variable \"image\" {\n  type    = string\n  default = \"img-2026-11\"\n}\n\n");
+    out.push_str(
+        "locals {\n  tags  = { team = \"platform\", generated = \"true\" }\n  zones = [\"a\", \"b\", \"c\"]\n}\n",
+    );
+    let clusters = node_groups.div_ceil(50);
+    let mut left = node_groups;
+    for c in 0..clusters {
+        out.push_str(&format!(
+            "\ncluster \"c{c:05}\" {{\n  kubernetes_version = \"1.31\"\n  tags               = local.tags\n\n  network {{\n    subnets = [for z in local.zones : \"subnet-${{z}}\"]\n  }}\n\n  defaults {{\n    image         = var.image\n    instance_type = \"m6i.large\"\n  }}\n"
+        ));
+        for g in 0..left.min(50) {
+            let name = format!("g{g}");
+            out.push_str(&format!("\n  node_group \"{name}\" {{\n"));
+            // One control plane per cluster (its size odd and fixed, as the schema requires).
+            if g == 0 {
+                out.push_str("    role = \"control-plane\"\n    size = 3\n");
+            } else if rng.chance(50) {
+                out.push_str(&format!("    size          = {}..{}\n", rng.below(3), 3 + rng.below(20)));
+            } else {
+                out.push_str(&format!("    size          = {}\n", 1 + rng.below(9)));
+            }
+            if g != 0 && rng.chance(30) {
+                out.push_str(&format!("    instance_type = {:?}\n", rng.pick(TYPES)));
+            }
+            out.push_str(&format!(
+                "    labels = {{\n      pool = \"{name}\"\n      tier = \"{}\"\n      team = local.tags.team\n    }}\n",
+                rng.pick(TIERS)
+            ));
+            // max_surge is never 0, so a rollout can always make progress.
+            let surge =
+                if rng.chance(50) { format!("{}%", 10 + 5 * rng.below(7)) } else { format!("{}", 1 + rng.below(3)) };
+            out.push_str(&format!(
+                "\n    rollout {{\n      max_surge       = {surge}\n      max_unavailable = {}\n      health_timeout  = {}m\n    }}\n",
+                rng.below(2),
+                5 + 5 * rng.below(4)
+            ));
+            out.push_str(&format!(
+                "\n    health {{\n      grace_period      = {}s\n      max_unhealthy     = {}%\n      unhealthy_timeout = {}m\n    }}\n  }}\n",
+                30 + 30 * rng.below(4),
+                20 + 10 * rng.below(5),
+                1 + rng.below(10)
+            ));
+        }
+        left = left.saturating_sub(50);
         out.push_str("}\n");
     }
     out
@@ -273,6 +338,8 @@ pub fn mutate(rng: &mut Rng, input: &str) -> String {
 
 /// The state and the cloud after `first` (a plan of creates) was applied in full: every
 /// group exists with its desired capacity, every instance healthy, spread over three zones.
+/// (Feature `world`, on by default.)
+#[cfg(feature = "world")]
 pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
     let mut state = State::new(first.lineage.clone());
     let mut groups = vec![];
