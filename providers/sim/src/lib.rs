@@ -6,15 +6,25 @@
 //! The caller passes the path (drydock uses `<config dir>/.drydock/sim-world.json`). Several
 //! processes may use one world at once (`drydock apply`, `drydock watch`, `drydock sim status`),
 //! so every operation creates missing parent directories, takes an exclusive lock on the sibling
-//! file `<world>.lock`, reads the world, advances it to now, applies the operation, writes the
-//! world atomically (a temporary file beside it, fsync, rename, directory fsync) and unlocks. A
-//! world that does not parse is an error ([`SimError::Corrupt`]), never a panic; delete the file
-//! to start afresh.
+//! file `<world>.lock`, brings its copy of the world up to date with the file, advances it to
+//! now, applies the operation, makes that durable and unlocks.
 //!
-//! The file is compact JSON holding a format version, the clock mode, the current time, the
+//! The file holds a snapshot of the world followed by an append-only log of the operations made
+//! since, each record with its length and a checksum (`store`'s docs give the format and why).
+//! An operation appends one record (fsynced) rather than rewriting the world, and a process that
+//! keeps the world in memory (a [`SimProvider`] does) reads only the records others appended
+//! since it last looked, so an apply of N node groups costs O(N), not O(N × world). When the log
+//! outgrows the snapshot the file is compacted: rewritten atomically (a temporary file beside
+//! it, fsync, rename, directory fsync) as a snapshot alone. A process killed mid-append leaves a
+//! torn last record, which readers ignore: the world reads as before that operation. A world
+//! that does not check out or parse is an error ([`SimError::Corrupt`]), never a panic; delete
+//! the file to start afresh. The file is created 0600: it holds user data.
+//!
+//! The snapshot is compact JSON holding a format version, the clock mode, the current time, the
 //! [`SimConfig`] of the provider that last operated on it, the random state, the zones that are
 //! down, every group with its instances, and the capacity timeline. Its layout beyond
-//! [`status`] and [`timeline`] is this crate's business.
+//! [`status`] and [`timeline`] is this crate's business; worlds of version 1 (bare JSON) are
+//! still read, and rewritten in the current format by their next change.
 //!
 //! # Time
 //!
@@ -78,6 +88,9 @@ pub use provider::SimProvider;
 pub use status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
 pub use world::{zone_of, CRASH_WINDOW_MS, TIMELINE_LIMIT, WORLD_VERSION};
 
+use store::Cache;
+use world::{Failure, Op, Outcome};
+
 /// What [`fail`] crashes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,12 +107,12 @@ pub enum FailTarget {
 
 /// The world now, for `drydock sim status`.
 pub fn status(world_path: impl AsRef<Path>) -> Result<Status, SimError> {
-    store::update(world_path.as_ref(), None, |w| Ok(w.status()))
+    store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| w.status())
 }
 
 /// The capacity timeline, oldest point first.
 pub fn timeline(world_path: impl AsRef<Path>) -> Result<Vec<CapacityPoint>, SimError> {
-    store::update(world_path.as_ref(), None, |w| Ok(w.timeline.clone()))
+    store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| w.timeline())
 }
 
 /// Crashes instances: they turn unhealthy at once and their groups replace them after the
@@ -107,7 +120,10 @@ pub fn timeline(world_path: impl AsRef<Path>) -> Result<Vec<CapacityPoint>, SimE
 /// a node group with no running instance, or an instance that is not live, is an error; a
 /// zone with no instance is not (it still goes down).
 pub fn fail(world_path: impl AsRef<Path>, target: FailTarget) -> Result<Vec<String>, SimError> {
-    store::update(world_path.as_ref(), None, |w| w.fail(&target))
+    match change(world_path.as_ref(), Op::Fail(target))? {
+        Outcome::Crashed(ids) => Ok(ids),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Schedules a failure `after_ms` from now on the world's clock: it happens when the world
@@ -116,24 +132,41 @@ pub fn fail(world_path: impl AsRef<Path>, target: FailTarget) -> Result<Vec<Stri
 /// crashes is chosen then, as [`fail`] would; a target with nothing to crash by then does
 /// nothing. Returns the time it is due.
 pub fn schedule_fail(world_path: impl AsRef<Path>, target: FailTarget, after_ms: u64) -> Result<u64, SimError> {
-    store::update(world_path.as_ref(), None, |w| Ok(w.schedule_fail(target, after_ms)))
+    match change(world_path.as_ref(), Op::ScheduleFail { target, after_ms })? {
+        Outcome::Time(at) => Ok(at),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Moves a virtual world's clock forward by `ms`, as if someone slept that long on it (every
 /// event due meanwhile happens). Returns the new time. A world on the real clock is refused:
 /// its time is the wall clock's.
 pub fn advance(world_path: impl AsRef<Path>, ms: u64) -> Result<u64, SimError> {
-    store::update(world_path.as_ref(), None, |w| {
-        if w.clock != ClockMode::Virtual {
-            return Err(SimError::RealClock);
-        }
-        w.advance_to(w.now_ms.saturating_add(ms));
-        Ok(w.now_ms)
-    })
+    match change(world_path.as_ref(), Op::Sleep { ms })? {
+        Outcome::Time(now) => Ok(now),
+        other => Err(unexpected(other)),
+    }
 }
 
 /// Brings a zone back up: instances stuck pending there boot from now. Returns whether the
 /// zone was down.
 pub fn restore_zone(world_path: impl AsRef<Path>, zone: &str) -> Result<bool, SimError> {
-    store::update(world_path.as_ref(), None, |w| Ok(w.restore_zone(zone)))
+    match change(world_path.as_ref(), Op::RestoreZone { zone: zone.to_string() })? {
+        Outcome::Restored(was_down) => Ok(was_down),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Applies one op of `drydock sim` to the world (with the settings it has).
+fn change(world_path: &Path, op: Op) -> Result<Outcome, SimError> {
+    store::update(world_path, &mut Cache::default(), None, Some(op), |_, outcome| outcome)?.map_err(|f| match f {
+        Failure::Sim(e) => e,
+        // Only provider operations are refused with a provider's error.
+        Failure::Provider(e) => SimError::Worker(e.to_string()),
+    })
+}
+
+/// An op answered with another op's kind of outcome: a bug, reported rather than panicking.
+fn unexpected(outcome: Outcome) -> SimError {
+    SimError::Worker(format!("unexpected outcome {outcome:?}"))
 }

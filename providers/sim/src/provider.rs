@@ -10,20 +10,23 @@ use drydock_provider::{
 };
 
 use crate::config::{ClockMode, SimConfig};
-use crate::store::{self, Settings};
-use crate::world::World;
+use crate::store::{self, Cache, Settings};
+use crate::world::{Failure, Op, Outcome, World};
 use crate::SimError;
 
-/// A simulated cloud kept in a JSON world file that several processes may share.
+/// A simulated cloud kept in a world file that several processes may share.
 ///
-/// Each operation is one locked read-advance-change-write of the file, done on tokio's blocking
-/// pool so that waiting for another process's lock never stalls the runtime; so a `SimProvider`
-/// must be used within a tokio runtime. Each operation also writes this provider's
-/// configuration and clock mode into the world, so that tools without a configuration
-/// (`drydock sim status`) evolve it alike.
+/// Each operation is one locked catch-up-advance-change-append of the file (`store`), done on
+/// tokio's blocking pool so that waiting for another process's lock never stalls the runtime;
+/// so a `SimProvider` must be used within a tokio runtime. The provider keeps the world it last
+/// saw in memory (shared with its clock), so an operation reads only what other processes
+/// appended since. Each operation also writes this provider's configuration and clock mode into
+/// the world (when they differ), so that tools without a configuration (`drydock sim status`)
+/// evolve it alike.
 pub struct SimProvider {
     path: Arc<PathBuf>,
     settings: Arc<Settings>,
+    cache: Arc<Mutex<Cache>>,
     clock: Arc<dyn Clock>,
     stats: Mutex<ApiStats>,
 }
@@ -34,13 +37,17 @@ impl SimProvider {
     pub fn new(world_path: impl Into<PathBuf>, config: SimConfig, mode: ClockMode) -> SimProvider {
         let path = Arc::new(world_path.into());
         let settings = Arc::new(Settings { config, mode });
+        let cache = Arc::new(Mutex::new(Cache::default()));
         let clock: Arc<dyn Clock> = match mode {
             ClockMode::Real => Arc::new(SystemClock),
-            ClockMode::Virtual => {
-                Arc::new(VirtualClock { path: path.clone(), settings: settings.clone(), last_ms: AtomicU64::new(0) })
-            }
+            ClockMode::Virtual => Arc::new(VirtualClock {
+                path: path.clone(),
+                settings: settings.clone(),
+                cache: cache.clone(),
+                last_ms: AtomicU64::new(0),
+            }),
         };
-        SimProvider { path, settings, clock, stats: Mutex::new(ApiStats::default()) }
+        SimProvider { path, settings, cache, clock, stats: Mutex::new(ApiStats::default()) }
     }
 
     pub fn world_path(&self) -> &Path {
@@ -55,18 +62,20 @@ impl SimProvider {
         self.settings.mode
     }
 
-    /// Counts the call, then runs `f` on the world under its lock.
-    async fn run<T, F>(&self, operation: &str, f: F) -> Result<T, ProviderError>
+    /// Counts the call, then applies `op` (if any) to the world under its lock and reads the
+    /// answer with `read`.
+    async fn run<T, F>(&self, operation: &str, op: Option<Op>, read: F) -> Result<T, ProviderError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut World) -> Result<T, ProviderError> + Send + 'static,
+        F: FnOnce(&World, Result<Outcome, Failure>) -> Result<T, ProviderError> + Send + 'static,
     {
         self.stats.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).record(operation);
-        let path = self.path.clone();
-        let settings = self.settings.clone();
-        tokio::task::spawn_blocking(move || store::update(&path, Some(&settings), f))
-            .await
-            .map_err(|e| ProviderError::from(SimError::Worker(e.to_string())))?
+        let (path, settings, cache) = (self.path.clone(), self.settings.clone(), self.cache.clone());
+        tokio::task::spawn_blocking(move || {
+            store::update(&path, &mut store::lock_cache(&cache), Some(&settings), op, read)
+        })
+        .await
+        .map_err(|e| ProviderError::from(SimError::Worker(e.to_string())))??
     }
 }
 
@@ -87,31 +96,41 @@ impl Provider for SimProvider {
 
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError> {
         let lineage = lineage.to_string();
-        self.run("observe", move |w| Ok(w.observe(&lineage))).await
+        self.run("observe", None, move |w, _| Ok(w.observe(&lineage))).await
+    }
+
+    async fn observe_node_group(
+        &self,
+        lineage: &str,
+        cluster: &str,
+        node_group: &str,
+    ) -> Result<Observed, ProviderError> {
+        let (lineage, cluster, node_group) = (lineage.to_string(), cluster.to_string(), node_group.to_string());
+        self.run("observe", None, move |w, _| Ok(w.observe_node_group(&lineage, &cluster, &node_group))).await
     }
 
     async fn create_group(&self, req: &CreateGroup) -> Result<ObservedGroup, ProviderError> {
-        let req = req.clone();
-        self.run("create_group", move |w| w.create_group(&req)).await
+        let name = req.name.clone();
+        self.run("create_group", Some(Op::CreateGroup(Box::new(req.clone()))), move |w, outcome| {
+            outcome?;
+            w.observed_group(&name).ok_or_else(|| ProviderError::not_found("no group of that name").with_group(&name))
+        })
+        .await
     }
 
     async fn update_group(&self, name: &str, settings: &GroupSettings) -> Result<(), ProviderError> {
-        let (name, settings) = (name.to_string(), settings.clone());
-        self.run("update_group", move |w| w.update_group(&name, &settings)).await
+        let op = Op::UpdateGroup { name: name.to_string(), settings: settings.clone() };
+        self.run("update_group", Some(op), |_, outcome| outcome.map(drop).map_err(ProviderError::from)).await
     }
 
     async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> Result<(), ProviderError> {
-        let (group, ids) = (group.to_string(), ids.to_vec());
-        self.run("terminate_instances", move |w| w.terminate_instances(&group, &ids, decrement)).await
+        let op = Op::TerminateInstances { group: group.to_string(), ids: ids.to_vec(), decrement };
+        self.run("terminate_instances", Some(op), |_, outcome| outcome.map(drop).map_err(ProviderError::from)).await
     }
 
     async fn delete_group(&self, name: &str) -> Result<(), ProviderError> {
-        let name = name.to_string();
-        self.run("delete_group", move |w| {
-            w.delete_group(&name);
-            Ok(())
-        })
-        .await
+        let op = Op::DeleteGroup { name: name.to_string() };
+        self.run("delete_group", Some(op), |_, outcome| outcome.map(drop).map_err(ProviderError::from)).await
     }
 
     fn stats(&self) -> ApiStats {
@@ -119,11 +138,13 @@ impl Provider for SimProvider {
     }
 }
 
-/// Virtual time kept in the world file: reading it reads the file, sleeping moves the stored
-/// time forward (living through whatever happens meanwhile) at once.
+/// Virtual time kept in the world file: reading it reads the world (under its lock, catching up
+/// with what others appended), sleeping moves the world's time forward (living through whatever
+/// happens meanwhile) at once. It shares its provider's copy of the world.
 struct VirtualClock {
     path: Arc<PathBuf>,
     settings: Arc<Settings>,
+    cache: Arc<Mutex<Cache>>,
     /// The last time read or written, for when the file cannot be read: `now_ms` cannot fail,
     /// and the next provider operation reports the problem anyway.
     last_ms: AtomicU64,
@@ -132,10 +153,9 @@ struct VirtualClock {
 #[async_trait]
 impl Clock for VirtualClock {
     fn now_ms(&self) -> u64 {
-        match store::stored_now(&self.path) {
+        // A virtual world that does not exist yet will start at 0.
+        match store::peek(&self.path, &mut store::lock_cache(&self.cache), |w| w.map_or(0, |w| w.now_ms)) {
             Ok(now) => {
-                // A virtual world that does not exist yet will start at 0.
-                let now = now.unwrap_or(0);
                 self.last_ms.store(now, Ordering::SeqCst);
                 now
             }
@@ -144,12 +164,10 @@ impl Clock for VirtualClock {
     }
 
     async fn sleep(&self, ms: u64) {
-        let path = self.path.clone();
-        let settings = self.settings.clone();
+        let (path, settings, cache) = (self.path.clone(), self.settings.clone(), self.cache.clone());
         let slept = tokio::task::spawn_blocking(move || {
-            store::update(&path, Some(&settings), |w| {
-                w.advance_to(w.now_ms.saturating_add(ms));
-                Ok::<_, SimError>(w.now_ms)
+            store::update(&path, &mut store::lock_cache(&cache), Some(&settings), Some(Op::Sleep { ms }), |w, _| {
+                w.now_ms
             })
         })
         .await;

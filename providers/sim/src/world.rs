@@ -6,8 +6,35 @@
 //! any instance, applies every event due at that time (groups by name, instances in launch
 //! order), lets every group reconcile its size, and records capacity. So the outcome depends
 //! only on the events, never on how often or in which steps a process looked at the world.
+//!
+//! Every change is an [`Op`], applied by [`World::apply`]: the store logs the ops a process
+//! made, and other processes bring their copy of the world up to date by applying the same ops
+//! (`store`'s docs), so an op must depend on nothing but the world and itself (no clock, no
+//! environment, no iteration order of a hash map).
+//!
+//! # Cost
+//!
+//! An operation costs in proportion to what it changes (times a logarithm), not to the size of
+//! the world, so that a world of 10,000 groups or one group of 100,000 instances is cheap to
+//! change one call at a time. What makes that so is derived data, kept beside the world and
+//! never stored (rebuilt from the world by [`World::reindex`] when it is read):
+//!
+//! - the queue of instance events, ordered by (time, group, launch number): the next event is
+//!   its first entry, and firing the due events touches those instances only;
+//! - per group, its live instances counted per subnet and kept per zone in scale-in order
+//!   (launch time, id): launching picks a subnet, and scaling in picks its victim, without
+//!   looking at the other instances;
+//! - every instance id with its group: new ids are checked for uniqueness, and `terminate`
+//!   and `fail` find instances, without a search;
+//! - the groups that may be unsettled (live count ≠ desired) and the node groups whose capacity
+//!   may have changed: settling after a change looks at those only, and each group keeps its
+//!   share of its node group's capacity counted;
+//! - the timeline is a ring buffer, trimmed from its front.
+//!
+//! Every change of an instance goes through [`World::change`] (or [`World::insert`] for a new
+//! one), which keeps all of that right; nothing else mutates an instance.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use drydock_provider::{
     CreateGroup, GenerationSpec, GroupSettings, HealthCheck, Instance, InstanceState, Observed, ObservedGroup,
@@ -20,8 +47,11 @@ use crate::rng::Rng;
 use crate::status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
 use crate::{FailTarget, SimError};
 
-/// The version of the world file this code reads and writes.
-pub const WORLD_VERSION: u32 = 1;
+/// The version of the world this code writes: version 2, a snapshot and a log of ops in one
+/// file (`store`). Version 1 worlds (the same world as bare JSON) are still read.
+pub const WORLD_VERSION: u32 = 2;
+/// The version of worlds kept as bare JSON, rewritten whole by every operation.
+pub(crate) const LEGACY_VERSION: u32 = 1;
 /// An instance that is going to crash does so at a uniformly drawn time within this long after
 /// it became healthy.
 pub const CRASH_WINDOW_MS: u64 = 60_000;
@@ -37,8 +67,11 @@ pub fn zone_of(subnet: &str) -> String {
     }
 }
 
-/// Everything the world file holds.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// A node group: (cluster, node group), as the ownership tags name it.
+type Key = (String, String);
+
+/// Everything the world file holds, and the indexes derived from it.
+#[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct World {
     pub version: u32,
     pub clock: ClockMode,
@@ -49,15 +82,36 @@ pub(crate) struct World {
     pub zones_down: BTreeSet<String>,
     #[serde(default)]
     pub groups: BTreeMap<String, Group>,
-    /// The latest point of each node group, to notice changes even after the timeline has
-    /// forgotten them.
+    /// The latest point of each node group whose capacity is not zero, to notice changes even
+    /// after the timeline has forgotten them. Stored as a list sorted by node group.
+    #[serde(default, with = "latest_points")]
+    capacity: BTreeMap<Key, CapacityPoint>,
     #[serde(default)]
-    pub capacity: Vec<CapacityPoint>,
-    #[serde(default)]
-    pub timeline: Vec<CapacityPoint>,
+    pub timeline: VecDeque<CapacityPoint>,
     /// Failures due later, in the order they were scheduled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scheduled: Vec<ScheduledFailure>,
+    #[serde(skip)]
+    index: Index,
+}
+
+/// What the world knows about itself beyond what it stores (see the module docs).
+#[derive(Debug, Default)]
+struct Index {
+    /// Every instance by id: its group and launch number.
+    instances: HashMap<String, (String, u64)>,
+    /// The next event of every instance that has one: (time, group, launch number).
+    events: BTreeSet<(u64, String, u64)>,
+    /// Groups whose live count may differ from their desired capacity; after a settle, exactly
+    /// those where it does (a group with nowhere to launch).
+    dirty: BTreeSet<String>,
+    /// Node groups whose counts may differ from their latest capacity point.
+    changed: BTreeSet<Key>,
+    /// The groups of each node group.
+    node_groups: BTreeMap<Key, BTreeSet<String>>,
+    /// How much work this world has done (instances changed, looked at or re-indexed): the store
+    /// weighs its log by it, to bound the work of replaying the log.
+    steps: u64,
 }
 
 /// A failure that happens when the world reaches `at_ms`.
@@ -67,14 +121,81 @@ pub(crate) struct ScheduledFailure {
     pub target: FailTarget,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct Group {
     pub ownership: Ownership,
     pub spec: GenerationSpec,
     pub settings: GroupSettings,
     pub created_at_ms: u64,
-    /// In launch order; terminated instances are dropped.
-    pub instances: Vec<SimInstance>,
+    /// By launch number, so in launch order; terminated instances are dropped. Stored as a list
+    /// in launch order, numbered afresh when read (only their order matters).
+    #[serde(with = "launch_order")]
+    pub instances: BTreeMap<u64, SimInstance>,
+    #[serde(skip)]
+    live: Live,
+}
+
+impl Group {
+    fn key(&self) -> Key {
+        (self.ownership.cluster.clone(), self.ownership.node_group.clone())
+    }
+}
+
+/// A group's live (pending or running) instances, counted and ordered for launching and
+/// scaling in, and its share of its node group's capacity.
+#[derive(Debug, Default)]
+struct Live {
+    /// The launch number of the next instance.
+    next_seq: u64,
+    count: usize,
+    by_subnet: BTreeMap<String, usize>,
+    /// Per zone, the live instances in scale-in order: (launch time, id, launch number).
+    by_zone: BTreeMap<String, BTreeSet<(u64, String, u64)>>,
+    /// In service, running, live: as a [`CapacityPoint`] counts them.
+    counts: [u32; 3],
+}
+
+impl Live {
+    fn in_zone(&self, zone: &str) -> usize {
+        self.by_zone.get(zone).map_or(0, BTreeSet::len)
+    }
+
+    fn in_subnet(&self, subnet: &str) -> usize {
+        self.by_subnet.get(subnet).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, before: [u32; 3], after: [u32; 3]) {
+        for k in 0..3 {
+            self.counts[k] = self.counts[k].saturating_sub(before[k]).saturating_add(after[k]);
+        }
+    }
+
+    fn add_live(&mut self, seq: u64, i: &Instance) {
+        self.count += 1;
+        *self.by_subnet.entry(i.subnet.clone()).or_default() += 1;
+        self.by_zone.entry(i.zone.clone()).or_default().insert((i.launched_at_ms, i.id.clone(), seq));
+    }
+
+    fn remove_live(&mut self, seq: u64, i: &Instance) {
+        self.count = self.count.saturating_sub(1);
+        if let Some(n) = self.by_subnet.get_mut(&i.subnet) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_subnet.remove(&i.subnet);
+            }
+        }
+        if let Some(set) = self.by_zone.get_mut(&i.zone) {
+            set.remove(&(i.launched_at_ms, i.id.clone(), seq));
+            if set.is_empty() {
+                self.by_zone.remove(&i.zone);
+            }
+        }
+    }
+}
+
+/// What an instance adds to its node group's capacity: in service, running, live.
+fn contribution(i: &Instance) -> [u32; 3] {
+    [u32::from(i.is_in_service()), u32::from(i.state == InstanceState::Running), u32::from(i.is_live())]
 }
 
 /// An instance as the provider reports it, plus what the simulation needs to know of its future.
@@ -98,15 +219,86 @@ pub(crate) struct SimInstance {
     /// When a shutting-down instance is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gone_at_ms: Option<u64>,
+    /// The time of this instance's entry in the event queue, if it has one.
+    #[serde(skip)]
+    queued: Option<u64>,
+}
+
+/// A change to the world: what the store logs, and replays to bring another process's copy of
+/// the world up to date. Applying the same ops to the same world gives the same world.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Op {
+    /// A provider's configuration and clock ([`World::configure`]); `wall_ms` only when a
+    /// virtual world goes real (it moves to the wall clock).
+    Configure {
+        config: SimConfig,
+        clock: ClockMode,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wall_ms: Option<u64>,
+    },
+    /// Time passing: every event up to `to_ms` happens.
+    Advance {
+        to_ms: u64,
+    },
+    /// Someone slept `ms` on a virtual world's clock (refused on a real one).
+    Sleep {
+        ms: u64,
+    },
+    CreateGroup(Box<CreateGroup>),
+    UpdateGroup {
+        name: String,
+        settings: GroupSettings,
+    },
+    TerminateInstances {
+        group: String,
+        ids: Vec<String>,
+        decrement: bool,
+    },
+    DeleteGroup {
+        name: String,
+    },
+    Fail(FailTarget),
+    ScheduleFail {
+        target: FailTarget,
+        after_ms: u64,
+    },
+    RestoreZone {
+        zone: String,
+    },
+}
+
+/// What an op returns; the caller reads anything else from the world afterwards.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Done,
+    /// The instances crashed, in the order chosen.
+    Crashed(Vec<String>),
+    /// A time: the world's after a sleep, or when a scheduled failure is due.
+    Time(u64),
+    /// Whether a zone was down.
+    Restored(bool),
+}
+
+/// Why an op was refused (it changed nothing).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Provider(ProviderError),
+    Sim(SimError),
+}
+
+impl From<Failure> for ProviderError {
+    fn from(f: Failure) -> ProviderError {
+        match f {
+            Failure::Provider(e) => e,
+            Failure::Sim(e) => e.into(),
+        }
+    }
 }
 
 impl SimInstance {
     fn is_live(&self) -> bool {
         self.instance.is_live()
-    }
-
-    fn id(&self) -> &str {
-        &self.instance.id
     }
 
     /// Crashes the instance now: running, unhealthy, and visible as failed to status checks.
@@ -216,34 +408,141 @@ impl World {
             config: sanitized(&config),
             zones_down: BTreeSet::new(),
             groups: BTreeMap::new(),
-            capacity: Vec::new(),
-            timeline: Vec::new(),
+            capacity: BTreeMap::new(),
+            timeline: VecDeque::new(),
             scheduled: Vec::new(),
+            index: Index::default(),
         }
     }
 
+    /// Reads a world from its JSON (either version) and builds its indexes. The caller checks
+    /// the version.
+    pub fn from_json(bytes: &[u8]) -> serde_json::Result<World> {
+        let mut world: World = serde_json::from_slice(bytes)?;
+        world.reindex();
+        Ok(world)
+    }
+
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+
+    /// How much work the world has done so far, in steps of about one instance changed.
+    pub fn steps(&self) -> u64 {
+        self.index.steps
+    }
+
+    /// Applies one op. A refused op changes nothing.
+    pub fn apply(&mut self, op: &Op) -> Result<Outcome, Failure> {
+        self.index.steps += 1;
+        match op {
+            Op::Configure { config, clock, wall_ms } => {
+                self.configure(config, *clock, *wall_ms);
+                Ok(Outcome::Done)
+            }
+            Op::Advance { to_ms } => {
+                self.advance_to(*to_ms);
+                Ok(Outcome::Time(self.now_ms))
+            }
+            Op::Sleep { ms } => {
+                if self.clock != ClockMode::Virtual {
+                    return Err(Failure::Sim(SimError::RealClock));
+                }
+                self.advance_to(self.now_ms.saturating_add(*ms));
+                Ok(Outcome::Time(self.now_ms))
+            }
+            Op::CreateGroup(req) => self.create_group(req).map(|()| Outcome::Done).map_err(Failure::Provider),
+            Op::UpdateGroup { name, settings } => {
+                self.update_group(name, settings).map(|()| Outcome::Done).map_err(Failure::Provider)
+            }
+            Op::TerminateInstances { group, ids, decrement } => {
+                self.terminate_instances(group, ids, *decrement).map(|()| Outcome::Done).map_err(Failure::Provider)
+            }
+            Op::DeleteGroup { name } => {
+                self.delete_group(name);
+                Ok(Outcome::Done)
+            }
+            Op::Fail(target) => self.fail(target).map(Outcome::Crashed).map_err(Failure::Sim),
+            Op::ScheduleFail { target, after_ms } => Ok(Outcome::Time(self.schedule_fail(target.clone(), *after_ms))),
+            Op::RestoreZone { zone } => Ok(Outcome::Restored(self.restore_zone(zone))),
+        }
+    }
+
+    /// Whether taking on this configuration and clock would change anything.
+    pub fn needs_configure(&self, config: &SimConfig, clock: ClockMode) -> bool {
+        self.clock != clock || self.config != sanitized(config)
+    }
+
     /// Takes on a provider's configuration and clock. A virtual world going real is moved
-    /// forward to the wall clock as a whole, as if no time had passed: otherwise it would have
-    /// to live through decades of events to catch up from virtual time 0.
-    pub fn configure(&mut self, config: &SimConfig, clock: ClockMode, wall_ms: u64) {
-        if self.clock == ClockMode::Virtual && clock == ClockMode::Real && wall_ms > self.now_ms {
-            self.shift(wall_ms - self.now_ms);
+    /// forward to the wall clock (`wall_ms`) as a whole, as if no time had passed: otherwise it
+    /// would have to live through decades of events to catch up from virtual time 0.
+    pub fn configure(&mut self, config: &SimConfig, clock: ClockMode, wall_ms: Option<u64>) {
+        let mut reindex = false;
+        if let Some(wall_ms) = wall_ms {
+            if self.clock == ClockMode::Virtual && clock == ClockMode::Real && wall_ms > self.now_ms {
+                self.shift(wall_ms - self.now_ms);
+                reindex = true;
+            }
         }
         self.clock = clock;
-        self.config = sanitized(config);
+        let config = sanitized(config);
+        if config != self.config {
+            // The detection delay decides when unhealthy instances are replaced.
+            self.config = config;
+            reindex = true;
+        }
+        if reindex {
+            self.reindex();
+        }
     }
 
     fn shift(&mut self, delta: u64) {
         self.now_ms = self.now_ms.saturating_add(delta);
         for group in self.groups.values_mut() {
             group.created_at_ms = group.created_at_ms.saturating_add(delta);
-            group.instances.iter_mut().for_each(|i| i.shift(delta));
+            group.instances.values_mut().for_each(|i| i.shift(delta));
         }
-        for point in self.capacity.iter_mut().chain(self.timeline.iter_mut()) {
+        for point in self.capacity.values_mut().chain(self.timeline.iter_mut()) {
             point.t_ms = point.t_ms.saturating_add(delta);
         }
         for s in &mut self.scheduled {
             s.at_ms = s.at_ms.saturating_add(delta);
+        }
+    }
+
+    /// Rebuilds every index from the world itself: after reading it, after moving its times,
+    /// after a change of configuration.
+    pub fn reindex(&mut self) {
+        let mut index = Index { steps: self.index.steps, ..Index::default() };
+        for (name, group) in &mut self.groups {
+            let Group { instances, live, settings, ownership, .. } = group;
+            *live = Live { next_seq: instances.keys().next_back().map_or(0, |last| last + 1), ..Live::default() };
+            for (&seq, instance) in instances.iter_mut() {
+                index.steps += 1;
+                live.count([0; 3], contribution(&instance.instance));
+                if instance.is_live() {
+                    live.add_live(seq, &instance.instance);
+                }
+                index.instances.insert(instance.instance.id.clone(), (name.clone(), seq));
+                instance.queued = None;
+                let next = instance.next_event(settings, &self.config);
+                requeue(&mut index.events, name, seq, &mut instance.queued, next);
+            }
+            index
+                .node_groups
+                .entry((ownership.cluster.clone(), ownership.node_group.clone()))
+                .or_default()
+                .insert(name.clone());
+            if live.count != settings.desired as usize {
+                index.dirty.insert(name.clone());
+            }
+        }
+        self.index = index;
+        let keys: BTreeSet<Key> = self.index.node_groups.keys().chain(self.capacity.keys()).cloned().collect();
+        for key in keys {
+            if self.node_group_counts(&key) != self.recorded_counts(&key) {
+                self.index.changed.insert(key);
+            }
         }
     }
 
@@ -270,28 +569,121 @@ impl World {
     }
 
     fn next_event(&self) -> Option<u64> {
-        self.groups
-            .values()
-            .flat_map(|g| g.instances.iter().filter_map(|i| i.next_event(&g.settings, &self.config)))
-            .chain(self.scheduled.iter().map(|s| s.at_ms))
-            .min()
+        let instance = self.index.events.first().map(|(at, _, _)| *at);
+        let scheduled = self.scheduled.iter().map(|s| s.at_ms).min();
+        instance.into_iter().chain(scheduled).min()
     }
 
+    /// Fires every instance event due now (which, after a change of settings, may include
+    /// events due earlier), groups by name and instances in launch order, then the failures
+    /// due now.
     fn fire_due(&mut self) {
         let now = self.now_ms;
-        for group in self.groups.values_mut() {
-            for instance in &mut group.instances {
-                instance.fire(now, &group.settings, &self.config, &self.zones_down);
+        let mut due = Vec::new();
+        while self.index.events.first().is_some_and(|(at, _, _)| *at <= now) {
+            let Some((_, name, seq)) = self.index.events.pop_first() else {
+                break;
+            };
+            if let Some(i) = self.groups.get_mut(&name).and_then(|g| g.instances.get_mut(&seq)) {
+                i.queued = None;
             }
-            group.instances.retain(|i| i.instance.state != InstanceState::Terminated);
+            due.push((name, seq));
+        }
+        due.sort_unstable();
+        for (name, seq) in due {
+            self.change(&name, seq, |i, settings, config, zones_down| i.fire(now, settings, config, zones_down));
         }
         // Then the failures due now, in the order they were scheduled; one that finds nothing
         // to crash does nothing.
-        let (due, later): (Vec<ScheduledFailure>, Vec<ScheduledFailure>) =
-            std::mem::take(&mut self.scheduled).into_iter().partition(|s| s.at_ms <= now);
-        self.scheduled = later;
-        for s in due {
-            let _ = self.fail(&s.target);
+        if self.scheduled.iter().any(|s| s.at_ms <= now) {
+            let (due, later): (Vec<ScheduledFailure>, Vec<ScheduledFailure>) =
+                std::mem::take(&mut self.scheduled).into_iter().partition(|s| s.at_ms <= now);
+            self.scheduled = later;
+            for s in due {
+                let _ = self.fail(&s.target);
+            }
+        }
+    }
+
+    /// Changes one instance with `f`, keeping every index right: the group's live counts and
+    /// scale-in order, the node group's capacity, the event queue, and (when it is gone) the
+    /// id index. Nothing else mutates an instance.
+    fn change(
+        &mut self,
+        name: &str,
+        seq: u64,
+        f: impl FnOnce(&mut SimInstance, &GroupSettings, &SimConfig, &BTreeSet<String>),
+    ) {
+        let World { groups, index, config, zones_down, .. } = self;
+        let Some(group) = groups.get_mut(name) else {
+            return;
+        };
+        let Group { instances, live, settings, ownership, .. } = group;
+        let Some(instance) = instances.get_mut(&seq) else {
+            return;
+        };
+        index.steps += 1;
+        let (was_live, before) = (instance.is_live(), contribution(&instance.instance));
+        f(instance, settings, config, zones_down);
+        let gone = instance.instance.state == InstanceState::Terminated;
+        let (is_live, after) =
+            if gone { (false, [0; 3]) } else { (instance.is_live(), contribution(&instance.instance)) };
+        live.count(before, after);
+        if was_live != is_live {
+            if was_live {
+                live.remove_live(seq, &instance.instance);
+            } else {
+                live.add_live(seq, &instance.instance);
+            }
+            index.dirty.insert(name.to_string());
+        }
+        if before != after {
+            index.changed.insert((ownership.cluster.clone(), ownership.node_group.clone()));
+        }
+        let next = if gone { None } else { instance.next_event(settings, config) };
+        requeue(&mut index.events, name, seq, &mut instance.queued, next);
+        if gone {
+            index.instances.remove(&instance.instance.id);
+            instances.remove(&seq);
+        }
+    }
+
+    /// Adds a new instance to a group, after its others.
+    fn insert(&mut self, name: &str, mut instance: SimInstance) {
+        let World { groups, index, config, .. } = self;
+        let Some(group) = groups.get_mut(name) else {
+            return;
+        };
+        let Group { instances, live, settings, ownership, .. } = group;
+        index.steps += 1;
+        let seq = live.next_seq;
+        live.next_seq += 1;
+        let counts = contribution(&instance.instance);
+        live.count([0; 3], counts);
+        if counts != [0; 3] {
+            index.changed.insert((ownership.cluster.clone(), ownership.node_group.clone()));
+        }
+        if instance.is_live() {
+            live.add_live(seq, &instance.instance);
+            index.dirty.insert(name.to_string());
+        }
+        instance.queued = None;
+        let next = instance.next_event(settings, config);
+        requeue(&mut index.events, name, seq, &mut instance.queued, next);
+        index.instances.insert(instance.instance.id.clone(), (name.to_string(), seq));
+        instances.insert(seq, instance);
+    }
+
+    /// Recomputes the next event of every instance of a group (its health checks changed).
+    fn requeue_group(&mut self, name: &str) {
+        let World { groups, index, config, .. } = self;
+        let Some(group) = groups.get_mut(name) else {
+            return;
+        };
+        for (&seq, instance) in &mut group.instances {
+            index.steps += 1;
+            let next = instance.next_event(&group.settings, config);
+            requeue(&mut index.events, name, seq, &mut instance.queued, next);
         }
     }
 
@@ -303,12 +695,16 @@ impl World {
     }
 
     /// After any change: every group launches or terminates to its desired size, and the
-    /// capacity timeline notes what changed.
+    /// capacity timeline notes what changed. Only the groups that may be unsettled are looked
+    /// at (every other group has as many live instances as it desires), in name order.
     fn settle(&mut self) {
-        let names: Vec<String> = self.groups.keys().cloned().collect();
-        for name in names {
-            self.reconcile(&name);
+        let dirty = std::mem::take(&mut self.index.dirty);
+        for name in &dirty {
+            self.reconcile(name);
         }
+        let mut dirty: BTreeSet<String> = dirty.into_iter().chain(std::mem::take(&mut self.index.dirty)).collect();
+        dirty.retain(|name| self.groups.get(name).is_some_and(|g| g.live.count != g.settings.desired as usize));
+        self.index.dirty = dirty;
         self.record_capacity();
     }
 
@@ -316,7 +712,7 @@ impl World {
         let Some(group) = self.groups.get(name) else {
             return;
         };
-        let live = group.instances.iter().filter(|i| i.is_live()).count();
+        let live = group.live.count;
         let desired = group.settings.desired as usize;
         for _ in live..desired {
             if !self.launch(name) {
@@ -338,26 +734,20 @@ impl World {
         let now = self.now_ms;
         // At least 1 ms, so that a churning group cannot loop without time passing.
         let boot_at = now.saturating_add(self.config.boot_time_ms.max(1));
-        let Some(group) = self.groups.get_mut(name) else {
+        let Some(group) = self.groups.get(name) else {
             return false;
         };
-        let live: Vec<&Instance> = group.instances.iter().filter(|i| i.is_live()).map(|i| &i.instance).collect();
         let Some(subnet) = group
             .settings
             .subnets
             .iter()
             .enumerate()
-            .min_by_key(|(index, subnet)| {
-                let zone = zone_of(subnet);
-                let in_zone = live.iter().filter(|i| i.zone == zone).count();
-                let in_subnet = live.iter().filter(|i| &i.subnet == *subnet).count();
-                (in_zone, in_subnet, *index)
-            })
+            .min_by_key(|(index, subnet)| (group.live.in_zone(&zone_of(subnet)), group.live.in_subnet(subnet), *index))
             .map(|(_, subnet)| subnet.clone())
         else {
             return false;
         };
-        group.instances.push(SimInstance {
+        let instance = SimInstance {
             instance: Instance {
                 id,
                 zone: zone_of(&subnet),
@@ -374,7 +764,9 @@ impl World {
             failed_at_ms: None,
             unhealthy_at_ms: None,
             gone_at_ms: None,
-        });
+            queued: None,
+        };
+        self.insert(name, instance);
         true
     }
 
@@ -382,7 +774,7 @@ impl World {
     fn new_instance_id(&mut self) -> String {
         loop {
             let id = format!("i-{:017x}", self.rng.next_u64());
-            if self.find_instance(&id).is_none() {
+            if !self.index.instances.contains_key(&id) {
                 return id;
             }
         }
@@ -394,73 +786,66 @@ impl World {
     /// configuration" reduces to the oldest instance.
     fn scale_in_one(&mut self, name: &str) {
         let now = self.now_ms;
-        let Some(group) = self.groups.get_mut(name) else {
+        let Some(group) = self.groups.get(name) else {
             return;
         };
-        let zones: Vec<&str> =
-            group.instances.iter().filter(|i| i.is_live()).map(|i| i.instance.zone.as_str()).collect();
-        let victim = group
-            .instances
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.is_live())
-            .min_by_key(|(_, i)| {
-                let in_zone = zones.iter().filter(|z| **z == i.instance.zone).count();
-                (std::cmp::Reverse(in_zone), i.instance.zone.clone(), i.instance.launched_at_ms, i.instance.id.clone())
-            })
-            .map(|(index, _)| index);
-        if let Some(index) = victim {
-            group.instances[index].terminate(now, &self.config);
+        let mut busiest: Option<&BTreeSet<(u64, String, u64)>> = None;
+        for set in group.live.by_zone.values() {
+            if busiest.is_none_or(|b| set.len() > b.len()) {
+                busiest = Some(set);
+            }
         }
+        let Some(&(_, _, seq)) = busiest.and_then(BTreeSet::first) else {
+            return;
+        };
+        self.change(name, seq, |i, _, config, _| i.terminate(now, config));
     }
 
     /// Appends a point for every node group whose capacity changed since its last point; a
     /// node group whose last group is gone gets a final point of zeros.
     fn record_capacity(&mut self) {
-        type Key = (String, String);
-        let mut current: BTreeMap<Key, [u32; 3]> = BTreeMap::new();
-        for group in self.groups.values() {
-            let key = (group.ownership.cluster.clone(), group.ownership.node_group.clone());
-            let counts = current.entry(key).or_default();
-            for i in &group.instances {
-                let i = &i.instance;
-                counts[0] += u32::from(i.is_in_service());
-                counts[1] += u32::from(i.state == InstanceState::Running);
-                counts[2] += u32::from(i.is_live());
+        for key in std::mem::take(&mut self.index.changed) {
+            let now = self.node_group_counts(&key);
+            if now == self.recorded_counts(&key) {
+                continue;
             }
-        }
-        let previous: BTreeMap<Key, [u32; 3]> = self
-            .capacity
-            .iter()
-            .map(|p| ((p.cluster.clone(), p.node_group.clone()), [p.healthy, p.running, p.total]))
-            .collect();
-        let point = |(cluster, node_group): &Key, [healthy, running, total]: [u32; 3]| CapacityPoint {
-            t_ms: self.now_ms,
-            cluster: cluster.clone(),
-            node_group: node_group.clone(),
-            healthy,
-            running,
-            total,
-        };
-        let keys: BTreeSet<&Key> = current.keys().chain(previous.keys()).collect();
-        let mut changed = Vec::new();
-        for key in keys {
-            let now = current.get(key).copied().unwrap_or_default();
-            if previous.get(key).copied().unwrap_or_default() != now {
-                changed.push(point(key, now));
+            let [healthy, running, total] = now;
+            let point = CapacityPoint {
+                t_ms: self.now_ms,
+                cluster: key.0.clone(),
+                node_group: key.1.clone(),
+                healthy,
+                running,
+                total,
+            };
+            if now == [0; 3] {
+                self.capacity.remove(&key);
+            } else {
+                self.capacity.insert(key, point.clone());
             }
+            self.timeline.push_back(point);
         }
-        let latest: Vec<CapacityPoint> = current.iter().map(|(k, c)| point(k, *c)).collect();
-        self.capacity = latest;
-        self.timeline.extend(changed);
-        if self.timeline.len() > TIMELINE_LIMIT {
-            let excess = self.timeline.len() - TIMELINE_LIMIT;
-            self.timeline.drain(..excess);
+        while self.timeline.len() > TIMELINE_LIMIT {
+            self.timeline.pop_front();
         }
     }
 
-    fn find_instance(&self, id: &str) -> Option<(&str, &SimInstance)> {
-        self.groups.iter().find_map(|(name, g)| g.instances.iter().find(|i| i.id() == id).map(|i| (name.as_str(), i)))
+    /// A node group's capacity now, summed over its groups.
+    fn node_group_counts(&self, key: &Key) -> [u32; 3] {
+        let mut counts = [0u32; 3];
+        for name in self.index.node_groups.get(key).into_iter().flatten() {
+            if let Some(group) = self.groups.get(name) {
+                for (sum, n) in counts.iter_mut().zip(group.live.counts) {
+                    *sum = sum.saturating_add(n);
+                }
+            }
+        }
+        counts
+    }
+
+    /// A node group's capacity at its latest point (zeros if it has none).
+    fn recorded_counts(&self, key: &Key) -> [u32; 3] {
+        self.capacity.get(key).map_or([0; 3], |p| [p.healthy, p.running, p.total])
     }
 
     fn observed(name: &str, group: &Group) -> ObservedGroup {
@@ -470,9 +855,19 @@ impl World {
             spec: group.spec.clone(),
             spec_partial: false,
             settings: group.settings.clone(),
-            instances: group.instances.iter().map(|i| i.instance.clone()).collect(),
+            instances: group.instances.values().map(|i| i.instance.clone()).collect(),
             created_at_ms: group.created_at_ms,
         }
+    }
+
+    /// The group of that name as the provider reports it.
+    pub fn observed_group(&self, name: &str) -> Option<ObservedGroup> {
+        self.groups.get(name).map(|g| World::observed(name, g))
+    }
+
+    /// The capacity timeline, oldest point first.
+    pub fn timeline(&self) -> Vec<CapacityPoint> {
+        self.timeline.iter().cloned().collect()
     }
 
     // ---- provider operations -------------------------------------------------------------
@@ -488,7 +883,25 @@ impl World {
         }
     }
 
-    pub fn create_group(&mut self, req: &CreateGroup) -> Result<ObservedGroup, ProviderError> {
+    /// The groups of one node group of a lineage, from the index: a step's look at its own
+    /// node group costs the same whatever the size of the fleet.
+    pub fn observe_node_group(&self, lineage: &str, cluster: &str, node_group: &str) -> Observed {
+        let key = (cluster.to_string(), node_group.to_string());
+        let names = self.index.node_groups.get(&key);
+        Observed {
+            groups: names
+                .into_iter()
+                .flatten()
+                .filter_map(|name| self.groups.get(name).map(|g| (name, g)))
+                .filter(|(_, g)| g.ownership.lineage == lineage)
+                .map(|(name, g)| World::observed(name, g))
+                .collect(),
+        }
+    }
+
+    /// Creates the group (or finds it already made with the same ownership: a retry); the
+    /// caller reads it with [`World::observed_group`].
+    pub fn create_group(&mut self, req: &CreateGroup) -> Result<(), ProviderError> {
         let invalid = |message: &str| ProviderError::invalid_input(message).with_group(&req.name);
         if req.name.is_empty() {
             return Err(ProviderError::invalid_input("a group needs a name"));
@@ -506,7 +919,7 @@ impl World {
         validate_settings(&req.settings, &req.ownership).map_err(|m| invalid(&m))?;
         if let Some(existing) = self.groups.get(&req.name) {
             if existing.ownership == req.ownership {
-                return Ok(World::observed(&req.name, existing));
+                return Ok(());
             }
             return Err(ProviderError::already_exists(format!(
                 "a group of that name belongs to lineage {} cluster {} node group {} generation {}",
@@ -517,41 +930,50 @@ impl World {
             ))
             .with_group(&req.name));
         }
-        self.groups.insert(
-            req.name.clone(),
-            Group {
-                ownership: req.ownership.clone(),
-                spec: req.spec.clone(),
-                settings: req.settings.clone(),
-                created_at_ms: self.now_ms,
-                instances: Vec::new(),
-            },
-        );
+        let group = Group {
+            ownership: req.ownership.clone(),
+            spec: req.spec.clone(),
+            settings: req.settings.clone(),
+            created_at_ms: self.now_ms,
+            instances: BTreeMap::new(),
+            live: Live::default(),
+        };
+        self.index.node_groups.entry(group.key()).or_default().insert(req.name.clone());
+        self.index.dirty.insert(req.name.clone());
+        self.groups.insert(req.name.clone(), group);
         self.settle();
-        self.groups.get(&req.name).map(|g| World::observed(&req.name, g)).ok_or_else(|| no_group(&req.name))
+        Ok(())
     }
 
     pub fn update_group(&mut self, name: &str, settings: &GroupSettings) -> Result<(), ProviderError> {
         let group = self.groups.get_mut(name).ok_or_else(|| no_group(name))?;
         validate_settings(settings, &group.ownership).map_err(|m| ProviderError::invalid_input(m).with_group(name))?;
+        let health_changed = group.settings.health_check != settings.health_check
+            || group.settings.grace_period_ms != settings.grace_period_ms;
         group.settings = settings.clone();
+        self.index.dirty.insert(name.to_string());
+        if health_changed {
+            self.requeue_group(name);
+        }
         self.settle();
         Ok(())
     }
 
     pub fn terminate_instances(&mut self, name: &str, ids: &[String], decrement: bool) -> Result<(), ProviderError> {
         let group = self.groups.get(name).ok_or_else(|| no_group(name))?;
+        // By launch number: in launch order, each once.
         let mut targets = BTreeSet::new();
         for id in ids {
-            match self.find_instance(id) {
+            self.index.steps += 1;
+            match self.index.instances.get(id) {
                 Some((owner, _)) if owner != name => {
                     return Err(ProviderError::invalid_input(format!("instance {id} belongs to group {owner}"))
                         .with_group(name));
                 }
                 // Only live instances are terminated (and counted for the decrement): a retry
                 // of the same request must not lower the desired capacity twice.
-                Some((_, instance)) if instance.is_live() => {
-                    targets.insert(id.as_str());
+                Some((_, seq)) if group.instances.get(seq).is_some_and(SimInstance::is_live) => {
+                    targets.insert(*seq);
                 }
                 _ => {}
             }
@@ -574,46 +996,77 @@ impl World {
         let now = self.now_ms;
         let group = self.groups.get_mut(name).ok_or_else(|| no_group(name))?;
         group.settings.desired = desired;
-        for instance in &mut group.instances {
-            if targets.contains(instance.id()) {
-                instance.terminate(now, &self.config);
-            }
+        self.index.dirty.insert(name.to_string());
+        for seq in targets {
+            self.change(name, seq, |i, _, config, _| i.terminate(now, config));
         }
         self.settle();
         Ok(())
     }
 
     pub fn delete_group(&mut self, name: &str) {
-        if self.groups.remove(name).is_some() {
-            self.settle();
+        let Some(group) = self.groups.remove(name) else {
+            return;
+        };
+        for (&seq, instance) in &group.instances {
+            self.index.steps += 1;
+            self.index.instances.remove(&instance.instance.id);
+            if let Some(at) = instance.queued {
+                self.index.events.remove(&(at, name.to_string(), seq));
+            }
         }
+        let key = group.key();
+        if let Some(names) = self.index.node_groups.get_mut(&key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.index.node_groups.remove(&key);
+            }
+        }
+        self.index.changed.insert(key);
+        self.index.dirty.remove(name);
+        self.settle();
     }
 
     // ---- failure injection and read-outs -----------------------------------------------------
 
+    /// Every instance for which `pick` says so, as (group, launch number), in world order
+    /// (groups by name, instances in launch order).
+    fn select(&mut self, pick: impl Fn(&Group, &SimInstance) -> bool) -> Vec<(String, u64)> {
+        let mut selected = Vec::new();
+        for (name, group) in &self.groups {
+            self.index.steps += group.instances.len() as u64;
+            for (&seq, instance) in &group.instances {
+                if pick(group, instance) {
+                    selected.push((name.clone(), seq));
+                }
+            }
+        }
+        selected
+    }
+
     pub fn fail(&mut self, target: &FailTarget) -> Result<Vec<String>, SimError> {
         let now = self.now_ms;
+        let crashable = |i: &SimInstance| i.instance.state == InstanceState::Running && i.failed_at_ms.is_none();
         let crashed = match target {
             FailTarget::Instance(id) => {
-                let instance = self
-                    .instances_mut()
-                    .find(|i| i.id() == id && i.is_live())
+                let (name, seq) = self
+                    .index
+                    .instances
+                    .get(id)
+                    .filter(|(name, seq)| {
+                        self.groups.get(name).and_then(|g| g.instances.get(seq)).is_some_and(SimInstance::is_live)
+                    })
+                    .cloned()
                     .ok_or_else(|| SimError::NoSuchInstance(id.clone()))?;
-                instance.crash(now);
+                self.change(&name, seq, |i, _, _, _| i.crash(now));
                 vec![id.clone()]
             }
             FailTarget::NodeGroup { cluster, node_group, count } => {
-                let matches = |g: &Group| {
-                    g.ownership.node_group == *node_group && cluster.as_ref().is_none_or(|c| g.ownership.cluster == *c)
-                };
-                let mut candidates: Vec<String> = self
-                    .groups
-                    .values()
-                    .filter(|g| matches(g))
-                    .flat_map(|g| &g.instances)
-                    .filter(|i| i.instance.state == InstanceState::Running && i.failed_at_ms.is_none())
-                    .map(|i| i.id().to_string())
-                    .collect();
+                let mut candidates = self.select(|g, i| {
+                    g.ownership.node_group == *node_group
+                        && cluster.as_ref().is_none_or(|c| g.ownership.cluster == *c)
+                        && crashable(i)
+                });
                 if candidates.is_empty() && *count > 0 {
                     let name = match cluster {
                         Some(c) => format!("{c}/{node_group}"),
@@ -629,16 +1082,18 @@ impl World {
                     candidates.swap(k, pick);
                 }
                 candidates.truncate(n);
-                for instance in self.instances_mut() {
-                    if candidates.iter().any(|id| id == instance.id()) {
-                        instance.crash(now);
+                let mut ids = Vec::with_capacity(n);
+                for (name, seq) in candidates {
+                    if let Some(i) = self.groups.get(&name).and_then(|g| g.instances.get(&seq)) {
+                        ids.push(i.instance.id.clone());
                     }
+                    self.change(&name, seq, |i, _, _, _| i.crash(now));
                 }
-                candidates
+                ids
             }
             FailTarget::Zone(zone) => {
                 // A zone no group uses is a typo, not an outage worth simulating.
-                let known: std::collections::BTreeSet<String> =
+                let known: BTreeSet<String> =
                     self.groups.values().flat_map(|g| g.settings.subnets.iter().map(|s| zone_of(s))).collect();
                 if !known.contains(zone) {
                     let known = if known.is_empty() {
@@ -650,12 +1105,11 @@ impl World {
                 }
                 self.zones_down.insert(zone.clone());
                 let mut crashed = Vec::new();
-                for instance in self.instances_mut() {
-                    let i = &instance.instance;
-                    if i.zone == *zone && i.state == InstanceState::Running && instance.failed_at_ms.is_none() {
-                        crashed.push(i.id.clone());
-                        instance.crash(now);
+                for (name, seq) in self.select(|_, i| i.instance.zone == *zone && crashable(i)) {
+                    if let Some(i) = self.groups.get(&name).and_then(|g| g.instances.get(&seq)) {
+                        crashed.push(i.instance.id.clone());
                     }
+                    self.change(&name, seq, |i, _, _, _| i.crash(now));
                 }
                 crashed
             }
@@ -671,20 +1125,14 @@ impl World {
             return false;
         }
         let boot_at = self.now_ms.saturating_add(self.config.boot_time_ms.max(1));
-        for instance in self.instances_mut() {
-            if instance.instance.zone == zone
-                && instance.instance.state == InstanceState::Pending
-                && instance.boot_at_ms.is_none()
-            {
-                instance.boot_at_ms = Some(boot_at);
-            }
+        let stuck = self.select(|_, i| {
+            i.instance.zone == zone && i.instance.state == InstanceState::Pending && i.boot_at_ms.is_none()
+        });
+        for (name, seq) in stuck {
+            self.change(&name, seq, |i, _, _, _| i.boot_at_ms = Some(boot_at));
         }
         self.settle();
         true
-    }
-
-    fn instances_mut(&mut self) -> impl Iterator<Item = &mut SimInstance> {
-        self.groups.values_mut().flat_map(|g| g.instances.iter_mut())
     }
 
     pub fn status(&self) -> Status {
@@ -702,7 +1150,7 @@ impl World {
                     desired: g.settings.desired,
                     instances: g
                         .instances
-                        .iter()
+                        .values()
                         .map(|i| InstanceStatus {
                             id: i.instance.id.clone(),
                             zone: i.instance.zone.clone(),
@@ -721,6 +1169,65 @@ impl World {
             (&a.cluster, &a.node_group, at_a, &a.name).cmp(&(&b.cluster, &b.node_group, at_b, &b.name))
         });
         Status { now_ms: self.now_ms, groups: groups.into_iter().map(|(_, g)| g).collect() }
+    }
+}
+
+/// Moves an instance's entry in the event queue to `next`.
+fn requeue(
+    events: &mut BTreeSet<(u64, String, u64)>,
+    name: &str,
+    seq: u64,
+    queued: &mut Option<u64>,
+    next: Option<u64>,
+) {
+    if *queued == next {
+        return;
+    }
+    if let Some(at) = queued.take() {
+        events.remove(&(at, name.to_string(), seq));
+    }
+    if let Some(at) = next {
+        events.insert((at, name.to_string(), seq));
+    }
+    *queued = next;
+}
+
+/// A group's instances, stored as a list in launch order and numbered afresh when read.
+mod launch_order {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::SimInstance;
+
+    pub fn serialize<S: Serializer>(instances: &BTreeMap<u64, SimInstance>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(instances.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, SimInstance>, D::Error> {
+        Ok(Vec::<SimInstance>::deserialize(d)?.into_iter().enumerate().map(|(k, i)| (k as u64, i)).collect())
+    }
+}
+
+/// The latest capacity points, stored as a list sorted by node group; points of zeros are
+/// dropped when read (no point and a point of zeros mean the same).
+mod latest_points {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{CapacityPoint, Key};
+
+    pub fn serialize<S: Serializer>(points: &BTreeMap<Key, CapacityPoint>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(points.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Key, CapacityPoint>, D::Error> {
+        Ok(Vec::<CapacityPoint>::deserialize(d)?
+            .into_iter()
+            .filter(|p| [p.healthy, p.running, p.total] != [0; 3])
+            .map(|p| ((p.cluster.clone(), p.node_group.clone()), p))
+            .collect())
     }
 }
 
@@ -780,7 +1287,7 @@ mod tests {
     fn virtual_world_going_real_moves_forward_as_a_whole() {
         let mut world = World::new(SimConfig::default(), ClockMode::Virtual, 0);
         world.now_ms = 5_000;
-        world.timeline.push(CapacityPoint {
+        world.timeline.push_back(CapacityPoint {
             t_ms: 4_000,
             cluster: "c".into(),
             node_group: "n".into(),
@@ -788,7 +1295,7 @@ mod tests {
             running: 1,
             total: 1,
         });
-        world.configure(&SimConfig::default(), ClockMode::Real, 1_000_000);
+        world.configure(&SimConfig::default(), ClockMode::Real, Some(1_000_000));
         assert_eq!(world.clock, ClockMode::Real);
         assert_eq!(world.now_ms, 1_000_000);
         assert_eq!(world.timeline[0].t_ms, 999_000);
@@ -800,7 +1307,7 @@ mod tests {
     #[test]
     fn a_hand_edited_world_with_times_in_the_far_future_goes_real_without_overflowing() {
         let mut world = World::new(SimConfig::default(), ClockMode::Virtual, 0);
-        world.timeline.push(CapacityPoint {
+        world.timeline.push_back(CapacityPoint {
             t_ms: u64::MAX - 1,
             cluster: "c".into(),
             node_group: "n".into(),
@@ -808,7 +1315,7 @@ mod tests {
             running: 0,
             total: 0,
         });
-        world.configure(&SimConfig::default(), ClockMode::Real, 1_000_000);
+        world.configure(&SimConfig::default(), ClockMode::Real, Some(1_000_000));
         assert_eq!(world.now_ms, 1_000_000);
         assert_eq!(world.timeline[0].t_ms, u64::MAX);
     }

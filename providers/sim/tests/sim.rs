@@ -631,8 +631,8 @@ fn concurrent_users_never_corrupt_the_world() {
     }
     assert_eq!(sleeps, THREADS as u64 * 24);
 
-    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("the world parses");
-    assert!(raw.is_object());
+    // A snapshot and the log appended after it.
+    assert!(std::fs::read(&path).unwrap().starts_with(b"S "), "the world file starts with its snapshot");
     let world = status(&path).unwrap();
     assert_eq!(world.now_ms, sleeps * TICK, "no sleep was lost");
     assert_eq!(world.groups.len(), THREADS as usize);
@@ -659,4 +659,30 @@ async fn the_world_file_is_private() {
     sim.create("web-1", 1, &["subnet-a"]).await;
     let mode = std::fs::metadata(&sim.path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "{mode:o}");
+}
+
+/// Observing one node group shows exactly the groups a whole observe shows for it: those of its
+/// cluster and node group, of this lineage only, before and after a group goes.
+#[tokio::test]
+async fn observing_one_node_group_is_a_whole_observe_filtered() {
+    let sim = Sim::new(config());
+    sim.create("web-g1", 2, &ABC).await;
+    sim.create("web-g2", 1, &ABC).await;
+    let mut other = request("api-g1", LINEAGE, "ami-1", settings(1, &ABC));
+    other.ownership.node_group = "api".into();
+    sim.provider.create_group(&other).await.unwrap();
+    // The same node group under another lineage.
+    sim.provider.create_group(&request("web-foreign", "another-lineage", "ami-1", settings(1, &ABC))).await.unwrap();
+    let filtered = |o: drydock_provider::Observed, ng: &str| -> Vec<ObservedGroup> {
+        o.groups.into_iter().filter(|g| g.ownership.cluster == "prod" && g.ownership.node_group == ng).collect()
+    };
+    for step in 0..2 {
+        for ng in ["web", "api", "none"] {
+            let one = sim.provider.observe_node_group(LINEAGE, "prod", ng).await.unwrap();
+            let all = sim.provider.observe(LINEAGE).await.unwrap();
+            assert_eq!(one.groups, filtered(all, ng), "step {step}, node group {ng}");
+        }
+        sim.provider.delete_group("web-g1").await.unwrap();
+    }
+    assert_eq!(sim.provider.observe_node_group(LINEAGE, "prod", "web").await.unwrap().groups.len(), 1);
 }
