@@ -64,15 +64,25 @@ pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result
 }
 
 /// What a saved plan must be to have been made by drydock from this configuration, checked
-/// before the first cloud call: every target's generation is the hash of its spec (an edited
-/// spec, an image changed by hand, shows); a change that keeps or makes a node group names
-/// one the configuration has (an address pointing at another cluster shows); a delete names
-/// one the configuration no longer has, unless the plan destroys everything.
+/// before the first cloud call: every change's address is a node group of the cluster the
+/// change names (an address and a cluster that disagree show); every target's generation is
+/// the hash of its spec (an edited spec, an image changed by hand, shows); a change that keeps
+/// or makes a node group names one the configuration has, in that cluster (an address
+/// pointing at another cluster shows); a delete names one the configuration no longer has,
+/// unless the plan destroys everything.
 pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(), String> {
-    let configured: std::collections::BTreeSet<&str> =
-        model.clusters.iter().flat_map(|c| c.node_groups.iter().map(|ng| ng.address.as_str())).collect();
+    // Each node group's address, with its cluster's.
+    let configured: std::collections::BTreeMap<&str, &str> = model
+        .clusters
+        .iter()
+        .flat_map(|c| c.node_groups.iter().map(move |ng| (ng.address.as_str(), c.address.as_str())))
+        .collect();
     let edited = |what: String| Err(format!("the saved plan was edited: {what}; make a new plan"));
     for c in &plan.changes {
+        let name = c.address.strip_prefix(c.cluster.as_str()).and_then(|rest| rest.strip_prefix(".node_group."));
+        if name.is_none_or(str::is_empty) {
+            return edited(format!("{} is not the address of a node group of {}", c.address, c.cluster));
+        }
         if let Some(t) = c.target() {
             let id = drydock_plan::generation_id(&t.spec);
             if id != t.generation {
@@ -81,10 +91,14 @@ pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(),
                     c.address, t.generation
                 ));
             }
-            if !configured.contains(c.address.as_str()) {
-                return edited(format!("{} is not a node group of the configuration", c.address));
+            match configured.get(c.address.as_str()) {
+                None => return edited(format!("{} is not a node group of the configuration", c.address)),
+                Some(&cluster) if cluster != c.cluster => {
+                    return edited(format!("{} is a node group of {cluster}, not of {}", c.address, c.cluster))
+                }
+                Some(_) => {}
             }
-        } else if !plan.destroy && configured.contains(c.address.as_str()) {
+        } else if !plan.destroy && configured.contains_key(c.address.as_str()) {
             return edited(format!("it deletes {}, which the configuration keeps", c.address));
         }
     }

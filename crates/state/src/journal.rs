@@ -20,10 +20,13 @@
 //!   [`Header`] naming the state it extends by lineage, serial and the SHA-256 of the state
 //!   file's bytes; each further line is one record. Every line is framed as
 //!   `<16 hex digits> <json>\n`, the digits the start of the JSON's SHA-256, so a line torn
-//!   by a crash is told from a whole one.
+//!   by a crash is told from a whole one. A record's digits hash the base state's SHA-256
+//!   (hex) before its JSON ([`bind`]): a record is bound to the journal of its base, so a
+//!   line of another journal (another state's, whose serials may well follow on) never passes
+//!   for one of this.
 //! - Remote: one object per record, `KEY.journal/<serial>`, holding the header line and the
-//!   record line, written with `If-None-Match: *` (of two writers of the same serial, one
-//!   fails, as with the state object's `If-Match`).
+//!   record line (bound to the base as above), written with `If-None-Match: *` (of two
+//!   writers of the same serial, one fails, as with the state object's `If-Match`).
 //!
 //! # Reading
 //! Reading the state replays the journal that extends it: a journal whose header names
@@ -31,7 +34,8 @@
 //! stale and ignored. A torn last line is ignored (its step was never reported done, and the
 //! executor's own journal entries make the next run observe the cloud); a bad line *followed
 //! by* another is corruption and an error, since records after a lost one cannot be trusted.
-//! A record whose serial is not the next one is an error too.
+//! A record whose serial is not the next one is an error too, and so is a record after one
+//! that took the serial to `u64::MAX`: there is no next one.
 
 use std::collections::BTreeMap;
 
@@ -161,11 +165,15 @@ pub enum JournalError {
     Damaged { index: usize, reason: String },
     #[error("record {index} has serial {found} where {expected} was next")]
     OutOfOrder { index: usize, found: u64, expected: u64 },
+    #[error("record {index} has serial {found}, but the serial before it was the last there is")]
+    AfterLast { index: usize, found: u64 },
 }
 
 /// Applies `record` to `state`, which must be at the serial just before it.
 pub fn replay(state: &mut State, record: Record, index: usize) -> Result<(), JournalError> {
-    let expected = state.serial.saturating_add(1);
+    let Some(expected) = state.serial.checked_add(1) else {
+        return Err(JournalError::AfterLast { index, found: record.serial });
+    };
     if record.serial != expected {
         return Err(JournalError::OutOfOrder { index, found: record.serial, expected });
     }
@@ -190,15 +198,23 @@ pub struct Header {
     pub drydock_version: String,
 }
 
-pub const JOURNAL_FORMAT: u32 = 1;
+/// The journal format: 2, whose records are bound to their base ([`bind`]; 1 had plain
+/// checksums, and a journal of 1 reads as one of another state: ignored).
+pub const JOURNAL_FORMAT: u32 = 2;
 
 impl Header {
     pub fn new(lineage: &str, base_serial: u64, base: &[u8]) -> Header {
+        Header::of_hash(lineage, base_serial, sha256_hex(base))
+    }
+
+    /// [`Header::new`] of a base whose SHA-256 (hex) is known: a store keeps it, rather than
+    /// hash the whole state again for every journal it starts.
+    pub fn of_hash(lineage: &str, base_serial: u64, base_sha256: String) -> Header {
         Header {
             journal: JOURNAL_FORMAT,
             lineage: lineage.to_string(),
             base_serial,
-            base_sha256: sha256_hex(base),
+            base_sha256,
             drydock_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
@@ -218,24 +234,54 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `<16 hex digits> <json>\n`: one framed line.
 pub fn frame(json: &[u8]) -> Vec<u8> {
+    frame_in("", json)
+}
+
+/// A line framed for the journal of the base with SHA-256 `base` (hex): its digits are the
+/// start of the SHA-256 of `base` followed by the JSON (`base` empty: of the JSON alone).
+fn frame_in(base: &str, json: &[u8]) -> Vec<u8> {
     let mut line = Vec::with_capacity(json.len() + 18);
-    line.extend_from_slice(hex::encode(&Sha256::digest(json)[..8]).as_bytes());
+    line.extend_from_slice(checksum(base, json).as_bytes());
     line.push(b' ');
     line.extend_from_slice(json);
     line.push(b'\n');
     line
 }
 
+fn checksum(base: &str, json: &[u8]) -> String {
+    let mut sha = Sha256::new();
+    sha.update(base.as_bytes());
+    sha.update(json);
+    hex::encode(&sha.finalize()[..8])
+}
+
 /// The JSON of one framed line (without its newline), or why it is not a whole line.
 pub fn unframe(line: &[u8]) -> Result<&[u8], String> {
+    unframe_in("", line)
+}
+
+/// The JSON of one line framed for the journal of the base with SHA-256 `base` (see
+/// [`bind`]), or why it is not a whole line of that journal.
+pub fn unframe_in<'a>(base: &str, line: &'a [u8]) -> Result<&'a [u8], String> {
     if line.len() < 17 || line[16] != b' ' {
         return Err("no checksum".to_string());
     }
     let (sum, json) = (&line[..16], &line[17..]);
-    if hex::encode(&Sha256::digest(json)[..8]).as_bytes() != sum {
+    if checksum(base, json).as_bytes() != sum {
         return Err("checksum mismatch".to_string());
     }
     Ok(json)
+}
+
+/// Records framed as [`encode_record`] frames them, framed again for the journal of the base
+/// with SHA-256 `base` (hex), as the stores write them: the same bytes but the checksums.
+pub fn bind(base: &str, lines: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        let json = line.strip_suffix(b"\n").ok_or("a record without its newline")?;
+        out.extend(frame_in(base, unframe(json)?));
+    }
+    Ok(out)
 }
 
 pub fn encode_header(header: &Header) -> Vec<u8> {
@@ -296,7 +342,7 @@ pub fn replay_journal(state: &mut State, state_sha256: &str, bytes: &[u8]) -> Re
     scan.extends = true;
     scan.valid_len = *header_end as u64;
     for (i, (line, end)) in records.iter().enumerate() {
-        let decoded = unframe(line)
+        let decoded = unframe_in(state_sha256, line)
             .and_then(|json| crate::format::decode_record(json).map_err(|e| format!("unreadable record: {e}")));
         match decoded {
             Ok(record) => replay(state, record, i + 1)?,
@@ -332,7 +378,7 @@ mod tests {
     fn journal(state: &State, base: &[u8], records: &[Record]) -> Vec<u8> {
         let mut bytes = encode_header(&Header::new(&state.lineage, state.serial, base));
         for r in records {
-            bytes.extend(encode_record(r));
+            bytes.extend(bind(&sha256_hex(base), &encode_record(r)).unwrap());
         }
         bytes
     }
@@ -405,6 +451,30 @@ mod tests {
         let scan = replay_journal(&mut replayed, &sha256_hex(b"other"), &j).unwrap();
         assert!(!scan.extends);
         assert_eq!(replayed, state);
+    }
+
+    #[test]
+    fn a_record_of_another_journal_is_not_replayed_even_with_the_next_serial() {
+        let (state, bytes) = (base(), b"base".to_vec());
+        let mut j = journal(&state, &bytes, &records()[..1]);
+        // The next record, as the journal of another base (with the same serials) has it.
+        j.extend(journal(&state, b"other", &records()[1..]).split_inclusive(|&b| b == b'\n').nth(1).unwrap());
+        let mut replayed = state.clone();
+        let scan = replay_journal(&mut replayed, &sha256_hex(&bytes), &j).unwrap();
+        assert_eq!((scan.records, scan.torn, replayed.serial), (1, true, 4));
+        j.extend(bind(&sha256_hex(&bytes), &encode_record(&records()[1])).unwrap());
+        let err = replay_journal(&mut state.clone(), &sha256_hex(&bytes), &j).unwrap_err();
+        assert!(matches!(err, JournalError::Damaged { index: 2, .. }), "{err:?}");
+    }
+
+    #[test]
+    fn no_record_follows_the_last_serial() {
+        let mut state = base();
+        state.serial = u64::MAX - 1;
+        let record = |serial| Record { serial, changes: vec![Change::Settle(1)] };
+        replay(&mut state, record(u64::MAX), 1).unwrap();
+        assert_eq!(replay(&mut state, record(u64::MAX), 2), Err(JournalError::AfterLast { index: 2, found: u64::MAX }));
+        assert_eq!(state.serial, u64::MAX);
     }
 
     #[test]

@@ -69,9 +69,12 @@ pub struct RemoteStore {
 /// The journal records after the state object this store last read or wrote.
 #[derive(Debug, Clone, Default)]
 struct Records {
-    /// The lineage and serial of that state object.
+    /// The lineage and serial of that state object, the SHA-256 (hex) of its bytes (hashed
+    /// once when read or written, never per step) and its size.
     lineage: String,
     base_serial: u64,
+    base_sha256: String,
+    base_len: u64,
     /// The objects holding the records, oldest first.
     keys: Vec<String>,
     /// How many records they hold.
@@ -154,9 +157,16 @@ impl RemoteStore {
         let Some(bytes) = self.read_raw().await? else { return Ok(None) };
         let mut state = parse(&bytes, &self.describe())?;
         let (lineage, serial, sha) = (state.lineage.clone(), state.serial, crate::journal::sha256_hex(&bytes));
-        let mut records = Records { lineage: lineage.clone(), base_serial: serial, ..Records::default() };
-        loop {
-            let key = self.record_key(state.serial.saturating_add(1));
+        let mut records = Records {
+            lineage: lineage.clone(),
+            base_serial: serial,
+            base_sha256: sha.clone(),
+            base_len: bytes.len() as u64,
+            ..Records::default()
+        };
+        // A record that took the serial to `u64::MAX` is the last there can be.
+        while let Some(next) = state.serial.checked_add(1) {
+            let key = self.record_key(next);
             let Some(object) = self.get(&key).await? else { break };
             let what = self.objects.describe(&key);
             let index = records.count as usize + 1;
@@ -170,12 +180,17 @@ impl RemoteStore {
                 .and_then(|l| crate::journal::unframe(l).ok())
                 .and_then(|j| serde_json::from_slice(j).ok())
                 .ok_or_else(|| damaged("unreadable header"))?;
-            if header.lineage != lineage || header.base_serial != serial || header.base_sha256 != sha {
-                // A leftover of an older state: the journal ends here.
+            if header.journal != crate::journal::JOURNAL_FORMAT
+                || header.lineage != lineage
+                || header.base_serial != serial
+                || header.base_sha256 != sha
+            {
+                // A leftover of an older state (or of another journal format): the journal
+                // ends here.
                 break;
             }
             for line in lines {
-                let record = crate::journal::unframe(line)
+                let record = crate::journal::unframe_in(&sha, line)
                     .ok()
                     .and_then(|j| crate::format::decode_record(j).ok())
                     .ok_or_else(|| damaged("unreadable record"))?;
@@ -213,9 +228,16 @@ impl RemoteStore {
     /// Whether records of `len` more bytes go into a compaction rather than the journal: there
     /// is no state object to extend yet, or the records would outgrow it.
     pub fn compacts(&self, len: usize) -> bool {
-        let Some(seen) = self.seen() else { return true };
-        let bound = (seen.bytes.len() as u64).max(crate::store::MIN_JOURNAL_BYTES);
-        seen.etag.is_none() || self.journal_mut().bytes + len as u64 > bound
+        if !self.has_state() {
+            return true;
+        }
+        let j = self.journal_mut();
+        j.bytes + len as u64 > j.base_len.max(crate::store::MIN_JOURNAL_BYTES)
+    }
+
+    /// Whether this store read or wrote a state object (without copying it).
+    fn has_state(&self) -> bool {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|s| s.etag.is_some())
     }
 
     /// Makes `lines` (`count` framed records, the state's next serials) durable as one journal
@@ -224,15 +246,16 @@ impl RemoteStore {
         if self.lost.load(Ordering::SeqCst) {
             return Err(StateError::LockLost { what: self.describe() });
         }
-        let Some(seen) = self.seen().filter(|s| s.etag.is_some()) else {
+        if !self.has_state() {
             return Err(StateError::Remote(format!("the state at {} was not read before writing", self.describe())));
-        };
-        let (lineage, base_serial, before) = {
+        }
+        let (lineage, base_serial, base_sha256, before) = {
             let j = self.journal_mut();
-            (j.lineage.clone(), j.base_serial, j.count)
+            (j.lineage.clone(), j.base_serial, j.base_sha256.clone(), j.count)
         };
-        let mut body = crate::journal::encode_header(&crate::journal::Header::new(&lineage, base_serial, &seen.bytes));
-        body.extend_from_slice(lines);
+        let header = crate::journal::Header::of_hash(&lineage, base_serial, base_sha256);
+        let mut body = crate::journal::encode_header(&header);
+        body.extend(crate::journal::bind(&header.base_sha256, lines).map_err(StateError::Remote)?);
         let key = self.record_key(base_serial + before + 1);
         let len = body.len() as u64;
         match self.objects.put(&key, body.clone(), Condition::IfNoneMatch).await {
@@ -272,9 +295,20 @@ impl RemoteStore {
     /// Writes `state` as the state object, then deletes the records it folds in.
     pub async fn compact_now(&self, state: &State) -> Result<(), StateError> {
         self.put_state(state).await?;
+        let (base_sha256, base_len) = {
+            let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let bytes = seen.as_ref().map_or(&[][..], |s| &s.bytes[..]);
+            (crate::journal::sha256_hex(bytes), bytes.len() as u64)
+        };
         let done = std::mem::replace(
             &mut *self.journal_mut(),
-            Records { lineage: state.lineage.clone(), base_serial: state.serial, ..Records::default() },
+            Records {
+                lineage: state.lineage.clone(),
+                base_serial: state.serial,
+                base_sha256,
+                base_len,
+                ..Records::default()
+            },
         );
         let keys = done.keys;
         for key in keys {

@@ -399,16 +399,32 @@ pub(crate) struct Cursor {
     pub(crate) base: Option<Base>,
     /// The journal extending `base`: its length in bytes (`None`: there is none yet).
     pub(crate) journal_len: Option<u64>,
+    /// The SHA-256 (hex) of `base`'s bytes, which that journal's records are bound to
+    /// ([`crate::journal::bind`]); known with `journal_len`.
+    pub(crate) journal_base: String,
     /// The records in it.
     pub(crate) records: u64,
 }
 
-/// A stored state: what a journal header names, and its size.
+/// A stored state: what a journal header names (its lineage, serial and the SHA-256 of its
+/// bytes, hashed once when read or written, never per step), and its size.
 #[derive(Debug, Clone)]
 pub(crate) struct Base {
     pub(crate) lineage: String,
     pub(crate) serial: u64,
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) sha256: String,
+    pub(crate) len: u64,
+}
+
+impl Base {
+    fn of(state: &State, bytes: &[u8]) -> Base {
+        Base {
+            lineage: state.lineage.clone(),
+            serial: state.serial,
+            sha256: crate::journal::sha256_hex(bytes),
+            len: bytes.len() as u64,
+        }
+    }
 }
 
 impl Cursor {
@@ -418,7 +434,7 @@ impl Cursor {
     pub(crate) fn compacts(&self, len: usize) -> bool {
         match &self.base {
             None => true,
-            Some(b) => self.journal_len.unwrap_or(0) + len as u64 > (b.bytes.len() as u64).max(MIN_JOURNAL_BYTES),
+            Some(b) => self.journal_len.unwrap_or(0) + len as u64 > b.len.max(MIN_JOURNAL_BYTES),
         }
     }
 }
@@ -474,10 +490,10 @@ impl LocalStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(StateError::io("read", &self.journal_path(), e)),
             };
-            let base = Base { lineage: state.lineage.clone(), serial: state.serial, bytes: vec![] };
-            let mut cursor = Cursor { base: None, journal_len: None, records: 0 };
+            let base = Base::of(&state, &bytes);
+            let mut cursor = Cursor::default();
             if let Some(journal) = journal {
-                let sha = crate::journal::sha256_hex(&bytes);
+                let sha = base.sha256.clone();
                 let scan = crate::journal::replay_journal(&mut state, &sha, &journal).map_err(|source| {
                     StateError::Journal { what: self.journal_path().display().to_string(), source }
                 })?;
@@ -487,9 +503,10 @@ impl LocalStore {
                 if scan.extends {
                     cursor.journal_len = Some(scan.valid_len);
                     cursor.records = scan.records as u64;
+                    cursor.journal_base = sha;
                 }
             }
-            cursor.base = Some(Base { bytes, ..base });
+            cursor.base = Some(base);
             *self.cursor() = cursor;
             return Ok(Some(state));
         }
@@ -546,11 +563,17 @@ impl LocalStore {
     pub fn append(&self, record: &[u8], count: u64) -> Result<(), StateError> {
         let path = self.journal_path();
         let mut cursor = self.cursor();
-        let Some(base) = cursor.base.clone() else {
+        let Some(base) = cursor.base.as_ref() else {
             return Err(StateError::io("append to", &path, io::Error::other("the state was not read first")));
+        };
+        let bind = |base: &str| {
+            crate::journal::bind(base, record).map_err(|e| StateError::io("append to", &path, io::Error::other(e)))
         };
         let len = match cursor.journal_len {
             None => {
+                let header = crate::journal::Header::of_hash(&base.lineage, base.serial, base.sha256.clone());
+                let mut bytes = crate::journal::encode_header(&header);
+                bytes.extend(bind(&header.base_sha256)?);
                 // A new journal: any file there is stale (it names another base). Removed
                 // first, so the new one is created fresh with mode 0600, never through a link.
                 match fs::remove_file(&path) {
@@ -563,20 +586,16 @@ impl LocalStore {
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
                 let mut file = options.open(&path).map_err(|e| StateError::io("create", &path, e))?;
-                let mut bytes = crate::journal::encode_header(&crate::journal::Header::new(
-                    &base.lineage,
-                    base.serial,
-                    &base.bytes,
-                ));
-                bytes.extend_from_slice(record);
                 file.write_all(&bytes)
                     .and_then(|()| file.sync_data())
                     .map_err(|e| StateError::io("write", &path, e))?;
                 // The new name is durable too: a crash now cannot lose the journal.
                 drydock_fsutil::sync_parent(&path).map_err(|e| StateError::io("sync the directory of", &path, e))?;
+                cursor.journal_base = header.base_sha256;
                 bytes.len() as u64
             }
             Some(len) => {
+                let record = bind(&cursor.journal_base)?;
                 let mut file =
                     OpenOptions::new().write(true).open(&path).map_err(|e| StateError::io("open", &path, e))?;
                 // A torn tail left by a crash is cut off, so records stay contiguous.
@@ -585,7 +604,7 @@ impl LocalStore {
                         file.set_len(len)?;
                     }
                     file.seek(io::SeekFrom::Start(len))?;
-                    file.write_all(record)?;
+                    file.write_all(&record)?;
                     file.sync_data()
                 };
                 write(&mut file).map_err(|e| StateError::io("append to", &path, e))?;
@@ -603,10 +622,7 @@ impl LocalStore {
     pub fn compact(&self, state: &State) -> Result<(), StateError> {
         let bytes = self.write_bytes(state)?;
         self.remove_journal()?;
-        *self.cursor() = Cursor {
-            base: Some(Base { lineage: state.lineage.clone(), serial: state.serial, bytes }),
-            ..Cursor::default()
-        };
+        *self.cursor() = Cursor { base: Some(Base::of(state, &bytes)), ..Cursor::default() };
         Ok(())
     }
 
