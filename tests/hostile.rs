@@ -236,6 +236,28 @@ fn an_edited_saved_plan_is_refused_before_any_cloud_call() {
                 p["changes"][workers]["cluster"] = "cluster.other".into();
             }),
         ),
+        // Groups made under another node group's name (and tags).
+        (
+            "names, provider or role are not the configuration's",
+            Box::new(move |p: &mut Value| p["changes"][workers]["owner_node_group"] = "control-plane".into()),
+        ),
+        (
+            "targets group",
+            Box::new(move |p: &mut Value| {
+                p["changes"][workers]["action"]["target"]["groups"][0]["name"] = "someone-elses-group".into()
+            }),
+        ),
+        // A rollout that would delete the control plane's group as one of its own.
+        (
+            "which is not one of its groups",
+            Box::new(move |p: &mut Value| {
+                let cp = p["changes"].as_array().unwrap().iter().find(|c| c["name"] == "control-plane").unwrap();
+                let victim = cp["action"]["target"]["groups"][0]["name"].clone();
+                let change = &mut p["changes"][workers]["action"];
+                change["kind"] = "rollout".into();
+                change["retire"] = serde_json::json!([victim]);
+            }),
+        ),
     ];
     for (i, (says, edit)) in edits.iter().enumerate() {
         let mut p = plan.clone();

@@ -78,7 +78,47 @@ pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(),
         .flat_map(|c| c.node_groups.iter().map(move |ng| (ng.address.as_str(), c.address.as_str())))
         .collect();
     let edited = |what: String| Err(format!("the saved plan was edited: {what}; make a new plan"));
+    // Each configured node group with its cluster, by address.
+    let node_groups: std::collections::BTreeMap<
+        &str,
+        (&drydock_config::model::Cluster, &drydock_config::model::NodeGroup),
+    > = model
+        .clusters
+        .iter()
+        .flat_map(|c| c.node_groups.iter().map(move |ng| (ng.address.as_str(), (c, ng))))
+        .collect();
     for c in &plan.changes {
+        // Groups it retires are its own node group's (any generation): an edit cannot make a
+        // change delete another node group's groups.
+        if let Some(r) =
+            c.retire().iter().find(|r| !names_a_group_of(&plan.lineage, &c.owner_cluster, &c.owner_node_group, r))
+        {
+            return edited(format!("{} retires {r}, which is not one of its groups", c.address));
+        }
+        // A configured node group's identity (the names its groups and tags carry, its
+        // provider and role) is the configuration's, and so are its target's group names.
+        if let (Some(t), Some((cluster, ng))) = (c.target(), node_groups.get(c.address.as_str())) {
+            let (oc, og) = drydock_plan::owner_names(cluster, ng);
+            let same = c.owner_cluster == oc
+                && c.owner_node_group == og
+                && c.name == ng.name
+                && c.key == ng.key
+                && c.provider == cluster.provider
+                && c.role == ng.role;
+            if !same {
+                return edited(format!("{}'s names, provider or role are not the configuration's", c.address));
+            }
+            let members = c.role == drydock_model::Role::ControlPlane;
+            for (i, g) in t.groups.iter().enumerate() {
+                let want = drydock_plan::group_name(&plan.lineage, &oc, &og, &t.generation, members.then_some(i));
+                if g.name != want {
+                    return edited(format!(
+                        "{} targets group {}, where its generation's group is {want}",
+                        c.address, g.name
+                    ));
+                }
+            }
+        }
         let name = c.address.strip_prefix(c.cluster.as_str()).and_then(|rest| rest.strip_prefix(".node_group."));
         if name.is_none_or(str::is_empty) {
             return edited(format!("{} is not the address of a node group of {}", c.address, c.cluster));
@@ -103,4 +143,19 @@ pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Whether `name` is the name of a group of node group `owner_ng` of cluster `owner_cluster`
+/// in `lineage` (of any generation: ten hex digits; a control-plane member's ends `-mN`).
+fn names_a_group_of(lineage: &str, owner_cluster: &str, owner_ng: &str, name: &str) -> bool {
+    let (stem, member) = match name.rsplit_once("-m") {
+        Some((stem, m)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => (stem, m.parse::<usize>().ok()),
+        _ => (name, None),
+    };
+    let of = |stem: &str, member: Option<usize>| {
+        let Some(generation) = stem.get(stem.len().saturating_sub(10)..) else { return false };
+        generation.bytes().all(|b| b.is_ascii_hexdigit())
+            && drydock_plan::group_name(lineage, owner_cluster, owner_ng, generation, member) == name
+    };
+    of(stem, member) || (member.is_some() && of(name, None))
 }
