@@ -375,7 +375,10 @@ impl Executor {
                     .or_insert_with(|| (Arc::new(tokio::sync::Semaphore::new(permits)), permits));
             }
         }
-        let mut pending: Vec<Change> = plan.changes.clone();
+        // A queue: changes are taken from near its front, so a removal moves few (a `Vec`
+        // moved every change behind it, quadratic in a large plan).
+        let mut pending: std::collections::VecDeque<Change> = plan.changes.iter().cloned().collect();
+        let planned: BTreeSet<&str> = plan.changes.iter().map(|c| c.address.as_str()).collect();
         let mut done: BTreeMap<String, bool> = BTreeMap::new();
         let mut outcomes = vec![];
         let mut running = tokio::task::JoinSet::new();
@@ -389,7 +392,7 @@ impl Executor {
                 let c = &pending[i];
                 let failed_dep = c.depends_on.iter().find(|d| done.get(*d) == Some(&false)).cloned();
                 if let Some(dep) = failed_dep {
-                    let c = pending.remove(i);
+                    let Some(c) = pending.remove(i) else { break };
                     self.progress.line(&format!("{}: skipped because {dep} did not finish", c.address));
                     done.insert(c.address.clone(), false);
                     outcomes.push(Outcome {
@@ -398,15 +401,12 @@ impl Executor {
                     });
                     continue;
                 }
-                let ready = c
-                    .depends_on
-                    .iter()
-                    .all(|d| done.get(d) == Some(&true) || !plan.changes.iter().any(|x| &x.address == d));
+                let ready = c.depends_on.iter().all(|d| done.get(d) == Some(&true) || !planned.contains(d.as_str()));
                 if !ready {
                     i += 1;
                     continue;
                 }
-                let c = pending.remove(i);
+                let Some(c) = pending.remove(i) else { break };
                 let me = Arc::clone(&self);
                 in_flight += 1;
                 let address = c.address.clone();
