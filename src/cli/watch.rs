@@ -249,10 +249,20 @@ fn round(
     };
     // Everything under the lock; it is given back whatever the outcome.
     'locked: {
-        let state = match rt.block_on(ws.store.read()) {
+        let mut state = match rt.block_on(ws.store.read()) {
             Ok(Some(s)) => s,
             _ => break 'locked,
         };
+        // Cloud calls an earlier run journalled and never settled were observed by this
+        // round's plan, as apply does: their entries go (else the plan keeps reporting an
+        // interrupted apply after the repair finished it).
+        if !state.journal.is_empty() {
+            state.journal.clear();
+            if let Err(e) = rt.block_on(ws.store.write(&mut state)) {
+                events.emit("error", "", &e.to_string(), None);
+                break 'locked;
+            }
+        }
         let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
         let closing = Arc::clone(&ledger);
         let progress: Arc<dyn Progress> = if args.json { Arc::new(Quiet) } else { Arc::new(Lines) };
