@@ -1,7 +1,7 @@
 //! Planning at scale: parse → evaluate → plan for N node groups against a state (and an
 //! observed cloud) in which all N are applied, so the plan must say "No changes".
 //! Each size runs in a child process, so its peak memory is its own.
-//! Run: `cargo bench --bench plan`. Goal (issue 3): 10,000 node groups in under 1 s and
+//! Run: `cargo bench -p drydock-plan --bench plan`. Goal (issue 3): 10,000 node groups in under 1 s and
 //! 500 MB, and doubling the size costs at most 2.2× the time.
 
 use std::collections::BTreeMap;
