@@ -11,7 +11,6 @@
 //! configuration's digest.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,7 +24,7 @@ use drydock_state::backend::Store;
 use drydock_state::store::LocalStore;
 use drydock_state::State;
 use drydock_syntax::diag::Sources;
-use drydock_testgen::{mutate, Rng};
+use drydock_testgen::{edit_json, mutate, Rng};
 use serde_json::{json, Value};
 
 /// Saved plans read by `read_plan`, half of them in each test.
@@ -214,48 +213,9 @@ fn random_value(rng: &mut Rng) -> Value {
     }
 }
 
-/// Some node of `v`, going down a random path (the root included).
-fn pick_mut<'a>(rng: &mut Rng, v: &'a mut Value) -> &'a mut Value {
-    let n = match v {
-        Value::Object(m) => m.len(),
-        Value::Array(a) => a.len(),
-        _ => 0,
-    };
-    if n == 0 || rng.chance(12) {
-        return v;
-    }
-    let i = rng.below(n);
-    match v {
-        Value::Object(m) => pick_mut(rng, m.values_mut().nth(i).unwrap()),
-        Value::Array(a) => pick_mut(rng, &mut a[i]),
-        _ => unreachable!(),
-    }
-}
-
-/// Edits of the JSON tree anywhere: values replaced, keys removed or renamed, items removed or
-/// duplicated, strings mutated.
+/// One edit of the JSON tree anywhere ([`edit_json`]).
 fn mutate_json(rng: &mut Rng, v: &mut Value) {
-    let node = pick_mut(rng, v);
-    match node {
-        Value::Object(m) if !m.is_empty() && rng.chance(50) => {
-            let key = m.keys().nth(rng.below(m.len())).unwrap().clone();
-            let moved = m.remove(&key).unwrap();
-            if rng.chance(50) {
-                m.insert(mutate(rng, &key), moved);
-            }
-        }
-        Value::Array(a) if !a.is_empty() && rng.chance(50) => {
-            let i = rng.below(a.len());
-            if rng.chance(50) {
-                a.remove(i);
-            } else {
-                let item = a[i].clone();
-                a.insert(rng.below(a.len() + 1), item);
-            }
-        }
-        Value::String(s) if rng.chance(70) => *s = mutate(rng, s),
-        other => *other = random_value(rng),
-    }
+    edit_json(rng, v, random_value);
 }
 
 /// Edits that keep the plan's shape, as someone editing a plan by hand might: a field of one
@@ -321,12 +281,8 @@ fn mutate_structure(rng: &mut Rng, v: &mut Value, others: &[Value]) {
 // ---------------------------------------------------------------------------------------
 // The fuzzing.
 
-/// Puts `bytes` in the file at `path`, in place (a write that truncates to zero first makes
-/// ext4 flush the file on close, milliseconds a case).
 fn overwrite(path: &Path, bytes: &[u8]) {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap();
-    file.write_all(bytes).unwrap();
-    file.set_len(bytes.len() as u64).unwrap();
+    drydock_testgen::overwrite(path, bytes).unwrap();
 }
 
 fn workspace(dir: &Path, model: &Model) -> Workspace {

@@ -16,7 +16,6 @@
 //! Every case runs under `catch_unwind`: a failure prints the case (label, index, input).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -26,7 +25,7 @@ use drydock_state::format::{decode, encode};
 use drydock_state::journal::{replay_journal, sha256_hex, Change, Touch};
 use drydock_state::store::{LocalStore, StateError};
 use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState, OutputState, State};
-use drydock_testgen::{mutate, Rng};
+use drydock_testgen::{edit_json, mutate, Rng};
 use serde_json::{json, Value};
 
 /// State files read by `LocalStore::read`.
@@ -174,12 +173,8 @@ fn case<T>(label: &str, index: usize, input: &[u8], f: impl FnOnce() -> T) -> T 
     }
 }
 
-/// Puts `bytes` in the file at `path`, in place: a write that truncates to zero first makes
-/// ext4 flush the file on close (`auto_da_alloc`), a few milliseconds a case.
 fn overwrite(path: &Path, bytes: &[u8]) {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap();
-    file.write_all(bytes).unwrap();
-    file.set_len(bytes.len() as u64).unwrap();
+    drydock_testgen::overwrite(path, bytes).unwrap();
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -223,61 +218,11 @@ fn random_value(rng: &mut Rng) -> Value {
     }
 }
 
-/// Some node of `v`, going down a random path (the root included).
-fn pick_mut<'a>(rng: &mut Rng, v: &'a mut Value) -> &'a mut Value {
-    let n = match v {
-        Value::Object(m) => m.len(),
-        Value::Array(a) => a.len(),
-        _ => 0,
-    };
-    if n == 0 || rng.chance(12) {
-        return v;
-    }
-    let i = rng.below(n);
-    match v {
-        Value::Object(m) => pick_mut(rng, m.values_mut().nth(i).unwrap()),
-        Value::Array(a) => pick_mut(rng, &mut a[i]),
-        _ => unreachable!(),
-    }
-}
-
-/// One to three edits of the JSON tree: values replaced, keys removed, renamed or added,
-/// array items removed or duplicated, strings mutated, numbers pushed to their edges.
+/// One to three edits of the JSON tree ([`edit_json`]), written back pretty or compact.
 fn mutate_json(rng: &mut Rng, value: &Value) -> Vec<u8> {
     let mut v = value.clone();
     for _ in 0..1 + rng.below(3) {
-        let node = pick_mut(rng, &mut v);
-        match node {
-            Value::Object(m) if !m.is_empty() && rng.chance(60) => {
-                let key = m.keys().nth(rng.below(m.len())).unwrap().clone();
-                match rng.below(3) {
-                    0 => {
-                        m.remove(&key);
-                    }
-                    1 => {
-                        let moved = m.remove(&key).unwrap();
-                        m.insert(mutate(rng, &key), moved);
-                    }
-                    _ => {
-                        m.insert(format!("{key}_extra"), random_value(rng));
-                    }
-                }
-            }
-            Value::Array(a) if !a.is_empty() && rng.chance(60) => {
-                let i = rng.below(a.len());
-                if rng.chance(50) {
-                    a.remove(i);
-                } else {
-                    let item = a[i].clone();
-                    a.insert(rng.below(a.len() + 1), item);
-                }
-            }
-            Value::String(s) if rng.chance(70) => *s = mutate(rng, s),
-            Value::Number(_) if rng.chance(50) => {
-                *node = json!([0u64, 1, 2, 41, 42, 43, u64::MAX - 1, u64::MAX][rng.below(8)]);
-            }
-            other => *other = random_value(rng),
-        }
+        edit_json(rng, &mut v, random_value);
     }
     let mut out = if rng.chance(80) { serde_json::to_vec_pretty(&v).unwrap() } else { serde_json::to_vec(&v).unwrap() };
     out.push(b'\n');

@@ -336,6 +336,77 @@ pub fn mutate(rng: &mut Rng, input: &str) -> String {
     chars.into_iter().collect()
 }
 
+/// Some node of the JSON tree `v`, down a random path (the root included).
+pub fn pick_json_mut<'a>(rng: &mut Rng, v: &'a mut serde_json::Value) -> &'a mut serde_json::Value {
+    let n = match v {
+        serde_json::Value::Object(m) => m.len(),
+        serde_json::Value::Array(a) => a.len(),
+        _ => 0,
+    };
+    if n == 0 || rng.chance(12) {
+        return v;
+    }
+    let i = rng.below(n);
+    match v {
+        serde_json::Value::Object(m) => {
+            pick_json_mut(rng, m.values_mut().nth(i).expect("i is below the object's length"))
+        }
+        serde_json::Value::Array(a) => pick_json_mut(rng, &mut a[i]),
+        _ => v,
+    }
+}
+
+/// One edit of the JSON tree `v` at a random node, as a reader of hand-edited files must
+/// survive: a key removed, renamed or added, an array item removed or duplicated, a string
+/// mutated ([`mutate`]), a number pushed to an edge, or the node replaced by `edge(rng)` (the
+/// caller's edge values: what its format holds).
+pub fn edit_json(rng: &mut Rng, v: &mut serde_json::Value, edge: impl Fn(&mut Rng) -> serde_json::Value) {
+    use serde_json::Value;
+    let node = pick_json_mut(rng, v);
+    match node {
+        Value::Object(m) if !m.is_empty() && rng.chance(60) => {
+            let Some(key) = m.keys().nth(rng.below(m.len())).cloned() else { return };
+            match rng.below(3) {
+                0 => {
+                    m.remove(&key);
+                }
+                1 => {
+                    if let Some(moved) = m.remove(&key) {
+                        m.insert(mutate(rng, &key), moved);
+                    }
+                }
+                _ => {
+                    m.insert(format!("{key}_extra"), edge(rng));
+                }
+            }
+        }
+        Value::Array(a) if !a.is_empty() && rng.chance(60) => {
+            let i = rng.below(a.len());
+            if rng.chance(50) {
+                a.remove(i);
+            } else {
+                let item = a[i].clone();
+                a.insert(rng.below(a.len() + 1), item);
+            }
+        }
+        Value::String(s) if rng.chance(70) => *s = mutate(rng, s),
+        Value::Number(_) if rng.chance(50) => {
+            *node = serde_json::json!([0u64, 1, 2, 41, 42, 43, u64::MAX - 1, u64::MAX][rng.below(8)]);
+        }
+        other => *other = edge(rng),
+    }
+}
+
+/// Puts `bytes` in the file at `path`, in place, for fuzzing through files: a write that
+/// truncates to zero first makes ext4 flush the file on close (`auto_da_alloc`), a few
+/// milliseconds a case.
+pub fn overwrite(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)
+}
+
 /// The state and the cloud after `first` (a plan of creates) was applied in full: every
 /// group exists with its desired capacity, every instance healthy, spread over three zones.
 /// (Feature `world`, on by default.)
