@@ -13,6 +13,10 @@ use serde_json::Value;
 const TERMINAL: &[&str] = &["clap", "indicatif", "console", "owo-colors", "supports-color", "terminal_size"];
 /// Every AWS SDK crate and the clients built on them.
 const SDK: &[&str] = &["aws-config", "aws-sdk-", "aws-smithy-", "hyper", "reqwest"];
+/// The AWS SDK alone (the simulated cloud serves HTTP with hyper, but knows no SDK).
+const AWS_SDK: &[&str] = &["aws-config", "aws-sdk-", "aws-smithy-"];
+/// The Kubernetes client: only `drydock-kube` (and the session that builds it) may know it.
+const KUBE: &[&str] = &["kube", "kube-client", "kube-core"];
 const IMPLEMENTATIONS: &[&str] = &["drydock-sim", "drydock-aws", "drydock-s3"];
 
 struct Rule {
@@ -52,7 +56,8 @@ const RULES: &[Rule] = &[
     Rule {
         krate: "drydock-apply",
         may_use: &["drydock-model", "drydock-plan", "drydock-state", "drydock-provider"],
-        never: &[TERMINAL, SDK, IMPLEMENTATIONS, &["miette", "drydock-render"]],
+        // Speaks the `Kubernetes` trait only: no Kubernetes client either.
+        never: &[TERMINAL, SDK, IMPLEMENTATIONS, KUBE, &["miette", "drydock-render", "drydock-kube"]],
     },
     Rule {
         krate: "drydock-render",
@@ -74,6 +79,7 @@ const RULES: &[Rule] = &[
             "drydock-sim",
             "drydock-aws",
             "drydock-s3",
+            "drydock-kube",
         ],
         // Builds providers and backends, but prints nothing: no terminal, no renderer.
         never: &[TERMINAL, &["miette", "drydock-render"]],
@@ -86,7 +92,15 @@ const RULES: &[Rule] = &[
     Rule {
         krate: "drydock-sim",
         may_use: &["drydock-provider", "drydock-fsutil"],
-        never: &[TERMINAL, SDK, &["drydock-aws", "drydock-s3"]],
+        // It serves a simulated Kubernetes API (hyper's server, k8s-openapi's JSON shapes),
+        // and is no client of anything.
+        never: &[TERMINAL, AWS_SDK, KUBE, &["reqwest", "drydock-aws", "drydock-s3", "drydock-kube"]],
+    },
+    // The Kubernetes client: kube-rs behind the `Kubernetes` trait; no cloud, no terminal.
+    Rule {
+        krate: "drydock-kube",
+        may_use: &["drydock-provider"],
+        never: &[TERMINAL, AWS_SDK, IMPLEMENTATIONS, &["miette", "drydock-state", "drydock-plan"]],
     },
     Rule { krate: "drydock-aws", may_use: &["drydock-provider"], never: &[TERMINAL, &["drydock-sim", "drydock-s3"]] },
     Rule { krate: "drydock-backend", may_use: &[], never: &[TERMINAL, SDK, IMPLEMENTATIONS] },

@@ -34,6 +34,7 @@
 
 mod clock;
 mod error;
+pub mod kube;
 mod types;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, ProviderError};
+pub use kube::Kubernetes;
 pub use types::{
     is_provider_managed_tag, ApiStats, CapacityType, CreateGroup, GenerationSpec, GroupSettings, HealthCheck, Instance,
     InstanceState, Metadata, Observed, ObservedGroup, Ownership, Role, RootVolume, OWNERSHIP_TAGS, TAG_CLUSTER,

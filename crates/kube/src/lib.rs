@@ -1,0 +1,1 @@
+//! drydock-kube (being written).
