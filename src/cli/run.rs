@@ -372,6 +372,7 @@ pub fn apply_cmd(
             parallelism,
             interrupted: Arc::clone(&interrupted),
             lineage: plan.lineage.clone(),
+            kubernetes: Default::default(),
         });
         let outcomes = rt.block_on(async {
             let flag = Arc::clone(&interrupted);

@@ -274,6 +274,7 @@ fn round(
             parallelism: 10,
             interrupted: Arc::new(AtomicBool::new(false)),
             lineage: plan.lineage.clone(),
+            kubernetes: Default::default(),
         });
         if !repairs.is_empty() {
             let mut repair_plan = plan.clone();

@@ -140,6 +140,7 @@ fn child(case: &str) {
         parallelism: 10,
         interrupted: Arc::new(AtomicBool::new(false)),
         lineage: LINEAGE.into(),
+        kubernetes: Default::default(),
     });
     let outcomes = rt.block_on(Arc::clone(&executor).run(&plan));
     let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();

@@ -15,8 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use drydock_provider::{
-    CreateGroup, GroupSettings, InstanceState, Observed, ObservedGroup, Ownership, Provider, ProviderError,
+    CreateGroup, GroupSettings, InstanceState, Kubernetes, Observed, ObservedGroup, Ownership, Provider, ProviderError,
 };
+
+use crate::drain::{self, DrainError, DrainProgress};
 
 use drydock_model::Role;
 use drydock_plan::{Action, ActionKind, Change, ClusterRecord, Plan, Target, TargetGroup};
@@ -26,6 +28,9 @@ use drydock_state::{ClusterState, GenerationState, JournalEntry, NodeGroupState,
 
 /// How often health is polled, on the provider's clock.
 pub const POLL_MS: u64 = 1_000;
+/// How long, at most, removed instances are waited on to be gone before their Node objects are
+/// deleted.
+pub const NODE_GONE_WAIT_MS: u64 = 120_000;
 
 /// Test hooks for crash and interrupt tests, read once from the environment:
 /// `DRYDOCK_FAILPOINT_KILL_AT=N` sends the process SIGKILL at the N-th crash point, and
@@ -332,6 +337,25 @@ pub struct Executor {
     pub parallelism: usize,
     pub interrupted: Arc<AtomicBool>,
     pub lineage: String,
+    /// Per cluster address, its Kubernetes API (clusters with a `kubernetes` block): new nodes
+    /// count once their Node is Ready, old nodes are drained before they go.
+    pub kubernetes: BTreeMap<String, Arc<dyn Kubernetes>>,
+}
+
+/// Progress of a drain, through the executor's progress and interrupt flag.
+struct DrainLines {
+    address: String,
+    progress: Arc<dyn Progress>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl DrainProgress for DrainLines {
+    fn line(&self, text: &str) {
+        self.progress.line(&format!("{}: {text}", self.address));
+    }
+    fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
 }
 
 /// How a change ended.
@@ -536,8 +560,14 @@ impl Executor {
         }
         // Each action carries what it needs: there is nothing to look up that could be missing.
         match &c.action {
-            Action::Create { target } | Action::Resume { target } => self.create(&p, c, target).await,
-            Action::Update { target } => self.update(&p, c, target).await,
+            Action::Create { target } | Action::Resume { target } => {
+                self.prepare_nodes(&p, c).await?;
+                self.create(&p, c, target).await
+            }
+            Action::Update { target } => {
+                self.prepare_nodes(&p, c).await?;
+                self.update(&p, c, target).await
+            }
             Action::Rollout { target, retire } => self.rollout(&p, c, target, retire).await,
             Action::Delete { retire } => self.delete(&p, c, retire).await,
         }
@@ -545,6 +575,228 @@ impl Executor {
 
     fn err(c: &Change) -> impl Fn(ProviderError) -> ApplyError + '_ {
         move |source| ApplyError::Provider { address: c.address.clone(), source }
+    }
+
+    /// A Kubernetes API error, named as such.
+    fn kube_err(c: &Change) -> impl Fn(ProviderError) -> ApplyError + '_ {
+        move |mut source| {
+            source.message = format!("Kubernetes API: {}", source.message);
+            ApplyError::Provider { address: c.address.clone(), source }
+        }
+    }
+
+    /// The Kubernetes API of the change's cluster, if it has a `kubernetes` block.
+    fn kube(&self, c: &Change) -> Option<Arc<dyn Kubernetes>> {
+        self.kubernetes.get(&c.cluster).cloned()
+    }
+
+    /// Before a change's nodes move: nodes of the generations it retires are tainted
+    /// `PreferNoSchedule` (pods evicted from their siblings land on new nodes), and nodes of the
+    /// target generation that an abandoned or rolled-back rollout cordoned or tainted are
+    /// returned to service.
+    async fn prepare_nodes(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<(), ApplyError> {
+        let Some(kube) = self.kube(c) else { return Ok(()) };
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+        let target: BTreeSet<&str> =
+            c.target().map(|t| t.groups.iter().map(|g| g.name.as_str()).collect()).unwrap_or_default();
+        let retire: BTreeSet<&str> = c.retire().iter().map(String::as_str).collect();
+        let mut outdated = BTreeSet::new();
+        let mut current = BTreeSet::new();
+        for g in &observed.groups {
+            let ids = g.instances.iter().map(|i| i.id.clone());
+            if retire.contains(g.name.as_str()) {
+                outdated.extend(ids);
+            } else if target.contains(g.name.as_str()) {
+                current.extend(ids);
+            }
+        }
+        if outdated.is_empty() && current.is_empty() {
+            return Ok(());
+        }
+        let nodes = kube.nodes().await.map_err(Self::kube_err(c))?;
+        for n in &nodes {
+            let Some(id) = n.instance_id() else { continue };
+            let patch = if c.kind() == ActionKind::Rollout && outdated.contains(id) {
+                drain::outdated_patch(n)
+            } else if current.contains(id) {
+                drain::restore_patch(n)
+            } else {
+                continue;
+            };
+            if patch.is_empty() {
+                continue;
+            }
+            match kube.patch_node(&n.name, &patch).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == drydock_provider::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::kube_err(c)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Cordons and drains the nodes of these instances (all at once), before they are
+    /// terminated. Journalled: a run killed mid-drain leaves an unsettled entry, and the next
+    /// run drains the same nodes again. A drain that fails returns every node of the wave to
+    /// service (the old capacity stays intact) and halts the change. Returns the nodes drained,
+    /// by instance, for their Node objects to be deleted once the instances are gone.
+    async fn drain_instances(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        group: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, ApplyError> {
+        let Some(kube) = self.kube(c) else { return Ok(vec![]) };
+        let settings = c.target().map(|t| t.settings.drain.clone()).unwrap_or_default();
+        let nodes = drain::nodes_by_instance(&kube.nodes().await.map_err(Self::kube_err(c))?);
+        let targets: Vec<(String, drydock_provider::kube::NodeInfo)> =
+            ids.iter().filter_map(|id| nodes.get(id).map(|n| (id.clone(), n.clone()))).collect();
+        if targets.is_empty() {
+            // Instances that never registered a Node have nothing to drain.
+            return Ok(vec![]);
+        }
+        self.check_interrupt()?;
+        let clock = p.clock();
+        let names: Vec<&str> = targets.iter().map(|(_, n)| n.name.as_str()).collect();
+        let detail = serde_json::json!({ "instances": ids, "nodes": names });
+        let jid = self.ledger.begin("drain", &c.address, group, detail, clock.now_ms()).await?;
+        for (id, n) in &targets {
+            let patch = drain::cordon_patch(n);
+            if !patch.is_empty() {
+                match kube.patch_node(&n.name, &patch).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == drydock_provider::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Self::kube_err(c)(e)),
+                }
+            }
+            self.progress.line(&format!("{}: cordoned node {} ({id})", c.address, n.name));
+        }
+        crash_point();
+        let lines: Arc<dyn DrainProgress> = Arc::new(DrainLines {
+            address: c.address.clone(),
+            progress: self.progress.clone(),
+            interrupted: self.interrupted.clone(),
+        });
+        let mut drains = tokio::task::JoinSet::new();
+        for (_, n) in &targets {
+            let (kube, clock, lines, node, settings) =
+                (kube.clone(), clock.clone(), lines.clone(), n.name.clone(), settings.clone());
+            drains.spawn(async move {
+                let result = drain::drain_node(&kube, &clock, &node, &settings, lines.as_ref()).await;
+                (node, result)
+            });
+        }
+        let mut failure: Option<ApplyError> = None;
+        let mut drained = vec![];
+        while let Some(joined) = drains.join_next().await {
+            match joined {
+                Ok((node, Ok(d))) => {
+                    let forced = if d.forced.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} force-deleted: {}", d.forced.len(), d.forced.join(", "))
+                    };
+                    let left = if d.left.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; still terminating when its instance goes: {}", d.left.join(", "))
+                    };
+                    self.progress.line(&format!(
+                        "{}: drained node {node} in {} ({} evicted{forced}){left}",
+                        c.address,
+                        drydock_model::format_duration(d.took_ms),
+                        d.evicted.len()
+                    ));
+                    drained.push(d);
+                }
+                Ok((_, Err(e))) => {
+                    let e = match e {
+                        DrainError::TimedOut { report, .. } | DrainError::Misconfigured { report, .. } => {
+                            ApplyError::Halted { address: c.address.clone(), report }
+                        }
+                        DrainError::Api(e) => Self::kube_err(c)(e),
+                        DrainError::Interrupted => ApplyError::Interrupted,
+                    };
+                    failure.get_or_insert(e);
+                    // The other drains stop at their next look.
+                    drains.abort_all();
+                }
+                Err(join) if join.is_cancelled() => {}
+                Err(join) => {
+                    failure
+                        .get_or_insert(ApplyError::Panicked { address: c.address.clone(), message: join.to_string() });
+                }
+            }
+        }
+        if let Some(e) = failure {
+            // Every node of the wave goes back into service: the old capacity stays whole.
+            for (_, n) in &targets {
+                let fresh = kube.nodes().await.ok().and_then(|all| all.into_iter().find(|x| x.name == n.name));
+                if let Some(fresh) = fresh {
+                    let patch = drain::restore_patch(&fresh);
+                    if !patch.is_empty() && kube.patch_node(&n.name, &patch).await.is_ok() {
+                        self.progress.line(&format!("{}: uncordoned node {}", c.address, n.name));
+                    }
+                }
+            }
+            self.ledger.settle(jid, None, |_| {}).await?;
+            return Err(e);
+        }
+        let took: Vec<u64> = drained.iter().map(|d| d.took_ms).collect();
+        self.ledger
+            .settle(jid, Some(touch(c)), |s| {
+                if let Some(ng) = s.clusters.get_mut(&c.cluster).and_then(|cs| cs.node_groups.get_mut(&c.address)) {
+                    ng.drain_times_ms.extend(took);
+                    let excess = ng.drain_times_ms.len().saturating_sub(BOOT_SAMPLES);
+                    ng.drain_times_ms.drain(..excess);
+                }
+            })
+            .await?;
+        Ok(targets.into_iter().map(|(id, n)| (id, n.name)).collect())
+    }
+
+    /// Deletes the Node objects of removed instances once the instances are gone (a kubelet
+    /// still running would register its Node again), waiting at most [`NODE_GONE_WAIT_MS`].
+    /// A Node some other controller deleted first is fine.
+    async fn delete_nodes(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        removed: &[(String, String)],
+    ) -> Result<(), ApplyError> {
+        let Some(kube) = self.kube(c) else { return Ok(()) };
+        if removed.is_empty() {
+            return Ok(());
+        }
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(NODE_GONE_WAIT_MS);
+        loop {
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+            let present: BTreeSet<&str> = observed
+                .groups
+                .iter()
+                .flat_map(|g| &g.instances)
+                .filter(|i| i.state != InstanceState::Terminated)
+                .map(|i| i.id.as_str())
+                .collect();
+            let waiting = removed.iter().any(|(id, _)| present.contains(id.as_str()));
+            if !waiting || clock.now_ms() >= deadline || self.interrupted.load(Ordering::SeqCst) {
+                for (id, node) in removed {
+                    if present.contains(id.as_str()) {
+                        self.progress.line(&format!(
+                            "{}: kept Node {node}: its instance {id} is still shutting down",
+                            c.address
+                        ));
+                        continue;
+                    }
+                    kube.delete_node(node).await.map_err(Self::kube_err(c))?;
+                    self.progress.line(&format!("{}: deleted Node {node} ({id})", c.address));
+                }
+                return Ok(());
+            }
+            clock.sleep(POLL_MS).await;
+        }
     }
 
     fn ownership(&self, c: &Change, t: &Target) -> Ownership {
@@ -665,9 +917,30 @@ impl Executor {
                 }
             })
             .await;
+        // The Node objects of the instances that go (destroy does not drain: see docs/kubernetes.md).
+        let mut removed = vec![];
+        if let Some(kube) = self.kube(c) {
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+            let ids: BTreeSet<&str> = observed
+                .groups
+                .iter()
+                .filter(|g| names.contains(&g.name))
+                .flat_map(|g| &g.instances)
+                .map(|i| i.id.as_str())
+                .collect();
+            if !ids.is_empty() {
+                let nodes = kube.nodes().await.map_err(Self::kube_err(c))?;
+                for n in nodes {
+                    if let Some(id) = n.instance_id().filter(|id| ids.contains(id)) {
+                        removed.push((id.to_string(), n.name.clone()));
+                    }
+                }
+            }
+        }
         for name in names {
             self.delete_group(p, c, &name).await?;
         }
+        self.delete_nodes(p, c, &removed).await?;
         self.ledger
             .update(touch(c), |s| {
                 if let Some(cs) = s.clusters.get_mut(&c.cluster) {
@@ -679,16 +952,19 @@ impl Executor {
         Ok(())
     }
 
-    /// Terminates old instances, decrementing their groups (so the cloud does not replace them).
+    /// Terminates old instances, decrementing their groups (so the cloud does not replace them),
+    /// each drained first in a cluster with a Kubernetes API. Returns the drained nodes by
+    /// instance.
     async fn remove_old(
         &self,
         p: &Arc<dyn Provider>,
         c: &Change,
         ids: &[String],
         role: Role,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<Vec<(String, String)>, ApplyError> {
+        let mut removed = vec![];
         if ids.is_empty() {
-            return Ok(());
+            return Ok(removed);
         }
         self.check_interrupt()?;
         let observed = self.observe(p, c).await.map_err(Self::err(c))?;
@@ -710,9 +986,12 @@ impl Executor {
                 // and only while the members left keep a majority healthy (a member may
                 // have died since the plan was made).
                 self.wait_for_quorum(p, c, &group).await?;
+                removed.extend(self.drain_instances(p, c, &group, &ids).await?);
                 self.delete_group(p, c, &group).await?;
                 continue;
             }
+            self.check_interrupt()?;
+            removed.extend(self.drain_instances(p, c, &group, &ids).await?);
             self.check_interrupt()?;
             let now = p.clock().now_ms();
             let jid = self
@@ -723,7 +1002,7 @@ impl Executor {
             crash_point();
             self.ledger.settle(jid, None, |_| {}).await?;
         }
-        Ok(())
+        Ok(removed)
     }
 
     async fn rollout(
@@ -735,6 +1014,8 @@ impl Executor {
     ) -> Result<(), ApplyError> {
         self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let timeout = t.settings.rollout.health_timeout_ms;
+        self.prepare_nodes(p, c).await?;
+        let mut removed = vec![];
         let observed = self.observe(p, c).await.map_err(Self::err(c))?;
         // Old groups may shrink to nothing while their instances are removed.
         if c.role == Role::Worker {
@@ -788,7 +1069,7 @@ impl Executor {
                 w.floor,
                 w.ceiling
             ));
-            self.remove_old(p, c, &w.remove_first, c.role).await?;
+            removed.extend(self.remove_old(p, c, &w.remove_first, c.role).await?);
             let mut want = BTreeMap::new();
             if w.add > 0 {
                 match c.role {
@@ -833,7 +1114,7 @@ impl Executor {
                 }
                 self.wait_healthy(p, c, &want, timeout).await?;
             }
-            self.remove_old(p, c, &w.remove_after, c.role).await?;
+            removed.extend(self.remove_old(p, c, &w.remove_after, c.role).await?);
         }
         // Control-plane members the waves did not reach (none are expected) are created too.
         if c.role == Role::ControlPlane {
@@ -848,6 +1129,8 @@ impl Executor {
             s.desired = c.replicas.clamp(s.min, s.max);
             self.create_group(p, c, t, &new_group.name, &s).await?;
         }
+        // Their instances gone, the drained nodes' Node objects go too.
+        self.delete_nodes(p, c, &removed).await?;
         // The old generations are empty now: delete their groups.
         for name in retire {
             let still = self.observe(p, c).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
@@ -954,7 +1237,10 @@ impl Executor {
     }
 
     /// Waits until each group has at least the wanted number of healthy instances, on the
-    /// provider's clock, for at most `timeout_ms`. Records measured boot times.
+    /// provider's clock, for at most `timeout_ms`. Records measured boot times. In a cluster
+    /// with a Kubernetes API, an instance counts only once its Node is Ready without pressure,
+    /// held for `rollout.min_ready`; a node not Ready `health.node_startup_timeout` after its
+    /// instance launched fails the wait.
     async fn wait_healthy(
         &self,
         p: &Arc<dyn Provider>,
@@ -964,20 +1250,55 @@ impl Executor {
     ) -> Result<(), ApplyError> {
         let clock = p.clock();
         let deadline = clock.now_ms().saturating_add(timeout_ms);
+        let kube = self.kube(c);
+        let (min_ready, node_startup) = c
+            .target()
+            .map_or((0, u64::MAX), |t| (t.settings.rollout.min_ready_ms, t.settings.health.node_startup_timeout_ms));
         loop {
             let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+            let nodes = match &kube {
+                Some(k) => Some(drain::nodes_by_instance(&k.nodes().await.map_err(Self::kube_err(c))?)),
+                None => None,
+            };
+            let now = clock.now_ms();
+            // Why each instance of a wanted group does not count (none: it counts).
+            let why = |i: &drydock_provider::Instance| -> Option<String> {
+                if !(i.state == InstanceState::Running && i.healthy) {
+                    return Some(match i.state {
+                        InstanceState::Pending => "still pending (not booted)".into(),
+                        InstanceState::Running => "running but failing its health check".into(),
+                        InstanceState::ShuttingDown | InstanceState::Terminated => "terminated".into(),
+                    });
+                }
+                nodes.as_ref().and_then(|n| drain::not_available(n.get(&i.id), now, min_ready))
+            };
+            let counted = |g: &ObservedGroup| g.instances.iter().filter(|i| why(i).is_none()).count() as u32;
             let ready = want
                 .iter()
-                .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| healthy(g) >= *n));
+                .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| counted(g) >= *n));
             if ready {
                 self.record_boot_times(c, &observed, want).await?;
                 return Ok(());
             }
             self.check_interrupt()?;
-            if clock.now_ms() >= deadline {
+            // A node that has not become Ready within node_startup_timeout of its launch
+            // fails the wave (as Cluster API's nodeStartupTimeout).
+            let late = nodes.as_ref().is_some_and(|n| {
+                observed.groups.iter().filter(|g| want.contains_key(&g.name)).flat_map(|g| &g.instances).any(|i| {
+                    i.is_live()
+                        && now.saturating_sub(i.launched_at_ms) >= node_startup
+                        && !n.get(&i.id).is_some_and(|node| node.is_healthy())
+                })
+            });
+            if now >= deadline || late {
+                let limit = if late && now < deadline {
+                    format!("health.node_startup_timeout {}", drydock_model::format_duration(node_startup))
+                } else {
+                    drydock_model::format_duration(timeout_ms)
+                };
                 return Err(ApplyError::Halted {
                     address: c.address.clone(),
-                    report: halt_report(c, &observed, want, timeout_ms),
+                    report: halt_report(c, &observed, want, &limit, &why, &counted),
                 });
             }
             clock.sleep(POLL_MS).await;
@@ -1018,21 +1339,25 @@ fn healthy(g: &ObservedGroup) -> u32 {
 }
 
 /// Says which nodes did not become healthy and why, and how to go on.
-fn halt_report(c: &Change, observed: &Observed, want: &BTreeMap<String, u32>, timeout_ms: u64) -> String {
-    let mut lines = vec![format!("new nodes were not healthy after {}", drydock_model::format_duration(timeout_ms))];
+fn halt_report(
+    c: &Change,
+    observed: &Observed,
+    want: &BTreeMap<String, u32>,
+    limit: &str,
+    why: &dyn Fn(&drydock_provider::Instance) -> Option<String>,
+    counted: &dyn Fn(&ObservedGroup) -> u32,
+) -> String {
+    let mut lines = vec![format!("new nodes were not healthy after {limit}")];
     for (name, n) in want {
         let Some(g) = observed.groups.iter().find(|g| &g.name == name) else {
             lines.push(format!("  group {name} does not exist"));
             continue;
         };
-        lines.push(format!("  group {name}: {} of {n} healthy", healthy(g)));
-        for i in g.instances.iter().filter(|i| !(i.state == InstanceState::Running && i.healthy)) {
-            let why = match i.state {
-                InstanceState::Pending => "still pending (not booted)",
-                InstanceState::Running => "running but failing its health check",
-                InstanceState::ShuttingDown | InstanceState::Terminated => "terminated",
-            };
-            lines.push(format!("    {} in {}: {why}", i.id, i.zone));
+        lines.push(format!("  group {name}: {} of {n} healthy", counted(g)));
+        for i in &g.instances {
+            if let Some(reason) = why(i) {
+                lines.push(format!("    {} in {}: {reason}", i.id, i.zone));
+            }
         }
     }
     let old_live: usize = c
@@ -1076,6 +1401,7 @@ fn ng_entry<'s>(s: &'s mut State, c: &Change, t: &Target) -> &'s mut NodeGroupSt
         generations: vec![],
         settings: t.settings.clone(),
         boot_times_ms: vec![],
+        drain_times_ms: vec![],
         unfinished: false,
     })
 }

@@ -9,6 +9,7 @@
 // paths only, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod drain;
 pub mod executor;
 pub mod watch;
 

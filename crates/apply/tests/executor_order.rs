@@ -297,6 +297,7 @@ impl Cloud {
             parallelism,
             interrupted: Arc::new(AtomicBool::new(false)),
             lineage: plan.lineage.clone(),
+            kubernetes: Default::default(),
         });
         let outcomes = self.rt.block_on(executor.run(plan));
         assert_eq!(ledger.write_error(), None);

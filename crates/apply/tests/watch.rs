@@ -37,12 +37,15 @@ fn settings(max_unhealthy: IntOrPercent) -> NodeSettings {
             max_unhealthy,
             unhealthy_timeout_ms: 60_000,
             startup_timeout_ms: 600_000,
+            node_startup_timeout_ms: drydock_model::DEFAULT_NODE_STARTUP_TIMEOUT_MS,
         },
         rollout: Rollout {
             max_surge: IntOrPercent::Int(1),
             max_unavailable: IntOrPercent::Int(0),
             health_timeout_ms: 600_000,
+            min_ready_ms: 0,
         },
+        drain: Default::default(),
     }
 }
 
@@ -73,6 +76,7 @@ fn world(groups: &[Group]) -> (State, BTreeMap<String, Observed>) {
                 }],
                 settings: settings(g.max_unhealthy),
                 boot_times_ms: vec![],
+                drain_times_ms: vec![],
                 unfinished: false,
             },
         );

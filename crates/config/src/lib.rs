@@ -909,12 +909,61 @@ impl<'s> Cx<'s> {
                     }
                     _ => 0.0,
                 };
+                let opt_dur = |k: &str| match layer.get(k).map(|f| &f.value) {
+                    Some(Value::Duration(ms)) => Some(*ms),
+                    _ => None,
+                };
+                let mut workloads: Vec<SimWorkload> = vec![];
+                for w in view.blocks_named("workload") {
+                    let name = w.labels[0].value.to_string();
+                    let wv = check_body(&w.body, &schema::WORKLOAD, "workload", &mut self.diags);
+                    let wl = self.layer(&wv, scope);
+                    let ws = |k: &str| match wl.get(k).map(|f| &f.value) {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        _ => None,
+                    };
+                    let wb = |k: &str| matches!(wl.get(k).map(|f| &f.value), Some(Value::Bool(true)));
+                    let wd = |k: &str| match wl.get(k).map(|f| &f.value) {
+                        Some(Value::Duration(ms)) => Some(*ms),
+                        _ => None,
+                    };
+                    if workloads.iter().any(|o| o.name == name) {
+                        self.err(
+                            Diagnostic::new(
+                                "kcl::duplicate_block",
+                                w.header(),
+                                format!("workload `{name}` is defined twice"),
+                            )
+                            .label("defined again here"),
+                        );
+                        continue;
+                    }
+                    workloads.push(SimWorkload {
+                        name,
+                        cluster: ws("cluster"),
+                        namespace: ws("namespace"),
+                        kind: ws("kind").unwrap_or_else(|| "deployment".into()),
+                        replicas: count(wl.get("replicas")),
+                        min_available: int_or_pct(wl.get("min_available")).map(|v| v.to_string()),
+                        max_unavailable: int_or_pct(wl.get("max_unavailable")).map(|v| v.to_string()),
+                        empty_dir: wb("empty_dir"),
+                        grace_period_s: wd("grace_period").map(|ms| ms / 1000),
+                        stop_ms: wd("stop_time"),
+                        never_terminates: wb("never_terminates"),
+                        do_not_disrupt: wb("do_not_disrupt"),
+                        node_selector: str_map(wl.get("node_selector")),
+                    });
+                }
                 ProviderSettings::Sim(SimSettings {
                     boot_time_ms: dur("boot_time", 2_000),
                     detection_delay_ms: dur("detection_delay", 10_000),
                     failure_rate,
                     bad_images: str_list(layer.get("bad_images")),
                     seed: count(layer.get("seed")).map_or(1, u64::from),
+                    join_delay_ms: opt_dur("join_delay"),
+                    pod_start_ms: opt_dur("pod_start"),
+                    pods_per_node: count(layer.get("pods_per_node")),
+                    workloads,
                 })
             } else {
                 ProviderSettings::Aws(AwsSettings {
@@ -1378,6 +1427,14 @@ impl<'s> Cx<'s> {
                 }
             }
         };
+        let kubernetes = view.block("kubernetes").map(|k| {
+            let kv = check_body(&k.body, &schema::KUBERNETES, "kubernetes", &mut self.diags);
+            let kl = self.layer(&kv, scope);
+            KubernetesAccess {
+                kubeconfig: kl.get("kubeconfig").map(|f| str_of(&f.value)),
+                context: kl.get("context").map(|f| str_of(&f.value)),
+            }
+        });
         let defaults = match view.block("defaults") {
             Some(d) => {
                 let dv = check_body(&d.body, &schema::DEFAULTS, "defaults", &mut self.diags);
@@ -1510,6 +1567,7 @@ impl<'s> Cx<'s> {
             tags,
             subnets,
             disruption_budget,
+            kubernetes,
             node_groups,
             sensitive,
             span: block.header(),
@@ -1765,8 +1823,25 @@ impl<'s> Cx<'s> {
             max_unhealthy: int_or_pct(get("health.max_unhealthy")).unwrap_or(IntOrPercent::Percent(40.0)),
             unhealthy_timeout_ms: dur("health.unhealthy_timeout", 300_000),
             startup_timeout_ms: dur("health.startup_timeout", 600_000),
+            node_startup_timeout_ms: dur("health.node_startup_timeout", drydock_model::DEFAULT_NODE_STARTUP_TIMEOUT_MS),
         };
-        let rollout = Rollout { max_surge, max_unavailable, health_timeout_ms: dur("rollout.health_timeout", 600_000) };
+        let rollout = Rollout {
+            max_surge,
+            max_unavailable,
+            health_timeout_ms: dur("rollout.health_timeout", 600_000),
+            min_ready_ms: dur("rollout.min_ready", 0),
+        };
+        let drain = Drain {
+            timeout_ms: dur("drain.timeout", drydock_model::DEFAULT_DRAIN_TIMEOUT_MS),
+            on_timeout: match get("drain.on_timeout").map(|f| str_of(&f.value)) {
+                Some(v) if v == "force" => OnTimeout::Force,
+                _ => OnTimeout::Fail,
+            },
+            grace_period_s: match get("drain.grace_period").map(|f| &f.value) {
+                Some(Value::Duration(ms)) => Some(ms / 1000),
+                _ => None,
+            },
+        };
         if self.error_count() > before {
             return None;
         }
@@ -1789,7 +1864,7 @@ impl<'s> Cx<'s> {
                 instance_profile: get("instance_profile").map(|f| str_of(&f.value)),
                 key_name: get("key_name").map(|f| str_of(&f.value)),
             },
-            settings: NodeSettings { min, max, desired, tags: str_map(get("tags")), subnets, health, rollout },
+            settings: NodeSettings { min, max, desired, tags: str_map(get("tags")), subnets, health, rollout, drain },
             sensitive: layer.sensitive_paths("").collect(),
             span: header,
             attr_spans: {

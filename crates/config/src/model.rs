@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use drydock_model::{
-    Backend, CapacityType, Health, HealthCheck, IntOrPercent, Metadata, NodeSettings, NodeSpec, Role, Rollout,
-    RootVolume,
+    Backend, CapacityType, Drain, Health, HealthCheck, IntOrPercent, Metadata, NodeSettings, NodeSpec, OnTimeout, Role,
+    Rollout, RootVolume,
 };
 
 use super::value::Value;
@@ -63,6 +63,37 @@ pub struct SimSettings {
     pub failure_rate: f64,
     pub bad_images: Vec<String>,
     pub seed: u64,
+    /// From an instance running to its Node registering.
+    #[serde(default)]
+    pub join_delay_ms: Option<u64>,
+    /// From a pod bound to Running and Ready.
+    #[serde(default)]
+    pub pod_start_ms: Option<u64>,
+    #[serde(default)]
+    pub pods_per_node: Option<u32>,
+    /// The workloads its simulated Kubernetes runs, by name.
+    #[serde(default)]
+    pub workloads: Vec<SimWorkload>,
+}
+
+/// A workload of the simulated Kubernetes (`workload "web" { … }`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimWorkload {
+    pub name: String,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// `deployment`, `statefulset`, `daemonset` or `pod` (bare pods without a controller).
+    pub kind: String,
+    pub replicas: Option<u32>,
+    /// `5` or `80%`: a PodDisruptionBudget named after the workload.
+    pub min_available: Option<String>,
+    pub max_unavailable: Option<String>,
+    pub empty_dir: bool,
+    pub grace_period_s: Option<u64>,
+    pub stop_ms: Option<u64>,
+    pub never_terminates: bool,
+    pub do_not_disrupt: bool,
+    pub node_selector: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +117,9 @@ pub struct Cluster {
     pub subnets: Vec<String>,
     /// Most nodes of the cluster being replaced at once, for any reason.
     pub disruption_budget: IntOrPercent,
+    /// How to reach the cluster's Kubernetes API; `None`: drydock does not drain, and only the
+    /// cloud's health counts.
+    pub kubernetes: Option<KubernetesAccess>,
     /// Sorted by address.
     pub node_groups: Vec<NodeGroup>,
     /// The cluster's attribute paths whose values derive from a sensitive variable (`tags`).
@@ -100,6 +134,16 @@ impl Cluster {
     pub fn owner_name(&self) -> &str {
         self.address.trim_start_matches("cluster.")
     }
+}
+
+/// A cluster's `kubernetes` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct KubernetesAccess {
+    /// The kubeconfig file; `None`: `$KUBECONFIG`, then `~/.kube/config` (for a cluster on the
+    /// simulated cloud: the sim's own API server).
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig context; `None`: its current context.
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

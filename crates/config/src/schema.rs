@@ -103,6 +103,7 @@ pub static ROLLOUT: Schema = Schema {
         setting!("rollout", "max_surge", Ty::CountOrPct),
         setting!("rollout", "max_unavailable", Ty::CountOrPct),
         setting!("rollout", "health_timeout", Ty::Dur),
+        setting!("rollout", "min_ready", Ty::Dur),
     ],
     blocks: &[],
     open: false,
@@ -114,6 +115,17 @@ pub static HEALTH: Schema = Schema {
         setting!("health", "max_unhealthy", Ty::CountOrPct),
         setting!("health", "unhealthy_timeout", Ty::Dur),
         setting!("health", "startup_timeout", Ty::Dur),
+        setting!("health", "node_startup_timeout", Ty::Dur),
+    ],
+    blocks: &[],
+    open: false,
+};
+pub const ON_TIMEOUT: &[&str] = &["fail", "force"];
+pub static DRAIN: Schema = Schema {
+    attrs: &[
+        setting!("drain", "timeout", Ty::Dur),
+        setting!("drain", "on_timeout", Ty::OneOf(ON_TIMEOUT)),
+        setting!("drain", "grace_period", Ty::Dur),
     ],
     blocks: &[],
     open: false,
@@ -138,6 +150,7 @@ pub static METADATA: Schema = Schema {
 const NODE_BLOCKS: &[BlockDef] = &[
     settings("rollout", &ROLLOUT),
     settings("health", &HEALTH),
+    settings("drain", &DRAIN),
     settings("root_volume", &ROOT_VOLUME),
     settings("metadata", &METADATA),
 ];
@@ -172,6 +185,9 @@ pub static NODE_GROUP: Schema = Schema {
 };
 pub static DEFAULTS: Schema = Schema { attrs: node_attrs!(), blocks: NODE_BLOCKS, open: false };
 pub static NETWORK: Schema = Schema { attrs: &[a("subnets", Ty::StrList)], blocks: &[], open: false };
+/// How drydock reaches the cluster's Kubernetes API (drains, Ready gating, node repair).
+pub static KUBERNETES: Schema =
+    Schema { attrs: &[a("kubeconfig", Ty::Str), a("context", Ty::Str)], blocks: &[], open: false };
 
 pub static CLUSTER: Schema = Schema {
     attrs: &[
@@ -183,6 +199,7 @@ pub static CLUSTER: Schema = Schema {
     ],
     blocks: &[
         BlockDef { name: "network", labels: &[], multiple: false, settings: false, schema: &NETWORK },
+        BlockDef { name: "kubernetes", labels: &[], multiple: false, settings: false, schema: &KUBERNETES },
         BlockDef { name: "defaults", labels: &[], multiple: false, settings: false, schema: &DEFAULTS },
         BlockDef { name: "node_group", labels: &["name"], multiple: true, settings: false, schema: &NODE_GROUP },
     ],
@@ -201,6 +218,26 @@ pub static OUTPUT: Schema = Schema {
     open: false,
 };
 
+pub const WORKLOAD_KINDS: &[&str] = &["deployment", "statefulset", "daemonset", "pod"];
+/// A workload the simulated cloud's Kubernetes runs (`workload "web" { … }` in `provider "sim"`).
+pub static WORKLOAD: Schema = Schema {
+    attrs: &[
+        a("cluster", Ty::Str),
+        a("namespace", Ty::Str),
+        a("kind", Ty::OneOf(WORKLOAD_KINDS)),
+        a("replicas", Ty::Count),
+        a("min_available", Ty::CountOrPct),
+        a("max_unavailable", Ty::CountOrPct),
+        a("empty_dir", Ty::Bool),
+        a("grace_period", Ty::Dur),
+        a("stop_time", Ty::Dur),
+        a("never_terminates", Ty::Bool),
+        a("do_not_disrupt", Ty::Bool),
+        a("node_selector", Ty::StrMap),
+    ],
+    blocks: &[],
+    open: false,
+};
 pub static SIM_PROVIDER: Schema = Schema {
     attrs: &[
         a("alias", Ty::Str),
@@ -209,8 +246,11 @@ pub static SIM_PROVIDER: Schema = Schema {
         a("failure_rate", Ty::Num),
         a("bad_images", Ty::StrList),
         a("seed", Ty::Count),
+        a("join_delay", Ty::Dur),
+        a("pod_start", Ty::Dur),
+        a("pods_per_node", Ty::Count),
     ],
-    blocks: &[],
+    blocks: &[BlockDef { name: "workload", labels: &["name"], multiple: true, settings: false, schema: &WORKLOAD }],
     open: false,
 };
 pub static AWS_PROVIDER: Schema = Schema {

@@ -102,6 +102,41 @@ pub struct NodeSettings {
     pub subnets: Vec<String>,
     pub health: Health,
     pub rollout: Rollout,
+    /// How old nodes are drained before their instances go (with a `kubernetes` block).
+    #[serde(default)]
+    pub drain: Drain,
+}
+
+/// How a node is drained before its instance is terminated: evictions that respect
+/// PodDisruptionBudgets, for at most `timeout_ms`, then `on_timeout`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drain {
+    pub timeout_ms: u64,
+    pub on_timeout: OnTimeout,
+    /// The grace period given to evicted pods; `None`: each pod's own.
+    #[serde(default)]
+    pub grace_period_s: Option<u64>,
+}
+
+impl Default for Drain {
+    /// 15 minutes, then fail: as EKS managed node groups and kOps.
+    fn default() -> Drain {
+        Drain { timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS, on_timeout: OnTimeout::Fail, grace_period_s: None }
+    }
+}
+
+pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 900_000;
+pub const DEFAULT_NODE_STARTUP_TIMEOUT_MS: u64 = 600_000;
+
+/// What a drain does when `drain.timeout` passes with pods left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnTimeout {
+    /// Halt the rollout with the old capacity intact, and report what blocked.
+    #[default]
+    Fail,
+    /// Delete the remaining pods (bypassing their disruption budgets) and go on.
+    Force,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +146,14 @@ pub struct Health {
     pub max_unhealthy: IntOrPercent,
     pub unhealthy_timeout_ms: u64,
     pub startup_timeout_ms: u64,
+    /// A node whose Node is not Ready this long after its instance launched fails its wave
+    /// (rollout) or is replaced (watch).
+    #[serde(default = "default_node_startup_timeout")]
+    pub node_startup_timeout_ms: u64,
+}
+
+fn default_node_startup_timeout() -> u64 {
+    DEFAULT_NODE_STARTUP_TIMEOUT_MS
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +168,10 @@ pub struct Rollout {
     pub max_surge: IntOrPercent,
     pub max_unavailable: IntOrPercent,
     pub health_timeout_ms: u64,
+    /// How long a new Node must have been Ready (without pressure) to count, as Cluster
+    /// API's `minReadySeconds`.
+    #[serde(default)]
+    pub min_ready_ms: u64,
 }
 
 /// `1` or `25%`, as in Kubernetes' intstr.

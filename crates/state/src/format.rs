@@ -132,6 +132,8 @@ mod v1 {
         pub settings: Settings,
         #[serde(default)]
         pub boot_times_ms: Vec<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub drain_times_ms: Vec<u64>,
         #[serde(default)]
         pub unfinished: bool,
     }
@@ -177,6 +179,75 @@ mod v1 {
         pub subnets: Vec<String>,
         pub health: Health,
         pub rollout: Rollout,
+        /// Written only when it differs from the default, so states of configurations that
+        /// never set it read and write as before.
+        #[serde(default, skip_serializing_if = "Drain::is_default")]
+        pub drain: Drain,
+    }
+
+    #[derive(Serialize, Deserialize, PartialEq)]
+    pub struct Drain {
+        pub timeout_ms: u64,
+        pub on_timeout: OnTimeout,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub grace_period_s: Option<u64>,
+    }
+
+    impl Default for Drain {
+        fn default() -> Drain {
+            Drain::from(&model::Drain::default())
+        }
+    }
+
+    impl Drain {
+        fn is_default(&self) -> bool {
+            *self == Drain::default()
+        }
+    }
+
+    impl From<&model::Drain> for Drain {
+        fn from(d: &model::Drain) -> Drain {
+            Drain {
+                timeout_ms: d.timeout_ms,
+                on_timeout: match d.on_timeout {
+                    model::OnTimeout::Fail => OnTimeout::Fail,
+                    model::OnTimeout::Force => OnTimeout::Force,
+                },
+                grace_period_s: d.grace_period_s,
+            }
+        }
+    }
+
+    impl From<Drain> for model::Drain {
+        fn from(d: Drain) -> model::Drain {
+            model::Drain {
+                timeout_ms: d.timeout_ms,
+                on_timeout: match d.on_timeout {
+                    OnTimeout::Fail => model::OnTimeout::Fail,
+                    OnTimeout::Force => model::OnTimeout::Force,
+                },
+                grace_period_s: d.grace_period_s,
+            }
+        }
+    }
+
+    #[derive(Serialize, Deserialize, Clone, Copy, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    pub enum OnTimeout {
+        Fail,
+        Force,
+    }
+
+    fn default_node_startup_timeout() -> u64 {
+        model::DEFAULT_NODE_STARTUP_TIMEOUT_MS
+    }
+
+    fn is_default_node_startup_timeout(ms: &u64) -> bool {
+        *ms == model::DEFAULT_NODE_STARTUP_TIMEOUT_MS
+    }
+
+    fn is_zero(ms: &u64) -> bool {
+        *ms == 0
     }
 
     #[derive(Serialize, Deserialize)]
@@ -186,6 +257,8 @@ mod v1 {
         pub max_unhealthy: IntOrPercent,
         pub unhealthy_timeout_ms: u64,
         pub startup_timeout_ms: u64,
+        #[serde(default = "default_node_startup_timeout", skip_serializing_if = "is_default_node_startup_timeout")]
+        pub node_startup_timeout_ms: u64,
     }
 
     #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -200,6 +273,8 @@ mod v1 {
         pub max_surge: IntOrPercent,
         pub max_unavailable: IntOrPercent,
         pub health_timeout_ms: u64,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        pub min_ready_ms: u64,
     }
 
     #[derive(Serialize, Deserialize, Clone, Copy)]
@@ -375,6 +450,7 @@ mod v1 {
                     .collect(),
                 settings: (&n.settings).into(),
                 boot_times_ms: n.boot_times_ms.clone(),
+                drain_times_ms: n.drain_times_ms.clone(),
                 unfinished: n.unfinished,
             }
         }
@@ -393,6 +469,7 @@ mod v1 {
                     .collect(),
                 settings: n.settings.into(),
                 boot_times_ms: n.boot_times_ms,
+                drain_times_ms: n.drain_times_ms,
                 unfinished: n.unfinished,
             }
         }
@@ -471,12 +548,15 @@ mod v1 {
                     max_unhealthy: s.health.max_unhealthy.into(),
                     unhealthy_timeout_ms: s.health.unhealthy_timeout_ms,
                     startup_timeout_ms: s.health.startup_timeout_ms,
+                    node_startup_timeout_ms: s.health.node_startup_timeout_ms,
                 },
                 rollout: Rollout {
                     max_surge: s.rollout.max_surge.into(),
                     max_unavailable: s.rollout.max_unavailable.into(),
                     health_timeout_ms: s.rollout.health_timeout_ms,
+                    min_ready_ms: s.rollout.min_ready_ms,
                 },
+                drain: Drain::from(&s.drain),
             }
         }
     }
@@ -498,12 +578,15 @@ mod v1 {
                     max_unhealthy: s.health.max_unhealthy.into(),
                     unhealthy_timeout_ms: s.health.unhealthy_timeout_ms,
                     startup_timeout_ms: s.health.startup_timeout_ms,
+                    node_startup_timeout_ms: s.health.node_startup_timeout_ms,
                 },
                 rollout: model::Rollout {
                     max_surge: s.rollout.max_surge.into(),
                     max_unavailable: s.rollout.max_unavailable.into(),
                     health_timeout_ms: s.rollout.health_timeout_ms,
+                    min_ready_ms: s.rollout.min_ready_ms,
                 },
+                drain: s.drain.into(),
             }
         }
     }

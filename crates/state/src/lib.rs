@@ -122,6 +122,9 @@ pub struct NodeGroupState {
     pub settings: NodeSettings,
     /// Measured times from launch to healthy, newest last (at most [`BOOT_SAMPLES`]).
     pub boot_times_ms: Vec<u64>,
+    /// Measured drain durations (cordon to the last pod gone), newest last (at most
+    /// [`BOOT_SAMPLES`]): plan ETAs include drain time.
+    pub drain_times_ms: Vec<u64>,
     /// A create or rollout started and has not finished (its nodes were not yet seen
     /// healthy): the next plan finishes it.
     pub unfinished: bool,

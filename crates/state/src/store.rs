@@ -1030,12 +1030,15 @@ mod tests {
                 max_unhealthy: IntOrPercent::Int(0),
                 unhealthy_timeout_ms: 600_000,
                 startup_timeout_ms: 900_000,
+                node_startup_timeout_ms: drydock_model::DEFAULT_NODE_STARTUP_TIMEOUT_MS,
             },
             rollout: Rollout {
                 max_surge: IntOrPercent::Percent(25.0),
                 max_unavailable: IntOrPercent::Int(0),
                 health_timeout_ms: 600_000,
+                min_ready_ms: 0,
             },
+            drain: Default::default(),
         };
         let workers = NodeGroupState {
             name: "workers".to_string(),
@@ -1048,6 +1051,7 @@ mod tests {
             }],
             settings,
             boot_times_ms: vec![61_000, 58_500],
+            drain_times_ms: vec![],
             unfinished: false,
         };
         let mut state = State::new("9a1c1f0e-0000-4000-8000-000000000000".to_string());

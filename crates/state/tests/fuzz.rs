@@ -51,8 +51,15 @@ fn settings(min: u32, max: u32, desired: Option<u32>, surge: IntOrPercent) -> No
             max_unhealthy: IntOrPercent::Percent(40.5),
             unhealthy_timeout_ms: 60_000,
             startup_timeout_ms: 600_000,
+            node_startup_timeout_ms: drydock_model::DEFAULT_NODE_STARTUP_TIMEOUT_MS,
         },
-        rollout: Rollout { max_surge: surge, max_unavailable: IntOrPercent::Int(0), health_timeout_ms: 600_000 },
+        rollout: Rollout {
+            max_surge: surge,
+            max_unavailable: IntOrPercent::Int(0),
+            health_timeout_ms: 600_000,
+            min_ready_ms: 0,
+        },
+        drain: Default::default(),
     }
 }
 
@@ -72,6 +79,7 @@ fn worker(name: &str, key: Option<&str>, generations: Vec<GenerationState>) -> N
         generations,
         settings: settings(1, 5, None, IntOrPercent::Percent(25.0)),
         boot_times_ms: vec![2_150],
+        drain_times_ms: vec![],
         unfinished: false,
     }
 }
@@ -113,6 +121,7 @@ fn demo() -> State {
         )],
         settings: settings(1, 1, Some(1), IntOrPercent::Int(1)),
         boot_times_ms: vec![2_000],
+        drain_times_ms: vec![],
         unfinished: false,
     };
     c.node_groups.insert("cluster.demo.node_group.control".into(), control);

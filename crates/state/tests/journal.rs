@@ -28,12 +28,15 @@ fn settings() -> NodeSettings {
             max_unhealthy: IntOrPercent::Percent(40.0),
             unhealthy_timeout_ms: 60_000,
             startup_timeout_ms: 600_000,
+            node_startup_timeout_ms: drydock_model::DEFAULT_NODE_STARTUP_TIMEOUT_MS,
         },
         rollout: Rollout {
             max_surge: IntOrPercent::Int(1),
             max_unavailable: IntOrPercent::Int(0),
             health_timeout_ms: 600_000,
+            min_ready_ms: 0,
         },
+        drain: Default::default(),
     }
 }
 
@@ -49,6 +52,7 @@ fn node_group(name: &str, groups: usize) -> NodeGroupState {
         }],
         settings: settings(),
         boot_times_ms: vec![2000, 2100],
+        drain_times_ms: vec![],
         unfinished: false,
     }
 }

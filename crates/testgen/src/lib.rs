@@ -435,6 +435,7 @@ pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
                 }],
                 settings: t.settings.clone(),
                 boot_times_ms: vec![],
+                drain_times_ms: vec![],
                 unfinished: false,
             },
         );
