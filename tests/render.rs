@@ -146,6 +146,7 @@ fn wave(index: u32, remove_first: &[&str], add: u32, remove_after: &[&str], floo
         remove_after: remove_after.iter().map(|s| s.to_string()).collect(),
         floor,
         ceiling,
+        drains: vec![],
     }
 }
 
@@ -332,6 +333,7 @@ fn input<'a>(
         config_path: "fleet".into(),
         destroy: false,
         refreshed: true,
+        kubernetes: &Default::default(),
         now_ms: BTreeMap::new(),
     }
 }

@@ -104,6 +104,7 @@ fn plan(model: &Model, state: Option<&State>, observed: &BTreeMap<String, Observ
         config_path: "main.kcl".into(),
         destroy,
         refreshed: true,
+        kubernetes: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     };
     drydock_plan::plan(&input).unwrap_or_else(|e| panic!("planning failed: {e:?}"))

@@ -11,6 +11,7 @@ use super::{report, ExitCode, Style, VarArgs};
 use drydock_apply::{ApplyError, Executor, Ledger, Progress};
 use drydock_plan::Plan;
 use drydock_render as render;
+use drydock_session::kubernetes::Kubes;
 use drydock_session::saved::{check_saved, is_plan_file, read_plan};
 use drydock_session::{self as session, Providers, Workspace};
 use drydock_state::backend::Lock;
@@ -117,8 +118,8 @@ pub(super) fn make_plan(
     state: Option<&State>,
     destroy: bool,
     rt: &tokio::runtime::Runtime,
-) -> Result<(Plan, Providers), String> {
-    rt.block_on(session::make_plan(ws, state, destroy))
+) -> Result<(Plan, Providers, Kubes), String> {
+    rt.block_on(session::make_plan(ws, state, destroy)).map(|p| (p.plan, p.providers, p.kubernetes))
 }
 
 /// Plans and prints the plan. stdout gets the rendering alone, byte for byte what `show`
@@ -143,7 +144,7 @@ pub fn plan_cmd(
         Err(e) => return fail(e),
     };
     let started = std::time::Instant::now();
-    let (plan, providers) = match make_plan(&ws, state.as_ref(), false, &rt) {
+    let (plan, providers, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -314,13 +315,17 @@ pub fn apply_cmd(
                 }
             }
         }
-        let (plan, providers) = match &saved {
+        let (plan, providers, kubes) = match &saved {
             Some(p) => {
                 if let Err(e) = check_saved(p, &ws, state.as_ref()) {
                     break 'locked fail(e);
                 }
+                let kubes = match rt.block_on(session::kubernetes::clients(&ws.model, &ws.config_dir)) {
+                    Ok(k) => k,
+                    Err(e) => break 'locked fail(e),
+                };
                 match session::providers(&ws.model, &ws.config_dir) {
-                    Ok(pr) => (p.clone(), pr),
+                    Ok(pr) => (p.clone(), pr, kubes),
                     Err(e) => break 'locked fail(e),
                 }
             }
@@ -372,7 +377,7 @@ pub fn apply_cmd(
             parallelism,
             interrupted: Arc::clone(&interrupted),
             lineage: plan.lineage.clone(),
-            kubernetes: Default::default(),
+            kubernetes: kubes,
         });
         let outcomes = rt.block_on(async {
             let flag = Arc::clone(&interrupted);

@@ -204,7 +204,7 @@ fn round(
             return;
         }
     };
-    let (plan, providers) = match make_plan(&ws, Some(&state), false, rt) {
+    let (plan, providers, kubes) = match make_plan(&ws, Some(&state), false, rt) {
         Ok(p) => p,
         Err(e) => {
             events.emit("error", "", &e, None);
@@ -222,6 +222,20 @@ fn round(
             return;
         }
     };
+    // The Nodes of clusters with a Kubernetes API: a dead kubelet on a live machine is found
+    // there, not in the cloud.
+    let mut nodes = BTreeMap::new();
+    for (address, k) in &kubes {
+        match rt.block_on(k.nodes()) {
+            Ok(n) => {
+                nodes.insert(address.clone(), n);
+            }
+            Err(e) => {
+                events.emit("error", address, &format!("Kubernetes API {}: {e}", k.describe()), None);
+                return;
+            }
+        }
+    }
     let budgets = ws.model.clusters.iter().map(|c| (c.address.clone(), c.disruption_budget)).collect();
     let decided = watch::decide(&watch::Input {
         plan: &plan,
@@ -230,6 +244,7 @@ fn round(
         disruption_budgets: &budgets,
         now_ms: events.now_ms,
         unhealthy_since,
+        nodes: &nodes,
     });
     for e in &decided.events {
         events.emit(e.kind.as_str(), &e.address, &e.message, e.why.as_deref());
@@ -274,7 +289,7 @@ fn round(
             parallelism: 10,
             interrupted: Arc::new(AtomicBool::new(false)),
             lineage: plan.lineage.clone(),
-            kubernetes: Default::default(),
+            kubernetes: kubes,
         });
         if !repairs.is_empty() {
             let mut repair_plan = plan.clone();
@@ -289,7 +304,7 @@ fn round(
             }
         }
         for r in replacements {
-            match rt.block_on(executor.replace_instance(&r.provider, &r.address, &r.group, &r.id)) {
+            match rt.block_on(executor.replace_instance(&r)) {
                 Ok(()) => events.emit("repaired", &r.address, &format!("replaced {} ({})", r.id, r.why), None),
                 Err(e) => events.emit("error", &r.address, &e.to_string(), None),
             }

@@ -108,6 +108,7 @@ fn plan_once(dir: &Path, provider: &Arc<dyn Provider>, state: Option<&State>, rt
         config_path: dir.display().to_string(),
         destroy: false,
         refreshed: true,
+        kubernetes: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     let plan = drydock_plan::plan(&input).expect("plans");

@@ -1159,19 +1159,63 @@ impl Executor {
     }
 
     /// Terminates one instance without decrementing its group, so the cloud launches a
-    /// replacement (remediation by `drydock watch`). Journalled like every mutation.
-    pub async fn replace_instance(
-        &self,
-        provider: &str,
-        address: &str,
-        group: &str,
-        id: &str,
-    ) -> Result<(), ApplyError> {
+    /// replacement (remediation by `drydock watch`). Journalled like every mutation. In a
+    /// cluster with a Kubernetes API the node is cordoned and drained first (a node that is
+    /// not Ready gets a 1 s grace and is forced after at most a minute: its kubelet cannot
+    /// stop pods anyway), and its Node object is deleted once the instance is gone.
+    pub async fn replace_instance(&self, r: &crate::watch::Replacement) -> Result<(), ApplyError> {
+        let (provider, address, group, id) = (&r.provider, &r.address, &r.group, &r.id);
         let p = self
             .providers
             .get(provider)
             .cloned()
             .ok_or_else(|| ApplyError::NoProvider { address: address.to_string(), provider: provider.to_string() })?;
+        let kerr = |mut source: ProviderError| {
+            source.message = format!("Kubernetes API: {}", source.message);
+            ApplyError::Provider { address: address.to_string(), source }
+        };
+        let kube = self.kubernetes.get(&r.cluster).cloned();
+        let mut node_name = None;
+        if let Some(kube) = &kube {
+            let nodes = drain::nodes_by_instance(&kube.nodes().await.map_err(kerr)?);
+            if let Some(n) = nodes.get(id) {
+                let now = p.clock().now_ms();
+                let detail = serde_json::json!({ "instances": [id], "nodes": [n.name] });
+                let jid = self.ledger.begin("drain", address, group, detail, now).await?;
+                let patch = drain::cordon_patch(n);
+                if !patch.is_empty() {
+                    kube.patch_node(&n.name, &patch).await.map_err(kerr)?;
+                }
+                let mut settings = r.drain.clone();
+                if !n.is_healthy() {
+                    settings.grace_period_s = Some(1);
+                    settings.on_timeout = drydock_model::OnTimeout::Force;
+                    settings.timeout_ms = settings.timeout_ms.min(60_000);
+                }
+                let lines = DrainLines {
+                    address: address.to_string(),
+                    progress: self.progress.clone(),
+                    interrupted: self.interrupted.clone(),
+                };
+                let drained = drain::drain_node(kube, &p.clock(), &n.name, &settings, &lines).await;
+                if let Err(e) = drained {
+                    let patch = drain::restore_patch(n);
+                    if !patch.is_empty() {
+                        let _ = kube.patch_node(&n.name, &patch).await;
+                    }
+                    self.ledger.settle(jid, None, |_| {}).await?;
+                    return Err(match e {
+                        DrainError::TimedOut { report, .. } | DrainError::Misconfigured { report, .. } => {
+                            ApplyError::Halted { address: address.to_string(), report }
+                        }
+                        DrainError::Api(e) => kerr(e),
+                        DrainError::Interrupted => ApplyError::Interrupted,
+                    });
+                }
+                self.ledger.settle(jid, None, |_| {}).await?;
+                node_name = Some(n.name.clone());
+            }
+        }
         let now = p.clock().now_ms();
         let jid = self
             .ledger
@@ -1187,7 +1231,33 @@ impl Executor {
             .await
             .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
         crash_point();
-        self.ledger.settle(jid, None, |_| {}).await
+        self.ledger.settle(jid, None, |_| {}).await?;
+        // The Node goes once its instance has (a kubelet still running would register it again).
+        if let (Some(kube), Some(node)) = (kube, node_name) {
+            let clock = p.clock();
+            let deadline = clock.now_ms().saturating_add(NODE_GONE_WAIT_MS);
+            loop {
+                let observed = p
+                    .observe(&self.lineage)
+                    .await
+                    .map_err(|source| ApplyError::Provider { address: address.to_string(), source })?;
+                let present = observed
+                    .groups
+                    .iter()
+                    .flat_map(|g| &g.instances)
+                    .any(|i| &i.id == id && i.state != InstanceState::Terminated);
+                if !present {
+                    kube.delete_node(&node).await.map_err(kerr)?;
+                    self.progress.line(&format!("{address}: deleted Node {node} ({id})"));
+                    break;
+                }
+                if clock.now_ms() >= deadline || self.interrupted.load(Ordering::SeqCst) {
+                    break;
+                }
+                clock.sleep(POLL_MS).await;
+            }
+        }
+        Ok(())
     }
 
     /// Waits until removing the member `leaving` keeps a majority of the control plane

@@ -12,11 +12,20 @@
 //! more nodes); a control plane only while a majority of its members is healthy, one member
 //! at a time; and never more nodes of a cluster in replacement at once than its
 //! `disruption_budget`, counting nodes still booting.
+//!
+//! In a cluster with a Kubernetes API, what counts is the Node too, as Cluster API's
+//! MachineHealthCheck judges it: a running instance whose Node is Ready False or Unknown
+//! (since its `lastTransitionTime`) for `health.unhealthy_timeout` is unhealthy — the case the
+//! cloud's health check misses, a dead kubelet on a live machine — and so is one whose Node
+//! never became Ready (or is gone) `health.node_startup_timeout` after launch. Such nodes
+//! count for the storm guard like any other unhealthy node, so a zone gone NotReady is not
+//! "repaired" by killing it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use drydock_model::{IntOrPercent, Role};
 use drydock_plan::{ActionKind, Change, Plan, Reason};
+use drydock_provider::kube::{ConditionStatus, NodeInfo};
 use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup};
 use drydock_state::State;
 
@@ -37,6 +46,8 @@ pub struct Input<'a> {
     pub now_ms: u64,
     /// When each instance was first seen unhealthy (by id), from earlier rounds.
     pub unhealthy_since: &'a BTreeMap<String, u64>,
+    /// Per cluster address, its Nodes (clusters with a Kubernetes API only).
+    pub nodes: &'a BTreeMap<String, Vec<NodeInfo>>,
 }
 
 /// What a round decided.
@@ -57,6 +68,10 @@ pub struct Decisions {
 pub struct Replacement {
     /// The provider reference.
     pub provider: String,
+    /// The cluster's address (its Kubernetes API drains the node first).
+    pub cluster: String,
+    /// How the node is drained (the node group's applied `drain` settings).
+    pub drain: drydock_model::Drain,
     /// The node group's address.
     pub address: String,
     /// The autoscaling group the instance is in.
@@ -181,16 +196,34 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
                 })
             })
             .count();
+        let nodes: Option<BTreeMap<&str, &NodeInfo>> =
+            input.nodes.get(caddr).map(|ns| ns.iter().filter_map(|n| n.instance_id().map(|id| (id, n))).collect());
         for (addr, ng) in &cs.node_groups {
             let Some(current) = ng.current() else { continue };
             let groups: Vec<&ObservedGroup> = obs.groups.iter().filter(|g| current.groups.contains(&g.name)).collect();
             let h = &ng.settings.health;
             let desired: u32 = groups.iter().map(|g| g.settings.desired).sum();
-            let mut overdue = vec![];
+            let mut overdue: Vec<(String, String, &str)> = vec![];
             let mut unhealthy = 0u32;
             let mut healthy = 0u32;
             for g in &groups {
                 for i in g.instances.iter().filter(|i| i.is_live()) {
+                    // What the Node says of a machine the cloud finds healthy.
+                    let node_problem = match (&nodes, i.state) {
+                        (Some(nodes), InstanceState::Running) if i.healthy => {
+                            node_health(nodes.get(i.id.as_str()).copied(), i, now, h)
+                        }
+                        _ => None,
+                    };
+                    if let Some((overdue_now, why)) = node_problem {
+                        unhealthy += 1;
+                        still_unhealthy.insert(i.id.clone());
+                        since.entry(i.id.clone()).or_insert(now);
+                        if overdue_now {
+                            overdue.push((g.name.clone(), i.id.clone(), why));
+                        }
+                        continue;
+                    }
                     match i.state {
                         InstanceState::Running if i.healthy => healthy += 1,
                         InstanceState::Running => {
@@ -249,6 +282,8 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
                 in_progress += 1;
                 out.push(Replacement {
                     provider: cs.provider.clone(),
+                    cluster: caddr.clone(),
+                    drain: ng.settings.drain.clone(),
                     address: addr.clone(),
                     group,
                     id,
@@ -259,4 +294,31 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
     }
     since.retain(|id, _| still_unhealthy.contains(id));
     (out, since)
+}
+
+/// Whether a running, cloud-healthy instance is unhealthy by its Node, and if so whether it has
+/// been so long enough to be replaced, and why.
+fn node_health(
+    node: Option<&NodeInfo>,
+    i: &Instance,
+    now: u64,
+    h: &drydock_model::Health,
+) -> Option<(bool, &'static str)> {
+    let age = now.saturating_sub(i.launched_at_ms);
+    match node {
+        None => Some((age >= h.node_startup_timeout_ms, "no Node (never registered, or deleted)")),
+        Some(n) => match n.ready {
+            Some((ConditionStatus::True, _)) => None,
+            Some((_, since)) if n.created_at_ms <= since && was_ready(n) => {
+                Some((now.saturating_sub(since) >= h.unhealthy_timeout_ms, "Node not Ready too long"))
+            }
+            _ => Some((age >= h.node_startup_timeout_ms, "Node not Ready within node_startup_timeout")),
+        },
+    }
+}
+
+/// Whether a Node that is not Ready now was Ready before: its condition changed after it
+/// registered (a node that never became Ready keeps the condition it registered with).
+fn was_ready(n: &NodeInfo) -> bool {
+    n.ready.is_some_and(|(_, since)| since > n.created_at_ms)
 }

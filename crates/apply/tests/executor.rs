@@ -130,6 +130,7 @@ fn plan_for(dir: &Path, provider: &Arc<dyn Provider>) -> Plan {
         config_path: dir.display().to_string(),
         destroy: false,
         refreshed: true,
+        kubernetes: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     drydock_plan::plan(&input).unwrap()

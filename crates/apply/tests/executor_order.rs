@@ -265,6 +265,7 @@ impl Cloud {
             config_path: self.dir.path().display().to_string(),
             destroy,
             refreshed: true,
+            kubernetes: &Default::default(),
             now_ms: BTreeMap::from([("sim".to_string(), self.sim.clock().now_ms())]),
         };
         drydock_plan::plan(&input).unwrap()

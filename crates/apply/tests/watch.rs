@@ -134,6 +134,7 @@ fn empty_plan() -> Plan {
         changes: vec![],
         clusters: vec![],
         drift: vec![],
+        warnings: vec![],
     }
 }
 
@@ -165,6 +166,7 @@ fn round(groups: &[Group], budget: IntOrPercent, now_ms: u64, since: &[(&str, u6
         disruption_budgets: &budgets,
         now_ms,
         unhealthy_since: &since,
+        nodes: &NO_NODES,
     })
 }
 
@@ -395,6 +397,7 @@ fn repairs_restore_only_what_was_applied() {
         disruption_budgets: &budgets,
         now_ms: 0,
         unhealthy_since: &since,
+        nodes: &NO_NODES,
     });
     expect![[r#"
         repair cluster.demo.node_group.workers Update
@@ -423,7 +426,11 @@ fn repairs_restore_only_what_was_applied() {
             disruption_budgets: &budgets,
             now_ms: 0,
             unhealthy_since: &since,
+            nodes: &NO_NODES,
         });
         assert_eq!(d.repairs.len(), usize::from(repaired), "{generation}: {d:?}");
     }
 }
+
+/// No cluster of these tests has a Kubernetes API.
+static NO_NODES: BTreeMap<String, Vec<drydock_provider::kube::NodeInfo>> = BTreeMap::new();

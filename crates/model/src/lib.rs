@@ -109,7 +109,7 @@ pub struct NodeSettings {
 
 /// How a node is drained before its instance is terminated: evictions that respect
 /// PodDisruptionBudgets, for at most `timeout_ms`, then `on_timeout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drain {
     pub timeout_ms: u64,
     pub on_timeout: OnTimeout,

@@ -64,6 +64,7 @@ fn child(n: usize) {
             config_path: "fleet.kcl".into(),
             destroy: false,
             refreshed: true,
+            kubernetes: &NO_KUBE,
             now_ms: BTreeMap::new(),
         }
     }
@@ -102,3 +103,7 @@ fn child(n: usize) {
         peak_mb
     );
 }
+
+/// No cluster has a Kubernetes API here.
+static NO_KUBE: std::collections::BTreeMap<String, drydock_plan::kube::KubeObserved> =
+    std::collections::BTreeMap::new();

@@ -14,6 +14,7 @@
 // paths only, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod kube;
 pub mod waves;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,6 +130,10 @@ pub struct Plan {
     /// the field existed read as having none.
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// What the reviewer should know that is no change: clusters whose nodes go without
+    /// draining (no `kubernetes` block).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One attribute that differs between the state (what drydock last applied) and the cloud.
@@ -261,6 +266,9 @@ pub struct PlanInput<'a> {
     /// Per provider reference, the time now on its clock: how long an instance has been
     /// pending is drift once it exceeds the node group's `health.startup_timeout`.
     pub now_ms: BTreeMap<String, u64>,
+    /// Per cluster address, its Kubernetes objects (clusters with a `kubernetes` block that
+    /// were observed): the plan shows each wave's drains and their blockers.
+    pub kubernetes: &'a BTreeMap<String, kube::KubeObserved>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -540,6 +548,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     }
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     add_dependencies(&mut changes);
+    let warnings = kube::annotate(&mut changes, input.model, input.kubernetes, input.state);
     clusters.sort_by(|a, b| a.address.cmp(&b.address));
     clusters.dedup_by(|a, b| a.address == b.address);
     Ok(Plan {
@@ -553,6 +562,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
         changes,
         clusters,
         drift,
+        warnings,
     })
 }
 
@@ -605,7 +615,7 @@ fn delete_change(input: &PlanInput, provider: &str, oc: &str, og: &str, groups: 
     let waves = if ids.is_empty() {
         vec![]
     } else {
-        vec![Wave { index: 1, remove_first: ids, add: 0, remove_after: vec![], floor: 0, ceiling: 0 }]
+        vec![Wave { index: 1, remove_first: ids, add: 0, remove_after: vec![], floor: 0, ceiling: 0, drains: vec![] }]
     };
     let _ = state_ng;
     Change {
@@ -723,6 +733,7 @@ fn plan_node_group(
                 remove_after: vec![],
                 floor: 0,
                 ceiling: replicas,
+                drains: vec![],
             }];
         }
         change.eta_ms = if replicas > 0 { boot } else { 0 };
@@ -781,8 +792,15 @@ fn plan_node_group(
             // nodes are waited on until healthy).
             if missing > 0 {
                 let add = missing as u32;
-                change.waves =
-                    vec![Wave { index: 1, remove_first: vec![], add, remove_after: vec![], floor: 0, ceiling: add }];
+                change.waves = vec![Wave {
+                    index: 1,
+                    remove_first: vec![],
+                    add,
+                    remove_after: vec![],
+                    floor: 0,
+                    ceiling: add,
+                    drains: vec![],
+                }];
             }
             change.eta_ms = boot;
             change.action = if missing > 0 { Action::Create { target } } else { Action::Resume { target } };

@@ -101,6 +101,10 @@ pub struct Wave {
     pub floor: u32,
     /// The most instances (in any state) at any moment of the wave.
     pub ceiling: u32,
+    /// In a cluster with a Kubernetes API: the nodes this wave drains and what is known, at plan
+    /// time, to stand in their drain's way (filled by [`crate::kube::annotate`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drains: Vec<crate::kube::NodeDrain>,
 }
 
 /// Why a rollout cannot be scheduled.
@@ -179,6 +183,7 @@ pub fn schedule(input: &RolloutInput) -> Result<Vec<Wave>, ScheduleError> {
             remove_after: order.by_ref().take(to_usize(after)).collect(),
             floor: narrow(floor),
             ceiling: narrow(ceiling),
+            drains: vec![],
         });
     }
     Ok(waves)

@@ -142,6 +142,7 @@ fn input<'a>(model: &'a Model, world: &'a World, destroy: bool, boot: &'a BTreeM
         config_path: "main.kcl".into(),
         destroy,
         refreshed: true,
+        kubernetes: &NO_KUBE,
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     }
 }
@@ -1069,3 +1070,7 @@ fn a_size_change_of_an_autoscaled_group_keeps_the_autoscalers_desired() {
         "#]],
     );
 }
+
+/// No cluster has a Kubernetes API here.
+static NO_KUBE: std::collections::BTreeMap<String, drydock_plan::kube::KubeObserved> =
+    std::collections::BTreeMap::new();

@@ -54,6 +54,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
         out.push_str("No changes. The infrastructure matches the configuration.\n");
         return out;
     }
+    for w in &plan.warnings {
+        let _ = writeln!(out, "{} {w}", p.paint(YELLOW, "Warning:"));
+    }
     out.push_str("drydock will perform the following actions:\n");
     for c in &plan.changes {
         out.push('\n');
@@ -214,6 +217,33 @@ fn wave_table(out: &mut String, c: &Change, p: Paint) {
         for chunk in ids.get(2..).unwrap_or(&[]).chunks(2) {
             let row = format!("    {:>4}  {:>3}  {:<44}", "", "", chunk.join(", "));
             let _ = writeln!(out, "{}", row.trim_end());
+        }
+    }
+    drains_text(out, c, p);
+}
+
+/// Per wave, the nodes it drains and what is known to stand in the way.
+fn drains_text(out: &mut String, c: &Change, p: Paint) {
+    for w in c.waves.iter().filter(|w| !w.drains.is_empty()) {
+        let _ = writeln!(out, "    wave {} drains:", w.index);
+        for d in &w.drains {
+            match &d.node {
+                Some(node) => {
+                    let _ = writeln!(
+                        out,
+                        "      {node} ({}): {}",
+                        d.instance,
+                        super::plural(d.pods as usize, "pod", "pods")
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "      {} (no Node registered: nothing to drain)", d.instance);
+                }
+            }
+            for b in &d.blockers {
+                let mark = if b.blocks { p.paint(RED, "blocked") } else { p.paint(YELLOW, "warning") };
+                let _ = writeln!(out, "        {mark}: pod {}: {}", b.pod, b.detail);
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use drydock_plan::{ActionKind, AttrChange, Change, Drift, Plan};
 
 /// The version of this format: the major changes when a field is removed or changes
 /// meaning, the minor when a field is added.
-pub const JSON_FORMAT_VERSION: &str = "1.0";
+pub const JSON_FORMAT_VERSION: &str = "1.1";
 
 /// The plan as pretty JSON with a trailing newline.
 pub fn render(plan: &Plan) -> String {
@@ -44,6 +44,7 @@ pub fn to_value(plan: &Plan) -> Value {
         "changes": plan.changes.iter().map(|c| change(plan, c)).collect::<Vec<_>>(),
         "drift": plan.drift.iter().map(drift).collect::<Vec<_>>(),
         "forgotten_clusters": plan.forgotten_clusters().map(|c| c.address.clone()).collect::<Vec<_>>(),
+        "warnings": plan.warnings,
     })
 }
 
@@ -122,6 +123,7 @@ fn change(plan: &Plan, c: &Change) -> Value {
                 "floor": w.floor,
                 "ceiling": w.ceiling,
                 "eta_ms": eta,
+                "drains": w.drains,
             })
         })
         .collect();

@@ -187,7 +187,7 @@ fn head(plan: &Plan) -> String {
             plural(groups.len(), "node group", "node groups"),
         );
     }
-    let mut warnings = vec![];
+    let mut warnings: Vec<String> = plan.warnings.iter().map(|w| html(w)).collect();
     let deleted: Vec<&Change> = plan.changes.iter().filter(|c| c.kind() == ActionKind::Delete).collect();
     if !deleted.is_empty() {
         let n: usize = deleted.iter().map(|c| c.nodes_replaced()).sum();
@@ -221,6 +221,10 @@ fn head(plan: &Plan) -> String {
         out.push('\n');
     }
     out
+}
+
+fn nodes_pods(n: u32) -> String {
+    plural(n as usize, "pod", "pods")
 }
 
 /// Up to [`WARN_NAMES`] addresses as code, then how many more.
@@ -378,6 +382,20 @@ fn change_detail(c: &Change) -> String {
                 w.ceiling,
                 format_duration(eta)
             );
+        }
+        for w in c.waves.iter().filter(|w| !w.drains.is_empty()) {
+            let _ = writeln!(out, "\nWave {} drains:\n", w.index);
+            for d in &w.drains {
+                let node = match &d.node {
+                    Some(n) => format!("{} ({}): {}", code(n), code(&d.instance), nodes_pods(d.pods)),
+                    None => format!("{}: no Node registered, nothing to drain", code(&d.instance)),
+                };
+                let _ = writeln!(out, "- {node}");
+                for b in &d.blockers {
+                    let mark = if b.blocks { "**blocked**" } else { "warning" };
+                    let _ = writeln!(out, "  - {mark}: pod {}: {}", code(&b.pod), html(&b.detail));
+                }
+            }
         }
     }
     out.push_str("\n</details>\n\n");

@@ -9,6 +9,7 @@
 //! library crate that builds provider and backend implementations (so the SDKs stay at this
 //! edge, see `tests/layering.rs`).
 
+pub mod kubernetes;
 pub mod outputs;
 pub mod saved;
 
@@ -169,6 +170,47 @@ pub fn sim_world(config_dir: &Path) -> PathBuf {
     config_dir.join(".drydock").join("sim-world.json")
 }
 
+/// The simulated cloud's configuration from a `provider "sim"` block.
+fn sim_config(s: &drydock_config::SimSettings) -> drydock_sim::SimConfig {
+    let defaults = drydock_sim::SimConfig::default();
+    drydock_sim::SimConfig {
+        boot_time_ms: s.boot_time_ms,
+        detection_delay_ms: s.detection_delay_ms,
+        failure_rate: s.failure_rate,
+        bad_images: s.bad_images.clone(),
+        seed: s.seed,
+        join_delay_ms: s.join_delay_ms.unwrap_or(defaults.join_delay_ms),
+        pod_start_ms: s.pod_start_ms.unwrap_or(defaults.pod_start_ms),
+        pods_per_node: s.pods_per_node.unwrap_or(defaults.pods_per_node),
+        workloads: s.workloads.iter().map(sim_workload).collect(),
+        ..defaults
+    }
+}
+
+fn sim_workload(w: &drydock_config::SimWorkload) -> drydock_sim::Workload {
+    let d = drydock_sim::Workload::default();
+    drydock_sim::Workload {
+        name: w.name.clone(),
+        namespace: w.namespace.clone().unwrap_or(d.namespace),
+        cluster: w.cluster.clone(),
+        kind: match w.kind.as_str() {
+            "statefulset" => drydock_sim::WorkloadKind::StatefulSet,
+            "daemonset" => drydock_sim::WorkloadKind::DaemonSet,
+            "pod" => drydock_sim::WorkloadKind::Pod,
+            _ => drydock_sim::WorkloadKind::Deployment,
+        },
+        replicas: w.replicas.unwrap_or(d.replicas),
+        min_available: w.min_available.clone(),
+        max_unavailable: w.max_unavailable.clone(),
+        empty_dir: w.empty_dir,
+        grace_period_s: w.grace_period_s.unwrap_or(d.grace_period_s),
+        stop_ms: w.stop_ms.unwrap_or(d.stop_ms),
+        never_terminates: w.never_terminates,
+        do_not_disrupt: w.do_not_disrupt,
+        node_selector: w.node_selector.clone(),
+    }
+}
+
 /// The providers the model configures, by reference. Builds no SDK client: that waits for
 /// the first call, so commands that do not use AWS never pay for it.
 pub fn providers(model: &Model, config_dir: &Path) -> Result<Providers, String> {
@@ -177,15 +219,7 @@ pub fn providers(model: &Model, config_dir: &Path) -> Result<Providers, String> 
         let provider: Arc<dyn Provider> = match &p.settings {
             ProviderSettings::Sim(s) => {
                 let mode = drydock_sim::ClockMode::from_env().map_err(|e| e.to_string())?;
-                let config = drydock_sim::SimConfig {
-                    boot_time_ms: s.boot_time_ms,
-                    detection_delay_ms: s.detection_delay_ms,
-                    failure_rate: s.failure_rate,
-                    bad_images: s.bad_images.clone(),
-                    seed: s.seed,
-                    ..Default::default()
-                };
-                Arc::new(drydock_sim::SimProvider::new(sim_world(config_dir), config, mode))
+                Arc::new(drydock_sim::SimProvider::new(sim_world(config_dir), sim_config(s), mode))
             }
             ProviderSettings::Aws(s) => Arc::new(drydock_aws::AwsProvider::new(drydock_aws::AwsConfig {
                 region: s.region.clone(),
@@ -219,16 +253,26 @@ pub async fn observe_all(providers: &Providers, lineage: &str) -> Result<BTreeMa
     Ok(out)
 }
 
-/// Plans the workspace against `state` (observing the cloud unless refresh is off), with
-/// the providers it built.
-pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> Result<(Plan, Providers), String> {
+/// A plan and what was built to make it: the providers and the clusters' Kubernetes APIs,
+/// which the executor then uses.
+pub struct Planned {
+    pub plan: Plan,
+    pub providers: Providers,
+    pub kubernetes: kubernetes::Kubes,
+}
+
+/// Plans the workspace against `state` (observing the cloud, and the Kubernetes API of each
+/// cluster that has one, unless refresh is off), with the providers it built.
+pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> Result<Planned, String> {
     let providers = providers(&ws.model, &ws.config_dir)?;
+    let kubes = kubernetes::clients(&ws.model, &ws.config_dir).await?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
     let observed = match (ws.refresh, state) {
         (false, Some(s)) => drydock_plan::observed_from_state(s, &ws.model),
         (false, None) => BTreeMap::new(),
         (true, _) => observe_all(&providers, &lineage).await?,
     };
+    let kube_observed = if ws.refresh && !destroy { kubernetes::observe(&kubes).await? } else { BTreeMap::new() };
     let input = PlanInput {
         model: &ws.model,
         state,
@@ -239,10 +283,11 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         config_path: ws.config_path.display().to_string(),
         destroy,
         refreshed: ws.refresh,
+        kubernetes: &kube_observed,
         now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
     let plan = drydock_plan::plan(&input).map_err(|errs| {
         errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
     })?;
-    Ok((plan, providers))
+    Ok(Planned { plan, providers, kubernetes: kubes })
 }
