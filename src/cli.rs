@@ -240,6 +240,11 @@ pub enum SimCommand {
         /// Fail every instance in the zone and keep it down until `sim restore-zone`.
         #[arg(long)]
         zone: Option<String>,
+        /// Stop the kubelet instead (with --instance, or --node-group and --count): the Node
+        /// goes Ready=Unknown while its instance keeps running and passing the cloud's checks;
+        /// an instance whose Node has not registered yet never registers.
+        #[arg(long, conflicts_with = "zone")]
+        kubelet: bool,
         /// Fail this long from now on the simulated cloud's clock (`30s`, `2m`), whatever runs
         /// meanwhile (an apply in the middle of a rollout); what fails is chosen then.
         #[arg(long, value_name = "DURATION", value_parser = parse_after)]
@@ -359,8 +364,11 @@ fn dispatch(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::watch_cmd(&args, style),
         Command::Sim { command } => match command {
             SimCommand::Status { path, json } => sim::status(&path, json),
-            SimCommand::Fail { path, node_group, cluster, count, instance, zone, after } => {
+            SimCommand::Fail { path, node_group, cluster, count, instance, zone, kubelet, after } => {
                 let target = match (node_group, instance, zone) {
+                    (node_group, instance, None) if kubelet => {
+                        drydock_sim::FailTarget::Kubelet { instance, cluster, node_group, count }
+                    }
                     (Some(node_group), _, _) => drydock_sim::FailTarget::NodeGroup { cluster, node_group, count },
                     (_, Some(id), _) => drydock_sim::FailTarget::Instance(id),
                     (_, _, Some(z)) => drydock_sim::FailTarget::Zone(z),

@@ -1046,75 +1046,87 @@ impl Executor {
             None => 0,
         };
         let budget = self.budgets.lock().unwrap_or_else(|e| e.into_inner()).get(&c.cluster).cloned();
-        for w in &c.waves {
-            self.check_interrupt()?;
-            // The wave's nodes count against the cluster's budget until the wave is done.
-            let replacing = (w.add as usize).max(w.remove_first.len() + w.remove_after.len()).max(1);
-            let _permit = match &budget {
-                Some((sem, total)) => {
-                    // A wave bigger than the whole budget (the planner keeps them within it)
-                    // takes all of it rather than waiting forever.
-                    let n = replacing.min(*total).min(u32::MAX as usize) as u32;
-                    Some(Arc::clone(sem).acquire_many_owned(n).await.map_err(|_| ApplyError::Interrupted)?)
-                }
-                None => None,
-            };
-            self.progress.line(&format!(
-                "{}: wave {}/{}: +{} -{} (floor {}, ceiling {})",
-                c.address,
-                w.index,
-                total_waves,
-                w.add,
-                w.remove_first.len() + w.remove_after.len(),
-                w.floor,
-                w.ceiling
-            ));
-            removed.extend(self.remove_old(p, c, &w.remove_first, c.role).await?);
-            let mut want = BTreeMap::new();
-            if w.add > 0 {
-                match c.role {
-                    Role::ControlPlane => {
-                        // One new member group per node added.
-                        for _ in 0..w.add {
-                            let Some(g) = members.next() else { break };
-                            self.create_group(p, c, t, &g.name, &g.settings).await?;
-                            want.insert(g.name.clone(), 1);
+        let waves: Result<(), ApplyError> = async {
+            for w in &c.waves {
+                self.check_interrupt()?;
+                // The wave's nodes count against the cluster's budget until the wave is done.
+                let replacing = (w.add as usize).max(w.remove_first.len() + w.remove_after.len()).max(1);
+                let _permit = match &budget {
+                    Some((sem, total)) => {
+                        // A wave bigger than the whole budget (the planner keeps them within it)
+                        // takes all of it rather than waiting forever.
+                        let n = replacing.min(*total).min(u32::MAX as usize) as u32;
+                        Some(Arc::clone(sem).acquire_many_owned(n).await.map_err(|_| ApplyError::Interrupted)?)
+                    }
+                    None => None,
+                };
+                self.progress.line(&format!(
+                    "{}: wave {}/{}: +{} -{} (floor {}, ceiling {})",
+                    c.address,
+                    w.index,
+                    total_waves,
+                    w.add,
+                    w.remove_first.len() + w.remove_after.len(),
+                    w.floor,
+                    w.ceiling
+                ));
+                removed.extend(self.remove_old(p, c, &w.remove_first, c.role).await?);
+                let mut want = BTreeMap::new();
+                if w.add > 0 {
+                    match c.role {
+                        Role::ControlPlane => {
+                            // One new member group per node added.
+                            for _ in 0..w.add {
+                                let Some(g) = members.next() else { break };
+                                self.create_group(p, c, t, &g.name, &g.settings).await?;
+                                want.insert(g.name.clone(), 1);
+                            }
+                        }
+                        Role::Worker => {
+                            new_desired += w.add;
+                            let mut s = new_group.settings.clone();
+                            s.min = 0;
+                            s.max = s.max.max(new_desired);
+                            s.desired = new_desired;
+                            if observed.groups.iter().any(|g| g.name == new_group.name)
+                                || self.exists(p, c, &new_group.name).await?
+                            {
+                                let now = p.clock().now_ms();
+                                let id = self
+                                    .ledger
+                                    .begin(
+                                        "update_group",
+                                        &c.address,
+                                        &new_group.name,
+                                        serde_json::json!({ "desired": new_desired }),
+                                        now,
+                                    )
+                                    .await?;
+                                p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
+                                crash_point();
+                                self.ledger
+                                    .settle(id, Some(touch(c)), |st| record_group(st, c, t, &new_group.name))
+                                    .await?;
+                            } else {
+                                self.create_group(p, c, t, &new_group.name, &s).await?;
+                            }
+                            want.insert(new_group.name.clone(), new_desired);
                         }
                     }
-                    Role::Worker => {
-                        new_desired += w.add;
-                        let mut s = new_group.settings.clone();
-                        s.min = 0;
-                        s.max = s.max.max(new_desired);
-                        s.desired = new_desired;
-                        if observed.groups.iter().any(|g| g.name == new_group.name)
-                            || self.exists(p, c, &new_group.name).await?
-                        {
-                            let now = p.clock().now_ms();
-                            let id = self
-                                .ledger
-                                .begin(
-                                    "update_group",
-                                    &c.address,
-                                    &new_group.name,
-                                    serde_json::json!({ "desired": new_desired }),
-                                    now,
-                                )
-                                .await?;
-                            p.update_group(&new_group.name, &s).await.map_err(Self::err(c))?;
-                            crash_point();
-                            self.ledger
-                                .settle(id, Some(touch(c)), |st| record_group(st, c, t, &new_group.name))
-                                .await?;
-                        } else {
-                            self.create_group(p, c, t, &new_group.name, &s).await?;
-                        }
-                        want.insert(new_group.name.clone(), new_desired);
-                    }
+                    self.wait_healthy(p, c, &want, timeout).await?;
                 }
-                self.wait_healthy(p, c, &want, timeout).await?;
+                removed.extend(self.remove_old(p, c, &w.remove_after, c.role).await?);
             }
-            removed.extend(self.remove_old(p, c, &w.remove_after, c.role).await?);
+            Ok(())
+        }
+        .await;
+        if let Err(e) = waves {
+            // The Nodes of instances already terminated go all the same (best effort: the
+            // error reported is the rollout's).
+            if !removed.is_empty() {
+                let _ = self.delete_nodes(p, c, &removed).await;
+            }
+            return Err(e);
         }
         // Control-plane members the waves did not reach (none are expected) are created too.
         if c.role == Role::ControlPlane {

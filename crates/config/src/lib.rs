@@ -952,6 +952,7 @@ impl<'s> Cx<'s> {
                         never_terminates: wb("never_terminates"),
                         do_not_disrupt: wb("do_not_disrupt"),
                         node_selector: str_map(wl.get("node_selector")),
+                        pdb_selector: str_map(wl.get("pdb_selector")),
                     });
                 }
                 ProviderSettings::Sim(SimSettings {

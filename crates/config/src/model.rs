@@ -94,6 +94,8 @@ pub struct SimWorkload {
     pub never_terminates: bool,
     pub do_not_disrupt: bool,
     pub node_selector: BTreeMap<String, String>,
+    /// The budget's selector; empty: the workload's own pods (`app: NAME`).
+    pub pdb_selector: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -234,6 +234,7 @@ pub static WORKLOAD: Schema = Schema {
         a("never_terminates", Ty::Bool),
         a("do_not_disrupt", Ty::Bool),
         a("node_selector", Ty::StrMap),
+        a("pdb_selector", Ty::StrMap),
     ],
     blocks: &[],
     open: false,

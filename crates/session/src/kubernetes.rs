@@ -80,7 +80,6 @@ pub async fn clients(model: &Model, config_dir: &Path) -> Result<Kubes, String> 
                     Arc::new(drydock_sim::SimProvider::new(crate::sim_world(config_dir), crate::sim_config(s), mode));
                 let endpoint = sim
                     .kubernetes(c.owner_name())
-                    .await
                     .map_err(|e| format!("{}: the simulated Kubernetes API: {e}", c.address))?;
                 let label = format!("simulated cluster {}", c.owner_name());
                 let client = drydock_kube::KubeClient::from_endpoint(&endpoint.url, &endpoint.token, &label)

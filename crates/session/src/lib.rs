@@ -208,6 +208,7 @@ fn sim_workload(w: &drydock_config::SimWorkload) -> drydock_sim::Workload {
         never_terminates: w.never_terminates,
         do_not_disrupt: w.do_not_disrupt,
         node_selector: w.node_selector.clone(),
+        pdb_selector: w.pdb_selector.clone(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! How the simulated cloud behaves (`SimConfig`) and which time it runs on (`ClockMode`).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -31,6 +32,15 @@ pub struct SimConfig {
     /// Seeds the random numbers of a new world (instance ids, crashes); a world keeps its own
     /// random state afterwards, so changing the seed does not change an existing world.
     pub seed: u64,
+    /// From an instance becoming running (and healthy) to its Node registering.
+    pub join_delay_ms: u64,
+    /// How many pods that are not DaemonSet pods one node runs (the scheduler's capacity).
+    pub pods_per_node: u32,
+    /// From a pod bound to a Ready node to the pod Running and Ready.
+    pub pod_start_ms: u64,
+    /// What runs in the clusters: each workload's controller keeps its pods (see the crate
+    /// docs). A change of workloads reconciles at once.
+    pub workloads: Vec<Workload>,
 }
 
 impl Default for SimConfig {
@@ -42,6 +52,110 @@ impl Default for SimConfig {
             failure_rate: 0.0,
             bad_images: Vec::new(),
             seed: 0,
+            join_delay_ms: 3_000,
+            pods_per_node: 110,
+            pod_start_ms: 2_000,
+            workloads: Vec::new(),
+        }
+    }
+}
+
+/// Something that runs pods in the simulated clusters, with its controller's behaviour and
+/// (when `min_available` or `max_unavailable` is set) a PodDisruptionBudget named after it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(default)]
+pub struct Workload {
+    /// Its name; its pods are labelled `app: NAME`. A workload without a name is ignored, and
+    /// so is a second one of the same namespace and name.
+    pub name: String,
+    pub namespace: String,
+    /// The cluster (an ownership cluster name) it runs in; `None`: every cluster of the world
+    /// (every cluster in which a Node has registered).
+    pub cluster: Option<String>,
+    pub kind: WorkloadKind,
+    /// How many pods (ignored for a DaemonSet, which runs one on every node).
+    pub replicas: u32,
+    /// The budget's `spec.minAvailable`: an integer (`"5"`) or a percentage (`"80%"`).
+    pub min_available: Option<String>,
+    /// The budget's `spec.maxUnavailable` (used only when `min_available` is not set, as the
+    /// API server allows only one of them).
+    pub max_unavailable: Option<String>,
+    /// The budget's selector (`matchLabels`); empty: `app: NAME`, this workload's pods. A
+    /// budget may select another workload's pods, so that a pod has two budgets.
+    pub pdb_selector: BTreeMap<String, String>,
+    /// Its pods mount an `emptyDir` volume.
+    pub empty_dir: bool,
+    /// `terminationGracePeriodSeconds`.
+    pub grace_period_s: u64,
+    /// How long its pods take to exit once asked to stop; a pod is gone after the shorter of
+    /// this and its grace period (the request's, when the delete or eviction gives one).
+    pub stop_ms: u64,
+    /// Its pods never exit once asked to stop: they stay Terminating until their node's
+    /// instance is gone (a stuck pod), unless deleted with a grace period of 0.
+    pub never_terminates: bool,
+    /// Its pods carry the annotation `drydock.dev/do-not-disrupt: "true"`.
+    pub do_not_disrupt: bool,
+    /// `spec.nodeSelector`: the node labels its pods need.
+    pub node_selector: BTreeMap<String, String>,
+}
+
+impl Default for Workload {
+    fn default() -> Workload {
+        Workload {
+            name: String::new(),
+            namespace: "default".to_string(),
+            cluster: None,
+            kind: WorkloadKind::Deployment,
+            replicas: 1,
+            min_available: None,
+            max_unavailable: None,
+            pdb_selector: BTreeMap::new(),
+            empty_dir: false,
+            grace_period_s: 30,
+            stop_ms: 1_000,
+            never_terminates: false,
+            do_not_disrupt: false,
+            node_selector: BTreeMap::new(),
+        }
+    }
+}
+
+impl Workload {
+    /// Whether it has a PodDisruptionBudget.
+    pub fn has_budget(&self) -> bool {
+        self.min_available.is_some() || self.max_unavailable.is_some()
+    }
+}
+
+/// Which controller keeps a workload's pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    /// `replicas` pods named `NAME-HASH-XXXXX`, owned by the ReplicaSet `NAME-HASH`; a pod
+    /// that terminates or is killed is replaced at once.
+    #[default]
+    Deployment,
+    /// `replicas` pods named `NAME-0`, `NAME-1`…; an ordinal is made again once its old pod
+    /// is gone.
+    #[serde(alias = "stateful_set")]
+    StatefulSet,
+    /// One pod on every registered Node of the cluster whose instance is alive (pending or
+    /// running) and which matches the node selector; tolerates every taint.
+    #[serde(alias = "daemon_set")]
+    DaemonSet,
+    /// `replicas` bare pods `NAME-0`, `NAME-1`… without a controller: made once, never
+    /// replaced.
+    Pod,
+}
+
+impl WorkloadKind {
+    /// The kind of its pods' controller owner reference (`None` for bare pods).
+    pub fn owner_kind(self) -> Option<&'static str> {
+        match self {
+            WorkloadKind::Deployment => Some("ReplicaSet"),
+            WorkloadKind::StatefulSet => Some("StatefulSet"),
+            WorkloadKind::DaemonSet => Some("DaemonSet"),
+            WorkloadKind::Pod => None,
         }
     }
 }
@@ -118,5 +232,30 @@ mod tests {
     fn config_reads_with_missing_fields_defaulted() {
         let config: SimConfig = serde_json::from_str(r#"{"seed": 7}"#).unwrap();
         assert_eq!(config, SimConfig { seed: 7, ..SimConfig::default() });
+    }
+
+    #[test]
+    fn workloads_read_with_defaults_and_kinds_in_lowercase() {
+        let config: SimConfig = serde_json::from_str(
+            r#"{"workloads": [{"name": "web", "replicas": 3, "min_available": "2"},
+                {"name": "db", "kind": "statefulset"}, {"name": "agent", "kind": "daemonset"},
+                {"name": "job", "kind": "pod", "namespace": "batch"}]}"#,
+        )
+        .unwrap();
+        let w = &config.workloads;
+        assert_eq!(
+            w[0],
+            Workload { name: "web".into(), replicas: 3, min_available: Some("2".into()), ..Workload::default() }
+        );
+        assert!(w[0].has_budget());
+        assert_eq!((w[0].namespace.as_str(), w[0].grace_period_s, w[0].stop_ms), ("default", 30, 1_000));
+        let kinds: Vec<WorkloadKind> = w.iter().map(|w| w.kind).collect();
+        assert_eq!(
+            kinds,
+            [WorkloadKind::Deployment, WorkloadKind::StatefulSet, WorkloadKind::DaemonSet, WorkloadKind::Pod]
+        );
+        assert_eq!(serde_json::to_value(WorkloadKind::StatefulSet).unwrap(), "statefulset");
+        assert_eq!(w[3].namespace, "batch");
+        assert_eq!((config.join_delay_ms, config.pods_per_node, config.pod_start_ms), (3_000, 110, 2_000));
     }
 }

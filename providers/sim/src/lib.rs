@@ -22,7 +22,8 @@
 //!
 //! The snapshot is compact JSON holding a format version, the clock mode, the current time, the
 //! [`SimConfig`] of the provider that last operated on it, the random state, the zones that are
-//! down, every group with its instances, and the capacity timeline. Its layout beyond
+//! down, every group with its instances, the capacity timeline, and the simulated clusters (their
+//! Nodes, Pods and PodDisruptionBudgets, and the disruption audit). Its layout beyond
 //! [`status`] and [`timeline`] is this crate's business; worlds of version 1 (bare JSON) are
 //! still read, and rewritten in the current format by their next change.
 //!
@@ -68,12 +69,157 @@
 //! # Failures
 //!
 //! [`fail`] crashes instances (one, some of a node group, or all of a zone, which also marks the
-//! zone down); [`schedule_fail`] does the same at a later moment of the world's time (an event
-//! like any other, fired after the instances' events of that moment); [`restore_zone`] brings
-//! a zone back.
+//! zone down) or kubelets ([`FailTarget::Kubelet`]); [`schedule_fail`] does the same at a later
+//! moment of the world's time (an event like any other, fired after the instances' events of
+//! that moment); [`restore_zone`] brings a zone back.
+//!
+//! # Kubernetes
+//!
+//! Each cluster of the world (an instance's cluster is its group's `ownership.cluster`) is also
+//! a simulated Kubernetes cluster, evolved by the same event queue and settling as the
+//! instances, through ops only (the API's writes are ops too), so every process replays it
+//! alike. All of one moment happens in this order: instances' events, scheduled failures, then
+//! Kubernetes' events (Nodes joining, pods starting, pods exiting; by time, then kind, then
+//! name); then groups reconcile, then controllers, then the scheduler.
+//!
+//! ## Nodes
+//!
+//! - `join_delay_ms` after an instance becomes running and healthy, its kubelet registers its
+//!   Node: named `ip-10-A-B-C.sim.internal` after a private address derived from the instance id
+//!   (the first free one of the cluster from there on: unique and stable, and, as on EC2, not
+//!   the instance id, so that a client must map Nodes to instances by `spec.providerID`, which
+//!   is `sim:///ZONE/INSTANCE-ID`). Labels: `kubernetes.io/hostname`, `kubernetes.io/os=linux`,
+//!   `kubernetes.io/arch=amd64`, `topology.kubernetes.io/zone`,
+//!   `node.kubernetes.io/instance-type`, then the group's `spec.labels`; taints: the group's
+//!   `spec.taints` (`key=value:Effect` or `key:Effect`; others skipped); `Ready=True` from then;
+//!   a uid from the world's random numbers; `status.nodeInfo.kubeletVersion` the group's
+//!   Kubernetes version. An instance of one of `bad_images` never registers.
+//! - An instance that crashes (a zone failure crashes its instances) or whose kubelet fails
+//!   ([`FailTarget::Kubelet`]: the instance keeps running and healthy, which is what the cloud's
+//!   health checks miss): its Node goes `Ready=Unknown` at once (the pressure conditions too),
+//!   its pods not ready, its pods not started never start, and its pods terminating stay
+//!   Terminating until the instance is gone. Neither ever recovers; an instance that crashes or
+//!   loses its kubelet before joining never joins.
+//! - An instance terminated (its shutting down starts, or its group deleted): its Node goes
+//!   `Ready=Unknown` and every pod bound to it is killed (removed at once; controllers replace
+//!   them). The Node object itself stays, orphaned, until someone deletes it through the API.
+//! - A Node deleted through the API takes the pods still bound to it (the pod garbage
+//!   collector's rule); if its instance still runs a working kubelet, the Node registers again
+//!   `join_delay_ms` later, as a real kubelet does.
+//!
+//! ## Workloads and pods
+//!
+//! [`SimConfig::workloads`] say what runs ([`Workload`]); a workload without a cluster runs in
+//! every cluster in which a Node has registered. A change of workloads (a provider with another
+//! configuration) reconciles at once. Each workload's controller keeps its pods:
+//!
+//! - Deployment: `replicas` pods that are not terminating, named `NAME-HASH-XXXXX` (`HASH`: 10
+//!   hex digits of the namespace and name, also the `pod-template-hash` label; `XXXXX` from the
+//!   world's random numbers), owned by the ReplicaSet `NAME-HASH`; a pod that starts
+//!   terminating or is killed is replaced at once; scaling in stops unscheduled, then pending,
+//!   then unready, then the newest pods.
+//! - StatefulSet: `NAME-0` … `NAME-(replicas-1)`, owned by the StatefulSet `NAME`; an ordinal is
+//!   made again once its old pod is gone (not while it terminates: the name is taken, as in
+//!   Kubernetes).
+//! - DaemonSet: `NAME-XXXXX` on every registered Node whose instance is alive (pending or
+//!   running) and whose labels match the node selector, bound at creation (it tolerates every
+//!   taint and cordons); a new one once the old one there is gone.
+//! - Pod: `replicas` bare pods `NAME-0` …, made once and never replaced.
+//!
+//! Pods are labelled `app: NAME` (plus the controller's labels), carry a controller owner
+//! reference (none for bare pods), the workload's `terminationGracePeriodSeconds`, an
+//! `emptyDir` volume if asked, and `drydock.dev/do-not-disrupt: "true"` if asked. Uids come
+//! from the world's random numbers.
+//!
+//! ## Scheduling
+//!
+//! At every settle where something changed (pods waiting, nodes joining or patched, room freed),
+//! the pending pods of a cluster, oldest first, are bound each to a Node that is Ready, not
+//! unschedulable, without a `NoSchedule`/`NoExecute` taint, matching the pod's node selector,
+//! and holding fewer than `pods_per_node` pods that are not DaemonSet pods (terminating ones
+//! count); preferring nodes without a `PreferNoSchedule` taint, then the fewest such pods, then
+//! the name. A pod that fits nowhere stays Pending. A bound pod is Running and Ready
+//! `pod_start_ms` later if its node is Ready then.
+//!
+//! ## Disruption budgets, deletion and eviction
+//!
+//! A workload with `min_available` or `max_unavailable` has a PodDisruptionBudget of its name
+//! selecting `app: NAME` (or its `pdb_selector`). Its status is computed when asked, as the
+//! disruption controller would, but synchronously, so that a burst of evictions can never take
+//! a budget below its minimum: `expectedPods` sums, over the controllers of the pods it selects,
+//! their replicas (a DaemonSet's or bare pods' own count); `desiredHealthy` is `minAvailable`
+//! (a percentage of `expectedPods` rounded up) or `expectedPods - maxUnavailable` (a percentage
+//! rounded up); `currentHealthy` counts the selected pods Ready and not terminating;
+//! `disruptionsAllowed` is `max(0, currentHealthy - desiredHealthy)`, 0 when nothing is
+//! expected.
+//!
+//! A pod deleted (DELETE, an eviction, or its controller) gets a `deletionTimestamp` (the
+//! request time plus its grace period: the request's `gracePeriodSeconds`, else the pod's) and
+//! is gone `min(stop_ms, grace)` later, unless it never terminates or its node is not Ready
+//! (then it stays Terminating until its instance is gone). A grace period of 0, or a pod never
+//! scheduled, is gone at once; a second deletion may only shorten the grace period. The
+//! Eviction API follows the API server's `eviction.go`: an absent pod is 404, a uid
+//! precondition that does not match 409; a pod that is Pending or terminating is deleted
+//! without a budget check; no budget: deleted; more than one: 500; one: a pod that is not
+//! Ready may go while `currentHealthy >= desiredHealthy`, otherwise it goes only if
+//! `disruptionsAllowed > 0`, else 429 naming the budget and its numbers.
+//!
+//! ## The disruption audit
+//!
+//! The world keeps (bounded by [`VIOLATION_LIMIT`]) every [`Violation`]: a budget whose
+//! `currentHealthy` fell, and is below `desiredHealthy`, because of an eviction, a deletion or
+//! the termination of an instance; and every instance terminated while pods that are not
+//! DaemonSet pods (terminating ones included) were still bound to its Node. Crashes, zone
+//! outages and kubelet failures are nobody's choice and are not recorded, nor is terminating an
+//! instance whose Node was not Ready (its pods were lost already). [`violations`] and
+//! [`status`] read it.
+//!
+//! ## The API server
+//!
+//! [`SimProvider::kubernetes`] starts, once per provider and cluster, an HTTP/1.1 server on
+//! `127.0.0.1` (a free port) serving that cluster's objects in Kubernetes' JSON shapes
+//! (k8s-openapi's types), so that kube-rs talks to it as to a real cluster; [`serve`] serves
+//! every cluster of a world and writes a [`kubeconfig`] (for `drydock sim serve`). Each server
+//! wants `Authorization: Bearer TOKEN` (a random token per server; else 401), and each request
+//! reads or changes the world under its lock as a provider operation does, so other processes'
+//! changes are seen and the clock is the world's (timestamps are RFC 3339 at second precision
+//! from the world's milliseconds since the UNIX epoch; virtual time 0 is
+//! `1970-01-01T00:00:00Z`). Routes (anything else 404, a wrong method 405, all errors as the API
+//! server's `Status` objects):
+//!
+//! - `GET /api/v1/nodes`, `GET|PATCH|DELETE /api/v1/nodes/NAME`: PATCH takes
+//!   `application/merge-patch+json` or `application/strategic-merge-patch+json` (others 415),
+//!   both applied as a merge patch to `metadata.labels` and `metadata.annotations` (null
+//!   removes), `spec.unschedulable` and `spec.taints` (replaced whole; an unknown effect is 422);
+//!   `metadata.resourceVersion`, if given, must match (else 409).
+//! - `GET /api/v1/pods`, `GET /api/v1/namespaces/NS/pods`, with `labelSelector` (`k=v`, `k!=v`,
+//!   `k in (…)`, `k notin (…)`, `k`, `!k`), `fieldSelector` (`spec.nodeName`, `metadata.name`,
+//!   `metadata.namespace`, `status.phase`; `=`, `==`, `!=`), `limit` and `continue`;
+//!   `GET|DELETE /api/v1/namespaces/NS/pods/NAME` (a `DeleteOptions` body or the
+//!   `gracePeriodSeconds` query: 200 with the pod).
+//! - `POST /api/v1/namespaces/NS/pods/NAME/eviction` (a policy/v1 `Eviction`: its
+//!   `deleteOptions.preconditions.uid` and `deleteOptions.gracePeriodSeconds`; a
+//!   `metadata.name` other than the URL's is 400): 201 with a `Success` status, or 404, 409,
+//!   429, 500 as above.
+//! - `GET /apis/policy/v1/poddisruptionbudgets`, `GET
+//!   /apis/policy/v1/namespaces/NS/poddisruptionbudgets[/NAME]`, with their status.
+//! - `GET /version`, `/healthz`, `/livez`, `/readyz` (without a token).
+//!
+//! Lists carry `kind`, `apiVersion` and `metadata.resourceVersion` (the world's count of
+//! Kubernetes changes; an object's is that of its last change). Malformed requests are 400
+//! (415 for an unknown patch type), a world that cannot be read 503; `watch` and `dryRun` are
+//! refused (400) rather than ignored.
+//!
+//! ## Status
+//!
+//! [`status`] (`drydock sim status --json`) gives the groups and instances, every Node, every
+//! Pod and the audit; [`Status`] documents its exact JSON.
 
+mod apiserver;
 mod config;
 mod error;
+mod kube;
+mod objects;
 mod provider;
 mod rng;
 mod status;
@@ -82,10 +228,12 @@ mod world;
 
 use std::path::Path;
 
-pub use config::{ClockMode, SimConfig, CLOCK_ENV};
+pub use apiserver::{kubeconfig, serve, SimEndpoint};
+pub use config::{ClockMode, SimConfig, Workload, WorkloadKind, CLOCK_ENV};
 pub use error::SimError;
+pub use kube::VIOLATION_LIMIT;
 pub use provider::SimProvider;
-pub use status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
+pub use status::{CapacityPoint, Cause, GroupStatus, InstanceStatus, NodeStatus, PodStatus, Status, Violation};
 pub use world::{zone_of, CRASH_WINDOW_MS, TIMELINE_LIMIT, WORLD_VERSION};
 
 use store::Cache;
@@ -103,6 +251,21 @@ pub enum FailTarget {
     /// Every running instance in the zone; the zone is down until [`restore_zone`], so that
     /// instances launched there stay pending.
     Zone(String),
+    /// The kubelet of instances that keep running and healthy (what the cloud's health checks
+    /// miss): their Node goes `Ready=Unknown` and its pods not ready, until the instance is
+    /// gone; an instance whose Node has not registered yet never registers. `instance`: that
+    /// one live instance; otherwise `count` running instances whose kubelet works, of the node
+    /// group and cluster given (any when not), chosen by the world's random numbers.
+    Kubelet {
+        #[serde(default)]
+        instance: Option<String>,
+        #[serde(default)]
+        cluster: Option<String>,
+        #[serde(default)]
+        node_group: Option<String>,
+        #[serde(default)]
+        count: u32,
+    },
 }
 
 /// The world now, for `drydock sim status`.
@@ -113,6 +276,17 @@ pub fn status(world_path: impl AsRef<Path>) -> Result<Status, SimError> {
 /// The capacity timeline, oldest point first.
 pub fn timeline(world_path: impl AsRef<Path>) -> Result<Vec<CapacityPoint>, SimError> {
     store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| w.timeline())
+}
+
+/// The disruption audit, oldest first: what [`Status::violations`] holds.
+pub fn violations(world_path: impl AsRef<Path>) -> Result<Vec<Violation>, SimError> {
+    store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| w.kube_status().2)
+}
+
+/// The clusters of the world (its groups' ownership clusters and the clusters its workloads
+/// name), sorted: what [`serve`] serves.
+pub fn clusters(world_path: impl AsRef<Path>) -> Result<Vec<String>, SimError> {
+    store::peek(world_path.as_ref(), &mut Cache::default(), |w| w.map(|w| w.cluster_names()).unwrap_or_default())
 }
 
 /// Crashes instances: they turn unhealthy at once and their groups replace them after the
@@ -163,6 +337,7 @@ fn change(world_path: &Path, op: Op) -> Result<Outcome, SimError> {
         Failure::Sim(e) => e,
         // Only provider operations are refused with a provider's error.
         Failure::Provider(e) => SimError::Worker(e.to_string()),
+        Failure::Kube(e) => SimError::Worker(e.message),
     })
 }
 

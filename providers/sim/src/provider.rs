@@ -1,5 +1,6 @@
 //! `SimProvider`: the `Provider` trait over a world file, and the clock that world runs on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,6 +10,7 @@ use drydock_provider::{
     ApiStats, Clock, CreateGroup, GroupSettings, Observed, ObservedGroup, Provider, ProviderError, SystemClock,
 };
 
+use crate::apiserver::{self, Running, Server, SimEndpoint};
 use crate::config::{ClockMode, SimConfig};
 use crate::store::{self, Cache, Settings};
 use crate::world::{Failure, Op, Outcome, World};
@@ -29,6 +31,9 @@ pub struct SimProvider {
     cache: Arc<Mutex<Cache>>,
     clock: Arc<dyn Clock>,
     stats: Mutex<ApiStats>,
+    /// The simulated clusters' API servers this provider started, by cluster (stopped when it
+    /// is dropped).
+    servers: Mutex<BTreeMap<String, Running>>,
 }
 
 impl SimProvider {
@@ -47,7 +52,7 @@ impl SimProvider {
                 last_ms: AtomicU64::new(0),
             }),
         };
-        SimProvider { path, settings, cache, clock, stats: Mutex::new(ApiStats::default()) }
+        SimProvider { path, settings, cache, clock, stats: Mutex::new(ApiStats::default()), servers: Mutex::default() }
     }
 
     pub fn world_path(&self) -> &Path {
@@ -60,6 +65,33 @@ impl SimProvider {
 
     pub fn mode(&self) -> ClockMode {
         self.settings.mode
+    }
+
+    /// The API server of the simulated cluster `cluster` (an ownership cluster name): started
+    /// on first use (on `127.0.0.1` and a free port, as a task of the current tokio runtime, so
+    /// this must be called within one), then the same until this provider is dropped. It serves
+    /// that cluster's objects only, wants the endpoint's token as `Authorization: Bearer`, and
+    /// reads and changes the world as this provider's operations do (its settings, its copy of
+    /// the world). A cluster without nodes yet is served empty.
+    pub fn kubernetes(&self, cluster: &str) -> Result<SimEndpoint, ProviderError> {
+        let mut servers = self.servers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(running) = servers.get(cluster).filter(|r| !r.is_finished()) {
+            return Ok(running.endpoint.clone());
+        }
+        let token = apiserver::random_token()
+            .map_err(|e| ProviderError::unavailable(format!("cannot read random bytes for a token: {e}")))?;
+        let server = Server {
+            cluster: cluster.to_string(),
+            token,
+            path: self.path.clone(),
+            settings: Some(self.settings.clone()),
+            cache: self.cache.clone(),
+        };
+        let running = apiserver::start(server)
+            .map_err(|e| ProviderError::unavailable(format!("cannot start the simulated API server: {e}")))?;
+        let endpoint = running.endpoint.clone();
+        servers.insert(cluster.to_string(), running);
+        Ok(endpoint)
     }
 
     /// Counts the call, then applies `op` (if any) to the world under its lock and reads the

@@ -1,22 +1,129 @@
 //! What `drydock sim status` and the tests read out of the world: a small status snapshot and
 //! the capacity timeline.
 
+use std::collections::BTreeMap;
+
+use drydock_provider::kube::{ConditionStatus, Taint};
 use drydock_provider::InstanceState;
 use serde::{Deserialize, Serialize};
 
 /// The world at one moment, small enough to print: live and shutting-down instances only
-/// (terminated instances are dropped from the world once gone).
+/// (terminated instances are dropped from the world once gone), and the simulated clusters'
+/// Nodes, Pods and disruption audit.
 ///
-/// Serialises exactly as
-/// `{"now_ms", "groups": [{"cluster", "node_group", "generation", "name", "min", "max",
-/// "desired", "instances": [{"id", "zone", "image", "instance_type", "state", "healthy",
-/// "launched_at_ms"}]}]}`.
+/// Serialises exactly as (every key always present; `null` where a value is absent):
+///
+/// ```text
+/// {"now_ms",
+///  "groups": [{"cluster", "node_group", "generation", "name", "min", "max", "desired",
+///              "instances": [{"id", "zone", "image", "instance_type", "state", "healthy",
+///                             "launched_at_ms"}]}],
+///  "nodes": [{"name", "cluster", "instance", "ready", "unschedulable", "labels": {…},
+///             "taints": [{"key", "value" (omitted when none), "effect"}]}],
+///  "pods": [{"cluster", "namespace", "name", "node", "owner_kind", "phase", "ready",
+///            "terminating"}],
+///  "violations": [{"kind": "budget", "t_ms", "cluster", "budget", "healthy", "desired",
+///                  "cause", "pod", "instance"}
+///               | {"kind": "bound_pods", "t_ms", "cluster", "instance", "node", "pods": […]}]}
+/// ```
+///
+/// `nodes` are sorted by name (then cluster), `pods` by namespace, name and cluster,
+/// `violations` oldest first. A node's `ready` is `"True"`, `"False"` or `"Unknown"`, its
+/// `instance` the instance id in its provider id (or `null`); a pod's `node` is `null` while
+/// unscheduled, its `owner_kind` `"ReplicaSet"`, `"StatefulSet"`, `"DaemonSet"` or `null` (a
+/// bare pod), its `phase` `"Pending"` or `"Running"`. See [`Violation`] for the audit.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub now_ms: u64,
     /// Sorted by cluster, node group, creation time and name, so that generations of one node
     /// group appear oldest first.
     pub groups: Vec<GroupStatus>,
+    /// Every Node object of every simulated cluster, including those whose instance is gone
+    /// (until someone deletes them).
+    #[serde(default)]
+    pub nodes: Vec<NodeStatus>,
+    #[serde(default)]
+    pub pods: Vec<PodStatus>,
+    /// The disruption audit, oldest first (the last [`VIOLATION_LIMIT`](crate::VIOLATION_LIMIT)).
+    #[serde(default)]
+    pub violations: Vec<Violation>,
+}
+
+/// One Node in a [`Status`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub name: String,
+    /// The cluster (its instance's group's ownership cluster).
+    pub cluster: String,
+    /// The instance id of its `spec.providerID` (`sim:///ZONE/ID`).
+    pub instance: Option<String>,
+    /// Its `Ready` condition.
+    pub ready: ConditionStatus,
+    pub unschedulable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+}
+
+/// One Pod in a [`Status`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PodStatus {
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+    /// `spec.nodeName`: `None` while unscheduled.
+    pub node: Option<String>,
+    /// The kind of its controller: `ReplicaSet`, `StatefulSet`, `DaemonSet`, or `None`.
+    pub owner_kind: Option<String>,
+    /// `Pending` or `Running`.
+    pub phase: String,
+    /// Its `Ready` condition is True.
+    pub ready: bool,
+    /// Being deleted (`metadata.deletionTimestamp` set).
+    pub terminating: bool,
+}
+
+/// An entry of the disruption audit: something a rollout must never do, recorded when it
+/// happens. Falls caused by crashes, zone outages or kubelet failures are not recorded (nobody
+/// chose them), nor are terminations of instances whose Node was not Ready (its pods were lost
+/// already).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Violation {
+    /// A PodDisruptionBudget's currentHealthy fell (and is now below its desiredHealthy)
+    /// because of an eviction or a deletion of `pod`, or the termination of `instance` (or
+    /// the deletion of its Node, a `deletion` with no pod).
+    Budget {
+        t_ms: u64,
+        cluster: String,
+        /// `namespace/name`.
+        budget: String,
+        /// currentHealthy and desiredHealthy just after.
+        healthy: i32,
+        desired: i32,
+        cause: Cause,
+        /// `namespace/name`.
+        pod: Option<String>,
+        instance: Option<String>,
+    },
+    /// An instance was terminated while pods that are not DaemonSet pods (terminating ones
+    /// included) were still bound to its Node: it was not drained, or not waited for.
+    BoundPods {
+        t_ms: u64,
+        cluster: String,
+        instance: String,
+        node: String,
+        /// `namespace/name`, sorted.
+        pods: Vec<String>,
+    },
+}
+
+/// What made a budget fall.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Eviction,
+    Deletion,
+    Termination,
 }
 
 /// One group in a [`Status`].

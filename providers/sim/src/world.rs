@@ -43,6 +43,7 @@ use drydock_provider::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClockMode, SimConfig};
+use crate::kube::{ApiError, Kube, Node, NodeChange, Pod};
 use crate::rng::Rng;
 use crate::status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
 use crate::{FailTarget, SimError};
@@ -91,6 +92,9 @@ pub(crate) struct World {
     /// Failures due later, in the order they were scheduled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scheduled: Vec<ScheduledFailure>,
+    /// The simulated clusters (`kube`).
+    #[serde(default, skip_serializing_if = "Kube::is_empty")]
+    pub kube: Kube,
     #[serde(skip)]
     index: Index,
 }
@@ -266,6 +270,34 @@ pub(crate) enum Op {
     RestoreZone {
         zone: String,
     },
+    /// The API server's writes to a cluster's objects (`kube`).
+    PatchNode {
+        cluster: String,
+        name: String,
+        change: NodeChange,
+    },
+    DeleteNode {
+        cluster: String,
+        name: String,
+    },
+    DeletePod {
+        cluster: String,
+        namespace: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_s: Option<u64>,
+    },
+    EvictPod {
+        cluster: String,
+        namespace: String,
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_s: Option<u64>,
+    },
 }
 
 /// What an op returns; the caller reads anything else from the world afterwards.
@@ -278,6 +310,10 @@ pub(crate) enum Outcome {
     Time(u64),
     /// Whether a zone was down.
     Restored(bool),
+    /// A node as patched, or as it was when deleted.
+    Node(Box<Node>),
+    /// A pod as deleted.
+    Pod(Box<Pod>),
 }
 
 /// Why an op was refused (it changed nothing).
@@ -285,6 +321,8 @@ pub(crate) enum Outcome {
 pub(crate) enum Failure {
     Provider(ProviderError),
     Sim(SimError),
+    /// A Kubernetes API error (the API server answers with its status).
+    Kube(ApiError),
 }
 
 impl From<Failure> for ProviderError {
@@ -292,6 +330,18 @@ impl From<Failure> for ProviderError {
         match f {
             Failure::Provider(e) => e,
             Failure::Sim(e) => e.into(),
+            Failure::Kube(e) => {
+                let kind = match e.code {
+                    404 => drydock_provider::ErrorKind::NotFound,
+                    409 => drydock_provider::ErrorKind::AlreadyExists,
+                    400 | 415 | 422 => drydock_provider::ErrorKind::InvalidInput,
+                    401 | 403 => drydock_provider::ErrorKind::Auth,
+                    429 => drydock_provider::ErrorKind::Throttled,
+                    503 => drydock_provider::ErrorKind::Unavailable,
+                    _ => drydock_provider::ErrorKind::Other,
+                };
+                ProviderError::new(kind, e.message)
+            }
         }
     }
 }
@@ -411,6 +461,7 @@ impl World {
             capacity: BTreeMap::new(),
             timeline: VecDeque::new(),
             scheduled: Vec::new(),
+            kube: Kube::default(),
             index: Index::default(),
         }
     }
@@ -429,7 +480,7 @@ impl World {
 
     /// How much work the world has done so far, in steps of about one instance changed.
     pub fn steps(&self) -> u64 {
-        self.index.steps
+        self.index.steps.saturating_add(self.kube.steps())
     }
 
     /// Applies one op. A refused op changes nothing.
@@ -465,6 +516,20 @@ impl World {
             Op::Fail(target) => self.fail(target).map(Outcome::Crashed).map_err(Failure::Sim),
             Op::ScheduleFail { target, after_ms } => Ok(Outcome::Time(self.schedule_fail(target.clone(), *after_ms))),
             Op::RestoreZone { zone } => Ok(Outcome::Restored(self.restore_zone(zone))),
+            Op::PatchNode { cluster, name, change } => {
+                self.api_patch_node(cluster, name, change).map(|n| Outcome::Node(Box::new(n))).map_err(Failure::Kube)
+            }
+            Op::DeleteNode { cluster, name } => {
+                self.api_delete_node(cluster, name).map(|n| Outcome::Node(Box::new(n))).map_err(Failure::Kube)
+            }
+            Op::DeletePod { cluster, namespace, name, uid, grace_s } => self
+                .api_delete_pod(cluster, namespace, name, uid.as_deref(), *grace_s)
+                .map(|p| Outcome::Pod(Box::new(p)))
+                .map_err(Failure::Kube),
+            Op::EvictPod { cluster, namespace, name, uid, grace_s } => self
+                .api_evict(cluster, namespace, name, uid.as_deref(), *grace_s)
+                .map(|()| Outcome::Done)
+                .map_err(Failure::Kube),
         }
     }
 
@@ -486,13 +551,21 @@ impl World {
         }
         self.clock = clock;
         let config = sanitized(config);
+        let mut kube_changed = false;
         if config != self.config {
             // The detection delay decides when unhealthy instances are replaced.
+            kube_changed =
+                config.workloads != self.config.workloads || config.pods_per_node != self.config.pods_per_node;
             self.config = config;
             reindex = true;
         }
         if reindex {
             self.reindex();
+        }
+        if kube_changed {
+            // New workloads get pods, changed ones scale, removed ones lose theirs.
+            self.kube_reconfigure();
+            self.settle();
         }
     }
 
@@ -508,6 +581,7 @@ impl World {
         for s in &mut self.scheduled {
             s.at_ms = s.at_ms.saturating_add(delta);
         }
+        self.kube.shift(delta);
     }
 
     /// Rebuilds every index from the world itself: after reading it, after moving its times,
@@ -538,6 +612,7 @@ impl World {
             }
         }
         self.index = index;
+        self.kube.reindex();
         let keys: BTreeSet<Key> = self.index.node_groups.keys().chain(self.capacity.keys()).cloned().collect();
         for key in keys {
             if self.node_group_counts(&key) != self.recorded_counts(&key) {
@@ -571,7 +646,7 @@ impl World {
     fn next_event(&self) -> Option<u64> {
         let instance = self.index.events.first().map(|(at, _, _)| *at);
         let scheduled = self.scheduled.iter().map(|s| s.at_ms).min();
-        instance.into_iter().chain(scheduled).min()
+        instance.into_iter().chain(scheduled).chain(self.kube.next_event()).min()
     }
 
     /// Fires every instance event due now (which, after a change of settings, may include
@@ -603,6 +678,8 @@ impl World {
                 let _ = self.fail(&s.target);
             }
         }
+        // Then Kubernetes: nodes joining, pods starting and exiting.
+        self.kube_fire_due();
     }
 
     /// Changes one instance with `f`, keeping every index right: the group's live counts and
@@ -624,8 +701,15 @@ impl World {
         };
         index.steps += 1;
         let (was_live, before) = (instance.is_live(), contribution(&instance.instance));
+        let (was_pending, was_failed) =
+            (instance.instance.state == InstanceState::Pending, instance.failed_at_ms.is_some());
         f(instance, settings, config, zones_down);
         let gone = instance.instance.state == InstanceState::Terminated;
+        // What Kubernetes sees of it: its kubelet starting, dying, or its machine going.
+        let booted = was_pending && instance.instance.state == InstanceState::Running && instance.instance.healthy;
+        let crashed = !was_failed && instance.failed_at_ms.is_some();
+        let terminated = was_live && !instance.is_live();
+        let hook = (booted || crashed || terminated || gone).then(|| instance.instance.id.clone());
         let (is_live, after) =
             if gone { (false, [0; 3]) } else { (instance.is_live(), contribution(&instance.instance)) };
         live.count(before, after);
@@ -645,6 +729,9 @@ impl World {
         if gone {
             index.instances.remove(&instance.instance.id);
             instances.remove(&seq);
+        }
+        if let Some(id) = hook {
+            self.kube_instance_changed(&id, booted, crashed, terminated, gone);
         }
     }
 
@@ -697,7 +784,7 @@ impl World {
     /// After any change: every group launches or terminates to its desired size, and the
     /// capacity timeline notes what changed. Only the groups that may be unsettled are looked
     /// at (every other group has as many live instances as it desires), in name order.
-    fn settle(&mut self) {
+    pub(crate) fn settle(&mut self) {
         let dirty = std::mem::take(&mut self.index.dirty);
         for name in &dirty {
             self.reconcile(name);
@@ -705,6 +792,8 @@ impl World {
         let mut dirty: BTreeSet<String> = dirty.into_iter().chain(std::mem::take(&mut self.index.dirty)).collect();
         dirty.retain(|name| self.groups.get(name).is_some_and(|g| g.live.count != g.settings.desired as usize));
         self.index.dirty = dirty;
+        // Then the clusters: controllers replace what went, the scheduler binds what waits.
+        self.kube_settle();
         self.record_capacity();
     }
 
@@ -1015,6 +1104,10 @@ impl World {
                 self.index.events.remove(&(at, name.to_string(), seq));
             }
         }
+        // Its instances are gone with it: live ones as terminated.
+        for instance in group.instances.values() {
+            self.kube_instance_changed(&instance.instance.id, false, false, instance.is_live(), true);
+        }
         let key = group.key();
         if let Some(names) = self.index.node_groups.get_mut(&key) {
             names.remove(name);
@@ -1113,9 +1206,34 @@ impl World {
                 }
                 crashed
             }
+            FailTarget::Kubelet { instance, cluster, node_group, count } => {
+                self.fail_kubelets(instance.as_deref(), cluster.as_deref(), node_group.as_deref(), *count)?
+            }
         };
         self.settle();
         Ok(crashed)
+    }
+
+    /// An instance by id, with its group.
+    pub(crate) fn instance_by_id(&self, id: &str) -> Option<(&Group, &SimInstance)> {
+        let (name, seq) = self.index.instances.get(id)?;
+        let group = self.groups.get(name)?;
+        Some((group, group.instances.get(seq)?))
+    }
+
+    /// Whether the instance is pending or running.
+    pub(crate) fn instance_is_live(&self, id: &str) -> bool {
+        self.instance_by_id(id).is_some_and(|(_, i)| i.is_live())
+    }
+
+    /// The ids of every instance for which `pick` says so, in world order.
+    pub(crate) fn instances_where(&self, pick: impl Fn(&Group, &SimInstance) -> bool) -> Vec<String> {
+        self.groups
+            .values()
+            .flat_map(|g| {
+                g.instances.values().filter(|i| pick(g, i)).map(|i| i.instance.id.clone()).collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Brings a zone back: instances stuck pending there boot from now. Returns whether the
@@ -1168,7 +1286,8 @@ impl World {
         groups.sort_by(|(at_a, a), (at_b, b)| {
             (&a.cluster, &a.node_group, at_a, &a.name).cmp(&(&b.cluster, &b.node_group, at_b, &b.name))
         });
-        Status { now_ms: self.now_ms, groups: groups.into_iter().map(|(_, g)| g).collect() }
+        let (nodes, pods, violations) = self.kube_status();
+        Status { now_ms: self.now_ms, groups: groups.into_iter().map(|(_, g)| g).collect(), nodes, pods, violations }
     }
 }
 

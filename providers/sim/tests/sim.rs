@@ -507,7 +507,7 @@ async fn status_serialises_in_the_documented_shape() {
     sim.provider.terminate_instances("web-g1", &ids(&created.instances), false).await.unwrap();
     let json = serde_json::to_value(status(&sim.path).unwrap()).unwrap();
     let keys = |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
-    let mut expected = vec!["now_ms", "groups"];
+    let mut expected = vec!["now_ms", "groups", "nodes", "pods", "violations"];
     expected.sort();
     assert_eq!(keys(&json), expected);
     assert_eq!(json["now_ms"], 2_000);

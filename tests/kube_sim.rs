@@ -1,0 +1,229 @@
+//! Kubernetes-aware rollouts through the binary, on the simulated cloud's Kubernetes (virtual
+//! clock): new nodes count once their Node is Ready, old nodes are drained through the
+//! Eviction API with PodDisruptionBudgets respected, Node objects are deleted, and the sim's
+//! own audit (`sim status --json` → `violations`) finds nothing. Results are read from
+//! `plan --format json` and `sim status --json`, not from drydock's wording.
+
+mod common;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use common::machine::{change, plan, status};
+use common::{dd, ok};
+
+const WORKERS: &str = "cluster.demo.node_group.workers";
+
+/// A cluster of four workers under a 6-replica workload whose budget keeps 5 available, and a
+/// DaemonSet; `extra` goes into the node group (a drain block, say).
+fn config(web: &str, extra: &str, image: &str) -> String {
+    format!(
+        r#"
+provider "sim" {{
+  boot_time     = 2s
+  join_delay    = 3s
+  pod_start     = 2s
+  pods_per_node = 4
+
+  workload "web" {{
+{web}
+  }}
+  workload "node-exporter" {{
+    kind = "daemonset"
+  }}
+}}
+
+cluster "demo" {{
+  kubernetes_version = "1.31"
+
+  network {{
+    subnets = ["subnet-a", "subnet-b", "subnet-c"]
+  }}
+
+  kubernetes {{}}
+
+  node_group "workers" {{
+    image         = "{image}"
+    instance_type = "m6i.large"
+    size          = 4
+
+    rollout {{
+      max_surge       = 1
+      max_unavailable = 0
+    }}
+{extra}
+  }}
+}}
+"#
+    )
+}
+
+const WEB: &str = "    replicas      = 6\n    min_available = 5\n    stop_time     = 2s";
+
+fn write(dir: &Path, text: &str) {
+    std::fs::write(dir.join("main.kcl"), text).unwrap();
+}
+
+fn nodes(s: &Value) -> &[Value] {
+    s["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn pods(s: &Value) -> &[Value] {
+    s["pods"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn violations(s: &Value) -> &[Value] {
+    s["violations"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The live instances of the node group, by id.
+fn instances(s: &Value) -> Vec<String> {
+    s["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["node_group"] == "workers")
+        .flat_map(|g| g["instances"].as_array().unwrap().iter())
+        .filter(|i| i["state"] == "pending" || i["state"] == "running")
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn web_pods(s: &Value) -> Vec<&Value> {
+    pods(s).iter().filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("web-"))).collect()
+}
+
+/// Applies the first generation and checks the cluster is whole: every Node Ready and
+/// registered by its instance, every web pod running and ready.
+fn applied(dir: &Path, web: &str, extra: &str) -> Value {
+    write(dir, &config(web, extra, "img-1"));
+    ok(dir, &["apply", ".", "--auto-approve"]);
+    // The pods the new nodes got start in their own time (drydock waits for Nodes, not pods).
+    ok(dir, &["sim", "advance", ".", "10s"]);
+    let s = status(dir);
+    let ids = instances(&s);
+    assert_eq!(ids.len(), 4, "{s:#}");
+    assert_eq!(nodes(&s).len(), 4, "every instance has its Node: {s:#}");
+    for n in nodes(&s) {
+        assert_eq!(n["ready"], "True", "{n}");
+        assert!(ids.iter().any(|id| n["instance"] == id.as_str()), "{n} is none of {ids:?}");
+    }
+    assert!(web_pods(&s).iter().all(|p| p["phase"] == "Running" && p["ready"] == true), "{s:#}");
+    assert!(violations(&s).is_empty(), "{s:#}");
+    s
+}
+
+#[test]
+fn a_rollout_under_a_budget_drains_every_old_node_with_no_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = applied(d, WEB, "");
+    let old = instances(&before);
+    let old_nodes: Vec<String> = nodes(&before).iter().map(|n| n["name"].as_str().unwrap().to_string()).collect();
+
+    write(d, &config(WEB, "", "img-2"));
+    // The plan shows, per wave, the node it drains and its pods.
+    let p = plan(d, &["."]);
+    let c = change(&p, WORKERS);
+    assert_eq!(c["action"], "rollout");
+    let drained: Vec<&Value> = c["waves"].as_array().unwrap().iter().flat_map(|w| w["drains"].as_array().unwrap()).collect();
+    assert_eq!(drained.len(), 4, "every old node is drained once: {c:#}");
+    for d in &drained {
+        assert!(old.iter().any(|id| d["instance"] == id.as_str()), "{d}");
+        assert!(old_nodes.iter().any(|n| d["node"] == n.as_str()), "{d}");
+    }
+    assert!(p["warnings"].as_array().unwrap().is_empty(), "{p:#}");
+
+    ok(d, &["apply", ".", "--auto-approve"]);
+    ok(d, &["sim", "advance", ".", "10s"]);
+    let after = status(d);
+    assert!(violations(&after).is_empty(), "the sim's audit found violations: {:#}", after["violations"]);
+    let new = instances(&after);
+    assert_eq!(new.len(), 4);
+    assert!(new.iter().all(|id| !old.contains(id)), "every old instance was replaced");
+    // The old Nodes were deleted; every Node left is a new instance's, Ready and schedulable.
+    assert_eq!(nodes(&after).len(), 4, "{:#}", after["nodes"]);
+    for n in nodes(&after) {
+        assert!(new.iter().any(|id| n["instance"] == id.as_str()), "a Node left behind: {n}");
+        assert_eq!(n["ready"], "True");
+        assert_eq!(n["unschedulable"], false);
+    }
+    let web = web_pods(&after);
+    assert_eq!(web.len(), 6, "{:#}", after["pods"]);
+    assert!(web.iter().all(|p| p["phase"] == "Running" && p["ready"] == true), "{:#}", after["pods"]);
+    // And the next plan has nothing to do.
+    let again = plan(d, &["."]);
+    assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
+}
+
+#[test]
+fn a_budget_that_never_allows_disruption_halts_the_rollout_then_force_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let web = "    replicas      = 3\n    min_available = 3\n    stop_time     = 1s";
+    let drain_fail = "    drain {\n      timeout = 2m\n    }";
+    let before = applied(d, web, drain_fail);
+    let old = instances(&before);
+
+    write(d, &config(web, drain_fail, "img-2"));
+    // The plan knows before anything happens: the budget allows no disruption now.
+    let p = plan(d, &["."]);
+    let c = change(&p, WORKERS);
+    let blockers: Vec<&Value> = c["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["drains"].as_array().unwrap())
+        .flat_map(|d| d["blockers"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        blockers.iter().any(|b| b["kind"] == "pdb" && b["blocks"] == true && b["detail"].as_str().unwrap().contains("default/web")),
+        "{c:#}"
+    );
+
+    let out = dd(d, &["apply", ".", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The error names the budget and a pod it blocked (the human report; the numbers come
+    // from the API server's own message).
+    let s = status(d);
+    let web_names: Vec<&str> = web_pods(&s).iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(text.contains("disruption budget web"), "{text}");
+    assert!(web_names.iter().any(|n| text.contains(n)), "no pod named in:\n{text}");
+    // The capacity is intact: at least the four nodes of the node group, Ready; the old
+    // nodes that run the budget's pods are all still there, and no node is left cordoned.
+    let still = instances(&s);
+    assert!(still.len() >= 4, "{s:#}");
+    let ready = nodes(&s).iter().filter(|n| n["ready"] == "True").count();
+    assert!(ready >= 4, "{:#}", s["nodes"]);
+    for p in web_pods(&before) {
+        let node = nodes(&before).iter().find(|n| n["name"] == p["node"]).unwrap();
+        let id = node["instance"].as_str().unwrap();
+        assert!(still.iter().any(|i| i == id), "old instance {id} running {} was removed: {s:#}", p["name"]);
+    }
+    for n in nodes(&s) {
+        assert_eq!(n["unschedulable"], false, "left cordoned: {n}");
+        // A Node whose instance was terminated before the halt was deleted too.
+        assert!(still.iter().any(|id| n["instance"] == id.as_str()), "a Node left behind: {n}");
+    }
+    assert!(violations(&s).is_empty(), "{:#}", s["violations"]);
+
+    // With on_timeout = "force" the rollout completes, deleting what the budget protects.
+    let drain_force = "    drain {\n      timeout    = 2m\n      on_timeout = \"force\"\n    }";
+    write(d, &config(web, drain_force, "img-2"));
+    let out = dd(d, &["apply", ".", "--auto-approve"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let after = status(d);
+    assert!(instances(&after).iter().all(|id| !old.contains(id)), "{after:#}");
+    // The sim's audit records the budget bypassed, by deletions; each pod deleted is named
+    // in the output.
+    let forced: Vec<&Value> = violations(&after).iter().filter(|v| v["cause"] == "deletion").collect();
+    assert!(!forced.is_empty(), "{:#}", after["violations"]);
+    for v in &forced {
+        let pod = v["pod"].as_str().unwrap_or_default();
+        let name = pod.rsplit('/').next().unwrap_or(pod);
+        assert!(text.contains(name), "forced pod {pod} not listed:\n{text}");
+    }
+}
