@@ -252,6 +252,12 @@ pub enum SimCommand {
     },
     /// Bring a failed zone back.
     RestoreZone { path: PathBuf, zone: String },
+    /// Serve the simulated Kubernetes API of every cluster (on loopback) until Ctrl-C, with a
+    /// kubeconfig in `.drydock/sim-kubeconfig` (one context `sim-CLUSTER` per cluster).
+    Serve {
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
     /// Move the simulated cloud's virtual clock forward (`DRYDOCK_SIM_CLOCK=virtual`), as if
     /// that much time passed: boots finish, the cloud replaces what it detects, timeouts run.
     Advance {
@@ -381,6 +387,7 @@ fn dispatch(cli: Cli) -> ExitCode {
                 sim::fail(&path, target, after)
             }
             SimCommand::RestoreZone { path, zone } => sim::restore_zone(&path, &zone),
+            SimCommand::Serve { path } => sim::serve(&path),
             SimCommand::Advance { path, duration } => sim::advance(&path, duration),
             SimCommand::Timeline { path } => sim::timeline(&path),
         },

@@ -127,7 +127,8 @@ fn a_rollout_under_a_budget_drains_every_old_node_with_no_violation() {
     let p = plan(d, &["."]);
     let c = change(&p, WORKERS);
     assert_eq!(c["action"], "rollout");
-    let drained: Vec<&Value> = c["waves"].as_array().unwrap().iter().flat_map(|w| w["drains"].as_array().unwrap()).collect();
+    let drained: Vec<&Value> =
+        c["waves"].as_array().unwrap().iter().flat_map(|w| w["drains"].as_array().unwrap()).collect();
     assert_eq!(drained.len(), 4, "every old node is drained once: {c:#}");
     for d in &drained {
         assert!(old.iter().any(|id| d["instance"] == id.as_str()), "{d}");
@@ -178,7 +179,9 @@ fn a_budget_that_never_allows_disruption_halts_the_rollout_then_force_completes_
         .flat_map(|d| d["blockers"].as_array().into_iter().flatten())
         .collect();
     assert!(
-        blockers.iter().any(|b| b["kind"] == "pdb" && b["blocks"] == true && b["detail"].as_str().unwrap().contains("default/web")),
+        blockers.iter().any(|b| b["kind"] == "pdb"
+            && b["blocks"] == true
+            && b["detail"].as_str().unwrap().contains("default/web")),
         "{c:#}"
     );
 
@@ -226,4 +229,101 @@ fn a_budget_that_never_allows_disruption_halts_the_rollout_then_force_completes_
         let name = pod.rsplit('/').next().unwrap_or(pod);
         assert!(text.contains(name), "forced pod {pod} not listed:\n{text}");
     }
+}
+
+/// `watch --once --json`'s events.
+fn watch_once(dir: &Path) -> Vec<Value> {
+    let out = dd(dir, &["watch", ".", "--once", "--json"]);
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn repaired(events: &[Value]) -> Vec<&Value> {
+    events.iter().filter(|e| e["event"] == "repaired" && e["address"] == WORKERS).collect()
+}
+
+const HEALTH: &str =
+    "    health {\n      grace_period         = 0s\n      unhealthy_timeout    = 1m\n      node_startup_timeout = 2m\n    }";
+
+#[test]
+fn watch_replaces_a_node_whose_kubelet_died_while_its_instance_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = applied(d, WEB, HEALTH);
+    let victim = instances(&before)[0].clone();
+    ok(d, &["sim", "fail", ".", "--kubelet", "--instance", &victim]);
+    let s = status(d);
+    let node = nodes(&s).iter().find(|n| n["instance"] == victim.as_str()).unwrap().clone();
+    assert_eq!(node["ready"], "Unknown", "{node}");
+    // The cloud still finds the instance healthy: only the Node says otherwise.
+    let cloud_healthy = s["groups"][0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == victim.as_str() && i["healthy"] == true);
+    assert!(cloud_healthy, "{s:#}");
+
+    // Not before unhealthy_timeout.
+    assert!(repaired(&watch_once(d)).is_empty());
+    ok(d, &["sim", "advance", ".", "70s"]);
+    let events = watch_once(d);
+    let r = repaired(&events);
+    assert_eq!(r.len(), 1, "{events:#?}");
+    assert!(r[0]["message"].as_str().unwrap().contains(&victim), "{events:#?}");
+
+    ok(d, &["sim", "advance", ".", "30s"]);
+    let after = status(d);
+    let live = instances(&after);
+    assert!(!live.contains(&victim), "{after:#}");
+    assert_eq!(live.len(), 4, "the group replaced it: {after:#}");
+    assert!(nodes(&after).iter().all(|n| n["name"] != node["name"]), "its Node was deleted: {:#}", after["nodes"]);
+    assert!(nodes(&after).iter().all(|n| n["ready"] == "True"), "{:#}", after["nodes"]);
+    assert!(violations(&after).is_empty(), "{:#}", after["violations"]);
+}
+
+#[test]
+fn watch_replaces_a_node_that_never_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = applied(d, WEB, HEALTH);
+    // A machine dies; the cloud launches a replacement whose kubelet never comes up.
+    let crashed = instances(&before)[0].clone();
+    ok(d, &["sim", "fail", ".", "--instance", &crashed]);
+    ok(d, &["sim", "advance", ".", "11s"]);
+    let s = status(d);
+    let fresh: Vec<String> = instances(&s).into_iter().filter(|id| !instances(&before).contains(id)).collect();
+    assert_eq!(fresh.len(), 1, "{s:#}");
+    let stuck = fresh[0].clone();
+    ok(d, &["sim", "fail", ".", "--kubelet", "--instance", &stuck]);
+    ok(d, &["sim", "advance", ".", "30s"]);
+    assert!(nodes(&status(d)).iter().all(|n| n["instance"] != stuck.as_str()), "it never registered");
+    assert!(repaired(&watch_once(d)).is_empty(), "not before node_startup_timeout");
+
+    ok(d, &["sim", "advance", ".", "2m"]);
+    let events = watch_once(d);
+    let r = repaired(&events);
+    assert_eq!(r.len(), 1, "{events:#?}");
+    assert!(r[0]["message"].as_str().unwrap().contains(&stuck), "{events:#?}");
+    ok(d, &["sim", "advance", ".", "30s"]);
+    let after = status(d);
+    assert!(!instances(&after).contains(&stuck));
+    assert_eq!(nodes(&after).iter().filter(|n| n["ready"] == "True").count(), 4, "{:#}", after["nodes"]);
+}
+
+#[test]
+fn with_every_kubelet_down_the_storm_guard_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = applied(d, WEB, HEALTH);
+    ok(d, &["sim", "fail", ".", "--kubelet", "--node-group", "workers", "--count", "4"]);
+    ok(d, &["sim", "advance", ".", "5m"]);
+    let events = watch_once(d);
+    assert!(repaired(&events).is_empty(), "{events:#?}");
+    assert!(
+        events.iter().any(|e| e["event"] == "skipped"
+            && e["address"] == WORKERS
+            && e["message"].as_str().unwrap().starts_with("storm guard")),
+        "{events:#?}"
+    );
+    assert_eq!(instances(&status(d)), instances(&before), "nothing was replaced");
 }

@@ -49,6 +49,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         changes,
         clusters,
         drift: vec![],
+        warnings: vec![],
     }
 }
 
@@ -333,7 +334,7 @@ fn input<'a>(
         config_path: "fleet".into(),
         destroy: false,
         refreshed: true,
-        kubernetes: &Default::default(),
+        kubernetes: &NO_KUBE,
         now_ms: BTreeMap::new(),
     }
 }
@@ -541,3 +542,6 @@ fn one_change_among_500_node_groups_is_a_short_comment() {
     assert_eq!(md.matches("| roll out |").count(), 1);
     expect_file!["render/fleet_one_change.md"].assert_eq(&md);
 }
+
+/// No cluster has a Kubernetes API here.
+static NO_KUBE: BTreeMap<String, drydock_plan::kube::KubeObserved> = BTreeMap::new();

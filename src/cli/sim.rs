@@ -45,6 +45,24 @@ pub fn status(path: &Path, json: bool) -> ExitCode {
                     );
                 }
             }
+            for n in &s.nodes {
+                let pods = s.pods.iter().filter(|p| p.node.as_deref() == Some(n.name.as_str())).count();
+                outln!(
+                    "node {}  {}  {}  Ready={:?}{}  {pods} pods",
+                    n.name,
+                    n.cluster,
+                    n.instance.as_deref().unwrap_or("-"),
+                    n.ready,
+                    if n.unschedulable { "  cordoned" } else { "" }
+                );
+            }
+            if !s.pods.is_empty() {
+                let pending = s.pods.iter().filter(|p| p.node.is_none()).count();
+                outln!("{} pods ({pending} unscheduled)", s.pods.len());
+            }
+            if !s.violations.is_empty() {
+                outln!("{} disruption violations (see --json)", s.violations.len());
+            }
             0
         }
         Err(e) => {
@@ -124,4 +142,34 @@ pub fn restore_zone(path: &Path, zone: &str) -> ExitCode {
             1
         }
     }
+}
+
+/// `drydock sim serve`: the simulated Kubernetes API of every cluster of the world, on
+/// loopback, with a kubeconfig at `.drydock/sim-kubeconfig` for kubectl, until Ctrl-C.
+pub fn serve(path: &Path) -> ExitCode {
+    let dir = drydock_session::config_dir(path);
+    let kubeconfig = dir.join(".drydock").join("sim-kubeconfig");
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            errln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    errln!(
+        "serving the simulated Kubernetes API; try: kubectl --kubeconfig {} get nodes (Ctrl-C stops)",
+        kubeconfig.display()
+    );
+    rt.block_on(async {
+        tokio::select! {
+            served = drydock_sim::serve(world(path), kubeconfig.clone()) => match served {
+                Err(e) => {
+                    errln!("error: {e}");
+                    1
+                }
+                Ok(never) => match never {},
+            },
+            _ = tokio::signal::ctrl_c() => 0,
+        }
+    })
 }

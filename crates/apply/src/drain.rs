@@ -168,6 +168,16 @@ fn blocker_report(node: &str, timeout_ms: u64, blocked: &BTreeMap<String, String
     lines.join("\n")
 }
 
+/// How a drain treats a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Its kubelet works: pods being deleted are waited for.
+    Reachable,
+    /// Its Node is not Ready (a dead kubelet cannot stop pods): pods already terminating count
+    /// as gone, as Cluster API skips them on an unreachable node.
+    Unreachable,
+}
+
 /// Drains `node`: evicts every pod a drain evicts, retrying those a budget blocks, until
 /// none is left, `drain.timeout` passes (then `on_timeout`), or an interrupt.
 pub async fn drain_node(
@@ -175,6 +185,7 @@ pub async fn drain_node(
     clock: &Arc<dyn Clock>,
     node: &str,
     drain: &Drain,
+    reach: Reach,
     progress: &dyn DrainProgress,
 ) -> Result<Drained, DrainError> {
     let start = clock.now_ms();
@@ -186,8 +197,14 @@ pub async fn drain_node(
     let mut retry_at: BTreeMap<String, u64> = BTreeMap::new();
     let mut evicted: BTreeSet<String> = BTreeSet::new();
     loop {
-        let pods: Vec<PodInfo> =
-            kube.pods(Some(node)).await.map_err(DrainError::Api)?.into_iter().filter(PodInfo::is_drained).collect();
+        let pods: Vec<PodInfo> = kube
+            .pods(Some(node))
+            .await
+            .map_err(DrainError::Api)?
+            .into_iter()
+            .filter(PodInfo::is_drained)
+            .filter(|p| !(reach == Reach::Unreachable && p.deleting))
+            .collect();
         if pods.is_empty() {
             out.took_ms = clock.now_ms().saturating_sub(start);
             return Ok(out);

@@ -680,10 +680,16 @@ impl Executor {
         });
         let mut drains = tokio::task::JoinSet::new();
         for (_, n) in &targets {
-            let (kube, clock, lines, node, settings) =
+            let (kube, clock, lines, node, mut settings) =
                 (kube.clone(), clock.clone(), lines.clone(), n.name.clone(), settings.clone());
+            // A Node that is not Ready has no kubelet to stop its pods gracefully: a short
+            // grace, and pods already terminating count as gone.
+            let reach = if n.is_healthy() { drain::Reach::Reachable } else { drain::Reach::Unreachable };
+            if reach == drain::Reach::Unreachable {
+                settings.grace_period_s = Some(1);
+            }
             drains.spawn(async move {
-                let result = drain::drain_node(&kube, &clock, &node, &settings, lines.as_ref()).await;
+                let result = drain::drain_node(&kube, &clock, &node, &settings, reach, lines.as_ref()).await;
                 (node, result)
             });
         }
@@ -1199,7 +1205,8 @@ impl Executor {
                     kube.patch_node(&n.name, &patch).await.map_err(kerr)?;
                 }
                 let mut settings = r.drain.clone();
-                if !n.is_healthy() {
+                let reach = if n.is_healthy() { drain::Reach::Reachable } else { drain::Reach::Unreachable };
+                if reach == drain::Reach::Unreachable {
                     settings.grace_period_s = Some(1);
                     settings.on_timeout = drydock_model::OnTimeout::Force;
                     settings.timeout_ms = settings.timeout_ms.min(60_000);
@@ -1209,7 +1216,7 @@ impl Executor {
                     progress: self.progress.clone(),
                     interrupted: self.interrupted.clone(),
                 };
-                let drained = drain::drain_node(kube, &p.clock(), &n.name, &settings, &lines).await;
+                let drained = drain::drain_node(kube, &p.clock(), &n.name, &settings, reach, &lines).await;
                 if let Err(e) = drained {
                     let patch = drain::restore_patch(n);
                     if !patch.is_empty() {
@@ -1359,7 +1366,7 @@ impl Executor {
                 .iter()
                 .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| counted(g) >= *n));
             if ready {
-                self.record_boot_times(c, &observed, want).await?;
+                self.record_boot_times(c, &observed, want, nodes.as_ref()).await?;
                 return Ok(());
             }
             self.check_interrupt()?;
@@ -1392,13 +1399,23 @@ impl Executor {
         c: &Change,
         observed: &Observed,
         want: &BTreeMap<String, u32>,
+        nodes: Option<&BTreeMap<String, drydock_provider::kube::NodeInfo>>,
     ) -> Result<(), ApplyError> {
+        // From launch to healthy; in a cluster with a Kubernetes API, to its Node Ready too
+        // (what a wave waits for, so what plan ETAs must count).
         let mut samples: Vec<u64> = observed
             .groups
             .iter()
             .filter(|g| want.contains_key(&g.name))
             .flat_map(|g| g.instances.iter())
-            .filter_map(|i| i.healthy_at_ms.map(|h| h.saturating_sub(i.launched_at_ms)))
+            .filter_map(|i| {
+                let healthy = i.healthy_at_ms?;
+                let ready = match nodes {
+                    Some(n) => n.get(&i.id)?.ready.map(|(_, since)| since)?,
+                    None => healthy,
+                };
+                Some(healthy.max(ready).saturating_sub(i.launched_at_ms))
+            })
             .collect();
         if samples.is_empty() {
             return Ok(());
