@@ -82,6 +82,24 @@ fn converged(dir: &Path, worker_image: &str, cp_image: &str) {
         "outputs name the current group"
     );
     assert_eq!(live("control-plane", cp_image), 3);
+    // The Kubernetes side: a Ready, schedulable Node for each live instance and no other (no
+    // node left cordoned that is not being removed, no Node outliving its instance), and the
+    // simulated API server's audit found nothing (every removed node was drained, no budget
+    // broken).
+    let instances: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["instances"].as_array().unwrap())
+        .filter(|i| i["state"] == "pending" || i["state"] == "running")
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    let nodes = status["nodes"].as_array().unwrap();
+    for n in nodes {
+        assert!(instances.iter().any(|id| n["instance"] == *id), "a Node outlived its instance: {n}");
+        assert_eq!(n["ready"], "True", "{n}");
+        assert_eq!(n["unschedulable"], false, "left cordoned: {n}");
+    }
+    assert_eq!(nodes.len(), instances.len(), "every instance has its Node: {:#}", status["nodes"]);
+    assert_eq!(status["violations"], serde_json::json!([]), "the sim's audit");
 }
 
 /// Kills `args` at crash point 1, 2, … until a run completes; checks each recovery.

@@ -189,7 +189,7 @@ fn an_image_that_never_gets_healthy_halts_the_rollout_with_old_capacity_intact()
     let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
     std::fs::write(
         d.join("cluster.kcl"),
-        kcl.replacen("boot_time = 2s", "boot_time  = 2s\n  bad_images = [\"img-bad\"]", 1),
+        kcl.replacen("boot_time  = 2s", "boot_time  = 2s\n  bad_images = [\"img-bad\"]", 1),
     )
     .unwrap();
     ok(d, &["apply", ".", "--auto-approve"]);

@@ -478,7 +478,7 @@ fn watch_once_from_cron_counts_the_unhealthy_timeout_from_the_first_sighting() {
     // and workers that watch replaces after a minute unhealthy.
     let cfg = d.join("cluster.kcl");
     let text = std::fs::read_to_string(&cfg).unwrap();
-    let patched = text.replacen("boot_time = 2s", "boot_time = 2s\n  detection_delay = 1h", 1).replacen(
+    let patched = text.replacen("boot_time  = 2s", "boot_time  = 2s\n  detection_delay = 1h", 1).replacen(
         "max_unhealthy = 40%",
         "max_unhealthy = 40%\n      unhealthy_timeout = 1m",
         1,

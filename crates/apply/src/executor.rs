@@ -610,10 +610,11 @@ impl Executor {
                 current.extend(ids);
             }
         }
+        let nodes = kube.nodes().await.map_err(Self::kube_err(c))?;
+        self.delete_orphaned_nodes(p, c, &kube, &nodes).await?;
         if outdated.is_empty() && current.is_empty() {
             return Ok(());
         }
-        let nodes = kube.nodes().await.map_err(Self::kube_err(c))?;
         for n in &nodes {
             let Some(id) = n.instance_id() else { continue };
             let patch = if c.kind() == ActionKind::Rollout && outdated.contains(id) {
@@ -633,6 +634,80 @@ impl Executor {
             }
         }
         Ok(())
+    }
+
+    /// Nodes drydock cordoned for removal whose instances are gone from the cloud (or going:
+    /// shutting down, waited on for at most [`NODE_GONE_WAIT_MS`]): a run was killed between
+    /// terminating an instance and deleting its Node. They go now — only those: a Node drydock
+    /// did not cordon is not drydock's to delete, nor one whose instance still runs.
+    async fn delete_orphaned_nodes(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        kube: &Arc<dyn Kubernetes>,
+        nodes: &[drydock_provider::kube::NodeInfo],
+    ) -> Result<(), ApplyError> {
+        let candidates: Vec<(String, String)> = nodes
+            .iter()
+            .filter(|n| n.annotations.contains_key(drydock_provider::kube::CORDONED_BY_ANNOTATION) && !n.is_healthy())
+            .filter_map(|n| n.instance_id().map(|id| (id.to_string(), n.name.clone())))
+            .collect();
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(NODE_GONE_WAIT_MS);
+        loop {
+            // Any group of the lineage may hold the instance (another node group's drain).
+            let observed = p.observe(&self.lineage).await.map_err(Self::err(c))?;
+            let state =
+                |id: &str| observed.groups.iter().flat_map(|g| &g.instances).find(|i| i.id == id).map(|i| i.state);
+            let going = candidates.iter().any(|(id, _)| state(id) == Some(InstanceState::ShuttingDown));
+            if going && clock.now_ms() < deadline && !self.interrupted.load(Ordering::SeqCst) {
+                clock.sleep(POLL_MS).await;
+                continue;
+            }
+            for (id, node) in &candidates {
+                if matches!(state(id), None | Some(InstanceState::Terminated)) {
+                    kube.delete_node(node).await.map_err(Self::kube_err(c))?;
+                    self.progress.line(&format!("{}: deleted Node {node} (its instance {id} is gone)", c.address));
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// Drains and terminates (decrementing the group) instances of the target generation
+    /// beyond what the node group converges on — a rollout resumed after a crash may have
+    /// launched more than it needs — so that setting the final size never leaves the cloud
+    /// to pick a victim it would terminate undrained.
+    async fn trim_new_group(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        group: &str,
+        keep: u32,
+    ) -> Result<(), ApplyError> {
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+        let Some(g) = observed.groups.iter().find(|g| g.name == group) else { return Ok(()) };
+        let mut live: Vec<&drydock_provider::Instance> = g.instances.iter().filter(|i| i.is_live()).collect();
+        if live.len() <= keep as usize {
+            return Ok(());
+        }
+        // Pending first, then unhealthy, then the oldest (the cloud's own order of scale-in).
+        live.sort_by_key(|i| (i.state == InstanceState::Running, i.healthy, i.launched_at_ms, i.id.clone()));
+        let extra: Vec<String> = live[..live.len() - keep as usize].iter().map(|i| i.id.clone()).collect();
+        let removed = self.drain_instances(p, c, group, &extra).await?;
+        self.check_interrupt()?;
+        let now = p.clock().now_ms();
+        let jid = self
+            .ledger
+            .begin("terminate_instances", &c.address, group, serde_json::json!({ "instances": extra }), now)
+            .await?;
+        p.terminate_instances(group, &extra, true).await.map_err(Self::err(c))?;
+        crash_point();
+        self.ledger.settle(jid, None, |_| {}).await?;
+        self.delete_nodes(p, c, &removed).await
     }
 
     /// Cordons and drains the nodes of these instances (all at once), before they are
@@ -1147,8 +1222,13 @@ impl Executor {
             s.desired = c.replicas.clamp(s.min, s.max);
             self.create_group(p, c, t, &new_group.name, &s).await?;
         }
-        // Their instances gone, the drained nodes' Node objects go too.
+        // Their instances gone, the drained nodes' Node objects go too, and any a killed run
+        // left behind.
         self.delete_nodes(p, c, &removed).await?;
+        if let Some(kube) = self.kube(c) {
+            let nodes = kube.nodes().await.map_err(Self::kube_err(c))?;
+            self.delete_orphaned_nodes(p, c, &kube, &nodes).await?;
+        }
         // The old generations are empty now: delete their groups.
         for name in retire {
             let still = self.observe(p, c).await.map_err(Self::err(c))?.groups.iter().any(|g| &g.name == name);
@@ -1158,10 +1238,12 @@ impl Executor {
                 self.ledger.update(touch(c), |s| forget_group(s, c, name)).await?;
             }
         }
-        // The new group takes its final sizes.
+        // The new group takes its final sizes (drydock, not the cloud, picks and drains any
+        // instance too many).
         if c.role == Role::Worker {
             let mut s = new_group.settings.clone();
             s.desired = c.replicas.clamp(s.min, s.max);
+            self.trim_new_group(p, c, &new_group.name, s.desired).await?;
             let now = p.clock().now_ms();
             let id = self
                 .ledger
