@@ -327,3 +327,65 @@ fn with_every_kubelet_down_the_storm_guard_holds() {
     );
     assert_eq!(instances(&status(d)), instances(&before), "nothing was replaced");
 }
+
+/// No node is left cordoned unless its instance is going (terminated, its Node deleted once
+/// it is gone).
+fn no_live_node_cordoned(s: &Value, when: &str) {
+    let live = instances(s);
+    for n in nodes(s) {
+        if n["unschedulable"] == true {
+            assert!(!live.iter().any(|id| n["instance"] == id.as_str()), "{when}: a live node left cordoned: {n}");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_drain_leaves_no_live_node_cordoned_and_a_rerun_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("applied");
+    std::fs::create_dir_all(&snapshot).unwrap();
+    applied(&snapshot, WEB, "");
+    write(&snapshot, &config(WEB, "", "img-2"));
+    let mut interrupted = 0;
+    // Every other crash point of the rollout (each is after a state write or a cloud call).
+    let mut k = 1;
+    loop {
+        let run = tempfile::tempdir().unwrap();
+        let d = run.path();
+        for e in std::fs::read_dir(&snapshot).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(d.join(e.file_name())).unwrap();
+                for f in std::fs::read_dir(e.path()).unwrap() {
+                    let f = f.unwrap();
+                    std::fs::copy(f.path(), d.join(e.file_name()).join(f.file_name())).unwrap();
+                }
+            } else {
+                std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+            }
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_drydock"))
+            .current_dir(d)
+            .args(["apply", ".", "--auto-approve"])
+            .env("DRYDOCK_SIM_CLOCK", "virtual")
+            .env("NO_COLOR", "1")
+            .env("DRYDOCK_FAILPOINT_INTERRUPT_AT", k.to_string())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), Some(130), "interrupt at {k}: {}", String::from_utf8_lossy(&out.stderr));
+        interrupted += 1;
+        no_live_node_cordoned(&status(d), &format!("interrupt at {k}"));
+        ok(d, &["apply", ".", "--auto-approve"]);
+        ok(d, &["sim", "advance", ".", "10s"]);
+        let s = status(d);
+        no_live_node_cordoned(&s, &format!("after the rerun of {k}"));
+        assert!(violations(&s).is_empty(), "interrupt at {k}: {:#}", s["violations"]);
+        assert_eq!(nodes(&s).len(), 4, "interrupt at {k}: {:#}", s["nodes"]);
+        assert!(nodes(&s).iter().all(|n| n["ready"] == "True" && n["unschedulable"] == false), "{:#}", s["nodes"]);
+        k += 2;
+    }
+    assert!(interrupted >= 10, "only {interrupted} interrupt points");
+}
