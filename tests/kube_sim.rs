@@ -389,3 +389,43 @@ fn ctrl_c_during_a_drain_leaves_no_live_node_cordoned_and_a_rerun_finishes() {
     }
     assert!(interrupted >= 10, "only {interrupted} interrupt points");
 }
+
+#[test]
+fn a_label_change_is_made_on_the_nodes_in_place_without_a_rollout() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let before = applied(d, WEB, "    labels = { pool = \"general\", tier = \"web\" }");
+    let ids = instances(&before);
+    for n in nodes(&before) {
+        assert_eq!(n["labels"]["pool"], "general", "registered with its generation's labels: {n}");
+    }
+
+    // One label changed, one removed, one added: an update in place, no node replaced.
+    write(d, &config(WEB, "    labels = { pool = \"gp\", zone-class = \"standard\" }", "img-1"));
+    let p = plan(d, &["."]);
+    let c = change(&p, WORKERS);
+    assert_eq!((&c["action"], &c["nodes_replaced"]), (&Value::from("update"), &Value::from(0)), "{c:#}");
+    assert_eq!(c["replace_paths"], serde_json::json!([]), "{c:#}");
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let s = status(d);
+    assert_eq!(instances(&s), ids, "no instance was replaced");
+    for n in nodes(&s) {
+        assert_eq!(n["labels"]["pool"], "gp", "{n}");
+        assert_eq!(n["labels"]["zone-class"], "standard", "{n}");
+        assert!(n["labels"].get("tier").is_none(), "a label drydock set and no longer configures is removed: {n}");
+        assert!(n["labels"]["kubernetes.io/hostname"].is_string(), "labels drydock does not own stay: {n}");
+    }
+    let again = plan(d, &["."]);
+    assert!(again["changes"].as_array().unwrap().is_empty(), "{again:#}");
+
+    // A rollout later starts from the labels the configuration has now.
+    write(d, &config(WEB, "    labels = { pool = \"gp\", zone-class = \"standard\" }", "img-2"));
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let s = status(d);
+    assert!(instances(&s).iter().all(|id| !ids.contains(id)));
+    for n in nodes(&s) {
+        assert_eq!(n["labels"]["pool"], "gp", "{n}");
+        assert!(n["labels"].get("tier").is_none(), "{n}");
+    }
+    assert!(violations(&s).is_empty(), "{:#}", s["violations"]);
+}

@@ -636,6 +636,69 @@ impl Executor {
         Ok(())
     }
 
+    /// Gives the target generation's Nodes the node group's labels, in place: sets those that
+    /// differ and removes those drydock set before that are no longer configured (the keys it
+    /// owns are listed in the `drydock.dev/owned-labels` annotation; labels others set are
+    /// never touched). Idempotent, so it needs no journal entry: a run killed half-way is
+    /// finished by the next.
+    async fn reconcile_labels(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
+        use drydock_provider::kube::OWNED_LABELS_ANNOTATION;
+        let Some(kube) = self.kube(c) else { return Ok(()) };
+        let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+        let ids: BTreeSet<&str> = observed
+            .groups
+            .iter()
+            .filter(|g| t.groups.iter().any(|tg| tg.name == g.name))
+            .flat_map(|g| &g.instances)
+            .filter(|i| i.is_live())
+            .map(|i| i.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let want = &t.settings.labels;
+        let keys = want.keys().cloned().collect::<Vec<_>>().join(",");
+        for n in kube.nodes().await.map_err(Self::kube_err(c))? {
+            if !n.instance_id().is_some_and(|id| ids.contains(id)) {
+                continue;
+            }
+            let owned: BTreeSet<&str> = n
+                .annotations
+                .get(OWNED_LABELS_ANNOTATION)
+                .map(|v| v.split(',').filter(|k| !k.is_empty()).collect())
+                .unwrap_or_default();
+            let mut patch = drydock_provider::kube::NodePatch::default();
+            for (k, v) in want {
+                if n.labels.get(k) != Some(v) {
+                    patch.labels.insert(k.clone(), Some(v.clone()));
+                }
+            }
+            for k in owned.iter().filter(|k| !want.contains_key(**k) && n.labels.contains_key(**k)) {
+                patch.labels.insert(k.to_string(), None);
+            }
+            match n.annotations.get(OWNED_LABELS_ANNOTATION) {
+                Some(v) if *v == keys => {}
+                None if keys.is_empty() => {}
+                _ => {
+                    patch.annotations.insert(OWNED_LABELS_ANNOTATION.into(), (!keys.is_empty()).then(|| keys.clone()));
+                }
+            }
+            if patch.is_empty() {
+                continue;
+            }
+            let changed = patch.labels.len();
+            match kube.patch_node(&n.name, &patch).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == drydock_provider::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Self::kube_err(c)(e)),
+            }
+            if changed > 0 {
+                self.progress.line(&format!("{}: labelled node {} in place ({changed} labels)", c.address, n.name));
+            }
+        }
+        Ok(())
+    }
+
     /// Nodes drydock cordoned for removal whose instances are gone from the cloud (or going:
     /// shutting down, waited on for at most [`NODE_GONE_WAIT_MS`]): a run was killed between
     /// terminating an instance and deleting its Node. They go now — only those: a Node drydock
@@ -932,6 +995,7 @@ impl Executor {
         }
         self.ledger.update(touch(c), |s| set_settings(s, c, t)).await?;
         self.wait_healthy(p, c, &want, t.settings.rollout.health_timeout_ms).await?;
+        self.reconcile_labels(p, c, t).await?;
         self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: {} healthy", c.address, plural(c.replicas as usize, "node")));
         Ok(())
@@ -942,6 +1006,7 @@ impl Executor {
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
         }
+        self.reconcile_labels(p, c, t).await?;
         self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: updated in place", c.address));
         Ok(())
@@ -1253,6 +1318,7 @@ impl Executor {
             crash_point();
             self.ledger.settle(id, Some(touch(c)), |st| record_group(st, c, t, &new_group.name)).await?;
         }
+        self.reconcile_labels(p, c, t).await?;
         self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: rolled out ({} replaced)", c.address, plural(c.nodes_replaced(), "node")));
         Ok(())

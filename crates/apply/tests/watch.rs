@@ -46,6 +46,7 @@ fn settings(max_unhealthy: IntOrPercent) -> NodeSettings {
             min_ready_ms: 0,
         },
         drain: Default::default(),
+        labels: Default::default(),
     }
 }
 

@@ -1865,7 +1865,17 @@ impl<'s> Cx<'s> {
                 instance_profile: get("instance_profile").map(|f| str_of(&f.value)),
                 key_name: get("key_name").map(|f| str_of(&f.value)),
             },
-            settings: NodeSettings { min, max, desired, tags: str_map(get("tags")), subnets, health, rollout, drain },
+            settings: NodeSettings {
+                min,
+                max,
+                desired,
+                tags: str_map(get("tags")),
+                subnets,
+                health,
+                rollout,
+                drain,
+                labels: str_map(get("labels")),
+            },
             sensitive: layer.sensitive_paths("").collect(),
             span: header,
             attr_spans: {

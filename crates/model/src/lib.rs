@@ -105,6 +105,12 @@ pub struct NodeSettings {
     /// How old nodes are drained before their instances go (with a `kubernetes` block).
     #[serde(default)]
     pub drain: Drain,
+    /// The Kubernetes labels drydock keeps on the node group's Nodes. The generation's spec
+    /// carries them too (the bootstrap registers Nodes with them); in a cluster with a
+    /// `kubernetes` block a change of labels alone is applied to the Nodes in place instead of
+    /// rolling out a new generation.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How a node is drained before its instance is terminated: evictions that respect

@@ -645,10 +645,13 @@ fn plan_node_group(
     og: &str,
     budget: u32,
 ) -> Result<Option<Change>, PlanError> {
+    let state_ng = input.state.and_then(|s| s.node_group(&cluster.address, &ng.address));
     let spec = provider_spec(ng);
+    // With a Kubernetes API, a change of labels alone is made on the Nodes in place: the
+    // generation (and its spec, with the labels its Nodes registered with) stays.
+    let spec = labels_in_place(cluster, &spec, state_ng, &mine).unwrap_or(spec);
     let gen = generation_id(&spec);
     let shown = display_spec(ng, &spec);
-    let state_ng = input.state.and_then(|s| s.node_group(&cluster.address, &ng.address));
 
     // The cloud's generations of this node group, oldest first.
     let mut actual: Vec<ActualGen> = vec![];
@@ -743,7 +746,7 @@ fn plan_node_group(
     if old.is_empty() {
         // The generation is current: settings may change in place, missing groups come back.
         let before_settings = state_ng.map(|n| &n.settings);
-        change.reasons = settings_changes(before_settings, s, ng);
+        change.reasons = settings_changes(before_settings, s, ng, cluster);
         // A state written before it recorded the cluster's tags lacks them: a tag it does not
         // record that every group already carries with the wanted value is nothing to change.
         if let Some(a) = target_actual {
@@ -842,7 +845,12 @@ fn plan_node_group(
         Some(before) => spec_changes(Some(&before), &shown, ng, false),
         None => observed_spec_changes(old.last().copied(), &shown, ng, &gen),
     };
-    change.reasons.extend(settings_changes(state_ng.map(|n| &n.settings), s, ng));
+    // A rollout's labels are its new generation's, shown with the spec's changes.
+    change.reasons.extend(
+        settings_changes(state_ng.map(|n| &n.settings), s, ng, cluster)
+            .into_iter()
+            .filter(|c| c.path != "labels" && !c.path.starts_with("labels.")),
+    );
     let old_instances: Vec<OldInstance> = old
         .iter()
         .flat_map(|a| a.groups.iter())
@@ -1221,11 +1229,49 @@ fn observed_spec_changes(
     out
 }
 
-/// The in-place settings that differ from what was last applied.
-fn settings_changes(before: Option<&NodeSettings>, after: &NodeSettings, ng: &NodeGroup) -> Vec<AttrChange> {
+/// The in-place settings that differ from what was last applied. Labels are in place only in
+/// a cluster with a Kubernetes API (elsewhere they are the generation's, and a change of them
+/// is a rollout shown by the spec's changes).
+fn settings_changes(
+    before: Option<&NodeSettings>,
+    after: &NodeSettings,
+    ng: &NodeGroup,
+    cluster: &Cluster,
+) -> Vec<AttrChange> {
     let Some(before) = before else { return vec![] };
     let json = |s: &NodeSettings| serde_json::to_value(s).expect("settings serialise");
-    diff(Some(&json(before)), &json(after), ng, false)
+    let mut changes = diff(Some(&json(before)), &json(after), ng, false);
+    if cluster.kubernetes.is_none() {
+        changes.retain(|c| c.path != "labels" && !c.path.starts_with("labels."));
+    }
+    changes
+}
+
+/// The configured spec with the labels of the generation the node group runs, when that is
+/// all that differs and the cluster has a Kubernetes API: the new labels are then applied to
+/// the Nodes in place (`NodeSettings::labels`), as Cluster API does, instead of replacing every
+/// node. `None` otherwise (no Kubernetes API, no applied generation that the cloud still has,
+/// or other differences).
+fn labels_in_place(
+    cluster: &Cluster,
+    spec: &GenerationSpec,
+    state_ng: Option<&drydock_state::NodeGroupState>,
+    observed: &[&ObservedGroup],
+) -> Option<GenerationSpec> {
+    cluster.kubernetes.as_ref()?;
+    let current = state_ng?.current()?;
+    if current.id == generation_id(spec) || !observed.iter().any(|g| g.ownership.generation == current.id) {
+        return None;
+    }
+    let labels: BTreeMap<String, String> = match current.spec.get("labels") {
+        None => BTreeMap::new(),
+        Some(v) => {
+            v.as_object()?.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect::<Option<_>>()?
+        }
+    };
+    let mut applied = spec.clone();
+    applied.labels = labels;
+    (generation_id(&applied) == current.id).then_some(applied)
 }
 
 impl Plan {

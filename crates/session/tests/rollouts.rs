@@ -11,12 +11,29 @@
 //! over loopback HTTP to the real kube-rs client. The judge is the simulated API server's own
 //! disruption audit (`drydock_sim::status(..).violations`), not drydock's word.
 //!
-//! `DRYDOCK_PROP_CASES=N` runs seeds 0..N (default 1,000); `DRYDOCK_PROP_SEED=S` runs seed S
-//! alone; `DRYDOCK_PROP_THREADS=T` runs T cases at once (default: the machine's cores). A
-//! failing case prints its seed, its configuration, the injected failures, the apply's error,
-//! the executor's progress and the sim's status as JSON.
+//! Each case is one seed: a fresh directory (under /dev/shm when there is one: the world and
+//! the state are fsynced at every step) with a generated configuration — one cluster with
+//! `kubernetes {}`, one node group of 2 to 6 nodes over 1 to 3 zones, a random `rollout`
+//! (surge and unavailability as counts or percentages, capped by a random cluster
+//! `disruption_budget`, never both 0; sometimes `min_ready`), `drain { timeout = 2m,
+//! on_timeout = "fail" }` (never forced: forcing bypasses budgets by design), and workloads
+//! that fit (`pods_per_node` ≥ ⌈pods / nodes⌉ + 1): Deployments and StatefulSets with random
+//! budgets (sometimes one that never allows a disruption: that rollout halts), sometimes
+//! emptyDir pods, bare pods, a DaemonSet. It is created, the clock advanced until the pods run,
+//! the image changed and planned, failures scheduled at random moments of the rollout (an
+//! instance crash, old or any; a kubelet dying, old or any), and the plan applied. Any outcome
+//! is allowed; what it leaves is checked, then checked again 60 s (of the world's time) later.
+//!
+//! `DRYDOCK_PROP_CASES=N` runs seeds 0..N (default 1,000); `DRYDOCK_PROP_SEED=S` (or `S1,S2,…`)
+//! runs those seeds alone and reports every one, failing or not; `DRYDOCK_PROP_THREADS=T` runs
+//! T cases at once (default: the machine's cores); `DRYDOCK_PROP_STAMP=1` stamps progress
+//! lines with the world's time. A failing case prints its seed, its configuration, the
+//! injected failures, the apply's error, the executor's progress and the sim's status as JSON.
+//! A case replays the same way nearly always: the world is seeded, but the executor drains a
+//! wave's nodes concurrently, each sleeping on the one virtual clock, so how their calls
+//! interleave (and so which drain times out first) can vary from run to run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,7 +121,7 @@ fn amount(rng: &mut fastrand::Rng, counts: std::ops::RangeInclusive<u32>, percen
 }
 
 fn duration_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -285,8 +302,8 @@ cluster "{CLUSTER}" {{
 // ---- applying ------------------------------------------------------------------------------
 
 /// The executor's progress lines, kept for the report of a failing case; each stamped with
-/// the world's time when `clock` is given (replaying one seed: it costs a read of the world
-/// per line).
+/// the world's time when `clock` is given (`DRYDOCK_PROP_STAMP=1`: a read of the world per
+/// line).
 #[derive(Default)]
 struct Log {
     lines: Mutex<Vec<String>>,
@@ -379,9 +396,12 @@ fn instances(s: &Status) -> Vec<(String, String)> {
 
 // ---- the property --------------------------------------------------------------------------
 
-/// What a failing case reports.
-struct Failure {
+/// What a case did, and what is wrong with it (nothing: it holds).
+#[derive(Default)]
+struct Run {
     problems: Vec<String>,
+    /// Whether the rollout succeeded (`None`: it did not run).
+    rolled_out: Option<bool>,
     apply_error: Option<String>,
     injected: Vec<String>,
     log: String,
@@ -441,11 +461,8 @@ fn check(s: &Status, rolled_out: bool, replicas: u32) -> Vec<String> {
     problems
 }
 
-/// Runs one case in `dir`. `Ok(true)`: the rollout succeeded, `Ok(false)`: it halted.
-fn run_case(case: &Case, dir: &Path, stamped: bool) -> Result<bool, Box<Failure>> {
-    let fail = |problems: Vec<String>, apply_error: Option<String>, injected: &[String], log: &Log, status| {
-        Box::new(Failure { problems, apply_error, injected: injected.to_vec(), log: log.text(), status })
-    };
+/// Runs one case in `dir`; `stamped`: progress lines carry the world's time.
+fn run_case(case: &Case, dir: &Path, stamped: bool) -> Run {
     let world = drydock_session::sim_world(dir);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let clock = stamped.then(|| {
@@ -454,37 +471,55 @@ fn run_case(case: &Case, dir: &Path, stamped: bool) -> Result<bool, Box<Failure>
         drydock_provider::Provider::clock(&sim)
     });
     let log = Arc::new(Log { lines: Mutex::default(), clock });
+    let mut run = Run::default();
+    let result = steps(case, dir, &world, &rt, &log, &mut run);
+    if let Err(e) = result {
+        run.problems.push(e);
+    }
+    run.log = log.text();
+    run
+}
 
+/// The steps of a case, filling `run`; `Err`: the case could not go on.
+fn steps(
+    case: &Case,
+    dir: &Path,
+    world: &Path,
+    rt: &tokio::runtime::Runtime,
+    log: &Arc<Log>,
+    run: &mut Run,
+) -> Result<(), String> {
     // The first generation.
-    std::fs::write(dir.join("main.kcl"), &case.before).expect("writing the configuration");
-    match rt.block_on(apply(dir, &log, |_| Ok(()))) {
+    std::fs::write(dir.join("main.kcl"), &case.before).map_err(|e| format!("writing the configuration: {e}"))?;
+    match rt.block_on(apply(dir, log, |_| Ok(()))) {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(fail(vec!["the first apply (create) failed".into()], Some(e), &[], &log, None)),
-        Err(e) => return Err(fail(vec![format!("the first apply could not run: {e}")], None, &[], &log, None)),
+        Ok(Err(e)) => {
+            run.apply_error = Some(e);
+            return Err("the first apply (create) failed".into());
+        }
+        Err(e) => return Err(format!("the first apply could not run: {e}")),
     }
-    if let Err(e) = drydock_sim::advance(&world, 30_000) {
-        return Err(fail(vec![format!("advance: {e}")], None, &[], &log, None));
+    drydock_sim::advance(world, 30_000).map_err(|e| format!("advance: {e}"))?;
+    let before = status(world)?;
+    let mut problems = check(&before, false, case.replicas);
+    let ready = before.nodes.iter().filter(|n| n.ready == ConditionStatus::True).count();
+    if ready != case.replicas as usize {
+        problems.push(format!("after the create, {ready} Nodes are Ready, not {}", case.replicas));
     }
-    let before = status(&world).map_err(|e| fail(vec![e], None, &[], &log, None))?;
-    {
-        let mut problems = check(&before, false, case.replicas);
-        let ready = before.nodes.iter().filter(|n| n.ready == ConditionStatus::True).count();
-        if ready != case.replicas as usize {
-            problems.push(format!("after the create, {ready} Nodes are Ready, not {}", case.replicas));
-        }
-        if let Some(p) = before.pods.iter().find(|p| p.phase != "Running" || !p.ready) {
-            problems.push(format!("after the create, pod {}/{} is not running and ready", p.namespace, p.name));
-        }
-        if !problems.is_empty() {
-            return Err(fail(problems, None, &[], &log, Some(before)));
-        }
+    if let Some(p) = before.pods.iter().find(|p| p.phase != "Running" || !p.ready) {
+        problems.push(format!("after the create, pod {}/{} is not running and ready", p.namespace, p.name));
+    }
+    if !problems.is_empty() {
+        run.problems = problems;
+        run.status = Some(before);
+        return Ok(());
     }
     let old: Vec<String> = instances(&before).into_iter().map(|(id, _)| id).collect();
     log.line(&format!("---- rollout of the old generation's {old:?} ----"));
 
     // The second generation: plan, inject the failures, apply.
-    std::fs::write(dir.join("main.kcl"), &case.after).expect("writing the configuration");
-    let mut injected = vec![];
+    std::fs::write(dir.join("main.kcl"), &case.after).map_err(|e| format!("writing the configuration: {e}"))?;
+    let injected = &mut run.injected;
     let inject = |plan: &Plan| -> Result<(), String> {
         if !plan.changes.iter().any(|c| c.address.ends_with(".node_group.workers")) {
             return Err(format!("the plan has no change of the node group: {:?}", plan.changes));
@@ -508,39 +543,32 @@ fn run_case(case: &Case, dir: &Path, stamped: bool) -> Result<bool, Box<Failure>
                     count: 1,
                 },
             };
-            let at = drydock_sim::schedule_fail(&world, target.clone(), i.after_ms)
+            let at = drydock_sim::schedule_fail(world, target.clone(), i.after_ms)
                 .map_err(|e| format!("schedule_fail {target:?}: {e}"))?;
             injected.push(format!("{target:?} at t={at}ms"));
         }
         Ok(())
     };
-    let outcome = match rt.block_on(apply(dir, &log, inject)) {
-        Ok(outcome) => outcome,
-        Err(e) => return Err(fail(vec![format!("the rollout could not run: {e}")], None, &injected, &log, None)),
-    };
-    let rolled_out = outcome.is_ok();
-    let apply_error = outcome.err();
-    let after = status(&world).map_err(|e| fail(vec![e], apply_error.clone(), &injected, &log, None))?;
-    let problems = check(&after, rolled_out, case.replicas);
-    if !problems.is_empty() {
-        return Err(fail(problems, apply_error, &injected, &log, Some(after)));
+    let outcome = rt.block_on(apply(dir, log, inject)).map_err(|e| format!("the rollout could not run: {e}"))?;
+    run.rolled_out = Some(outcome.is_ok());
+    run.apply_error = outcome.err();
+    let after = status(world)?;
+    run.problems = check(&after, run.rolled_out == Some(true), case.replicas);
+    run.status = Some(after);
+    if !run.problems.is_empty() {
+        return Ok(());
     }
     // Whatever the cloud does on its own from the settings drydock left (its groups' sizes)
     // must not break a budget either.
-    if let Err(e) = drydock_sim::advance(&world, 60_000) {
-        return Err(fail(vec![format!("advance: {e}")], apply_error, &injected, &log, Some(after)));
-    }
-    let later = status(&world).map_err(|e| fail(vec![e], apply_error.clone(), &injected, &log, None))?;
-    let problems: Vec<String> =
+    drydock_sim::advance(world, 60_000).map_err(|e| format!("advance: {e}"))?;
+    let later = status(world)?;
+    run.problems =
         check(&later, false, case.replicas).into_iter().map(|p| format!("60 s after the apply: {p}")).collect();
-    if !problems.is_empty() {
-        return Err(fail(problems, apply_error, &injected, &log, Some(later)));
-    }
-    drop(rt);
-    Ok(rolled_out)
+    run.status = Some(later);
+    Ok(())
 }
 
-fn report(case: &Case, f: &Failure) -> String {
+fn report(case: &Case, f: &Run) -> String {
     let status = f
         .status
         .as_ref()
@@ -549,15 +577,21 @@ fn report(case: &Case, f: &Failure) -> String {
     format!(
         "seed {seed} (replay: DRYDOCK_PROP_SEED={seed} cargo test -p drydock-session --test rollouts)\n\
          problems:\n  {problems}\n\
+         a budget allows no disruption: {blocking}\n\
          injected: {injected:?}\n\
          apply error: {error}\n\
          --- configuration (rollout to {NEW_IMAGE} from {OLD_IMAGE}) ---\n{config}\n\
          --- progress ---\n{log}\n\
          --- sim status ---\n{status}\n",
         seed = case.seed,
-        problems = f.problems.join("\n  "),
+        blocking = case.blocking,
+        problems = if f.problems.is_empty() { "(none)".to_string() } else { f.problems.join("\n  ") },
         injected = f.injected,
-        error = f.apply_error.as_deref().unwrap_or("(none: it succeeded)"),
+        error = match (&f.apply_error, f.rolled_out) {
+            (Some(e), _) => e.as_str(),
+            (None, Some(true)) => "(none: it succeeded)",
+            (None, _) => "(none: it did not run)",
+        },
         config = case.after,
         log = f.log,
     )
@@ -574,6 +608,17 @@ fn scratch() -> PathBuf {
     }
 }
 
+/// What stopped a rollout that halted, in a few words, for the summary.
+fn halt_kind(error: &str) -> String {
+    if error.contains("was not drained after drain.timeout") {
+        "drain timed out".into()
+    } else if error.contains("new nodes were not healthy") {
+        "new nodes not Ready".into()
+    } else {
+        error.lines().next().unwrap_or_default().chars().take(100).collect()
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
     Some(value.trim().parse().unwrap_or_else(|_| panic!("{name}={value} is not a whole number")))
@@ -586,8 +631,11 @@ fn random_rollouts_never_break_a_budget_nor_leave_pods_bound_nor_nodes_cordoned(
     // binary's only test, so no other thread reads the environment meanwhile.)
     std::env::set_var(drydock_sim::CLOCK_ENV, "virtual");
 
-    // Replaying chosen seeds, progress lines carry the world's time.
+    // Replaying chosen seeds, every case is reported, failing or not.
     let replay = std::env::var_os("DRYDOCK_PROP_SEED").is_some();
+    // Progress lines carry the world's time (each costs a read of the world under its lock,
+    // which changes how the executor's concurrent tasks interleave).
+    let stamped = env_u64("DRYDOCK_PROP_STAMP").is_some_and(|v| v != 0);
     let seeds: Vec<u64> = match std::env::var("DRYDOCK_PROP_SEED") {
         // One seed, or several separated by commas.
         Ok(list) => list
@@ -602,8 +650,8 @@ fn random_rollouts_never_break_a_budget_nor_leave_pods_bound_nor_nodes_cordoned(
     let root = scratch();
     let started = Instant::now();
     let next = AtomicU64::new(0);
-    let rolled_out = AtomicU64::new(0);
-    let halted = AtomicU64::new(0);
+    // Per outcome, the cases and the seconds they took.
+    let outcomes: Mutex<BTreeMap<String, (u64, f64)>> = Mutex::default();
     let failures: Mutex<Vec<(u64, String)>> = Mutex::new(vec![]);
     std::thread::scope(|scope| {
         for _ in 0..threads.min(seeds.len()).max(1) {
@@ -615,19 +663,31 @@ fn random_rollouts_never_break_a_budget_nor_leave_pods_bound_nor_nodes_cordoned(
                     .prefix("drydock-rollouts-")
                     .tempdir_in(&root)
                     .expect("a temporary directory");
+                let took = Instant::now();
                 let result =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&case, dir.path(), replay)));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(&case, dir.path(), stamped)));
+                let kind = match &result {
+                    Ok(run) if !run.problems.is_empty() => "failed".to_string(),
+                    Ok(run) if run.rolled_out == Some(true) => "rolled out".to_string(),
+                    Ok(run) => format!("halted: {}", halt_kind(run.apply_error.as_deref().unwrap_or_default())),
+                    Err(_) => "panicked".to_string(),
+                };
+                {
+                    let mut outcomes = outcomes.lock().unwrap_or_else(|e| e.into_inner());
+                    let (n, secs) = outcomes.entry(kind).or_default();
+                    *n += 1;
+                    *secs += took.elapsed().as_secs_f64();
+                }
                 match result {
-                    Ok(Ok(true)) => {
-                        rolled_out.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(Ok(false)) => {
-                        halted.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Ok(Err(f)) => {
-                        let text = report(&case, &f);
+                    Ok(run) if !run.problems.is_empty() => {
+                        let text = report(&case, &run);
                         eprintln!("---- FAILED ----\n{text}");
                         failures.lock().unwrap_or_else(|e| e.into_inner()).push((seed, text));
+                    }
+                    Ok(run) => {
+                        if replay {
+                            eprintln!("---- PASSED ----\n{}", report(&case, &run));
+                        }
                     }
                     Err(panic) => {
                         let message = panic
@@ -644,19 +704,19 @@ fn random_rollouts_never_break_a_budget_nor_leave_pods_bound_nor_nodes_cordoned(
         }
     });
     let mut failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
+    let outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
     failures.sort_by_key(|(seed, _)| *seed);
     let blocking = seeds.iter().filter(|s| generate(**s).blocking).count();
+    let outcomes: Vec<String> = outcomes.iter().map(|(kind, (n, secs))| format!("{n} {kind} ({secs:.1} s)")).collect();
     eprintln!(
-        "{} cases in {:.1} s on {threads} threads: {} rolled out, {} halted ({blocking} with a budget that allows no disruption), {} failed{}",
+        "{} cases in {:.1} s on {threads} threads ({blocking} with a budget that allows no disruption): {}{}",
         seeds.len(),
         started.elapsed().as_secs_f64(),
-        rolled_out.load(Ordering::SeqCst),
-        halted.load(Ordering::SeqCst),
-        failures.len(),
+        outcomes.join(", "),
         if failures.is_empty() {
             String::new()
         } else {
-            format!(": seeds {:?}", failures.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+            format!("; failing seeds {:?}", failures.iter().map(|(s, _)| *s).collect::<Vec<_>>())
         }
     );
     if let Some((_, first)) = failures.first() {

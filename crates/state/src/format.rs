@@ -183,6 +183,18 @@ mod v1 {
         /// never set it read and write as before.
         #[serde(default, skip_serializing_if = "Drain::is_default")]
         pub drain: Drain,
+        /// The labels kept on the Nodes; written only when they differ from the current
+        /// generation's spec (a change made in place), and read as those when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub labels: Option<BTreeMap<String, String>>,
+    }
+
+    /// The labels of a generation's recorded spec (none if it records them otherwise, as a
+    /// sensitive digest).
+    fn spec_labels(spec: &serde_json::Value) -> Option<BTreeMap<String, String>> {
+        let Some(labels) = spec.get("labels") else { return Some(BTreeMap::new()) };
+        let labels = labels.as_object()?;
+        labels.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
     }
 
     #[derive(Serialize, Deserialize, PartialEq)]
@@ -448,7 +460,14 @@ mod v1 {
                     .iter()
                     .map(|g| Generation { id: g.id.clone(), spec: g.spec.clone(), groups: g.groups.clone() })
                     .collect(),
-                settings: (&n.settings).into(),
+                settings: {
+                    let mut settings: Settings = (&n.settings).into();
+                    let current = n.generations.last().and_then(|g| spec_labels(&g.spec));
+                    if current.as_ref() == settings.labels.as_ref() {
+                        settings.labels = None;
+                    }
+                    settings
+                },
                 boot_times_ms: n.boot_times_ms.clone(),
                 drain_times_ms: n.drain_times_ms.clone(),
                 unfinished: n.unfinished,
@@ -458,6 +477,7 @@ mod v1 {
 
     impl From<NodeGroup> for crate::NodeGroupState {
         fn from(n: NodeGroup) -> crate::NodeGroupState {
+            let current_labels = n.generations.last().and_then(|g| spec_labels(&g.spec));
             crate::NodeGroupState {
                 name: n.name,
                 key: n.key,
@@ -467,7 +487,13 @@ mod v1 {
                     .into_iter()
                     .map(|g| crate::GenerationState { id: g.id, spec: g.spec, groups: g.groups })
                     .collect(),
-                settings: n.settings.into(),
+                settings: {
+                    let mut settings = n.settings;
+                    if settings.labels.is_none() {
+                        settings.labels = current_labels;
+                    }
+                    settings.into()
+                },
                 boot_times_ms: n.boot_times_ms,
                 drain_times_ms: n.drain_times_ms,
                 unfinished: n.unfinished,
@@ -557,6 +583,7 @@ mod v1 {
                     min_ready_ms: s.rollout.min_ready_ms,
                 },
                 drain: Drain::from(&s.drain),
+                labels: Some(s.labels.clone()),
             }
         }
     }
@@ -587,6 +614,7 @@ mod v1 {
                     min_ready_ms: s.rollout.min_ready_ms,
                 },
                 drain: s.drain.into(),
+                labels: s.labels.unwrap_or_default(),
             }
         }
     }

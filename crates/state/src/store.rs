@@ -1039,6 +1039,7 @@ mod tests {
                 min_ready_ms: 0,
             },
             drain: Default::default(),
+            labels: Default::default(),
         };
         let workers = NodeGroupState {
             name: "workers".to_string(),

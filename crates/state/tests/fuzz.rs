@@ -60,6 +60,7 @@ fn settings(min: u32, max: u32, desired: Option<u32>, surge: IntOrPercent) -> No
             min_ready_ms: 0,
         },
         drain: Default::default(),
+        labels: Default::default(),
     }
 }
 

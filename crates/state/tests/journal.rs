@@ -37,6 +37,7 @@ fn settings() -> NodeSettings {
             min_ready_ms: 0,
         },
         drain: Default::default(),
+        labels: Default::default(),
     }
 }
 
