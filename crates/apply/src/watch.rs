@@ -203,7 +203,7 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
             let groups: Vec<&ObservedGroup> = obs.groups.iter().filter(|g| current.groups.contains(&g.name)).collect();
             let h = &ng.settings.health;
             let desired: u32 = groups.iter().map(|g| g.settings.desired).sum();
-            let mut overdue: Vec<(String, String, &str)> = vec![];
+            let mut overdue: Vec<(String, String, String)> = vec![];
             let mut unhealthy = 0u32;
             let mut healthy = 0u32;
             for g in &groups {
@@ -231,12 +231,12 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
                             still_unhealthy.insert(i.id.clone());
                             let first = *since.entry(i.id.clone()).or_insert(now);
                             if now.saturating_sub(first) >= h.unhealthy_timeout_ms {
-                                overdue.push((g.name.clone(), i.id.clone(), "unhealthy too long"));
+                                overdue.push((g.name.clone(), i.id.clone(), "unhealthy too long".into()));
                             }
                         }
                         InstanceState::Pending if now.saturating_sub(i.launched_at_ms) > h.startup_timeout_ms => {
                             unhealthy += 1;
-                            overdue.push((g.name.clone(), i.id.clone(), "pending longer than startup_timeout"));
+                            overdue.push((g.name.clone(), i.id.clone(), "pending longer than startup_timeout".into()));
                         }
                         _ => {}
                     }
@@ -287,7 +287,7 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
                     address: addr.clone(),
                     group,
                     id,
-                    why: why.to_string(),
+                    why,
                 });
             }
         }
@@ -297,22 +297,21 @@ fn choose_replacements(input: &Input<'_>, events: &mut Vec<Event>) -> (Vec<Repla
 }
 
 /// Whether a running, cloud-healthy instance is unhealthy by its Node, and if so whether it has
-/// been so long enough to be replaced, and why.
-fn node_health(
-    node: Option<&NodeInfo>,
-    i: &Instance,
-    now: u64,
-    h: &drydock_model::Health,
-) -> Option<(bool, &'static str)> {
+/// been so long enough to be replaced, and why (naming the Node).
+fn node_health(node: Option<&NodeInfo>, i: &Instance, now: u64, h: &drydock_model::Health) -> Option<(bool, String)> {
     let age = now.saturating_sub(i.launched_at_ms);
     match node {
-        None => Some((age >= h.node_startup_timeout_ms, "no Node (never registered, or deleted)")),
+        None => Some((age >= h.node_startup_timeout_ms, "no Node (never registered, or deleted)".into())),
         Some(n) => match n.ready {
             Some((ConditionStatus::True, _)) => None,
-            Some((_, since)) if n.created_at_ms <= since && was_ready(n) => {
-                Some((now.saturating_sub(since) >= h.unhealthy_timeout_ms, "Node not Ready too long"))
-            }
-            _ => Some((age >= h.node_startup_timeout_ms, "Node not Ready within node_startup_timeout")),
+            Some((status, since)) if n.created_at_ms <= since && was_ready(n) => Some((
+                now.saturating_sub(since) >= h.unhealthy_timeout_ms,
+                format!("Node {} Ready={status:?} too long", n.name),
+            )),
+            _ => Some((
+                age >= h.node_startup_timeout_ms,
+                format!("Node {} not Ready within node_startup_timeout", n.name),
+            )),
         },
     }
 }
