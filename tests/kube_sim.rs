@@ -263,6 +263,12 @@ fn watch_replaces_a_node_whose_kubelet_died_while_its_instance_runs() {
         .any(|i| i["id"] == victim.as_str() && i["healthy"] == true);
     assert!(cloud_healthy, "{s:#}");
 
+    // The plan shows it as drift, with what watch will do.
+    let p = plan(d, &["."]);
+    let path = format!("nodes.{}", node["name"].as_str().unwrap());
+    let drift: Vec<&Value> = p["drift"].as_array().unwrap().iter().filter(|x| x["path"] == path.as_str()).collect();
+    assert_eq!(drift.len(), 1, "{:#}", p["drift"]);
+    assert_eq!((&drift[0]["address"], &drift[0]["before"]), (&Value::from(WORKERS), &Value::from("Ready")));
     // Not before unhealthy_timeout.
     assert!(repaired(&watch_once(d)).is_empty());
     ok(d, &["sim", "advance", ".", "70s"]);

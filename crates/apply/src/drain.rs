@@ -232,6 +232,17 @@ pub async fn drain_node(
         for pod in pods.iter().filter(|p| !p.deleting) {
             let r = pod.reference();
             let key = r.to_string();
+            if pod.do_not_disrupt() {
+                // Never evicted: the drain waits for it to go by itself until drain.timeout.
+                if !blocked.contains_key(&key) {
+                    progress.line(&format!("node {node}: pod {key} is marked do-not-disrupt: waiting for it"));
+                    blocked.insert(
+                        key,
+                        "marked do-not-disrupt (drydock.dev/do-not-disrupt or karpenter.sh/do-not-disrupt)".into(),
+                    );
+                }
+                continue;
+            }
             if retry_at.get(&key).is_some_and(|at| *at > now) {
                 continue;
             }

@@ -636,6 +636,34 @@ impl Executor {
         Ok(())
     }
 
+    /// Marks the Nodes of the wanted groups' instances as this node group's (once each), so
+    /// that a Node whose instance the cloud later terminates on its own is known as drydock's to
+    /// delete.
+    async fn mark_nodes(
+        &self,
+        c: &Change,
+        kube: &Arc<dyn Kubernetes>,
+        observed: &Observed,
+        want: &BTreeMap<String, u32>,
+        nodes: &BTreeMap<String, drydock_provider::kube::NodeInfo>,
+    ) -> Result<(), ApplyError> {
+        use drydock_provider::kube::NODE_GROUP_ANNOTATION;
+        for i in observed.groups.iter().filter(|g| want.contains_key(&g.name)).flat_map(|g| &g.instances) {
+            let Some(n) = nodes.get(&i.id) else { continue };
+            if n.annotations.get(NODE_GROUP_ANNOTATION).is_some_and(|a| *a == c.address) {
+                continue;
+            }
+            let mut patch = drydock_provider::kube::NodePatch::default();
+            patch.annotations.insert(NODE_GROUP_ANNOTATION.into(), Some(c.address.clone()));
+            match kube.patch_node(&n.name, &patch).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == drydock_provider::ErrorKind::NotFound => {}
+                Err(e) => return Err(Self::kube_err(c)(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Gives the target generation's Nodes the node group's labels, in place: sets those that
     /// differ and removes those drydock set before that are no longer configured (the keys it
     /// owns are listed in the `drydock.dev/owned-labels` annotation; labels others set are
@@ -710,9 +738,14 @@ impl Executor {
         kube: &Arc<dyn Kubernetes>,
         nodes: &[drydock_provider::kube::NodeInfo],
     ) -> Result<(), ApplyError> {
+        use drydock_provider::kube::{CORDONED_BY_ANNOTATION, NODE_GROUP_ANNOTATION};
+        let ours = |n: &drydock_provider::kube::NodeInfo| {
+            n.annotations.contains_key(CORDONED_BY_ANNOTATION)
+                || n.annotations.get(NODE_GROUP_ANNOTATION).is_some_and(|a| *a == c.address)
+        };
         let candidates: Vec<(String, String)> = nodes
             .iter()
-            .filter(|n| n.annotations.contains_key(drydock_provider::kube::CORDONED_BY_ANNOTATION) && !n.is_healthy())
+            .filter(|n| ours(n) && !n.is_healthy())
             .filter_map(|n| n.instance_id().map(|id| (id.to_string(), n.name.clone())))
             .collect();
         if candidates.is_empty() {
@@ -785,7 +818,32 @@ impl Executor {
         group: &str,
         ids: &[String],
     ) -> Result<Vec<(String, String)>, ApplyError> {
+        // An instance without a Node has nothing to drain — unless its Node registers while the
+        // others drain (a booting instance): the nodes are looked at again until every one of
+        // these instances that has a Node has been drained.
+        let mut drained: Vec<(String, String)> = vec![];
+        loop {
+            let left: Vec<String> = ids.iter().filter(|id| !drained.iter().any(|(d, _)| d == *id)).cloned().collect();
+            let batch = self.drain_batch(p, c, group, &left).await?;
+            if batch.is_empty() {
+                return Ok(drained);
+            }
+            drained.extend(batch);
+        }
+    }
+
+    /// One pass of [`Executor::drain_instances`]: the instances of `ids` that have a Node now.
+    async fn drain_batch(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        group: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, String)>, ApplyError> {
         let Some(kube) = self.kube(c) else { return Ok(vec![]) };
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
         let settings = c.target().map(|t| t.settings.drain.clone()).unwrap_or_default();
         let nodes = drain::nodes_by_instance(&kube.nodes().await.map_err(Self::kube_err(c))?);
         let targets: Vec<(String, drydock_provider::kube::NodeInfo)> =
@@ -1287,6 +1345,26 @@ impl Executor {
             s.desired = c.replicas.clamp(s.min, s.max);
             self.create_group(p, c, t, &new_group.name, &s).await?;
         }
+        // Old instances the plan did not list (the cloud replaced a crashed one during the
+        // rollout) are drained and removed like the others before their groups go: deleting a
+        // group would terminate them with their pods.
+        if c.role == Role::Worker {
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+            let leftover: Vec<String> = observed
+                .groups
+                .iter()
+                .filter(|g| retire.contains(&g.name))
+                .flat_map(|g| g.instances.iter().filter(|i| i.is_live()).map(|i| i.id.clone()))
+                .collect();
+            if !leftover.is_empty() {
+                self.progress.line(&format!(
+                    "{}: removing {} the old generation launched during the rollout",
+                    c.address,
+                    plural(leftover.len(), "node")
+                ));
+                removed.extend(self.remove_old(p, c, &leftover, c.role).await?);
+            }
+        }
         // Their instances gone, the drained nodes' Node objects go too, and any a killed run
         // left behind.
         self.delete_nodes(p, c, &removed).await?;
@@ -1497,6 +1575,9 @@ impl Executor {
                 Some(k) => Some(drain::nodes_by_instance(&k.nodes().await.map_err(Self::kube_err(c))?)),
                 None => None,
             };
+            if let (Some(k), Some(n)) = (&kube, &nodes) {
+                self.mark_nodes(c, k, &observed, want, n).await?;
+            }
             let now = clock.now_ms();
             // Why each instance of a wanted group does not count (none: it counts).
             let why = |i: &drydock_provider::Instance| -> Option<String> {

@@ -167,6 +167,58 @@ pub fn annotate(
     warnings
 }
 
+/// What the Kubernetes API shows wrong with a node group's nodes that the cloud does not: a
+/// Node not Ready, or a running instance without a Node past `health.node_startup_timeout`.
+/// `drydock watch` repairs both; the plan lists them as drift.
+pub fn node_drift(
+    ng: &drydock_config::model::NodeGroup,
+    groups: &[&drydock_provider::ObservedGroup],
+    k: &KubeObserved,
+    now_ms: u64,
+) -> Vec<crate::Drift> {
+    use drydock_provider::kube::ConditionStatus;
+    use drydock_provider::InstanceState;
+    let nodes: BTreeMap<&str, &NodeInfo> = k.nodes.iter().filter_map(|n| n.instance_id().map(|id| (id, n))).collect();
+    let h = &ng.settings.health;
+    let mut out = vec![];
+    for i in groups.iter().flat_map(|g| &g.instances) {
+        if !(i.state == InstanceState::Running && i.healthy) {
+            continue; // the cloud's own drift covers it
+        }
+        let drift = |path: String, before: &str, after: String, action: String| crate::Drift {
+            address: ng.address.clone(),
+            path,
+            before: Some(before.into()),
+            after: Some(after.into()),
+            sensitive: false,
+            action,
+        };
+        match nodes.get(i.id.as_str()) {
+            Some(n) => match n.ready {
+                Some((ConditionStatus::True, _)) => {}
+                Some((status, since)) => out.push(drift(
+                    format!("nodes.{}", n.name),
+                    "Ready",
+                    format!("Ready={status:?} for {}", drydock_model::format_duration(now_ms.saturating_sub(since))),
+                    format!(
+                        "replaced by `drydock watch` once not Ready for {} (health.unhealthy_timeout)",
+                        drydock_model::format_duration(h.unhealthy_timeout_ms)
+                    ),
+                )),
+                None => {}
+            },
+            None if now_ms.saturating_sub(i.launched_at_ms) > h.node_startup_timeout_ms => out.push(drift(
+                format!("instances.{}", i.id),
+                "Node Ready",
+                "no Node".into(),
+                "replaced by `drydock watch` (no Ready Node within health.node_startup_timeout)".into(),
+            )),
+            None => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

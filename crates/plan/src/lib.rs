@@ -478,6 +478,9 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
                 let now = input.now_ms.get(&cluster.provider).copied().unwrap_or(0);
                 drift.extend(detect_drift(input.state, cluster, ng, &mine, now));
+                if let Some(k) = input.kubernetes.get(&cluster.address) {
+                    drift.extend(kube::node_drift(ng, &mine, k, now));
+                }
                 match plan_node_group(input, cluster, ng, mine, &oc, &og, budget) {
                     Ok(Some(c)) => changes.push(c),
                     Ok(None) => {}

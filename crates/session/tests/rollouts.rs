@@ -82,9 +82,12 @@ struct Case {
     before: String,
     after: String,
     injections: Vec<Injection>,
-    /// Some budget allows no disruption at all: the rollout is expected to halt (not checked:
-    /// any outcome is allowed, only violations are not).
+    /// Some budget allows no disruption at all, or a do-not-disrupt pod runs: the rollout is
+    /// expected to halt (not checked: any outcome is allowed, only violations are not).
     blocking: bool,
+    /// A bare pod `default/keep-0` marked `drydock.dev/do-not-disrupt` runs: no drain may
+    /// evict it (docs/kubernetes.md: the drain waits for it until drain.timeout).
+    guarded: bool,
 }
 
 /// A count or a percentage, as written, and how it resolves (`IntOrPercent::resolve`).
@@ -220,6 +223,17 @@ fn generate(seed: u64) -> Case {
     if rng.bool() {
         let _ = writeln!(workloads, "  workload \"agent\" {{\n    kind = \"daemonset\"\n  }}");
     }
+    // Drawn from random numbers of its own, so that the rest of a seed's case does not depend
+    // on it.
+    let guarded = fastrand::Rng::with_seed(seed ^ 0x5eed_d0d0).u32(0..8) == 0;
+    if guarded {
+        pods += 1;
+        blocking = true;
+        let _ = writeln!(
+            workloads,
+            "  workload \"keep\" {{\n    kind           = \"pod\"\n    do_not_disrupt = true\n  }}"
+        );
+    }
     let pods_per_node = pods.div_ceil(replicas) + 1 + rng.u32(0..=2);
 
     let zones = ["subnet-a", "subnet-b", "subnet-c"];
@@ -296,7 +310,7 @@ cluster "{CLUSTER}" {{
         let after_ms = if rng.bool() { rng.u64(0..20_000) } else { rng.u64(0..90_000) };
         injections.push(Injection { fault, after_ms });
     }
-    Case { seed, replicas, before: config(OLD_IMAGE), after: config(NEW_IMAGE), injections, blocking }
+    Case { seed, replicas, before: config(OLD_IMAGE), after: config(NEW_IMAGE), injections, blocking, guarded }
 }
 
 // ---- applying ------------------------------------------------------------------------------
@@ -409,8 +423,17 @@ struct Run {
 }
 
 /// The property's checks on the world after the rollout.
-fn check(s: &Status, rolled_out: bool, replicas: u32) -> Vec<String> {
+fn check(s: &Status, rolled_out: bool, case: &Case) -> Vec<String> {
+    let replicas = case.replicas;
     let mut problems = vec![];
+    // A pod marked do-not-disrupt is never evicted; only a failure (its node's instance
+    // crashing, which kills it) may take it, so this is checked in cases without any.
+    if case.guarded
+        && case.injections.is_empty()
+        && !s.pods.iter().any(|p| p.namespace == "default" && p.name == "keep-0")
+    {
+        problems.push("the do-not-disrupt pod default/keep-0 is gone: it was evicted".into());
+    }
     for v in &s.violations {
         match v {
             Violation::BoundPods { .. } => problems.push(format!("an instance terminated with pods bound: {v:?}")),
@@ -501,7 +524,7 @@ fn steps(
     }
     drydock_sim::advance(world, 30_000).map_err(|e| format!("advance: {e}"))?;
     let before = status(world)?;
-    let mut problems = check(&before, false, case.replicas);
+    let mut problems = check(&before, false, case);
     let ready = before.nodes.iter().filter(|n| n.ready == ConditionStatus::True).count();
     if ready != case.replicas as usize {
         problems.push(format!("after the create, {ready} Nodes are Ready, not {}", case.replicas));
@@ -553,7 +576,7 @@ fn steps(
     run.rolled_out = Some(outcome.is_ok());
     run.apply_error = outcome.err();
     let after = status(world)?;
-    run.problems = check(&after, run.rolled_out == Some(true), case.replicas);
+    run.problems = check(&after, run.rolled_out == Some(true), case);
     run.status = Some(after);
     if !run.problems.is_empty() {
         return Ok(());
@@ -562,8 +585,7 @@ fn steps(
     // must not break a budget either.
     drydock_sim::advance(world, 60_000).map_err(|e| format!("advance: {e}"))?;
     let later = status(world)?;
-    run.problems =
-        check(&later, false, case.replicas).into_iter().map(|p| format!("60 s after the apply: {p}")).collect();
+    run.problems = check(&later, false, case).into_iter().map(|p| format!("60 s after the apply: {p}")).collect();
     run.status = Some(later);
     Ok(())
 }
@@ -577,7 +599,7 @@ fn report(case: &Case, f: &Run) -> String {
     format!(
         "seed {seed} (replay: DRYDOCK_PROP_SEED={seed} cargo test -p drydock-session --test rollouts)\n\
          problems:\n  {problems}\n\
-         a budget allows no disruption: {blocking}\n\
+         a budget allows no disruption or a pod is do-not-disrupt: {blocking}\n\
          injected: {injected:?}\n\
          apply error: {error}\n\
          --- configuration (rollout to {NEW_IMAGE} from {OLD_IMAGE}) ---\n{config}\n\
@@ -709,7 +731,7 @@ fn random_rollouts_never_break_a_budget_nor_leave_pods_bound_nor_nodes_cordoned(
     let blocking = seeds.iter().filter(|s| generate(**s).blocking).count();
     let outcomes: Vec<String> = outcomes.iter().map(|(kind, (n, secs))| format!("{n} {kind} ({secs:.1} s)")).collect();
     eprintln!(
-        "{} cases in {:.1} s on {threads} threads ({blocking} with a budget that allows no disruption): {}{}",
+        "{} cases in {:.1} s on {threads} threads ({blocking} with a budget that allows no disruption or a do-not-disrupt pod): {}{}",
         seeds.len(),
         started.elapsed().as_secs_f64(),
         outcomes.join(", "),

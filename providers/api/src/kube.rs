@@ -22,6 +22,10 @@ pub const OUTDATED_TAINT: &str = "drydock.dev/outdated";
 /// The annotation that lists (comma-separated) the label keys drydock set on a node, so that it
 /// removes only those.
 pub const OWNED_LABELS_ANNOTATION: &str = "drydock.dev/owned-labels";
+/// The annotation naming the node group (its address) a Node belongs to, set by drydock when
+/// it first waits for the Node: a Node whose instance the cloud terminated on its own is then
+/// known as drydock's to delete.
+pub const NODE_GROUP_ANNOTATION: &str = "drydock.dev/node-group";
 /// The annotation recording that drydock cordoned a node (so that an abandoned rollout
 /// uncordons only what it cordoned itself).
 pub const CORDONED_BY_ANNOTATION: &str = "drydock.dev/cordoned";
