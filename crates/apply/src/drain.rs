@@ -234,10 +234,9 @@ pub async fn drain_node(
             let key = r.to_string();
             if pod.do_not_disrupt() {
                 // Never evicted: the drain waits for it to go by itself until drain.timeout.
-                if !blocked.contains_key(&key) {
-                    progress.line(&format!("node {node}: pod {key} is marked do-not-disrupt: waiting for it"));
-                    blocked.insert(
-                        key,
+                if let std::collections::btree_map::Entry::Vacant(e) = blocked.entry(key) {
+                    progress.line(&format!("node {node}: pod {} is marked do-not-disrupt: waiting for it", e.key()));
+                    e.insert(
                         "marked do-not-disrupt (drydock.dev/do-not-disrupt or karpenter.sh/do-not-disrupt)".into(),
                     );
                 }
