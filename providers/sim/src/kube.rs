@@ -1286,6 +1286,7 @@ impl World {
 
     /// Asks a pod to stop, as its controller does (with its own grace period).
     fn stop_pod(&mut self, cluster: &str, key: &PodKey) {
+        // The controller picked a pod it holds; a pod already gone needs nothing more.
         let _ = self.delete_pod_now(cluster, key, None);
     }
 
