@@ -1028,6 +1028,7 @@ impl Executor {
             ownership: self.ownership(c, t),
             spec: t.spec.clone(),
             settings: settings.clone(),
+            join: None,
         };
         p.create_group(&req).await.map_err(Self::err(c))?;
         crash_point();

@@ -207,6 +207,16 @@ impl Provider for Recording {
         self.mutating("terminate_instances", group).await;
         self.sim.terminate_instances(group, ids, decrement).await
     }
+    async fn update_join(
+        &self,
+        name: &str,
+        ownership: &drydock_provider::Ownership,
+        spec: &drydock_provider::GenerationSpec,
+        join: &drydock_provider::JoinSecrets,
+    ) -> Result<(), ProviderError> {
+        self.mutating("update_join", name).await;
+        self.sim.update_join(name, ownership, spec, join).await
+    }
     async fn delete_group(&self, name: &str) -> Result<(), ProviderError> {
         self.mutating("delete_group", name).await;
         self.sim.delete_group(name).await

@@ -117,6 +117,7 @@ fn world(groups: &[Group]) -> (State, BTreeMap<String, Observed>) {
             settings: GroupSettings { desired: instances.len() as u32, max: 10, ..Default::default() },
             instances,
             created_at_ms: 0,
+            join_digest: None,
         });
     }
     state.clusters.insert("cluster.demo".into(), cluster);

@@ -310,6 +310,7 @@ pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
             Role::Worker => PRole::Worker,
             Role::ControlPlane => PRole::ControlPlane,
         },
+        bootstrap: None,
     }
 }
 
@@ -943,6 +944,7 @@ pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Obs
                         },
                         spec: spec.clone(),
                         spec_partial: false,
+                        join_digest: None,
                         settings: GroupSettings {
                             min: if member { 1 } else { s.min },
                             max: if member { 1 } else { s.max },

@@ -465,6 +465,7 @@ pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
                     })
                     .collect(),
                 created_at_ms: 0,
+                join_digest: None,
             });
         }
     }

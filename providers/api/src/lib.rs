@@ -32,16 +32,20 @@
 //!   waits on that clock only, so a simulated cloud can run a rollout of minutes in
 //!   milliseconds.
 
+pub mod bootstrap;
 mod clock;
 mod error;
+pub mod etcd;
 pub mod kube;
 mod types;
 
 use std::sync::Arc;
 
 pub use async_trait::async_trait;
+pub use bootstrap::{Bootstrap, JoinSecrets};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, ProviderError};
+pub use etcd::Etcd;
 pub use kube::Kubernetes;
 pub use types::{
     is_provider_managed_tag, ApiStats, CapacityType, CreateGroup, GenerationSpec, GroupSettings, HealthCheck, Instance,
@@ -97,6 +101,18 @@ pub trait Provider: Send + Sync {
     /// lower the desired capacity twice. NotFound if the group is absent; InvalidInput for an
     /// instance of another group, or a decrement below the group's minimum.
     async fn terminate_instances(&self, group: &str, ids: &[String], decrement: bool) -> Result<(), ProviderError>;
+
+    /// Makes the instances the group launches from now on join with `join` (kubeadm's token,
+    /// CA hashes and certificate key), for the same spec: a new version of the group's launch
+    /// definition, not a new generation. Running instances are not touched. NotFound if the
+    /// group is absent.
+    async fn update_join(
+        &self,
+        name: &str,
+        ownership: &Ownership,
+        spec: &GenerationSpec,
+        join: &JoinSecrets,
+    ) -> Result<(), ProviderError>;
 
     /// Deletes the group and terminates its instances. Absent is not an error.
     async fn delete_group(&self, name: &str) -> Result<(), ProviderError>;

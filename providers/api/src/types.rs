@@ -94,6 +94,11 @@ pub struct GenerationSpec {
     pub key_name: Option<String>,
     #[serde(default)]
     pub role: Role,
+    /// How the nodes join their cluster; `None`: the node group's own `user_data` does it.
+    /// Absent from the serialised spec when `None`, so that generation ids (a hash of the
+    /// serialised spec) of specs written before bootstraps existed stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<crate::Bootstrap>,
 }
 
 /// The root volume of each instance.
@@ -242,6 +247,10 @@ pub struct ObservedGroup {
     pub settings: GroupSettings,
     pub instances: Vec<Instance>,
     pub created_at_ms: u64,
+    /// The [`JoinSecrets::digest`](crate::JoinSecrets::digest) of the secrets the group's next
+    /// instances join with; `None` when it launches with none (or the provider cannot tell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_digest: Option<String>,
 }
 
 impl ObservedGroup {
@@ -277,6 +286,10 @@ pub struct CreateGroup {
     pub ownership: Ownership,
     pub spec: GenerationSpec,
     pub settings: GroupSettings,
+    /// The join secrets written into the launch template with the spec's bootstrap (kubeadm);
+    /// never serialised.
+    #[serde(skip)]
+    pub join: Option<crate::JoinSecrets>,
 }
 
 /// Calls made to the cloud, per operation name; a plan's cost and a test's proof that

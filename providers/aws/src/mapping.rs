@@ -473,6 +473,7 @@ pub fn spec_from(data: &ec2::ResponseLaunchTemplateData, g: &asg::AutoScalingGro
         instance_profile: data.iam_instance_profile().and_then(|p| p.name().or(p.arn())).map(str::to_string),
         key_name: data.key_name().map(str::to_string),
         role: node.role,
+        bootstrap: None,
     }
 }
 
@@ -575,6 +576,7 @@ mod tests {
             instance_profile: Some("prod-node".into()),
             key_name: Some("ops".into()),
             role: Role::ControlPlane,
+            bootstrap: None,
         }
     }
 

@@ -404,6 +404,7 @@ impl AwsProvider {
                 .and_then(|t| t.to_millis().ok())
                 .and_then(|t| u64::try_from(t).ok())
                 .unwrap_or(0),
+            join_digest: None,
         })
     }
 
@@ -730,6 +731,7 @@ impl Provider for AwsProvider {
             settings: req.settings.clone(),
             instances: vec![],
             created_at_ms: SystemClock::wall_ms(),
+            join_digest: None,
         })
     }
 
@@ -848,6 +850,18 @@ impl Provider for AwsProvider {
             }
         }
         Ok(())
+    }
+
+    async fn update_join(
+        &self,
+        name: &str,
+        _ownership: &Ownership,
+        _spec: &drydock_provider::GenerationSpec,
+        _join: &drydock_provider::JoinSecrets,
+    ) -> Result<(), ProviderError> {
+        // TODO(bootstrap): a new launch template version with the rotated secrets.
+        Err(ProviderError::invalid_input("rotating join secrets is not supported by the aws provider yet")
+            .with_group(name))
     }
 
     async fn delete_group(&self, name: &str) -> Result<(), ProviderError> {

@@ -199,6 +199,7 @@ fn request(name: &str, node_group: &str, image: &str, desired: u32) -> CreateGro
             subnets: vec!["subnet-a".into(), "subnet-b".into(), "subnet-c".into()],
             ..GroupSettings::default()
         },
+        join: None,
     }
 }
 

@@ -1878,6 +1878,7 @@ mod tests {
                 subnets: vec!["subnet-a".into(), "subnet-b".into()],
                 ..GroupSettings::default()
             },
+            join: None,
         }))
     }
 

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use drydock_provider::{
-    ApiStats, Clock, CreateGroup, GroupSettings, Observed, ObservedGroup, Provider, ProviderError, SystemClock,
+    ApiStats, Clock, CreateGroup, GenerationSpec, GroupSettings, JoinSecrets, Observed, ObservedGroup, Ownership,
+    Provider, ProviderError, SystemClock,
 };
 
 use crate::apiserver::{self, Running, Server, SimEndpoint};
@@ -143,11 +144,39 @@ impl Provider for SimProvider {
 
     async fn create_group(&self, req: &CreateGroup) -> Result<ObservedGroup, ProviderError> {
         let name = req.name.clone();
-        self.run("create_group", Some(Op::CreateGroup(Box::new(req.clone()))), move |w, outcome| {
-            outcome?;
-            w.observed_group(&name).ok_or_else(|| ProviderError::not_found("no group of that name").with_group(&name))
-        })
-        .await
+        let observed = self
+            .run("create_group", Some(Op::CreateGroup(Box::new(req.clone()))), move |w, outcome| {
+                outcome?;
+                w.observed_group(&name)
+                    .ok_or_else(|| ProviderError::not_found("no group of that name").with_group(&name))
+            })
+            .await?;
+        // The secrets themselves never reach the world file: only their digest, which is what
+        // observation reports and what an instance launched from this version records.
+        match &req.join {
+            Some(join) if observed.join_digest.as_deref() != Some(join.digest().as_str()) => {
+                let op = Op::SetJoin { name: req.name.clone(), digest: join.digest(), create: true };
+                let name = req.name.clone();
+                self.run("create_group", Some(op), move |w, outcome| {
+                    outcome?;
+                    w.observed_group(&name)
+                        .ok_or_else(|| ProviderError::not_found("no group of that name").with_group(&name))
+                })
+                .await
+            }
+            _ => Ok(observed),
+        }
+    }
+
+    async fn update_join(
+        &self,
+        name: &str,
+        _ownership: &Ownership,
+        _spec: &GenerationSpec,
+        join: &JoinSecrets,
+    ) -> Result<(), ProviderError> {
+        let op = Op::SetJoin { name: name.to_string(), digest: join.digest(), create: false };
+        self.run("update_join", Some(op), |_, outcome| outcome.map(drop).map_err(ProviderError::from)).await
     }
 
     async fn update_group(&self, name: &str, settings: &GroupSettings) -> Result<(), ProviderError> {

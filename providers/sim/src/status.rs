@@ -136,6 +136,10 @@ pub struct GroupStatus {
     pub min: u32,
     pub max: u32,
     pub desired: u32,
+    /// The version of the group's launch definition (a rotated join secret makes a new one).
+    pub launch_version: u32,
+    /// The digest of the join secrets it holds (`sha256:…`), `null` without any.
+    pub join_digest: Option<String>,
     /// In launch order.
     pub instances: Vec<InstanceStatus>,
 }
@@ -151,6 +155,8 @@ pub struct InstanceStatus {
     pub state: InstanceState,
     pub healthy: bool,
     pub launched_at_ms: u64,
+    /// The version of its group's launch definition it was launched from.
+    pub launch_version: u32,
 }
 
 /// The capacity of one node group (all generations of one cluster's node group, found by their

@@ -137,6 +137,17 @@ pub(crate) struct Group {
     pub instances: BTreeMap<u64, SimInstance>,
     #[serde(skip)]
     live: Live,
+    /// The digest of the join secrets the group's launch definition holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_digest: Option<String>,
+    /// The version of the group's launch definition: 1 at creation, one more per join update
+    /// (a rotated token), as a launch template's versions.
+    #[serde(default = "first_version")]
+    pub launch_version: u32,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 impl Group {
@@ -210,6 +221,9 @@ pub(crate) struct SimInstance {
     /// When a pending instance finishes booting; `None` while it is stuck in a zone that is down.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_at_ms: Option<u64>,
+    /// The version of its group's launch definition it was launched from.
+    #[serde(default = "first_version")]
+    pub launch_version: u32,
     /// Drawn at launch: this instance crashes this long after it becomes healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crash_after_ms: Option<u64>,
@@ -250,6 +264,14 @@ pub(crate) enum Op {
         ms: u64,
     },
     CreateGroup(Box<CreateGroup>),
+    /// The join secrets (their digest) a group was created with, or rotated to.
+    SetJoin {
+        name: String,
+        digest: String,
+        /// Set at creation (the launch definition's first version), not a rotation.
+        #[serde(default)]
+        create: bool,
+    },
     UpdateGroup {
         name: String,
         settings: GroupSettings,
@@ -503,6 +525,9 @@ impl World {
                 Ok(Outcome::Time(self.now_ms))
             }
             Op::CreateGroup(req) => self.create_group(req).map(|()| Outcome::Done).map_err(Failure::Provider),
+            Op::SetJoin { name, digest, create } => {
+                self.set_join(name, digest, *create).map(|()| Outcome::Done).map_err(Failure::Provider)
+            }
             Op::UpdateGroup { name, settings } => {
                 self.update_group(name, settings).map(|()| Outcome::Done).map_err(Failure::Provider)
             }
@@ -849,6 +874,7 @@ impl World {
                 healthy_at_ms: None,
             },
             boot_at_ms: Some(boot_at),
+            launch_version: group.launch_version,
             crash_after_ms,
             failed_at_ms: None,
             unhealthy_at_ms: None,
@@ -946,6 +972,7 @@ impl World {
             settings: group.settings.clone(),
             instances: group.instances.values().map(|i| i.instance.clone()).collect(),
             created_at_ms: group.created_at_ms,
+            join_digest: group.join_digest.clone(),
         }
     }
 
@@ -990,6 +1017,21 @@ impl World {
 
     /// Creates the group (or finds it already made with the same ownership: a retry); the
     /// caller reads it with [`World::observed_group`].
+    /// Records the join secrets' digest on a group's launch definition: at creation (version 1),
+    /// or a rotation (a new version, when the digest differs). Instances launched later carry it.
+    pub fn set_join(&mut self, name: &str, digest: &str, create: bool) -> Result<(), ProviderError> {
+        let Some(group) = self.groups.get_mut(name) else {
+            return Err(ProviderError::not_found("no group of that name").with_group(name));
+        };
+        if group.join_digest.as_deref() != Some(digest) {
+            if !create && group.join_digest.is_some() {
+                group.launch_version += 1;
+            }
+            group.join_digest = Some(digest.to_string());
+        }
+        Ok(())
+    }
+
     pub fn create_group(&mut self, req: &CreateGroup) -> Result<(), ProviderError> {
         let invalid = |message: &str| ProviderError::invalid_input(message).with_group(&req.name);
         if req.name.is_empty() {
@@ -1026,6 +1068,8 @@ impl World {
             created_at_ms: self.now_ms,
             instances: BTreeMap::new(),
             live: Live::default(),
+            join_digest: None,
+            launch_version: 1,
         };
         self.index.node_groups.entry(group.key()).or_default().insert(req.name.clone());
         self.index.dirty.insert(req.name.clone());
@@ -1266,6 +1310,8 @@ impl World {
                     min: g.settings.min,
                     max: g.settings.max,
                     desired: g.settings.desired,
+                    launch_version: g.launch_version,
+                    join_digest: g.join_digest.clone(),
                     instances: g
                         .instances
                         .values()
@@ -1277,6 +1323,7 @@ impl World {
                             state: i.instance.state,
                             healthy: i.instance.healthy,
                             launched_at_ms: i.instance.launched_at_ms,
+                            launch_version: i.launch_version,
                         })
                         .collect(),
                 };

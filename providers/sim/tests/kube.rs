@@ -72,6 +72,7 @@ impl Sim {
                 subnets: ABC.iter().map(|s| s.to_string()).collect(),
                 ..GroupSettings::default()
             },
+            join: None,
         };
         self.provider.create_group(&req).await.unwrap()
     }

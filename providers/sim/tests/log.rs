@@ -49,6 +49,7 @@ fn request(name: &str, node_group: &str, image: &str, desired: u32) -> CreateGro
             subnets: ABC.iter().map(|s| s.to_string()).collect(),
             ..GroupSettings::default()
         },
+        join: None,
     }
 }
 

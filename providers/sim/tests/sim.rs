@@ -84,6 +84,7 @@ fn request(name: &str, lineage: &str, image: &str, settings: GroupSettings) -> C
             ..GenerationSpec::default()
         },
         settings,
+        join: None,
     }
 }
 
