@@ -80,6 +80,7 @@ const RULES: &[Rule] = &[
             "drydock-aws",
             "drydock-s3",
             "drydock-kube",
+            "drydock-etcd",
         ],
         // Builds providers and backends, but prints nothing: no terminal, no renderer.
         never: &[TERMINAL, &["miette", "drydock-render"]],
@@ -91,10 +92,23 @@ const RULES: &[Rule] = &[
     },
     Rule {
         krate: "drydock-sim",
-        may_use: &["drydock-provider", "drydock-fsutil"],
-        // It serves a simulated Kubernetes API (hyper's server, k8s-openapi's JSON shapes),
-        // and is no client of anything.
-        never: &[TERMINAL, AWS_SDK, KUBE, &["reqwest", "drydock-aws", "drydock-s3", "drydock-kube"]],
+        may_use: &["drydock-provider", "drydock-fsutil", "drydock-etcd"],
+        // It serves a simulated Kubernetes API (hyper's server, k8s-openapi's JSON shapes);
+        // the only client in it is etcd's, with which its control-plane machines join real
+        // etcd members as kubeadm does. No cloud SDK, no Kubernetes client.
+        never: &[TERMINAL, AWS_SDK, KUBE, &["drydock-aws", "drydock-s3", "drydock-kube"]],
+    },
+    // The etcd client (etcd's v3 JSON gateway, on reqwest) behind the `Etcd` trait.
+    Rule {
+        krate: "drydock-etcd",
+        may_use: &["drydock-provider"],
+        never: &[
+            TERMINAL,
+            AWS_SDK,
+            KUBE,
+            IMPLEMENTATIONS,
+            &["miette", "drydock-state", "drydock-plan", "drydock-kube"],
+        ],
     },
     // The Kubernetes client: kube-rs behind the `Kubernetes` trait; no cloud, no terminal.
     Rule {

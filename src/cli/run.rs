@@ -118,8 +118,8 @@ pub(super) fn make_plan(
     state: Option<&State>,
     destroy: bool,
     rt: &tokio::runtime::Runtime,
-) -> Result<(Plan, Providers, Kubes), String> {
-    rt.block_on(session::make_plan(ws, state, destroy)).map(|p| (p.plan, p.providers, p.kubernetes))
+) -> Result<(Plan, Providers, Kubes, session::kubernetes::Etcds), String> {
+    rt.block_on(session::make_plan(ws, state, destroy)).map(|p| (p.plan, p.providers, p.kubernetes, p.etcd))
 }
 
 /// Plans and prints the plan. stdout gets the rendering alone, byte for byte what `show`
@@ -144,7 +144,7 @@ pub fn plan_cmd(
         Err(e) => return fail(e),
     };
     let started = std::time::Instant::now();
-    let (plan, providers, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
+    let (plan, providers, _, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -315,7 +315,7 @@ pub fn apply_cmd(
                 }
             }
         }
-        let (plan, providers, kubes) = match &saved {
+        let (plan, providers, kubes, etcds) = match &saved {
             Some(p) => {
                 if let Err(e) = check_saved(p, &ws, state.as_ref()) {
                     break 'locked fail(e);
@@ -324,8 +324,12 @@ pub fn apply_cmd(
                     Ok(k) => k,
                     Err(e) => break 'locked fail(e),
                 };
+                let etcds = match session::kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes) {
+                    Ok(e) => e,
+                    Err(e) => break 'locked fail(e),
+                };
                 match session::providers(&ws.model, &ws.config_dir) {
-                    Ok(pr) => (p.clone(), pr, kubes),
+                    Ok(pr) => (p.clone(), pr, kubes, etcds),
                     Err(e) => break 'locked fail(e),
                 }
             }
@@ -378,6 +382,8 @@ pub fn apply_cmd(
             interrupted: Arc::clone(&interrupted),
             lineage: plan.lineage.clone(),
             kubernetes: kubes,
+            etcd: etcds,
+            join: session::join_secrets(&ws.model),
         });
         let outcomes = rt.block_on(async {
             let flag = Arc::clone(&interrupted);

@@ -204,7 +204,7 @@ fn round(
             return;
         }
     };
-    let (plan, providers, kubes) = match make_plan(&ws, Some(&state), false, rt) {
+    let (plan, providers, kubes, etcds) = match make_plan(&ws, Some(&state), false, rt) {
         Ok(p) => p,
         Err(e) => {
             events.emit("error", "", &e, None);
@@ -236,6 +236,17 @@ fn round(
             }
         }
     }
+    // The etcd of control planes whose membership drydock manages: members whose machine is
+    // gone are removed (a member that cannot be reached is reported, and the round goes on).
+    let mut etcd_health = BTreeMap::new();
+    for (address, e) in &etcds {
+        match rt.block_on(e.health()) {
+            Ok(h) => {
+                etcd_health.insert(address.clone(), h);
+            }
+            Err(err) => events.emit("error", address, &format!("etcd: {err}"), None),
+        }
+    }
     let budgets = ws.model.clusters.iter().map(|c| (c.address.clone(), c.disruption_budget)).collect();
     let decided = watch::decide(&watch::Input {
         plan: &plan,
@@ -245,13 +256,14 @@ fn round(
         now_ms: events.now_ms,
         unhealthy_since,
         nodes: &nodes,
+        etcd: &etcd_health,
     });
     for e in &decided.events {
         events.emit(e.kind.as_str(), &e.address, &e.message, e.why.as_deref());
     }
     *unhealthy_since = decided.unhealthy_since;
-    let (repairs, replacements) = (decided.repairs, decided.replacements);
-    if repairs.is_empty() && replacements.is_empty() {
+    let (repairs, replacements, cleanups) = (decided.repairs, decided.replacements, decided.etcd_cleanups);
+    if repairs.is_empty() && replacements.is_empty() && cleanups.is_empty() {
         return;
     }
     // Act under the lock; an apply in progress wins and the repair waits for the next round.
@@ -290,6 +302,8 @@ fn round(
             interrupted: Arc::new(AtomicBool::new(false)),
             lineage: plan.lineage.clone(),
             kubernetes: kubes,
+            etcd: etcds,
+            join: drydock_session::join_secrets(&ws.model),
         });
         if !repairs.is_empty() {
             let mut repair_plan = plan.clone();
@@ -301,6 +315,14 @@ fn round(
                     Ok(()) => events.emit("repaired", &o.address, "restored to the applied state", None),
                     Err(e) => events.emit("error", &o.address, &e.to_string(), None),
                 }
+            }
+        }
+        for r in cleanups {
+            match rt.block_on(executor.remove_dead_etcd_member(&r)) {
+                Ok(()) => {
+                    events.emit("repaired", &r.cluster, &format!("removed etcd member {} ({})", r.name, r.why), None)
+                }
+                Err(e) => events.emit("error", &r.cluster, &e.to_string(), None),
             }
         }
         for r in replacements {

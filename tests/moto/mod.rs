@@ -115,14 +115,14 @@ impl Moto {
         ]
     }
 
-    /// Runs a Python snippet with `ec2`, `asg` and `s3` (path-style) boto3 clients on this
-    /// server and `json` imported; what it prints with `out(value)` comes back as JSON.
+    /// Runs a Python snippet with `ec2`, `asg`, `eks` and `s3` (path-style) boto3 clients on
+    /// this server and `json` imported; what it prints with `out(value)` comes back as JSON.
     pub fn py(&self, script: &str) -> Value {
         let program = format!(
             "import base64, json, os, sys\nimport boto3\n\
              kw = dict(endpoint_url=os.environ['AWS_ENDPOINT_URL'], region_name=os.environ['AWS_REGION'],\n\
                        aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-             ec2 = boto3.client('ec2', **kw)\nasg = boto3.client('autoscaling', **kw)\n\
+             ec2 = boto3.client('ec2', **kw)\nasg = boto3.client('autoscaling', **kw)\neks = boto3.client('eks', **kw)\n\
              import botocore.config\ns3 = boto3.client('s3', config=botocore.config.Config(s3={{'addressing_style': 'path'}}), **kw)\n\
              def out(v):\n    print(json.dumps(v, default=str))\n{script}\n"
         );

@@ -142,6 +142,8 @@ fn child(case: &str) {
         interrupted: Arc::new(AtomicBool::new(false)),
         lineage: LINEAGE.into(),
         kubernetes: Default::default(),
+        etcd: Default::default(),
+        join: Default::default(),
     });
     let outcomes = rt.block_on(Arc::clone(&executor).run(&plan));
     let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use drydock_provider::etcd::EtcdHealth;
 use drydock_provider::{
-    CreateGroup, GroupSettings, InstanceState, Kubernetes, Observed, ObservedGroup, Ownership, Provider, ProviderError,
+    CreateGroup, Etcd, GroupSettings, InstanceState, JoinSecrets, Kubernetes, Observed, ObservedGroup, Ownership,
+    Provider, ProviderError,
 };
 
 use crate::drain::{self, DrainError, DrainProgress};
@@ -340,6 +342,14 @@ pub struct Executor {
     /// Per cluster address, its Kubernetes API (clusters with a `kubernetes` block): new nodes
     /// count once their Node is Ready, old nodes are drained before they go.
     pub kubernetes: BTreeMap<String, Arc<dyn Kubernetes>>,
+    /// Per cluster address, its control plane's etcd (clusters whose `kubernetes` block has an
+    /// `etcd` block): a control-plane rollout checks it before it starts and before each
+    /// member goes, and removes a member's etcd member after its drain and before its instance
+    /// is terminated.
+    pub etcd: BTreeMap<String, Arc<dyn Etcd>>,
+    /// Per node group address, the join secrets of its kubeadm bootstrap (from the
+    /// configuration; the plan holds only their digest).
+    pub join: BTreeMap<String, JoinSecrets>,
 }
 
 /// Progress of a drain, through the executor's progress and interrupt flag.
@@ -1028,12 +1038,60 @@ impl Executor {
             ownership: self.ownership(c, t),
             spec: t.spec.clone(),
             settings: settings.clone(),
-            join: None,
+            join: self.join_secrets(c, t)?,
         };
         p.create_group(&req).await.map_err(Self::err(c))?;
         crash_point();
         self.progress.line(&format!("{}: created group {name}", c.address));
         self.ledger.settle(id, Some(touch(c)), |s| record_group(s, c, t, name)).await
+    }
+
+    /// The join secrets the target's groups launch with: the configuration's, which must be
+    /// those the plan was made with (their digest).
+    fn join_secrets(&self, c: &Change, t: &Target) -> Result<Option<JoinSecrets>, ApplyError> {
+        let secrets = self.join.get(&c.address);
+        let digest = secrets.map(JoinSecrets::digest);
+        if digest != t.join_digest {
+            return Err(ApplyError::Halted {
+                address: c.address.clone(),
+                report:
+                    "the bootstrap's join secrets (token, CA hashes, certificate key) differ from those the plan was \
+                         made with: plan again"
+                        .into(),
+            });
+        }
+        Ok(secrets.cloned())
+    }
+
+    /// Gives the target's groups the join secrets the plan names where they launch with
+    /// others (a rotated token): a new launch version of the same generation, no node replaced.
+    async fn update_join(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        t: &Target,
+        observed: &Observed,
+    ) -> Result<(), ApplyError> {
+        let Some(want) = &t.join_digest else { return Ok(()) };
+        for g in &t.groups {
+            let Some(og) = observed.groups.iter().find(|o| o.name == g.name) else { continue };
+            if og.join_digest.as_ref() == Some(want) {
+                continue;
+            }
+            let Some(secrets) = self.join_secrets(c, t)? else { return Ok(()) };
+            self.check_interrupt()?;
+            let now = p.clock().now_ms();
+            let detail = serde_json::json!({ "join": want });
+            let id = self.ledger.begin("update_join", &c.address, &g.name, detail, now).await?;
+            p.update_join(&g.name, &self.ownership(c, t), &t.spec, &secrets).await.map_err(Self::err(c))?;
+            crash_point();
+            self.ledger.settle(id, None, |_| {}).await?;
+            self.progress.line(&format!(
+                "{}: {} launches new nodes with the rotated join secrets ({want}); running nodes are kept",
+                c.address, g.name
+            ));
+        }
+        Ok(())
     }
 
     async fn create(&self, p: &Arc<dyn Provider>, c: &Change, t: &Target) -> Result<(), ApplyError> {
@@ -1065,6 +1123,7 @@ impl Executor {
         for g in &t.groups {
             self.resize(p, c, t, g, &observed).await?;
         }
+        self.update_join(p, c, t, &observed).await?;
         self.reconcile_labels(p, c, t).await?;
         self.ledger.update(touch(c), |s| finish(s, c, t)).await?;
         self.progress.line(&format!("{}: updated in place", c.address));
@@ -1191,7 +1250,10 @@ impl Executor {
                 // and only while the members left keep a majority healthy (a member may
                 // have died since the plan was made).
                 self.wait_for_quorum(p, c, &group).await?;
+                let members = self.etcd_members_of(c, &ids).await?;
+                self.wait_etcd_removable(p, c, &members).await?;
                 removed.extend(self.drain_instances(p, c, &group, &ids).await?);
+                self.remove_etcd_members(p, c, &c.address, &group, &members).await?;
                 self.delete_group(p, c, &group).await?;
                 continue;
             }
@@ -1217,6 +1279,9 @@ impl Executor {
         t: &Target,
         retire: &[String],
     ) -> Result<(), ApplyError> {
+        if c.role == Role::ControlPlane {
+            self.etcd_preflight(c).await?;
+        }
         self.ledger.update(touch(c), |s| ng_entry(s, c, t).unfinished = true).await?;
         let timeout = t.settings.rollout.health_timeout_ms;
         self.prepare_nodes(p, c).await?;
@@ -1242,8 +1307,10 @@ impl Executor {
             }
         }
         let total_waves = c.waves.len();
-        // Control-plane members still to create (a resumed rollout has made some already).
+        // Control-plane members still to create (a resumed rollout has made some already),
+        // and those that exist.
         let mut members = t.groups.iter().filter(|g| !g.exists);
+        let mut made: BTreeSet<String> = t.groups.iter().filter(|g| g.exists).map(|g| g.name.clone()).collect();
         // The new group's desired capacity as the waves raise it.
         let new_group = &t.groups[0];
         let mut new_desired = match observed.groups.iter().find(|g| g.name == new_group.name) {
@@ -1284,7 +1351,13 @@ impl Executor {
                             for _ in 0..w.add {
                                 let Some(g) = members.next() else { break };
                                 self.create_group(p, c, t, &g.name, &g.settings).await?;
-                                want.insert(g.name.clone(), 1);
+                                made.insert(g.name.clone());
+                            }
+                            // Every member of the target made so far (by this run or by one that
+                            // was killed after creating it) is healthy before an old one goes:
+                            // a member created just before a crash may still be joining.
+                            for name in &made {
+                                want.insert(name.clone(), 1);
                             }
                         }
                         Role::Worker => {
@@ -1462,6 +1535,35 @@ impl Executor {
                 node_name = Some(n.name.clone());
             }
         }
+        // A control-plane member's etcd member goes after its drain, before its machine.
+        if let (Some(etcd), Some(node)) = (self.etcd.get(&r.cluster), &node_name) {
+            let eerr = |e: ProviderError| ApplyError::Provider {
+                address: address.to_string(),
+                source: ProviderError { message: format!("etcd: {}", e.message), ..e },
+            };
+            let health = etcd.health().await.map_err(eerr)?;
+            if let Some(m) = health.by_name(node) {
+                let id = m.member.id;
+                if let Err(why) = health.check_remove(id) {
+                    return Err(ApplyError::Halted {
+                        address: address.to_string(),
+                        report: format!("etcd member {node} stays, and so does its machine: {why}"),
+                    });
+                }
+                if health.leader == Some(id) {
+                    if let Some(to) = health.leadership_candidate(id) {
+                        etcd.move_leader(to).await.map_err(eerr)?;
+                    }
+                }
+                let now = p.clock().now_ms();
+                let detail = serde_json::json!({ "member": node, "id": format!("{id:x}") });
+                let jid = self.ledger.begin("etcd_remove_member", address, group, detail, now).await?;
+                etcd.remove_member(id).await.map_err(eerr)?;
+                crash_point();
+                self.ledger.settle(jid, None, |_| {}).await?;
+                self.progress.line(&format!("{address}: removed etcd member {node} ({id:x})"));
+            }
+        }
         let now = p.clock().now_ms();
         let jid = self
             .ledger
@@ -1503,6 +1605,160 @@ impl Executor {
                 clock.sleep(POLL_MS).await;
             }
         }
+        Ok(())
+    }
+
+    /// Before a control-plane rollout starts: every etcd member started and promoted, no
+    /// alarm, every member healthy. Otherwise nothing is touched and the report says why.
+    async fn etcd_preflight(&self, c: &Change) -> Result<(), ApplyError> {
+        let Some(etcd) = self.etcd.get(&c.cluster) else { return Ok(()) };
+        let health = etcd.health().await.map_err(|e| etcd_err(c, e))?;
+        let problems = health.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ApplyError::Halted {
+            address: c.address.clone(),
+            report: format!(
+                "etcd preflight failed, so the control-plane rollout did not start: {}. Fix etcd (or let `drydock watch` \
+                 remove members whose machines are gone), then run `drydock apply` again",
+                problems.join("; ")
+            ),
+        })
+    }
+
+    /// The etcd members (id, name) of control-plane instances, found through their Nodes
+    /// (kubeadm names a member after its Node). Instances without a Node or a member have none.
+    async fn etcd_members_of(&self, c: &Change, ids: &[String]) -> Result<Vec<(u64, String)>, ApplyError> {
+        let (Some(etcd), Some(kube)) = (self.etcd.get(&c.cluster), self.kube(c)) else { return Ok(vec![]) };
+        let nodes = drain::nodes_by_instance(&kube.nodes().await.map_err(Self::kube_err(c))?);
+        let health = etcd.health().await.map_err(|e| etcd_err(c, e))?;
+        let mut out = vec![];
+        for id in ids {
+            let Some(n) = nodes.get(id) else {
+                self.progress.line(&format!(
+                    "{}: instance {id} has no Node, so no etcd member is known for it (watch removes a member whose \
+                     machine is gone)",
+                    c.address
+                ));
+                continue;
+            };
+            if let Some(m) = health.by_name(&n.name) {
+                out.push((m.member.id, m.member.name.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits (up to the rollout's health timeout) until each of `members` may be removed by
+    /// Cluster API's rules (others started, promoted and healthy, no alarm, quorum kept, never
+    /// the last); halts with the reason otherwise.
+    async fn wait_etcd_removable(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        members: &[(u64, String)],
+    ) -> Result<(), ApplyError> {
+        let Some(etcd) = self.etcd.get(&c.cluster) else { return Ok(()) };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let timeout = c.target().map_or(600_000, |t| t.settings.rollout.health_timeout_ms);
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(timeout);
+        loop {
+            let health = etcd.health().await.map_err(|e| etcd_err(c, e))?;
+            let blocked: Vec<String> = members
+                .iter()
+                .filter_map(|(id, name)| health.check_remove(*id).err().map(|why| format!("etcd member {name}: {why}")))
+                .collect();
+            if blocked.is_empty() {
+                return Ok(());
+            }
+            self.check_interrupt()?;
+            if clock.now_ms() >= deadline {
+                return Err(ApplyError::Halted {
+                    address: c.address.clone(),
+                    report: format!(
+                        "{}; the member stays and its node is kept: run `drydock apply` again once etcd is healthy",
+                        blocked.join("; ")
+                    ),
+                });
+            }
+            self.progress.line(&format!(
+                "{}: waiting for etcd before removing a member: {}",
+                c.address,
+                blocked.join("; ")
+            ));
+            clock.sleep(POLL_MS).await;
+        }
+    }
+
+    /// Removes etcd members after their node's drain and before their instance goes:
+    /// leadership moves off a leader first; a member already gone is fine; each removal is
+    /// journalled, so a run killed between it and the termination resumes.
+    async fn remove_etcd_members(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        address: &str,
+        group: &str,
+        members: &[(u64, String)],
+    ) -> Result<(), ApplyError> {
+        let Some(etcd) = self.etcd.get(&c.cluster) else { return Ok(()) };
+        for (id, name) in members {
+            self.check_interrupt()?;
+            // Checked again after the drain (a member may have died meanwhile).
+            self.wait_etcd_removable(p, c, &[(*id, name.clone())]).await?;
+            let health = etcd.health().await.map_err(|e| etcd_err(c, e))?;
+            if health.leader == Some(*id) {
+                if let Some(to) = health.leadership_candidate(*id) {
+                    etcd.move_leader(to).await.map_err(|e| etcd_err(c, e))?;
+                    let to_name = health
+                        .members
+                        .iter()
+                        .find(|m| m.member.id == to)
+                        .map_or(String::new(), |m| m.member.name.clone());
+                    self.progress.line(&format!("{address}: moved etcd leadership from {name} to {to_name}"));
+                }
+            }
+            let now = p.clock().now_ms();
+            let detail = serde_json::json!({ "member": name, "id": format!("{id:x}") });
+            let jid = self.ledger.begin("etcd_remove_member", address, group, detail, now).await?;
+            let was = etcd.remove_member(*id).await.map_err(|e| etcd_err(c, e))?;
+            crash_point();
+            self.ledger.settle(jid, None, |_| {}).await?;
+            if was {
+                self.progress.line(&format!("{address}: removed etcd member {name} ({id:x})"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the etcd member `name` (id `id`) whose machine is gone (`drydock watch`), if
+    /// the rules allow it now.
+    pub async fn remove_dead_etcd_member(&self, r: &crate::watch::EtcdCleanup) -> Result<(), ApplyError> {
+        let Some(etcd) = self.etcd.get(&r.cluster) else { return Ok(()) };
+        let health: EtcdHealth = etcd.health().await.map_err(|e| ApplyError::Provider {
+            address: r.cluster.clone(),
+            source: ProviderError { message: format!("etcd: {}", e.message), ..e },
+        })?;
+        if let Err(why) = health.check_remove(r.id) {
+            return Err(ApplyError::Halted {
+                address: r.cluster.clone(),
+                report: format!("etcd member {} stays: {why}", r.name),
+            });
+        }
+        let now = self.providers.values().next().map_or(0, |p| p.clock().now_ms());
+        let detail = serde_json::json!({ "member": r.name, "id": format!("{:x}", r.id), "why": r.why });
+        let jid = self.ledger.begin("etcd_remove_member", &r.cluster, &r.name, detail, now).await?;
+        let result = etcd.remove_member(r.id).await;
+        crash_point();
+        self.ledger.settle(jid, None, |_| {}).await?;
+        result.map_err(|e| ApplyError::Provider {
+            address: r.cluster.clone(),
+            source: ProviderError { message: format!("etcd: {}", e.message), ..e },
+        })?;
         Ok(())
     }
 
@@ -1661,6 +1917,12 @@ impl Executor {
             })
             .await
     }
+}
+
+/// An etcd error, named as such.
+fn etcd_err(c: &Change, mut source: ProviderError) -> ApplyError {
+    source.message = format!("etcd: {}", source.message);
+    ApplyError::Provider { address: c.address.clone(), source }
 }
 
 fn healthy(g: &ObservedGroup) -> u32 {

@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use drydock_model::{IntOrPercent, Role};
 use drydock_plan::{ActionKind, Change, Plan, Reason};
+use drydock_provider::etcd::EtcdHealth;
 use drydock_provider::kube::{ConditionStatus, NodeInfo};
 use drydock_provider::{Instance, InstanceState, Observed, ObservedGroup};
 use drydock_state::State;
@@ -48,6 +49,8 @@ pub struct Input<'a> {
     pub unhealthy_since: &'a BTreeMap<String, u64>,
     /// Per cluster address, its Nodes (clusters with a Kubernetes API only).
     pub nodes: &'a BTreeMap<String, Vec<NodeInfo>>,
+    /// Per cluster address, its control plane's etcd (clusters with a `kubernetes.etcd` block).
+    pub etcd: &'a BTreeMap<String, EtcdHealth>,
 }
 
 /// What a round decided.
@@ -62,6 +65,18 @@ pub struct Decisions {
     /// When each instance still unhealthy was first seen so (instances healthy again or gone
     /// are dropped): the caller keeps it for the next round.
     pub unhealthy_since: BTreeMap<String, u64>,
+    /// etcd members whose machine is gone, to remove.
+    pub etcd_cleanups: Vec<EtcdCleanup>,
+}
+
+/// An etcd member to remove because its machine is gone (a crashed control-plane instance the
+/// cloud replaced): left in place, it counts against quorum forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdCleanup {
+    pub cluster: String,
+    pub id: u64,
+    pub name: String,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +141,85 @@ pub fn decide(input: &Input<'_>) -> Decisions {
     }
     let repairs = choose_repairs(input.plan, input.state, &mut events);
     let (replacements, unhealthy_since) = choose_replacements(input, &mut events);
-    Decisions { repairs, replacements, events, unhealthy_since }
+    let etcd_cleanups = choose_etcd_cleanups(input, &mut events);
+    Decisions { repairs, replacements, events, unhealthy_since, etcd_cleanups }
+}
+
+/// etcd members to remove, as Cluster API's KubeadmControlPlane removes members that have no
+/// machine: a member that does not answer and whose Node's instance is gone (or that has no
+/// Node at all) — but not while a control-plane instance of its cluster is still joining (its
+/// member may be the one that looks unknown), and only when the removal rules allow it. Members
+/// added but never started, learners never promoted, alarms and lost quorum are reported.
+fn choose_etcd_cleanups(input: &Input<'_>, events: &mut Vec<Event>) -> Vec<EtcdCleanup> {
+    let mut out = vec![];
+    for (caddr, health) in input.etcd {
+        let Some(cs) = input.state.clusters.get(caddr) else { continue };
+        let Some(obs) = input.observed.get(&cs.provider) else { continue };
+        let owner = caddr.strip_prefix("cluster.").unwrap_or(caddr);
+        let cp: Vec<&Instance> = obs
+            .groups
+            .iter()
+            .filter(|g| g.ownership.cluster == owner && g.spec.role == drydock_provider::Role::ControlPlane)
+            .flat_map(|g| g.instances.iter().filter(|i| i.is_live()))
+            .collect();
+        let nodes: BTreeMap<&str, &NodeInfo> =
+            input.nodes.get(caddr).map(|ns| ns.iter().map(|n| (n.name.as_str(), n)).collect()).unwrap_or_default();
+        let node_of_instance: BTreeSet<&str> =
+            input.nodes.get(caddr).into_iter().flatten().filter_map(|n| n.instance_id()).collect();
+        // A control-plane instance without a Ready Node is still joining: its member may be new.
+        let joining = cp.iter().any(|i| {
+            i.state == InstanceState::Pending
+                || !node_of_instance.contains(i.id.as_str())
+                || input.nodes.get(caddr).into_iter().flatten().any(|n| {
+                    n.instance_id() == Some(i.id.as_str()) && !matches!(n.ready, Some((ConditionStatus::True, _)))
+                })
+        });
+        for p in health.problems() {
+            if !p.contains("is not healthy") {
+                events.push(event(
+                    EventKind::Detected,
+                    caddr,
+                    format!("etcd: {p}"),
+                    "reported: drydock does not change it",
+                ));
+            }
+        }
+        for m in &health.members {
+            if !m.member.started() || m.healthy {
+                continue;
+            }
+            let node = nodes.get(m.member.name.as_str());
+            let machine_live = node.and_then(|n| n.instance_id()).is_some_and(|id| cp.iter().any(|i| i.id == id));
+            if machine_live {
+                events.push(event(
+                    EventKind::Detected,
+                    caddr,
+                    format!("etcd member {} does not answer", m.member.name),
+                    "its machine runs: node repair replaces it if its Node stays unhealthy",
+                ));
+                continue;
+            }
+            let why = match node {
+                Some(_) => format!("etcd member {} does not answer and its instance is gone", m.member.name),
+                None => format!("etcd member {} does not answer and has no Node", m.member.name),
+            };
+            if joining {
+                events.push(event(
+                    EventKind::Skipped,
+                    caddr,
+                    why,
+                    "a control-plane instance is still joining: its member is removed once the new one is Ready",
+                ));
+                continue;
+            }
+            if let Err(reason) = health.check_remove(m.member.id) {
+                events.push(event(EventKind::Skipped, caddr, why, &reason));
+                continue;
+            }
+            out.push(EtcdCleanup { cluster: caddr.clone(), id: m.member.id, name: m.member.name.clone(), why });
+        }
+    }
+    out
 }
 
 /// The plan's changes that restore the applied state; the rest are skipped with the reason.

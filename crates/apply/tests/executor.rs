@@ -150,6 +150,8 @@ fn apply(plan: &Plan, provider: Arc<dyn Provider>, writes: usize) -> Run {
         interrupted: Arc::new(AtomicBool::new(false)),
         lineage: plan.lineage.clone(),
         kubernetes: Default::default(),
+        etcd: Default::default(),
+        join: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let outcomes = rt.block_on(Arc::clone(&executor).run(plan));

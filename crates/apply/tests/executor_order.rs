@@ -309,6 +309,8 @@ impl Cloud {
             interrupted: Arc::new(AtomicBool::new(false)),
             lineage: plan.lineage.clone(),
             kubernetes: Default::default(),
+            etcd: Default::default(),
+            join: Default::default(),
         });
         let outcomes = self.rt.block_on(executor.run(plan));
         assert_eq!(ledger.write_error(), None);

@@ -169,6 +169,7 @@ fn round(groups: &[Group], budget: IntOrPercent, now_ms: u64, since: &[(&str, u6
         now_ms,
         unhealthy_since: &since,
         nodes: &NO_NODES,
+        etcd: &BTreeMap::new(),
     })
 }
 
@@ -331,6 +332,7 @@ fn repairs_restore_only_what_was_applied() {
         display_spec: serde_json::json!({}),
         groups: vec![],
         settings: settings(IntOrPercent::Int(1)),
+        join_digest: None,
     };
     let change = |action, reasons: Vec<AttrChange>| Change {
         address: address("workers"),
@@ -400,6 +402,7 @@ fn repairs_restore_only_what_was_applied() {
         now_ms: 0,
         unhealthy_since: &since,
         nodes: &NO_NODES,
+        etcd: &BTreeMap::new(),
     });
     expect![[r#"
         repair cluster.demo.node_group.workers Update
@@ -429,6 +432,7 @@ fn repairs_restore_only_what_was_applied() {
             now_ms: 0,
             unhealthy_since: &since,
             nodes: &NO_NODES,
+            etcd: &BTreeMap::new(),
         });
         assert_eq!(d.repairs.len(), usize::from(repaired), "{generation}: {d:?}");
     }
@@ -436,3 +440,139 @@ fn repairs_restore_only_what_was_applied() {
 
 /// No cluster of these tests has a Kubernetes API.
 static NO_NODES: BTreeMap<String, Vec<drydock_provider::kube::NodeInfo>> = BTreeMap::new();
+
+/// etcd: a cluster whose control plane has members `a`, `b`, `c` (Nodes `node-a`… on
+/// instances `i-a`…) and whatever `extra` adds; `dead` members do not answer; `cp` are the
+/// live control-plane instances as `id:STATE`.
+fn etcd_round(cp: &'static [&'static str], nodes: &[(&str, &str)], members: &[(u64, &str, bool, bool)]) -> String {
+    use drydock_provider::etcd::{EtcdHealth, EtcdMember, MemberHealth};
+    use drydock_provider::kube::{ConditionStatus, NodeInfo};
+    let (state, mut observed) = world(&[Group {
+        name: "control-plane",
+        role: Role::ControlPlane,
+        max_unhealthy: IntOrPercent::Int(1),
+        instances: cp,
+    }]);
+    for g in &mut observed.get_mut("sim").unwrap().groups {
+        g.spec.role = drydock_provider::Role::ControlPlane;
+    }
+    let node_list: Vec<NodeInfo> = nodes
+        .iter()
+        .map(|(name, instance)| NodeInfo {
+            name: name.to_string(),
+            uid: format!("uid-{name}"),
+            provider_id: Some(format!("sim:///z1/{instance}")),
+            created_at_ms: 0,
+            ready: Some((ConditionStatus::True, 0)),
+            pressure: vec![],
+            unschedulable: false,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            taints: vec![],
+            deleting: false,
+        })
+        .collect();
+    let health = EtcdHealth {
+        members: members
+            .iter()
+            .map(|(id, name, learner, healthy)| MemberHealth {
+                member: EtcdMember {
+                    id: *id,
+                    name: name.to_string(),
+                    peer_urls: vec![format!("http://127.0.0.1:{}", 2380 + id)],
+                    client_urls: if name.is_empty() { vec![] } else { vec![format!("http://127.0.0.1:{}", 2379 + id)] },
+                    learner: *learner,
+                },
+                healthy: *healthy,
+                error: (!*healthy).then(|| "connection refused".to_string()),
+            })
+            .collect(),
+        leader: members.iter().find(|m| m.3).map(|m| m.0),
+        alarms: vec![],
+    };
+    let plan = empty_plan();
+    let budgets = BTreeMap::new();
+    let since = BTreeMap::new();
+    let nodes = BTreeMap::from([("cluster.demo".to_string(), node_list)]);
+    let etcd = BTreeMap::from([("cluster.demo".to_string(), health)]);
+    let d = decide(&Input {
+        plan: &plan,
+        state: &state,
+        observed: &observed,
+        disruption_budgets: &budgets,
+        now_ms: 1_000,
+        unhealthy_since: &since,
+        nodes: &nodes,
+        etcd: &etcd,
+    });
+    let mut out = String::new();
+    for c in &d.etcd_cleanups {
+        out += &format!("remove etcd member {} ({:x}): {}\n", c.name, c.id, c.why);
+    }
+    for e in &d.events {
+        out += &format!("{} {}: {} ({})\n", e.kind.as_str(), e.address, e.message, e.why.as_deref().unwrap_or(""));
+    }
+    out
+}
+
+#[test]
+fn watch_removes_the_etcd_member_of_a_machine_that_is_gone() {
+    // i-a crashed and was replaced by i-d, whose member `d` joined: `a` is dead and gone.
+    let out = etcd_round(
+        &["i-b:ok", "i-c:ok", "i-d:ok"],
+        &[("node-a", "i-a"), ("node-b", "i-b"), ("node-c", "i-c"), ("node-d", "i-d")],
+        &[
+            (1, "node-a", false, false),
+            (2, "node-b", false, true),
+            (3, "node-c", false, true),
+            (4, "node-d", false, true),
+        ],
+    );
+    expect![[r#"
+        remove etcd member node-a (1): etcd member node-a does not answer and its instance is gone
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn watch_waits_while_a_control_plane_member_is_still_joining() {
+    // The replacement i-d is still booting: its member may be the one that looks unknown.
+    let out = etcd_round(
+        &["i-b:ok", "i-c:ok", "i-d:pending@500"],
+        &[("node-b", "i-b"), ("node-c", "i-c")],
+        &[(1, "node-a", false, false), (2, "node-b", false, true), (3, "node-c", false, true)],
+    );
+    expect![[r#"
+        skipped cluster.demo: etcd member node-a does not answer and has no Node (a control-plane instance is still joining: its member is removed once the new one is Ready)
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn watch_reports_but_keeps_members_on_live_machines_unstarted_members_and_learners() {
+    let out = etcd_round(
+        &["i-a:ok", "i-b:ok", "i-c:ok"],
+        &[("node-a", "i-a"), ("node-b", "i-b"), ("node-c", "i-c")],
+        &[(1, "node-a", false, false), (2, "node-b", false, true), (3, "node-c", false, true), (4, "", true, false)],
+    );
+    expect![[r#"
+        detected cluster.demo: etcd: unstarted member 4 (http://127.0.0.1:2384) was added but never started (reported: drydock does not change it)
+        detected cluster.demo: etcd member node-a does not answer (its machine runs: node repair replaces it if its Node stays unhealthy)
+    "#]]
+    .assert_eq(&out);
+}
+
+#[test]
+fn watch_never_removes_a_dead_member_when_that_would_lose_quorum() {
+    // Two of three dead with their machines gone: removing one leaves 1 of 2 healthy.
+    let out = etcd_round(
+        &["i-c:ok"],
+        &[("node-c", "i-c")],
+        &[(1, "node-a", false, false), (2, "node-b", false, false), (3, "node-c", false, true)],
+    );
+    expect![[r#"
+        detected cluster.demo: etcd: quorum is lost: 1 of 3 voting members are healthy, 2 are needed (reported: drydock does not change it)
+        skipped cluster.demo: etcd member node-a does not answer and has no Node (etcd member node-b is not healthy: connection refused; without etcd member node-a only 1 of 2 voting members would be healthy, 2 are needed for quorum)
+        skipped cluster.demo: etcd member node-b does not answer and has no Node (etcd member node-a is not healthy: connection refused; without etcd member node-b only 1 of 2 voting members would be healthy, 2 are needed for quorum)
+    "#]].assert_eq(&out);
+}

@@ -965,6 +965,7 @@ impl<'s> Cx<'s> {
                     pod_start_ms: opt_dur("pod_start"),
                     pods_per_node: count(layer.get("pods_per_node")),
                     workloads,
+                    etcd: matches!(layer.get("etcd").map(|f| &f.value), Some(Value::Bool(true))),
                 })
             } else {
                 ProviderSettings::Aws(AwsSettings {
@@ -1379,6 +1380,7 @@ impl<'s> Cx<'s> {
         value_read: bool,
     ) -> Option<(Cluster, Option<(String, Span)>, Value, bool)> {
         let layer = self.layer(view, scope);
+        let cluster_layer = &layer;
         // The paths of the cluster's sensitive attributes, its `network` and `defaults` blocks'
         // among them (`defaults.image`).
         let mut sensitive: BTreeSet<String> = layer.sensitive_paths("").collect();
@@ -1431,9 +1433,34 @@ impl<'s> Cx<'s> {
         let kubernetes = view.block("kubernetes").map(|k| {
             let kv = check_body(&k.body, &schema::KUBERNETES, "kubernetes", &mut self.diags);
             let kl = self.layer(&kv, scope);
+            let etcd = kv.block("etcd").map(|e| {
+                let ev = check_body(&e.body, &schema::ETCD, "etcd", &mut self.diags);
+                let el = self.layer(&ev, scope);
+                let file = |k: &str| el.get(k).map(|f| str_of(&f.value));
+                let access = EtcdAccess {
+                    endpoints: str_list(el.get("endpoints")),
+                    ca_file: file("ca_file"),
+                    cert_file: file("cert_file"),
+                    key_file: file("key_file"),
+                };
+                if access.cert_file.is_some() != access.key_file.is_some() {
+                    let span = el.get("cert_file").or(el.get("key_file")).map_or(e.kind.span, |f| f.span);
+                    self.err(
+                        Diagnostic::new(
+                            "kcl::conflicting_attributes",
+                            span,
+                            "a client certificate needs both cert_file and key_file",
+                        )
+                        .label("only one of them is set")
+                        .help("kubeadm's are /etc/kubernetes/pki/etcd/healthcheck-client.crt and .key"),
+                    );
+                }
+                access
+            });
             KubernetesAccess {
                 kubeconfig: kl.get("kubeconfig").map(|f| str_of(&f.value)),
                 context: kl.get("context").map(|f| str_of(&f.value)),
+                etcd,
             }
         });
         let defaults = match view.block("defaults") {
@@ -1492,6 +1519,10 @@ impl<'s> Cx<'s> {
                 // group replaces whichever the defaults had.
                 let own_types = own.contains_key("instance_type") || own.contains_key("instance_types");
                 let mut layer = Merged::with_capacity(defaults.len() + own.len());
+                // The cluster's own `bootstrap` block, under the defaults' and the node group's.
+                for (k, f) in cluster_layer.iter().filter(|(k, _)| k.starts_with("bootstrap.")) {
+                    layer.insert(k, f);
+                }
                 for (k, f) in defaults.iter() {
                     if !(own_types && matches!(k, "instance_type" | "instance_types")) {
                         layer.insert(k, f);
@@ -1528,6 +1559,7 @@ impl<'s> Cx<'s> {
                     &layer,
                     &kubernetes_version,
                     &subnets,
+                    name,
                 ) else {
                     continue;
                 };
@@ -1622,6 +1654,7 @@ impl<'s> Cx<'s> {
         layer: &Merged,
         kubernetes_version: &str,
         cluster_subnets: &[String],
+        cluster_name: &str,
     ) -> Option<NodeGroup> {
         let header = block.header();
         let before = self.error_count();
@@ -1843,10 +1876,12 @@ impl<'s> Cx<'s> {
                 _ => None,
             },
         };
+        let (bootstrap, join) = self.bootstrap(layer, header, &what(), role, cluster_name);
         if self.error_count() > before {
             return None;
         }
         Some(NodeGroup {
+            join,
             name: name.to_string(),
             key,
             address,
@@ -1864,6 +1899,7 @@ impl<'s> Cx<'s> {
                 security_groups: str_list(get("security_groups")),
                 instance_profile: get("instance_profile").map(|f| str_of(&f.value)),
                 key_name: get("key_name").map(|f| str_of(&f.value)),
+                bootstrap,
             },
             settings: NodeSettings {
                 min,
@@ -1886,6 +1922,199 @@ impl<'s> Cx<'s> {
                 spans
             },
         })
+    }
+
+    /// A node group's `bootstrap` (its own over the defaults' over the cluster's), and the
+    /// join secrets of a kubeadm one. Errors never show a secret's value.
+    fn bootstrap(
+        &mut self,
+        layer: &Merged,
+        header: Span,
+        what: &str,
+        role: Role,
+        cluster_name: &str,
+    ) -> (Option<Bootstrap>, Option<JoinSecrets>) {
+        let get = |k: &str| layer.get(k);
+        let kind = get("bootstrap.kind").map(|f| str_of(&f.value));
+        let kind_span = get("bootstrap.kind").map_or(header, |f| f.span);
+        // Attributes that belong to another kind are mistakes, not silently ignored.
+        let only_for: &[(&str, &str)] = &[
+            ("bootstrap.endpoint", "kubeadm"),
+            ("bootstrap.token", "kubeadm"),
+            ("bootstrap.ca_cert_hashes", "kubeadm"),
+            ("bootstrap.certificate_key", "kubeadm"),
+            ("bootstrap.cluster_name", "eks"),
+        ];
+        let kind_name = kind.as_deref().unwrap_or("script");
+        for (path, for_kind) in only_for {
+            if let Some(f) = get(path).filter(|_| kind_name != *for_kind) {
+                let attr = path.trim_start_matches("bootstrap.");
+                self.err(
+                    Diagnostic::new(
+                        "kcl::bootstrap",
+                        f.span,
+                        format!("bootstrap.{attr} is for kind = \"{for_kind}\", and {what} bootstraps with kind = \"{kind_name}\""),
+                    )
+                    .label("not used by this kind")
+                    .with_secondary(kind_span, "the kind is set here")
+                    .help(format!("remove {attr}, or set kind = \"{for_kind}\"")),
+                );
+            }
+        }
+        match kind_name {
+            "kubeadm" => {
+                let endpoint = match get("bootstrap.endpoint") {
+                    Some(f) => {
+                        let e = str_of(&f.value);
+                        let (host, port) = e.rsplit_once(':').unwrap_or((e.as_str(), ""));
+                        if host.is_empty() || host.contains("://") || host.contains('/') || port.parse::<u16>().is_err()
+                        {
+                            let shown = redact(f.sensitive, format_args!("{e:?}"));
+                            self.err(
+                                Diagnostic::new(
+                                    "kcl::bootstrap",
+                                    f.span,
+                                    format!("bootstrap.endpoint {shown} is not host:port"),
+                                )
+                                .label("expected host:port")
+                                .help("the API server's address as kubeadm join takes it, like \"api.prod.internal:6443\""),
+                            );
+                        }
+                        e
+                    }
+                    None => {
+                        self.err(missing(
+                            kind_span,
+                            &format!("the kubeadm bootstrap of {what}"),
+                            "endpoint",
+                            " = \"api.example.internal:6443\"",
+                        ));
+                        String::new()
+                    }
+                };
+                let token = match get("bootstrap.token") {
+                    Some(f) => {
+                        let t = str_of(&f.value);
+                        let ok = t.len() == 23
+                            && t.char_indices().all(|(i, c)| {
+                                if i == 6 {
+                                    c == '.'
+                                } else {
+                                    c.is_ascii_lowercase() || c.is_ascii_digit()
+                                }
+                            });
+                        if !ok {
+                            self.err(
+                                Diagnostic::new(
+                                    "kcl::bootstrap",
+                                    f.span,
+                                    "bootstrap.token is not a kubeadm bootstrap token",
+                                )
+                                .label("expected [a-z0-9]{6}.[a-z0-9]{16}")
+                                .help("create one on a control-plane node with `kubeadm token create`, and pass it in a sensitive variable"),
+                            );
+                        }
+                        t
+                    }
+                    None => {
+                        self.err(missing(
+                            kind_span,
+                            &format!("the kubeadm bootstrap of {what}"),
+                            "token",
+                            " = var.join_token",
+                        ));
+                        String::new()
+                    }
+                };
+                let ca_cert_hashes = match get("bootstrap.ca_cert_hashes") {
+                    Some(f) => {
+                        let l = str_list(Some(f));
+                        let bad = l.is_empty()
+                            || l.iter().any(|h| {
+                                h.strip_prefix("sha256:")
+                                    .is_none_or(|hex| hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()))
+                            });
+                        if bad {
+                            self.err(
+                                Diagnostic::new(
+                                    "kcl::bootstrap",
+                                    f.span,
+                                    "bootstrap.ca_cert_hashes needs at least one hash of the form sha256:<64 hex digits>",
+                                )
+                                .label("not a CA public key hash")
+                                .help("kubeadm init prints it as --discovery-token-ca-cert-hash"),
+                            );
+                        }
+                        l
+                    }
+                    None => {
+                        self.err(missing(
+                            kind_span,
+                            &format!("the kubeadm bootstrap of {what}"),
+                            "ca_cert_hashes",
+                            " = [var.ca_cert_hash]",
+                        ));
+                        vec![]
+                    }
+                };
+                let certificate_key = match get("bootstrap.certificate_key") {
+                    Some(f) => {
+                        let k = str_of(&f.value);
+                        if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+                            self.err(
+                                Diagnostic::new(
+                                    "kcl::bootstrap",
+                                    f.span,
+                                    "bootstrap.certificate_key is not 64 hex digits",
+                                )
+                                .label("not a certificate key")
+                                .help("`kubeadm init phase upload-certs --upload-certs` prints it"),
+                            );
+                        }
+                        if role == Role::Worker {
+                            self.err(
+                                Diagnostic::new(
+                                    "kcl::bootstrap",
+                                    f.span,
+                                    format!("bootstrap.certificate_key is for control-plane members, and {what} is a worker group"),
+                                )
+                                .label("workers do not join the control plane")
+                                .help("set it in the control-plane node group only"),
+                            );
+                        }
+                        Some(k)
+                    }
+                    None if role == Role::ControlPlane => {
+                        self.err(missing(
+                            kind_span,
+                            &format!("the kubeadm bootstrap of {what} (a control plane)"),
+                            "certificate_key",
+                            " = var.certificate_key",
+                        ));
+                        None
+                    }
+                    None => None,
+                };
+                (Some(Bootstrap::Kubeadm { endpoint }), Some(JoinSecrets { token, ca_cert_hashes, certificate_key }))
+            }
+            "eks" => {
+                if role == Role::ControlPlane {
+                    self.err(
+                        Diagnostic::new(
+                            "kcl::bootstrap",
+                            kind_span,
+                            format!("{what} is a control plane, and EKS runs the control plane itself"),
+                        )
+                        .label("kind = \"eks\" is for worker node groups")
+                        .help("remove the control-plane node group, or bootstrap it with kind = \"kubeadm\""),
+                    );
+                }
+                let cluster_name =
+                    get("bootstrap.cluster_name").map_or_else(|| cluster_name.to_string(), |f| str_of(&f.value));
+                (Some(Bootstrap::Eks { cluster_name }), None)
+            }
+            _ => (None, None),
+        }
     }
 
     fn output(&mut self, block: &Block, scope: &Scope) -> Option<Output> {

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 pub use drydock_model::{
-    Backend, CapacityType, Drain, Health, HealthCheck, IntOrPercent, Metadata, NodeSettings, NodeSpec, OnTimeout, Role,
-    Rollout, RootVolume,
+    Backend, Bootstrap, CapacityType, Drain, Health, HealthCheck, IntOrPercent, JoinSecrets, Metadata, NodeSettings,
+    NodeSpec, OnTimeout, Role, Rollout, RootVolume,
 };
 
 use super::value::Value;
@@ -74,6 +74,10 @@ pub struct SimSettings {
     /// The workloads its simulated Kubernetes runs, by name.
     #[serde(default)]
     pub workloads: Vec<SimWorkload>,
+    /// Each control-plane instance runs a real etcd member (a process on loopback), joined as
+    /// kubeadm joins one.
+    #[serde(default)]
+    pub etcd: bool,
 }
 
 /// A workload of the simulated Kubernetes (`workload "web" { … }`).
@@ -146,10 +150,31 @@ pub struct KubernetesAccess {
     pub kubeconfig: Option<String>,
     /// The kubeconfig context; `None`: its current context.
     pub context: Option<String>,
+    /// How drydock reaches the control plane's etcd; `None`: it does not manage etcd members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdAccess>,
+}
+
+/// A `kubernetes { etcd { … } }` block: drydock manages the membership of a self-managed
+/// (kubeadm, stacked) control plane's etcd.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EtcdAccess {
+    /// Client URLs to start from; empty: those kubeadm advertises on the etcd static pods
+    /// (`kubeadm.kubernetes.io/etcd.advertise-client-urls`), read through the Kubernetes API.
+    pub endpoints: Vec<String>,
+    /// The CA that signed the members' serving certificates (PEM file).
+    pub ca_file: Option<String>,
+    /// A client certificate and key etcd accepts (kubeadm's `healthcheck-client` or
+    /// `apiserver-etcd-client`).
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeGroup {
+    /// A kubeadm bootstrap's join secrets (token, CA hashes, certificate key): not part of the
+    /// spec, so that rotating them replaces no node.
+    pub join: Option<JoinSecrets>,
     pub name: String,
     pub key: Option<String>,
     /// `cluster.demo.node_group.workers` or `…workers["us-east-1a"]`.

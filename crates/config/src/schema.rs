@@ -146,8 +146,25 @@ pub static METADATA: Schema = Schema {
     open: false,
 };
 
+pub const BOOTSTRAP_KINDS: &[&str] = &["script", "kubeadm", "eks"];
+/// How nodes join their cluster: in a cluster (for all its node groups), in `defaults` or in a
+/// node group, each attribute overriding the one above.
+pub static BOOTSTRAP: Schema = Schema {
+    attrs: &[
+        setting!("bootstrap", "kind", Ty::OneOf(BOOTSTRAP_KINDS)),
+        setting!("bootstrap", "endpoint", Ty::Str),
+        setting!("bootstrap", "token", Ty::Str),
+        setting!("bootstrap", "ca_cert_hashes", Ty::StrList),
+        setting!("bootstrap", "certificate_key", Ty::Str),
+        setting!("bootstrap", "cluster_name", Ty::Str),
+    ],
+    blocks: &[],
+    open: false,
+};
+
 /// The settings blocks of a node group (and of `defaults`).
 const NODE_BLOCKS: &[BlockDef] = &[
+    settings("bootstrap", &BOOTSTRAP),
     settings("rollout", &ROLLOUT),
     settings("health", &HEALTH),
     settings("drain", &DRAIN),
@@ -186,8 +203,19 @@ pub static NODE_GROUP: Schema = Schema {
 pub static DEFAULTS: Schema = Schema { attrs: node_attrs!(), blocks: NODE_BLOCKS, open: false };
 pub static NETWORK: Schema = Schema { attrs: &[a("subnets", Ty::StrList)], blocks: &[], open: false };
 /// How drydock reaches the cluster's Kubernetes API (drains, Ready gating, node repair).
-pub static KUBERNETES: Schema =
-    Schema { attrs: &[a("kubeconfig", Ty::Str), a("context", Ty::Str)], blocks: &[], open: false };
+pub static KUBERNETES: Schema = Schema {
+    attrs: &[a("kubeconfig", Ty::Str), a("context", Ty::Str)],
+    blocks: &[BlockDef { name: "etcd", labels: &[], multiple: false, settings: false, schema: &ETCD }],
+    open: false,
+};
+/// How drydock reaches the control plane's etcd (kubeadm's stacked etcd): the members' client
+/// URLs as kubeadm advertises them on the etcd static pods, or `endpoints`; with a client
+/// certificate when the files are given.
+pub static ETCD: Schema = Schema {
+    attrs: &[a("endpoints", Ty::StrList), a("ca_file", Ty::Str), a("cert_file", Ty::Str), a("key_file", Ty::Str)],
+    blocks: &[],
+    open: false,
+};
 
 pub static CLUSTER: Schema = Schema {
     attrs: &[
@@ -200,6 +228,7 @@ pub static CLUSTER: Schema = Schema {
     blocks: &[
         BlockDef { name: "network", labels: &[], multiple: false, settings: false, schema: &NETWORK },
         BlockDef { name: "kubernetes", labels: &[], multiple: false, settings: false, schema: &KUBERNETES },
+        settings("bootstrap", &BOOTSTRAP),
         BlockDef { name: "defaults", labels: &[], multiple: false, settings: false, schema: &DEFAULTS },
         BlockDef { name: "node_group", labels: &["name"], multiple: true, settings: false, schema: &NODE_GROUP },
     ],
@@ -250,6 +279,7 @@ pub static SIM_PROVIDER: Schema = Schema {
         a("join_delay", Ty::Dur),
         a("pod_start", Ty::Dur),
         a("pods_per_node", Ty::Count),
+        a("etcd", Ty::Bool),
     ],
     blocks: &[BlockDef { name: "workload", labels: &["name"], multiple: true, settings: false, schema: &WORKLOAD }],
     open: false,

@@ -45,7 +45,11 @@ impl Target {
         match err {
             kube::Error::Api(status) => (kind_of_status(status), status_detail(status)),
             kube::Error::HyperError(e) => (ErrorKind::Unavailable, chain(e)),
-            kube::Error::Service(e) => (ErrorKind::Unavailable, chain(e.as_ref())),
+            // The bearer token's source failed: its own kind (no credentials is Auth) and words.
+            kube::Error::Service(e) => match e.downcast_ref::<crate::bearer::TokenError>() {
+                Some(t) => (t.0.kind, t.to_string()),
+                None => (ErrorKind::Unavailable, chain(e.as_ref())),
+            },
             kube::Error::Auth(e) => (ErrorKind::Auth, self.auth_detail(e)),
             kube::Error::InferKubeconfig(e) => kubeconfig_detail(e),
             kube::Error::ProxyProtocolDisabled { proxy_url, protocol_feature } => (

@@ -1,7 +1,9 @@
 //! drydock's one Kubernetes client: [`KubeClient`] implements the executor's
 //! [`Kubernetes`] trait with kube-rs (`kube::Client`, `kube::Api`) and k8s-openapi's types, for
-//! real clusters (a kubeconfig, exec credential plugins included) and for the simulated cloud's
-//! API server (a URL and a bearer token) alike; both go through the same kubeconfig code path.
+//! real clusters (a kubeconfig, exec credential plugins included), for the simulated cloud's
+//! API server (a URL and a bearer token), and for clusters whose tokens expire (a URL, a CA and
+//! a [`BearerToken`] source such as an EKS token's, renewed before they expire:
+//! [`KubeClient::from_bearer`]); all go through the same kubeconfig code path.
 //!
 //! Eviction bodies are built here, by hand: kube 5.0.0's `Api::evict` serialises its delete
 //! options as `delete_options` where the API expects `deleteOptions`, so the API server silently
@@ -17,17 +19,20 @@
 //! budget said no), and throttling and unavailability are reported as `ErrorKind::Throttled` and
 //! `ErrorKind::Unavailable` for the executor to retry on its own schedule.
 
+mod bearer;
 mod convert;
 mod errors;
 
 use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use drydock_provider::kube::{Eviction, NodeInfo, NodePatch, PdbInfo, PodInfo, PodRef};
+use base64::Engine as _;
+use drydock_provider::kube::{BearerToken, Eviction, NodeInfo, NodePatch, PdbInfo, PodInfo, PodRef};
 use drydock_provider::{ErrorKind, Kubernetes, ProviderError};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -36,6 +41,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Status;
 use serde_json::{json, Value};
 
+pub use crate::bearer::RENEW_BEFORE;
 use crate::errors::{status_code, status_text, Target};
 
 /// How long to wait for a TCP connection (and TLS handshake) to the API server.
@@ -125,9 +131,72 @@ impl KubeClient {
         KubeClient::build(kubeconfig, label, label.to_string()).map_err(|e| fail(e.kind, &e.message))
     }
 
+    /// A client for an API server by URL whose bearer tokens expire (an EKS cluster's): each
+    /// request carries `Authorization: Bearer <token>` from `source`, which is asked again once
+    /// the token has less than [`RENEW_BEFORE`] left, so that a client used for hours keeps
+    /// working. `ca_pem` is the cluster's certificate authority (PEM; `None`: the system's
+    /// roots); `label` names it in [`Kubernetes::describe`]. Nothing is asked of `source` until
+    /// the first request; a failure to get a token fails that request with the source's kind
+    /// and message, and the next request asks again. kube's own retries are off, as for the
+    /// other clients.
+    ///
+    /// Must be called within a Tokio runtime (kube's client spawns its dispatch task).
+    pub fn from_bearer(
+        url: &str,
+        ca_pem: Option<&[u8]>,
+        label: &str,
+        source: Arc<dyn BearerToken>,
+    ) -> Result<KubeClient, ProviderError> {
+        let fail = |kind: ErrorKind, detail: &str| {
+            ProviderError::new(kind, format!("connecting to {url} ({label}): {detail}"))
+        };
+        let mut cluster = json!({ "server": url });
+        if let Some(pem) = ca_pem {
+            // kube reads no certificate at all from a PEM torn before its end, without a word:
+            // every TLS handshake would then fail later.
+            let text = String::from_utf8_lossy(pem);
+            let begin = text.find("-----BEGIN CERTIFICATE-----");
+            if !begin.is_some_and(|b| text[b..].contains("-----END CERTIFICATE-----")) {
+                return Err(fail(ErrorKind::InvalidInput, "the certificate authority holds no PEM certificate"));
+            }
+            cluster["certificate-authority-data"] = json!(base64::engine::general_purpose::STANDARD.encode(pem));
+        }
+        let kubeconfig: Kubeconfig = serde_json::from_value(json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{ "name": label, "cluster": cluster }],
+            "users": [{ "name": label, "user": {} }],
+            "contexts": [{ "name": label, "context": { "cluster": label, "user": label } }],
+            "current-context": label,
+        }))
+        .map_err(|e| fail(ErrorKind::InvalidInput, &e.to_string()))?;
+        let (config, target) =
+            KubeClient::config(kubeconfig, label, label.to_string()).map_err(|e| fail(e.kind, &e.message))?;
+        let scrubbed = |e: kube::Error| {
+            let (kind, detail) = target.explain(&e);
+            fail(kind, &target.scrub(&detail))
+        };
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(scrubbed)?
+            .with_layer(&bearer::BearerLayer { source })
+            .build();
+        Ok(KubeClient { client, target })
+    }
+
     /// The client for `context` of `kubeconfig` (which must have it), described as
     /// `SERVER (label)`. Errors carry only the detail; callers say what was being loaded.
     fn build(kubeconfig: Kubeconfig, context: &str, label: String) -> Result<KubeClient, ProviderError> {
+        let (config, target) = KubeClient::config(kubeconfig, context, label)?;
+        let client = kube::Client::try_from(config).map_err(|e| {
+            let (kind, detail) = target.explain(&e);
+            ProviderError::new(kind, target.scrub(&detail))
+        })?;
+        Ok(KubeClient { client, target })
+    }
+
+    /// kube's configuration for `context` of `kubeconfig` (timeouts set, retries off, no proxy
+    /// for a loopback server), and what messages say about it.
+    fn config(kubeconfig: Kubeconfig, context: &str, label: String) -> Result<(kube::Config, Target), ProviderError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ProviderError::other("a Kubernetes client must be created within a Tokio runtime"));
         }
@@ -168,8 +237,7 @@ impl KubeClient {
         if !explicit_proxy && is_loopback(config.cluster_url.host()) {
             config.proxy_url = None;
         }
-        let client = kube::Client::try_from(config).map_err(scrubbed)?;
-        Ok(KubeClient { client, target })
+        Ok((config, target))
     }
 
     fn fail(&self, action: &str, err: kube::Error) -> ProviderError {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use drydock_kube::KubeClient;
 use drydock_provider::kube::{
-    ConditionStatus, Eviction, LabelSelector, NodePatch, Owner, PdbInfo, PodRef, Requirement, Taint, OUTDATED_TAINT,
+    BearerToken, ConditionStatus, Eviction, LabelSelector, NodePatch, Owner, PdbInfo, PodRef, Requirement, Taint,
+    OUTDATED_TAINT,
 };
 use drydock_provider::{ErrorKind, Kubernetes, ProviderError};
 use http_body_util::{BodyExt, Full};
@@ -574,6 +575,152 @@ async fn the_bearer_token_is_sent_and_describe_names_the_server() {
     client.nodes().await.unwrap();
     let seen = server.seen();
     assert_eq!(seen[0].authorization.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+}
+
+/// A token source whose answers the test lays out in advance (tokens and when they expire,
+/// relative to now, or errors), counting how often it was asked: expiry is a value the test
+/// controls, so nothing sleeps.
+struct FakeSource {
+    answers: Mutex<Vec<Result<(String, i64), ProviderError>>>,
+    asked: Mutex<usize>,
+}
+
+impl FakeSource {
+    fn new(answers: Vec<Result<(&str, i64), ProviderError>>) -> Arc<FakeSource> {
+        let answers = answers.into_iter().rev().map(|a| a.map(|(t, e)| (t.to_string(), e))).collect();
+        Arc::new(FakeSource { answers: Mutex::new(answers), asked: Mutex::new(0) })
+    }
+
+    fn asked(&self) -> usize {
+        *self.asked.lock().unwrap()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+const MINUTE: i64 = 60_000;
+
+#[drydock_provider::async_trait]
+impl BearerToken for FakeSource {
+    async fn token(&self) -> Result<(String, u64), ProviderError> {
+        *self.asked.lock().unwrap() += 1;
+        let next = self.answers.lock().unwrap().pop().expect("the source was asked more often than the test expects");
+        next.map(|(token, expires_in)| (token, (now_ms() + expires_in).max(0) as u64))
+    }
+}
+
+fn bearer_client(server: &ApiServer, source: Arc<FakeSource>) -> KubeClient {
+    KubeClient::from_bearer(&server.url, None, "eks prod", source).unwrap()
+}
+
+fn authorizations(server: &ApiServer) -> Vec<String> {
+    server.seen().iter().map(|s| s.authorization.clone().unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn a_bearer_source_is_asked_once_and_its_token_sent_until_it_nears_expiry() {
+    let server = ApiServer::start(|_| ok(NODE_LIST)).await;
+    // An hour left: good for every request of this test.
+    let source = FakeSource::new(vec![Ok(("eks-token-one", 60 * MINUTE))]);
+    let client = bearer_client(&server, source.clone());
+    assert_eq!(client.describe(), format!("{} (eks prod)", server.url));
+    assert_eq!(source.asked(), 0, "nothing is asked before the first request");
+    for _ in 0..3 {
+        client.nodes().await.unwrap();
+    }
+    assert_eq!(authorizations(&server), vec!["Bearer eks-token-one"; 3]);
+    assert_eq!(source.asked(), 1);
+}
+
+#[tokio::test]
+async fn a_bearer_token_is_renewed_once_less_than_five_minutes_are_left() {
+    let server = ApiServer::start(|_| ok(NODE_LIST)).await;
+    // The first token has 4 minutes left when it arrives: good for the request that asked for it,
+    // renewed before the next. The second has already expired: renewed before the third request.
+    // The third has 14 minutes, as an EKS token.
+    let source = FakeSource::new(vec![
+        Ok(("eks-token-one", 4 * MINUTE)),
+        Ok(("eks-token-two", -MINUTE)),
+        Ok(("eks-token-three", 14 * MINUTE)),
+    ]);
+    let client = bearer_client(&server, source.clone());
+    for _ in 0..4 {
+        client.nodes().await.unwrap();
+    }
+    assert_eq!(
+        authorizations(&server),
+        ["Bearer eks-token-one", "Bearer eks-token-two", "Bearer eks-token-three", "Bearer eks-token-three"]
+    );
+    assert_eq!(source.asked(), 3);
+    assert_eq!(drydock_kube::RENEW_BEFORE, std::time::Duration::from_secs(300));
+}
+
+#[tokio::test]
+async fn a_failed_renewal_keeps_a_valid_token_and_a_failed_first_fetch_fails_only_its_request() {
+    let server = ApiServer::start(|_| ok(NODE_LIST)).await;
+    let source = FakeSource::new(vec![
+        // No credentials at all: the first request fails with the source's kind and words.
+        Err(ProviderError::new(ErrorKind::Auth, "EKS token for cluster prod: loading AWS credentials: none")),
+        // Then a token due for renewal, whose renewal fails: it is still sent while valid.
+        Ok(("eks-token-one", 3 * MINUTE)),
+        Err(ProviderError::unavailable("EKS token for cluster prod: the credential endpoint did not answer")),
+        Ok(("eks-token-two", 14 * MINUTE)),
+    ]);
+    let client = bearer_client(&server, source.clone());
+    let err = client.nodes().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Auth, "{err}");
+    assert!(
+        err.message.contains("getting a bearer token: EKS token for cluster prod: loading AWS credentials"),
+        "{err}"
+    );
+    assert!(server.seen().is_empty(), "a request without a token is not sent");
+    client.nodes().await.unwrap();
+    client.nodes().await.unwrap();
+    client.nodes().await.unwrap();
+    assert_eq!(authorizations(&server), ["Bearer eks-token-one", "Bearer eks-token-one", "Bearer eks-token-two"]);
+    assert_eq!(source.asked(), 4);
+}
+
+#[tokio::test]
+async fn a_token_that_is_no_header_value_is_refused_without_showing_it() {
+    let server = ApiServer::start(|_| ok(NODE_LIST)).await;
+    let source = FakeSource::new(vec![Ok(("bad\ntoken-0123456789", 60 * MINUTE))]);
+    let err = bearer_client(&server, source).nodes().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert_no_token(&err, "token-0123456789");
+}
+
+/// A self-signed CA certificate (its key was thrown away), as EKS's `certificateAuthority`
+/// decodes to.
+const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBgjCCASegAwIBAgIUCq7IUGY2lbnPqAewFOh+LrjmYNswCgYIKoZIzj0EAwIw
+FTETMBEGA1UEAwwKa3ViZXJuZXRlczAgFw0yNjEyMDEyMzExMjBaGA8yMTI2MTEw
+NzIzMTEyMFowFTETMBEGA1UEAwwKa3ViZXJuZXRlczBZMBMGByqGSM49AgEGCCqG
+SM49AwEHA0IABPtVlAW4AkaBNeNcgIbkVnyGfDQiTGpHNM+8MXhv3+iS+XyNGtRb
+Zfu4jm8zoW2HwXO7C+XzTJiDhLarEgTzpBKjUzBRMB0GA1UdDgQWBBSnrJFwZ1H6
+Ei68WtaJ6mErEM8O1DAfBgNVHSMEGDAWgBSnrJFwZ1H6Ei68WtaJ6mErEM8O1DAP
+BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQDOOyu5wHTe3hsgHIqA
+kqDk8vWhioG7Ngt3vvMgyqdOIgIhAI6CHcZtBm6j0GRnuHhIvzJ/U7CBn3jrLmPy
+9w02qFZ9
+-----END CERTIFICATE-----
+";
+
+#[tokio::test]
+async fn a_bearer_client_takes_the_clusters_ca_as_pem() {
+    let source = FakeSource::new(vec![]);
+    let url = "https://0123456789abcdef.gr7.us-east-1.eks.amazonaws.com";
+    let client = KubeClient::from_bearer(url, Some(CA_PEM.as_bytes()), "eks prod", source.clone()).unwrap();
+    assert_eq!(client.describe(), format!("{url} (eks prod)"));
+    // Not a certificate: refused when the client is built, naming the server.
+    let torn = &CA_PEM[..200];
+    let err = KubeClient::from_bearer(url, Some(torn.as_bytes()), "eks prod", source.clone()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert!(err.message.starts_with(&format!("connecting to {url} (eks prod): ")), "{err}");
+    let client = KubeClient::from_bearer(url, None, "eks prod", source.clone()).unwrap();
+    assert_eq!(client.describe(), format!("{url} (eks prod)"));
+    assert_eq!(source.asked(), 0);
 }
 
 #[tokio::test]

@@ -67,6 +67,36 @@ pub struct NodeSpec {
     pub security_groups: Vec<String>,
     pub instance_profile: Option<String>,
     pub key_name: Option<String>,
+    /// How the nodes join their cluster; `None`: `kind = "script"`, the node group's own
+    /// `user_data` does it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+/// A generated bootstrap (`bootstrap { kind = … }`): what the nodes join. The join secrets are
+/// not part of it (see [`JoinSecrets`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Bootstrap {
+    /// `kubeadm join` to the API server at `endpoint` (`host:port`).
+    Kubeadm { endpoint: String },
+    /// Amazon Linux 2023's nodeadm, joining the EKS cluster `cluster_name`.
+    Eks { cluster_name: String },
+}
+
+/// What a kubeadm node needs only while it joins: rotating them reaches the nodes launched
+/// later without replacing those that joined. Never serialised; its `Debug` shows nothing.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct JoinSecrets {
+    pub token: String,
+    pub ca_cert_hashes: Vec<String>,
+    pub certificate_key: Option<String>,
+}
+
+impl std::fmt::Debug for JoinSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JoinSecrets(…)")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,13 @@
 //! What the plan shows of Kubernetes before anything happens: per wave, the nodes it drains and
 //! the drain blockers known at plan time (budgets that allow no disruption now, pods marked
 //! not to be disrupted, pods no controller recreates, pods whose emptyDir data is lost), drain
-//! time in the ETA, and a warning for clusters whose nodes go without draining. Pure.
+//! time in the ETA, a warning for clusters whose nodes go without draining, and for a
+//! control-plane rollout the etcd member each node takes with it (and what stands in the way:
+//! members down, unpromoted learners, alarms). Pure.
 
 use std::collections::BTreeMap;
 
+use drydock_provider::etcd::EtcdHealth;
 use drydock_provider::kube::{NodeInfo, PdbInfo, PodInfo};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +21,21 @@ pub struct KubeObserved {
     pub nodes: Vec<NodeInfo>,
     pub pods: Vec<PodInfo>,
     pub budgets: Vec<PdbInfo>,
+    /// The control plane's etcd, for a cluster whose `kubernetes` block has an `etcd` block
+    /// (`None` also when it could not be reached: then a warning says so).
+    pub etcd: Option<EtcdHealth>,
+}
+
+/// The etcd member a control-plane node's removal takes with it: removed after the node's
+/// drain and before its instance is terminated, leadership moved off it first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdRemoval {
+    /// The member's name (kubeadm: the Node's name).
+    pub member: String,
+    /// The member id, in hex as etcdctl shows it.
+    pub id: String,
+    /// It leads now: leadership moves to another member first.
+    pub leader: bool,
 }
 
 /// One node a wave drains.
@@ -30,6 +48,9 @@ pub struct NodeDrain {
     pub pods: u32,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<Blocker>,
+    /// A control-plane node's etcd member, removed after the drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<EtcdRemoval>,
 }
 
 /// Something known at plan time to stand in a drain's way, or to be lost by it.
@@ -125,8 +146,44 @@ pub fn annotate(
             ));
         }
     }
+    for cluster in &model.clusters {
+        let cp_moves = changes.iter().any(|c| {
+            c.cluster == cluster.address
+                && c.role == drydock_config::model::Role::ControlPlane
+                && c.kind() == ActionKind::Rollout
+        });
+        if !cp_moves {
+            continue;
+        }
+        let kubeadm = cluster.node_groups.iter().any(|ng| {
+            ng.role == drydock_config::model::Role::ControlPlane
+                && matches!(ng.spec.bootstrap, Some(drydock_config::model::Bootstrap::Kubeadm { .. }))
+        });
+        match cluster.kubernetes.as_ref().and_then(|k| k.etcd.as_ref()) {
+            None if kubeadm => warnings.push(format!(
+                "{} has no kubernetes.etcd block: each control-plane member replaced leaves its etcd member behind",
+                cluster.address
+            )),
+            None => {}
+            Some(_) => match kube.get(&cluster.address).and_then(|k| k.etcd.as_ref()) {
+                None => warnings.push(format!(
+                    "{}: etcd could not be reached at plan time; the rollout checks it again before it starts",
+                    cluster.address
+                )),
+                Some(h) => {
+                    for p in h.problems() {
+                        warnings.push(format!(
+                            "{}: etcd: {p}; the control-plane rollout will not start until this is fixed",
+                            cluster.address
+                        ));
+                    }
+                }
+            },
+        }
+    }
     for c in changes.iter_mut().filter(|c| c.kind() == ActionKind::Rollout) {
         let Some(k) = kube.get(&c.cluster) else { continue };
+        let etcd = k.etcd.as_ref().filter(|_| c.role == drydock_config::model::Role::ControlPlane);
         let nodes: BTreeMap<&str, &NodeInfo> =
             k.nodes.iter().filter_map(|n| n.instance_id().map(|id| (id, n))).collect();
         let mut pods_by_node: BTreeMap<&str, Vec<&PodInfo>> = BTreeMap::new();
@@ -143,11 +200,17 @@ pub fn annotate(
                 .map(|id| {
                     let node = nodes.get(id.as_str());
                     let pods = node.and_then(|n| pods_by_node.get(n.name.as_str())).cloned().unwrap_or_default();
+                    let member = etcd.zip(node).and_then(|(h, n)| h.by_name(&n.name).map(|m| (h, m)));
                     NodeDrain {
                         node: node.map(|n| n.name.clone()),
                         pods: pods.len() as u32,
                         blockers: pods.iter().flat_map(|p| blockers(p, &k.budgets)).collect(),
                         instance: id,
+                        etcd: member.map(|(h, m)| EtcdRemoval {
+                            member: m.member.name.clone(),
+                            id: format!("{:x}", m.member.id),
+                            leader: h.leader == Some(m.member.id),
+                        }),
                     }
                 })
                 .collect();

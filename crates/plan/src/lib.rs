@@ -237,6 +237,11 @@ pub struct Target {
     /// One group for workers; one per member for a control plane.
     pub groups: Vec<TargetGroup>,
     pub settings: NodeSettings,
+    /// The digest of the join secrets (kubeadm's token, CA hashes, certificate key) the
+    /// target's groups launch with; never the secrets themselves, which the executor takes from
+    /// the configuration at apply time (and refuses if their digest differs from this one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -310,8 +315,24 @@ pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
             Role::Worker => PRole::Worker,
             Role::ControlPlane => PRole::ControlPlane,
         },
-        bootstrap: None,
+        bootstrap: s.bootstrap.as_ref().map(|b| match b {
+            drydock_config::model::Bootstrap::Kubeadm { endpoint } => {
+                drydock_provider::Bootstrap::Kubeadm { api_server_endpoint: endpoint.clone() }
+            }
+            drydock_config::model::Bootstrap::Eks { cluster_name } => {
+                drydock_provider::Bootstrap::Eks { cluster_name: cluster_name.clone() }
+            }
+        }),
     }
+}
+
+/// A node group's join secrets, as the provider takes them.
+pub fn join_secrets(ng: &NodeGroup) -> Option<drydock_provider::JoinSecrets> {
+    ng.join.as_ref().map(|j| drydock_provider::JoinSecrets {
+        token: j.token.clone(),
+        ca_cert_hashes: j.ca_cert_hashes.clone(),
+        certificate_key: j.certificate_key.clone(),
+    })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -329,6 +350,13 @@ pub fn display_spec(ng: &NodeGroup, spec: &GenerationSpec) -> serde_json::Value 
     let mut v = serde_json::to_value(spec).expect("a spec always serialises");
     if let Some(obj) = v.as_object_mut() {
         for path in &ng.sensitive {
+            // The join secrets are not part of the spec: only a digest of them is planned.
+            if matches!(
+                path.as_str(),
+                "bootstrap.token" | "bootstrap.ca_cert_hashes" | "bootstrap.certificate_key" | "bootstrap.kind"
+            ) {
+                continue;
+            }
             let key = path.split('.').next().unwrap_or(path);
             if let Some(field) = obj.get_mut(key) {
                 let digest = sha256_hex(field.to_string().as_bytes());
@@ -709,6 +737,7 @@ fn plan_node_group(
         display_spec: shown.clone(),
         groups,
         settings: s.clone(),
+        join_digest: join_secrets(ng).map(|j| j.digest()),
     };
     let boot = boot_estimate(input, cluster, state_ng);
     let mut change = Change {
@@ -760,6 +789,20 @@ fn plan_node_group(
                     g.settings.tags.get(key).map(|v| serde_json::Value::String(v.clone())).as_ref() == r.after.as_ref()
                 })
             });
+        }
+        // Rotated join secrets reach the instances launched from now on: a new launch version
+        // of the same generation, no node replaced.
+        if let (Some(a), Some(want)) = (target_actual, &target.join_digest) {
+            if let Some(g) = a.groups.iter().find(|g| g.join_digest.as_ref() != Some(want)) {
+                change.reasons.push(AttrChange {
+                    path: "bootstrap.join".into(),
+                    before: g.join_digest.clone().map(serde_json::Value::String),
+                    after: Some(serde_json::Value::String(want.clone())),
+                    reason: Reason::Configuration,
+                    forces_replacement: false,
+                    sensitive: false,
+                });
+            }
         }
         let missing = target.groups.iter().filter(|g| !g.exists).count();
         // Any group whose settings differ from the target's (changed by hand, or by a change

@@ -244,6 +244,14 @@ fn drains_text(out: &mut String, c: &Change, p: Paint) {
                 let mark = if b.blocks { p.paint(RED, "blocked") } else { p.paint(YELLOW, "warning") };
                 let _ = writeln!(out, "        {mark}: pod {}: {}", b.pod, b.detail);
             }
+            if let Some(e) = &d.etcd {
+                let leader = if e.leader { ", leadership moved off it first" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "        then etcd member {} ({}) is removed, before its instance goes{leader}",
+                    e.member, e.id
+                );
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use drydock_plan::{ActionKind, AttrChange, Change, Drift, Plan};
 
 /// The version of this format: the major changes when a field is removed or changes
 /// meaning, the minor when a field is added.
-pub const JSON_FORMAT_VERSION: &str = "1.1";
+pub const JSON_FORMAT_VERSION: &str = "1.2";
 
 /// The plan as pretty JSON with a trailing newline.
 pub fn render(plan: &Plan) -> String {

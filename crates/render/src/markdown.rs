@@ -395,6 +395,15 @@ fn change_detail(c: &Change) -> String {
                     let mark = if b.blocks { "**blocked**" } else { "warning" };
                     let _ = writeln!(out, "  - {mark}: pod {}: {}", code(&b.pod), html(&b.detail));
                 }
+                if let Some(e) = &d.etcd {
+                    let leader = if e.leader { ", leadership moved off it first" } else { "" };
+                    let _ = writeln!(
+                        out,
+                        "  - then etcd member {} ({}) is removed, before its instance goes{leader}",
+                        code(&e.member),
+                        code(&e.id)
+                    );
+                }
             }
         }
     }

@@ -183,6 +183,7 @@ fn sim_config(s: &drydock_config::SimSettings) -> drydock_sim::SimConfig {
         pod_start_ms: s.pod_start_ms.unwrap_or(defaults.pod_start_ms),
         pods_per_node: s.pods_per_node.unwrap_or(defaults.pods_per_node),
         workloads: s.workloads.iter().map(sim_workload).collect(),
+        etcd: s.etcd,
         ..defaults
     }
 }
@@ -244,6 +245,17 @@ fn boot_estimates(providers: &Providers) -> BTreeMap<String, u64> {
         .collect()
 }
 
+/// The join secrets of every node group with a kubeadm bootstrap, by node group address, for
+/// the executor (plans hold only their digest).
+pub fn join_secrets(model: &drydock_config::Model) -> BTreeMap<String, drydock_provider::JoinSecrets> {
+    model
+        .clusters
+        .iter()
+        .flat_map(|c| &c.node_groups)
+        .filter_map(|ng| drydock_plan::join_secrets(ng).map(|j| (ng.address.clone(), j)))
+        .collect()
+}
+
 /// Observes every provider: what it holds of `lineage`.
 pub async fn observe_all(providers: &Providers, lineage: &str) -> Result<BTreeMap<String, Observed>, String> {
     let mut out = BTreeMap::new();
@@ -260,6 +272,7 @@ pub struct Planned {
     pub plan: Plan,
     pub providers: Providers,
     pub kubernetes: kubernetes::Kubes,
+    pub etcd: kubernetes::Etcds,
 }
 
 /// Plans the workspace against `state` (observing the cloud, and the Kubernetes API of each
@@ -267,13 +280,15 @@ pub struct Planned {
 pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> Result<Planned, String> {
     let providers = providers(&ws.model, &ws.config_dir)?;
     let kubes = kubernetes::clients(&ws.model, &ws.config_dir).await?;
+    let etcds = kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes)?;
     let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
     let observed = match (ws.refresh, state) {
         (false, Some(s)) => drydock_plan::observed_from_state(s, &ws.model),
         (false, None) => BTreeMap::new(),
         (true, _) => observe_all(&providers, &lineage).await?,
     };
-    let kube_observed = if ws.refresh && !destroy { kubernetes::observe(&kubes).await? } else { BTreeMap::new() };
+    let kube_observed =
+        if ws.refresh && !destroy { kubernetes::observe(&kubes, &etcds).await? } else { BTreeMap::new() };
     let input = PlanInput {
         model: &ws.model,
         state,
@@ -290,5 +305,5 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
     let plan = drydock_plan::plan(&input).map_err(|errs| {
         errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
     })?;
-    Ok(Planned { plan, providers, kubernetes: kubes })
+    Ok(Planned { plan, providers, kubernetes: kubes, etcd: etcds })
 }

@@ -375,6 +375,8 @@ async fn apply(
         interrupted: Arc::new(AtomicBool::new(false)),
         lineage: planned.plan.lineage.clone(),
         kubernetes: planned.kubernetes,
+        etcd: Default::default(),
+        join: Default::default(),
     });
     let outcomes = Arc::clone(&executor).run(&planned.plan).await;
     if ledger.write_error().is_none() {

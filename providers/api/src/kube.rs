@@ -292,6 +292,14 @@ pub trait Kubernetes: Send + Sync {
     async fn delete_node(&self, name: &str) -> Result<(), ProviderError>;
 }
 
+/// A source of bearer tokens for a Kubernetes API server, for credentials that expire (an EKS
+/// token is a presigned STS request, valid for minutes): the token, and when it expires in
+/// milliseconds since the UNIX epoch. A client asks again before that.
+#[async_trait]
+pub trait BearerToken: Send + Sync {
+    async fn token(&self) -> Result<(String, u64), ProviderError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

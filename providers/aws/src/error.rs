@@ -120,7 +120,9 @@ pub fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorKind {
         "InvalidLaunchTemplateName.NotFoundException"
         | "InvalidLaunchTemplateId.NotFound"
         | "InvalidLaunchTemplateId.VersionNotFound"
-        | "InvalidInstanceID.NotFound" => ErrorKind::NotFound,
+        | "InvalidInstanceID.NotFound"
+        // EKS: no cluster of that name.
+        | "ResourceNotFoundException" => ErrorKind::NotFound,
         c if c.ends_with("LimitExceeded") || c.ends_with("QuotaExceeded") || c == "LimitExceededException" => {
             ErrorKind::Quota
         }
@@ -212,6 +214,7 @@ mod tests {
         assert_eq!(k("ValidationError", "Max bound, 1, must be >= min bound, 2"), ErrorKind::InvalidInput);
         assert_eq!(k("InvalidLaunchTemplateName.NotFoundException", ""), ErrorKind::NotFound);
         assert_eq!(k("ScalingActivityInProgress", ""), ErrorKind::Unavailable);
+        assert_eq!(k("ResourceNotFoundException", "No cluster found for name: x."), ErrorKind::NotFound);
         assert_eq!(classify("", "", Some(503)), ErrorKind::Unavailable);
         assert_eq!(classify("", "", Some(429)), ErrorKind::Throttled);
         assert_eq!(classify("Weird", "", Some(400)), ErrorKind::Other);

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_autoscaling::types as asg;
 use aws_sdk_ec2::types as ec2;
 use drydock_provider::{
-    CapacityType, GenerationSpec, GroupSettings, HealthCheck, Instance, InstanceState, Metadata, Ownership,
-    ProviderError, Role, RootVolume, OWNERSHIP_TAGS,
+    Bootstrap, CapacityType, GenerationSpec, GroupSettings, HealthCheck, Instance, InstanceState, JoinSecrets,
+    Metadata, Ownership, ProviderError, Role, RootVolume,
 };
 use sha2::Digest as _;
 
@@ -20,6 +20,20 @@ pub const TAG_ASG_NAME: &str = "aws:autoscaling:groupName";
 /// The tag naming a group's role (`worker` or `control-plane`), beside the ownership tags: with
 /// it, observation knows the role without reading the launch template.
 pub const TAG_ROLE: &str = "drydock:role";
+
+/// The tag naming the [`JoinSecrets::digest`] of the join secrets a group's launch template
+/// carries (kubeadm bootstraps): what observation reports as the group's join digest without
+/// reading the template. Set at creation and by `update_join`, kept by `update_group`.
+pub const TAG_JOIN: &str = "drydock:join";
+
+/// The join secrets that go into a generation's launch template: those given, when its nodes
+/// join with kubeadm; none otherwise (nothing else writes them anywhere).
+pub fn effective_join<'a>(spec: &GenerationSpec, join: Option<&'a JoinSecrets>) -> Option<&'a JoinSecrets> {
+    match spec.bootstrap {
+        Some(Bootstrap::Kubeadm { .. }) => join,
+        _ => None,
+    }
+}
 
 /// The version of its launch template a group launches from: a generation's template has one
 /// version, made with the template.
@@ -64,6 +78,23 @@ pub fn template_name(o: &Ownership) -> String {
     name.chars().take(128).collect::<String>().trim_end_matches('-').to_string()
 }
 
+/// The launch template of a generation whose nodes join with the secrets of digest `join`
+/// (kubeadm): one per generation and set of secrets, so that rotating them (`update_join`)
+/// makes a template beside the generation's rather than a second version of it (which moto
+/// cannot launch from), and so that a member created after a rotation finds the template with
+/// the current secrets by name. Without secrets it is [`template_name`]. The digest's hex digits
+/// follow the generation (`-j` and 16 digits), before the readable part, so that truncating a
+/// long name cuts the readable part first.
+pub fn template_name_for(o: &Ownership, join: Option<&str>) -> String {
+    let Some(join) = join else { return template_name(o) };
+    let digits: String =
+        join.strip_prefix("sha256:").unwrap_or(join).chars().filter(char::is_ascii_alphanumeric).collect();
+    let generation = sanitize(&o.generation);
+    let readable = sanitize(&format!("{}-{}", o.cluster, o.node_group));
+    let name = format!("{}{generation}-j{digits}-{readable}", template_prefix(o));
+    name.chars().take(128).collect::<String>().trim_end_matches('-').to_string()
+}
+
 /// `drydock-` and a hash of the lineage, cluster and node group: what every launch template of
 /// one node group's name starts with.
 pub fn template_prefix(o: &Ownership) -> String {
@@ -99,12 +130,14 @@ pub fn kubernetes_cluster_tag(cluster: &str) -> String {
     format!("kubernetes.io/cluster/{cluster}")
 }
 
-/// Every tag of a group: the ownership, the role (when known), the Kubernetes cluster tag, and
-/// the settings' own tags. Settings may not set a `drydock:` or `aws:` key: the first would
-/// contradict the ownership, the second is AWS's.
+/// Every tag of a group: the ownership, the role (when known), the join digest (when its nodes
+/// join with secrets), the Kubernetes cluster tag, and the settings' own tags. Settings may not
+/// set a `drydock:` or `aws:` key: the first would contradict the ownership, the second is
+/// AWS's.
 pub fn group_tags(
     o: &Ownership,
     role: Option<Role>,
+    join: Option<&str>,
     settings: &GroupSettings,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
     for key in settings.tags.keys() {
@@ -133,17 +166,19 @@ pub fn group_tags(
     if let Some(role) = role {
         tags.insert(TAG_ROLE.to_string(), role_name(role).to_string());
     }
+    if let Some(join) = join {
+        tags.insert(TAG_JOIN.to_string(), join.to_string());
+    }
     Ok(tags)
 }
 
 /// The settings' tags as observation reports them: the group's tags without the ones this
-/// provider adds itself (ownership, role, and the cluster tag when it says `owned`).
+/// provider adds itself (ownership, role, join digest: every `drydock:` key, which settings may
+/// not set; and the cluster tag when it says `owned`).
 pub fn settings_tags(o: &Ownership, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let cluster_tag = kubernetes_cluster_tag(&o.cluster);
     tags.iter()
-        .filter(|(k, v)| {
-            !OWNERSHIP_TAGS.contains(&k.as_str()) && *k != TAG_ROLE && (**k != cluster_tag || *v != "owned")
-        })
+        .filter(|(k, v)| !k.starts_with("drydock:") && (**k != cluster_tag || *v != "owned"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -252,10 +287,11 @@ pub struct TemplateRef {
 }
 
 impl TemplateRef {
-    /// Whether this is exactly the template version drydock makes for that generation: then
-    /// its data is the generation's spec (the generation is a hash of it), and need not be read.
-    pub fn is_generations(&self, o: &Ownership) -> bool {
-        self.name == template_name(o) && self.version == TEMPLATE_VERSION.to_string()
+    /// Whether this is exactly the template version drydock makes for that generation (and the
+    /// join secrets of digest `join`, which the group's [`TAG_JOIN`] tag names): then its data is
+    /// the generation's spec (the generation is a hash of it), and need not be read.
+    pub fn is_generations(&self, o: &Ownership, join: Option<&str>) -> bool {
+        self.name == template_name_for(o, join) && self.version == TEMPLATE_VERSION.to_string()
     }
 }
 
@@ -329,24 +365,50 @@ pub fn policy_to_repeat(p: &asg::MixedInstancesPolicy) -> asg::MixedInstancesPol
     p
 }
 
+/// A described mixed instances policy, repeated with another launch template (by id) and
+/// version: the instance types and the purchase option stay the group's own.
+pub fn policy_with_template(
+    p: &asg::MixedInstancesPolicy,
+    template_id: &str,
+    version: i64,
+) -> asg::MixedInstancesPolicy {
+    let mut p = p.clone();
+    let spec = asg::LaunchTemplateSpecification::builder()
+        .launch_template_id(template_id)
+        .version(version.to_string())
+        .build();
+    match p.launch_template.as_mut() {
+        Some(lt) => lt.launch_template_specification = Some(spec),
+        None => p.launch_template = Some(asg::LaunchTemplate::builder().launch_template_specification(spec).build()),
+    }
+    p
+}
+
 fn ec2_tags(tags: &BTreeMap<String, String>) -> Vec<ec2::Tag> {
     tags.iter().map(|(k, v)| ec2::Tag::builder().key(k).value(v).build()).collect()
 }
 
-/// Tags for the launch template: the ownership, generation included.
-pub fn template_tags(o: &Ownership) -> ec2::TagSpecification {
+/// Tags for the launch template: the ownership, generation included, and the digest of the
+/// join secrets it carries.
+pub fn template_tags(o: &Ownership, join: Option<&str>) -> ec2::TagSpecification {
+    let mut tags = o.tags();
+    if let Some(join) = join {
+        tags.insert(TAG_JOIN.to_string(), join.to_string());
+    }
     ec2::TagSpecification::builder()
         .resource_type(ec2::ResourceType::LaunchTemplate)
-        .set_tags(Some(ec2_tags(&o.tags())))
+        .set_tags(Some(ec2_tags(&tags)))
         .build()
 }
 
 /// A generation as launch template data. `root_device` is the image's root device name,
-/// which the root volume's mapping must use.
+/// which the root volume's mapping must use; `inputs` what the bootstrap needs besides the
+/// spec (see [`userdata::compose`]).
 pub fn launch_template_data(
     spec: &GenerationSpec,
     o: &Ownership,
     root_device: Option<&str>,
+    inputs: userdata::Inputs<'_>,
 ) -> Result<ec2::RequestLaunchTemplateData, ProviderError> {
     let first_type = spec
         .instance_types
@@ -360,6 +422,7 @@ pub fn launch_template_data(
         kubernetes_version: spec.kubernetes_version.clone(),
         labels: spec.labels.clone(),
         taints: spec.taints.clone(),
+        bootstrap: spec.bootstrap.clone(),
     };
     let hop_limit = i32::try_from(spec.metadata.hop_limit)
         .ok()
@@ -367,7 +430,7 @@ pub fn launch_template_data(
         .ok_or_else(|| ProviderError::invalid_input("metadata hop_limit must be between 1 and 64"))?;
     let mut data = ec2::RequestLaunchTemplateData::builder()
         .image_id(&spec.image)
-        .user_data(userdata::compose_base64(&node, spec.user_data.as_deref())?)
+        .user_data(userdata::compose_base64(&node, spec.user_data.as_deref(), inputs)?)
         .metadata_options(
             ec2::LaunchTemplateInstanceMetadataOptionsRequest::builder()
                 .http_endpoint(ec2::LaunchTemplateInstanceMetadataEndpointState::Enabled)
@@ -425,13 +488,17 @@ pub fn launch_template_data(
 }
 
 /// A generation's spec, rebuilt from its launch template version and the group that uses it
-/// (whose mixed instances policy holds the instance types and the purchase option).
-pub fn spec_from(data: &ec2::ResponseLaunchTemplateData, g: &asg::AutoScalingGroup) -> GenerationSpec {
+/// (whose mixed instances policy holds the instance types and the purchase option), and the
+/// digest of the join secrets the template carries.
+pub fn spec_from(
+    data: &ec2::ResponseLaunchTemplateData,
+    g: &asg::AutoScalingGroup,
+) -> (GenerationSpec, Option<String>) {
     let parsed = data.user_data().and_then(userdata::parse_base64);
-    let (node, user_data) = match parsed {
-        Some(p) => (p.node, p.user_data),
+    let (node, user_data, join_digest) = match parsed {
+        Some(p) => (p.node, p.user_data, p.join_digest),
         // Not drydock's layout (edited by hand): the user data as it is, nothing else known.
-        None => (NodeInfo::default(), data.user_data().map(decode_lossy)),
+        None => (NodeInfo::default(), data.user_data().map(decode_lossy), None),
     };
     let mixed = g.mixed_instances_policy();
     let instance_types = match mixed.and_then(|m| m.launch_template()) {
@@ -459,7 +526,7 @@ pub fn spec_from(data: &ec2::ResponseLaunchTemplateData, g: &asg::AutoScalingGro
         },
         None => Metadata { http_tokens_required: false, hop_limit: 1 },
     };
-    GenerationSpec {
+    let spec = GenerationSpec {
         image: data.image_id().unwrap_or_default().to_string(),
         instance_types,
         user_data,
@@ -473,8 +540,9 @@ pub fn spec_from(data: &ec2::ResponseLaunchTemplateData, g: &asg::AutoScalingGro
         instance_profile: data.iam_instance_profile().and_then(|p| p.name().or(p.arn())).map(str::to_string),
         key_name: data.key_name().map(str::to_string),
         role: node.role,
-        bootstrap: None,
-    }
+        bootstrap: node.bootstrap,
+    };
+    (spec, join_digest)
 }
 
 fn decode_lossy(b64: &str) -> String {
@@ -546,6 +614,7 @@ pub fn asg_healthy(i: &asg::Instance) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::userdata::Inputs;
 
     fn ownership() -> Ownership {
         Ownership {
@@ -650,14 +719,14 @@ mod tests {
             },
             GenerationSpec { instance_types: vec!["c7g.large".into(), "c6g.large".into()], ..spec() },
         ] {
-            let data = launch_template_data(&s, &ownership(), Some("/dev/xvda")).unwrap();
+            let data = launch_template_data(&s, &ownership(), Some("/dev/xvda"), Inputs::default()).unwrap();
             assert_eq!(data.instance_type().is_some(), !is_mixed(&s));
             let g = group_with(launch_spec(&s, "lt-1", 7));
             assert_eq!(
                 template_of(&g),
                 Some(TemplateRef { id: "lt-1".into(), name: String::new(), version: "7".into() })
             );
-            assert_eq!(spec_from(&as_response(&data), &g), s);
+            assert_eq!(spec_from(&as_response(&data), &g), (s, None));
         }
     }
 
@@ -677,12 +746,74 @@ mod tests {
 
     #[test]
     fn a_root_volume_needs_the_images_root_device() {
-        let e = launch_template_data(&spec(), &ownership(), None).unwrap_err();
+        let none = Inputs::default();
+        let e = launch_template_data(&spec(), &ownership(), None, none).unwrap_err();
         assert!(e.message.contains("root device"), "{e}");
-        let data = launch_template_data(&spec(), &ownership(), Some("/dev/sda1")).unwrap();
+        let data = launch_template_data(&spec(), &ownership(), Some("/dev/sda1"), none).unwrap();
         assert_eq!(data.block_device_mappings()[0].device_name(), Some("/dev/sda1"));
         let bad = GenerationSpec { instance_types: vec![], ..spec() };
-        assert!(launch_template_data(&bad, &ownership(), Some("/dev/xvda")).is_err());
+        assert!(launch_template_data(&bad, &ownership(), Some("/dev/xvda"), none).is_err());
+    }
+
+    #[test]
+    fn templates_with_join_secrets_are_named_for_their_digest() {
+        let o = ownership();
+        assert_eq!(template_name_for(&o, None), template_name(&o));
+        let a = template_name_for(&o, Some("sha256:0123456789abcdef"));
+        assert_eq!(a, "drydock-60398680b718-3f2a9c01bd-j0123456789abcdef-fleet-eu-workers-eu-west-1a");
+        assert_ne!(template_name_for(&o, Some("sha256:0123456789abcdee")), a);
+        let long = Ownership { node_group: "n".repeat(300), ..o.clone() };
+        let name = template_name_for(&long, Some("sha256:0123456789abcdef"));
+        assert!(name.len() <= 128 && name.contains("-j0123456789abcdef-"), "{name}");
+        // Anything in a digest that a name cannot hold is left out.
+        assert!(template_name_for(&o, Some("x y/z")).contains("-jxyz-"));
+    }
+
+    #[test]
+    fn a_bootstrap_and_the_join_digest_round_trip_through_launch_template_data() {
+        let join = JoinSecrets {
+            token: "abcdef.0123456789abcdef".into(),
+            ca_cert_hashes: vec!["sha256:00".into()],
+            certificate_key: Some("k".into()),
+        };
+        let s = GenerationSpec {
+            bootstrap: Some(Bootstrap::Kubeadm { api_server_endpoint: "10.0.0.1:6443".into() }),
+            ..spec()
+        };
+        assert_eq!(effective_join(&s, Some(&join)), Some(&join));
+        assert_eq!(effective_join(&spec(), Some(&join)), None);
+        let inputs = Inputs { join: Some(&join), eks: None };
+        let data = launch_template_data(&s, &ownership(), Some("/dev/xvda"), inputs).unwrap();
+        let g = group_with(launch_spec(&s, "lt-1", 1));
+        assert_eq!(spec_from(&as_response(&data), &g), (s.clone(), Some(join.digest())));
+        // Without its secrets, a kubeadm template cannot be written.
+        assert!(launch_template_data(&s, &ownership(), Some("/dev/xvda"), Inputs::default()).is_err());
+    }
+
+    #[test]
+    fn the_join_tag_is_drydocks_and_never_a_setting() {
+        let s = GroupSettings { tags: BTreeMap::from([("team".into(), "platform".into())]), ..Default::default() };
+        let tags = group_tags(&ownership(), Some(Role::Worker), Some("sha256:0123456789abcdef"), &s).unwrap();
+        assert_eq!(tags[TAG_JOIN], "sha256:0123456789abcdef");
+        assert_eq!(settings_tags(&ownership(), &tags), s.tags);
+        let bad = GroupSettings { tags: BTreeMap::from([(TAG_JOIN.into(), "x".into())]), ..Default::default() };
+        assert!(group_tags(&ownership(), None, None, &bad).is_err());
+    }
+
+    #[test]
+    fn a_policy_is_repeated_with_another_template() {
+        let s = GenerationSpec {
+            capacity_type: CapacityType::Spot,
+            instance_types: vec!["a".into(), "b".into()],
+            ..spec()
+        };
+        let LaunchSpec::Mixed(policy) = launch_spec(&s, "lt-1", 1) else { panic!("spot is mixed") };
+        let LaunchSpec::Mixed(expected) = launch_spec(&s, "lt-2", 1) else { panic!("spot is mixed") };
+        let mut described = policy.clone();
+        if let Some(spec) = described.launch_template.as_mut().and_then(|l| l.launch_template_specification.as_mut()) {
+            spec.launch_template_name = Some("drydock-x".into());
+        }
+        assert_eq!(policy_with_template(&described, "lt-2", 1), expected);
     }
 
     #[test]
@@ -707,27 +838,27 @@ mod tests {
     #[test]
     fn tags_add_ownership_role_and_the_cluster_tag_and_refuse_reserved_keys() {
         let mut s = GroupSettings { tags: BTreeMap::from([("team".into(), "platform".into())]), ..Default::default() };
-        let tags = group_tags(&ownership(), None, &s).unwrap();
+        let tags = group_tags(&ownership(), None, None, &s).unwrap();
         assert_eq!(tags["kubernetes.io/cluster/fleet[\"eu\"]"], "owned");
         assert_eq!(tags["drydock:generation"], "3f2a9c01bd");
         assert_eq!(tags["team"], "platform");
         assert_eq!(settings_tags(&ownership(), &tags), s.tags);
         s.tags.insert("drydock:lineage".into(), "other".into());
-        assert!(group_tags(&ownership(), None, &s).unwrap_err().message.contains("ownership"));
+        assert!(group_tags(&ownership(), None, None, &s).unwrap_err().message.contains("ownership"));
         s.tags = BTreeMap::from([("aws:x".into(), "y".into())]);
-        assert!(group_tags(&ownership(), None, &s).is_err());
+        assert!(group_tags(&ownership(), None, None, &s).is_err());
         s.tags = BTreeMap::from([("kubernetes.io/cluster/fleet[\"eu\"]".into(), "shared".into())]);
-        let tags = group_tags(&ownership(), None, &s).unwrap();
+        let tags = group_tags(&ownership(), None, None, &s).unwrap();
         assert_eq!(settings_tags(&ownership(), &tags), s.tags);
         // The role is a tag of drydock's own, not one of the settings'.
         for role in [Role::Worker, Role::ControlPlane] {
-            let tags = group_tags(&ownership(), Some(role), &s).unwrap();
+            let tags = group_tags(&ownership(), Some(role), None, &s).unwrap();
             assert_eq!(tags[TAG_ROLE], role_name(role));
             assert_eq!(role_of(&tags), Some(role));
             assert_eq!(settings_tags(&ownership(), &tags), s.tags);
         }
         s.tags = BTreeMap::from([("drydock:role".into(), "worker".into())]);
-        assert!(group_tags(&ownership(), None, &s).is_err());
+        assert!(group_tags(&ownership(), None, None, &s).is_err());
         assert_eq!(role_of(&BTreeMap::from([(TAG_ROLE.into(), "boss".into())])), None);
     }
 
@@ -735,23 +866,30 @@ mod tests {
     fn a_generations_own_template_is_known_by_name_and_version() {
         let o = ownership();
         let own = TemplateRef { id: "lt-1".into(), name: template_name(&o), version: "1".into() };
-        assert!(own.is_generations(&o));
+        assert!(own.is_generations(&o, None));
         for other in [
             TemplateRef { version: "2".into(), ..own.clone() },
             TemplateRef { version: "$Latest".into(), ..own.clone() },
             TemplateRef { name: "hand-made".into(), ..own.clone() },
             TemplateRef { name: String::new(), ..own.clone() },
         ] {
-            assert!(!other.is_generations(&o), "{other:?}");
+            assert!(!other.is_generations(&o, None), "{other:?}");
         }
         // Another generation's template is not this one's.
-        assert!(!own.is_generations(&Ownership { generation: "0000000000".into(), ..o }));
+        assert!(!own.is_generations(&Ownership { generation: "0000000000".into(), ..o.clone() }, None));
+        // With join secrets, the generation's own template is the one named for their digest.
+        let digest = "sha256:0123456789abcdef";
+        assert!(!own.is_generations(&o, Some(digest)));
+        let joined = TemplateRef { name: template_name_for(&o, Some(digest)), ..own.clone() };
+        assert!(joined.is_generations(&o, Some(digest)));
+        assert!(!joined.is_generations(&o, None));
+        assert!(!joined.is_generations(&o, Some("sha256:fedcba9876543210")));
     }
 
     #[test]
     fn a_partial_spec_takes_what_the_group_shows() {
         let s = GenerationSpec { capacity_type: CapacityType::Spot, instance_types: vec!["m5.large".into()], ..spec() };
-        let tags = group_tags(&ownership(), Some(Role::ControlPlane), &GroupSettings::default()).unwrap();
+        let tags = group_tags(&ownership(), Some(Role::ControlPlane), None, &GroupSettings::default()).unwrap();
         let LaunchSpec::Mixed(policy) = launch_spec(&s, "lt-1", 1) else { panic!("spot is mixed") };
         let g = asg::AutoScalingGroup::builder()
             .mixed_instances_policy(policy)
@@ -804,7 +942,7 @@ mod tests {
             .health_check_type(a.health_check_type)
             .health_check_grace_period(a.grace_seconds)
             .set_tags(Some(
-                asg_tags("g", &group_tags(&ownership(), None, &s).unwrap())
+                asg_tags("g", &group_tags(&ownership(), None, None, &s).unwrap())
                     .into_iter()
                     .map(|t| asg::TagDescription::builder().set_key(t.key).set_value(t.value).build())
                     .collect(),

@@ -10,13 +10,17 @@ use async_trait::async_trait;
 use aws_sdk_autoscaling::types as asg;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types as ec2;
+use drydock_provider::kube::BearerToken;
 use drydock_provider::{
-    ApiStats, Clock, CreateGroup, ErrorKind, GroupSettings, Instance, InstanceState, Observed, ObservedGroup,
-    Ownership, Provider, ProviderError, SystemClock, TAG_CLUSTER, TAG_LINEAGE, TAG_NODE_GROUP,
+    ApiStats, Bootstrap, Clock, CreateGroup, ErrorKind, GenerationSpec, GroupSettings, Instance, InstanceState,
+    JoinSecrets, Observed, ObservedGroup, Ownership, Provider, ProviderError, SystemClock, TAG_CLUSTER, TAG_LINEAGE,
+    TAG_NODE_GROUP,
 };
 
+use crate::eks::{self, EksCluster, EksTokenSource};
 use crate::error::{self, AwsError};
 use crate::mapping::{self, LaunchSpec, TemplateRef};
+use crate::userdata;
 
 /// Where the provider's settings come from: the `provider "aws"` block. Anything left `None`
 /// comes from the standard AWS chain (environment, profile files, SSO, instance metadata).
@@ -29,10 +33,78 @@ pub struct AwsConfig {
     pub endpoint: Option<String>,
 }
 
-/// The SDK clients, built on first use.
+/// The SDK clients, built on first use, and the configuration they were built from (its
+/// region and credentials also sign EKS tokens).
 struct Clients {
+    sdk: aws_config::SdkConfig,
     ec2: aws_sdk_ec2::Client,
     asg: aws_sdk_autoscaling::Client,
+    eks: aws_sdk_eks::Client,
+}
+
+/// Loads the AWS configuration and builds the clients.
+async fn load_clients(config: &AwsConfig) -> Result<Clients, ProviderError> {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    // Standard retries: throttling and 5xx answers are sent again with exponential backoff and
+    // jitter, up to 5 attempts.
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(60))
+                .build(),
+        );
+    if let Some(profile) = &config.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &config.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &config.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let conf = loader.load().await;
+    if conf.region().is_none() {
+        return Err(ProviderError::invalid_input(
+            "no AWS region: set `region` in the provider \"aws\" block, AWS_REGION, or a region in the profile",
+        ));
+    }
+    Ok(Clients {
+        ec2: aws_sdk_ec2::Client::new(&conf),
+        asg: aws_sdk_autoscaling::Client::new(&conf),
+        eks: aws_sdk_eks::Client::new(&conf),
+        sdk: conf,
+    })
+}
+
+/// The clients, shared by the provider and the EKS token sources it hands out.
+#[derive(Clone)]
+struct SharedClients {
+    config: AwsConfig,
+    cell: Arc<tokio::sync::OnceCell<Clients>>,
+}
+
+impl SharedClients {
+    async fn get(&self) -> Result<&Clients, ProviderError> {
+        self.cell.get_or_try_init(|| load_clients(&self.config)).await
+    }
+}
+
+#[async_trait]
+impl eks::Signer for SharedClients {
+    async fn region_and_credentials(&self) -> Result<(String, aws_credential_types::Credentials), ProviderError> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let c = self.get().await?;
+        let region = c.sdk.region().map(|r| r.to_string()).unwrap_or_default();
+        let provider = c
+            .sdk
+            .credentials_provider()
+            .ok_or_else(|| eks::credentials_error(&"no credentials provider is configured"))?;
+        let credentials = provider.provide_credentials().await.map_err(|e| eks::credentials_error(&e))?;
+        Ok((region, credentials))
+    }
 }
 
 /// Auto Scaling pages: at most 100 groups a call.
@@ -62,12 +134,14 @@ struct LastObserve {
     result: Result<Observed, ProviderError>,
 }
 
-/// Node groups on AWS: one launch template per node group with one version per generation,
-/// one Auto Scaling group per generation (see the crate docs for the whole mapping).
+/// Node groups on AWS: one launch template per generation (and set of join secrets), one Auto
+/// Scaling group per generation (see the crate docs for the whole mapping); EKS clusters and
+/// their tokens.
 pub struct AwsProvider {
-    config: AwsConfig,
-    clients: tokio::sync::OnceCell<Clients>,
+    clients: SharedClients,
     stats: Mutex<ApiStats>,
+    /// EKS clusters by name, as `DescribeCluster` showed them: read once per process.
+    eks_clusters: Mutex<HashMap<String, EksCluster>>,
     /// Launch template data by (template id, version): versions never change, so each is read
     /// once per process.
     versions: Mutex<HashMap<(String, String), Arc<ec2::ResponseLaunchTemplateData>>>,
@@ -84,9 +158,9 @@ impl AwsProvider {
     /// so commands that do not touch AWS pay nothing for it.
     pub fn new(config: AwsConfig) -> AwsProvider {
         AwsProvider {
-            config,
-            clients: tokio::sync::OnceCell::new(),
+            clients: SharedClients { config, cell: Arc::new(tokio::sync::OnceCell::new()) },
             stats: Mutex::new(ApiStats::default()),
+            eks_clusters: Mutex::new(HashMap::new()),
             versions: Mutex::new(HashMap::new()),
             seen: Mutex::new(HashMap::new()),
             started_ms: SystemClock::wall_ms(),
@@ -96,43 +170,43 @@ impl AwsProvider {
     }
 
     pub fn config(&self) -> &AwsConfig {
-        &self.config
+        &self.clients.config
     }
 
     async fn clients(&self) -> Result<&Clients, ProviderError> {
-        self.clients
-            .get_or_try_init(|| async {
-                use aws_config::retry::RetryConfig;
-                use aws_config::timeout::TimeoutConfig;
-                // Standard retries: throttling and 5xx answers are sent again with exponential
-                // backoff and jitter, up to 5 attempts.
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .retry_config(RetryConfig::standard().with_max_attempts(5))
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .connect_timeout(Duration::from_secs(5))
-                            .operation_attempt_timeout(Duration::from_secs(60))
-                            .build(),
-                    );
-                if let Some(profile) = &self.config.profile {
-                    loader = loader.profile_name(profile);
-                }
-                if let Some(region) = &self.config.region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                if let Some(endpoint) = &self.config.endpoint {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                let conf = loader.load().await;
-                if conf.region().is_none() {
-                    return Err(ProviderError::invalid_input(
-                        "no AWS region: set `region` in the provider \"aws\" block, AWS_REGION, or a region in the \
-                         profile",
-                    ));
-                }
-                Ok(Clients { ec2: aws_sdk_ec2::Client::new(&conf), asg: aws_sdk_autoscaling::Client::new(&conf) })
-            })
-            .await
+        self.clients.get().await
+    }
+
+    /// The EKS cluster of that name, as `DescribeCluster` shows it (counted in [`Provider::stats`]
+    /// as `DescribeCluster`): its endpoint, certificate authority, service CIDR and version.
+    /// Read once per cluster for the provider's life. A cluster that does not exist is
+    /// InvalidInput; one not active yet (no endpoint) is Unavailable.
+    pub async fn eks_cluster(&self, name: &str) -> Result<EksCluster, ProviderError> {
+        if let Some(known) = self.eks_clusters.lock().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(known.clone());
+        }
+        let c = self.clients().await?;
+        let out = match self.call("DescribeCluster", c.eks.describe_cluster().name(name).send()).await {
+            Ok(out) => out,
+            Err(e) if e.is_not_found() => {
+                return Err(ProviderError::invalid_input(format!(
+                    "there is no EKS cluster named {name} in this region ({e}); check the bootstrap's `cluster_name` \
+                     and the provider's region"
+                )))
+            }
+            Err(e) => return Err(e.into_provider()),
+        };
+        let cluster = eks_cluster_of(name, out.cluster())?;
+        self.eks_clusters.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), cluster.clone());
+        Ok(cluster)
+    }
+
+    /// The bearer tokens of the EKS cluster of that name (see [`crate::eks`]), signed with this
+    /// provider's credentials, for a Kubernetes client that renews them
+    /// (`drydock_kube::KubeClient::from_bearer`). Nothing is loaded until the first token is
+    /// asked for.
+    pub fn eks_token_source(&self, cluster_name: &str) -> Arc<dyn BearerToken> {
+        Arc::new(EksTokenSource { cluster: cluster_name.to_string(), signer: Arc::new(self.clients.clone()) })
     }
 
     /// Sends one AWS call, counting it.
@@ -376,14 +450,22 @@ impl AwsProvider {
             return None;
         }
         let name = g.auto_scaling_group_name()?.to_string();
-        let ownership = Ownership::from_tags(&mapping::tags_of(g))?;
+        let tags = mapping::tags_of(g);
+        let ownership = Ownership::from_tags(&tags)?;
         let data = if needs_template(g) {
             mapping::template_of(g)
                 .and_then(|r| self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(&(r.id, r.version)).cloned())
         } else {
             None
         };
-        let spec = data.as_deref().map(|d| mapping::spec_from(d, g));
+        let read = data.as_deref().map(|d| mapping::spec_from(d, g));
+        // The template's own secrets when it was read; otherwise what the group's tag says of them
+        // (the tag names the template the group launches from, or it would have been read).
+        let join_digest = match &read {
+            Some((_, digest)) => digest.clone(),
+            None => tags.get(mapping::TAG_JOIN).cloned(),
+        };
+        let spec = read.map(|(spec, _)| spec);
         let image = spec.as_ref().map(|s| s.image.clone()).unwrap_or_default();
         let instances: Vec<Instance> = g
             .instances()
@@ -404,7 +486,7 @@ impl AwsProvider {
                 .and_then(|t| t.to_millis().ok())
                 .and_then(|t| u64::try_from(t).ok())
                 .unwrap_or(0),
-            join_digest: None,
+            join_digest,
         })
     }
 
@@ -511,24 +593,40 @@ impl AwsProvider {
         Ok(img.root_device_name().map(str::to_string))
     }
 
-    /// The launch template of the request's generation, found (made by an earlier try, by
-    /// another control-plane member, or kept from an earlier rollout of the same spec) or made.
-    async fn ensure_template(&self, c: &Clients, req: &CreateGroup) -> Result<String, ProviderError> {
-        let name = mapping::template_name(&req.ownership);
+    /// The launch template of a generation (and of the join secrets its nodes join with),
+    /// found (made by an earlier try, by another control-plane member, by a rotation of the
+    /// secrets, or kept from an earlier rollout of the same spec) or made; its id. The secrets
+    /// are those [`mapping::effective_join`] keeps: a template carries them only for a kubeadm
+    /// bootstrap.
+    async fn ensure_template(
+        &self,
+        c: &Clients,
+        o: &Ownership,
+        spec: &GenerationSpec,
+        join: Option<&JoinSecrets>,
+    ) -> Result<String, ProviderError> {
+        let join = mapping::effective_join(spec, join);
+        let digest = join.map(JoinSecrets::digest);
+        let name = mapping::template_name_for(o, digest.as_deref());
         if let Some(id) = self.template_id(c, &name).await? {
             return Ok(id);
         }
-        let root = self.root_device(c, &req.spec.image).await?;
-        let data = mapping::launch_template_data(&req.spec, &req.ownership, root.as_deref())?;
+        let root = self.root_device(c, &spec.image).await?;
+        let eks = match &spec.bootstrap {
+            Some(Bootstrap::Eks { cluster_name }) => Some(self.eks_cluster(cluster_name).await?),
+            _ => None,
+        };
+        let inputs = userdata::Inputs { join, eks: eks.as_ref() };
+        let data = mapping::launch_template_data(spec, o, root.as_deref(), inputs)?;
         let created = self
             .call(
                 "CreateLaunchTemplate",
                 c.ec2
                     .create_launch_template()
                     .launch_template_name(&name)
-                    .version_description(mapping::version_description(&req.ownership.generation))
+                    .version_description(mapping::version_description(&o.generation))
                     .launch_template_data(data)
-                    .tag_specifications(mapping::template_tags(&req.ownership))
+                    .tag_specifications(mapping::template_tags(o, digest.as_deref()))
                     .send(),
             )
             .await;
@@ -544,6 +642,106 @@ impl AwsProvider {
             }),
             Err(e) => Err(e.into_provider()),
         }
+    }
+
+    /// Points the group at the launch template of its generation and of the join secrets
+    /// `join` (made if missing), tags it with their digest, and deletes the generation's other
+    /// templates no group uses any more (they differ only in older secrets). Instances already
+    /// running are not touched; those the group launches later join with `join`. Each step
+    /// looks before it acts, so a repeat after any failure finds what the first try did and
+    /// finishes it.
+    async fn switch_join(
+        &self,
+        c: &Clients,
+        g: &asg::AutoScalingGroup,
+        o: &Ownership,
+        spec: &GenerationSpec,
+        join: &JoinSecrets,
+    ) -> Result<(), ProviderError> {
+        let name = g.auto_scaling_group_name().unwrap_or_default();
+        let digest = join.digest();
+        let template_id = self.ensure_template(c, o, spec, Some(join)).await?;
+        let current = mapping::template_of(g);
+        let pointed =
+            current.as_ref().is_some_and(|r| r.id == template_id && r.version == mapping::TEMPLATE_VERSION.to_string());
+        if !pointed {
+            let mut update = c.asg.update_auto_scaling_group().auto_scaling_group_name(name);
+            update = match g.mixed_instances_policy() {
+                // The group's own policy (types, purchase option), with the new template: AWS
+                // keeps a policy an update does not repeat, moto 5.2.5 drops it.
+                Some(policy) => update.mixed_instances_policy(mapping::policy_with_template(
+                    policy,
+                    &template_id,
+                    mapping::TEMPLATE_VERSION,
+                )),
+                None => update.launch_template(
+                    asg::LaunchTemplateSpecification::builder()
+                        .launch_template_id(&template_id)
+                        .version(mapping::TEMPLATE_VERSION.to_string())
+                        .build(),
+                ),
+            };
+            self.call("UpdateAutoScalingGroup", update.send()).await.map_err(AwsError::into_provider)?;
+        }
+        if mapping::tags_of(g).get(mapping::TAG_JOIN) != Some(&digest) {
+            let tag = BTreeMap::from([(mapping::TAG_JOIN.to_string(), digest.clone())]);
+            self.call(
+                "CreateOrUpdateTags",
+                c.asg.create_or_update_tags().set_tags(Some(mapping::asg_tags(name, &tag))).send(),
+            )
+            .await
+            .map_err(AwsError::into_provider)?;
+        }
+        self.prune_generation(c, o, &template_id).await.map_err(AwsError::into_provider)
+    }
+
+    /// Deletes the launch templates of the generation `o` names, but `keep`, that no group of
+    /// its node group uses: after a rotation of the join secrets, those differ from `keep` only
+    /// in older secrets.
+    async fn prune_generation(&self, c: &Clients, o: &Ownership, keep: &str) -> Result<(), AwsError> {
+        let owner = [(TAG_LINEAGE, o.lineage.as_str()), (TAG_CLUSTER, &o.cluster), (TAG_NODE_GROUP, &o.node_group)];
+        let mut calls = 0;
+        let in_use: BTreeSet<String> = self
+            .groups_tagged(c, &owner, &mut calls)
+            .await?
+            .iter()
+            .filter_map(mapping::template_of)
+            .map(|r| r.id)
+            .collect();
+        let filters = vec![ec2::Filter::builder()
+            .name("launch-template-name")
+            .values(format!("{}*", mapping::template_prefix(o)))
+            .build()];
+        let mut stale = vec![];
+        let mut pages = c
+            .ec2
+            .describe_launch_templates()
+            .set_filters(Some(filters))
+            .max_results(VERSION_PAGE)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = self.page("DescribeLaunchTemplates", page)?;
+            for t in page.launch_templates() {
+                let tags: BTreeMap<String, String> = t
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                    .collect();
+                let Some(id) = t.launch_template_id() else { continue };
+                if Ownership::from_tags(&tags).as_ref() == Some(o) && id != keep && !in_use.contains(id) {
+                    stale.push(id.to_string());
+                }
+            }
+        }
+        for id in stale {
+            match self.call("DeleteLaunchTemplate", c.ec2.delete_launch_template().launch_template_id(&id).send()).await
+            {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Before a group goes: when it is the node group's last, every launch template of the node
@@ -636,6 +834,37 @@ impl AwsProvider {
     }
 }
 
+/// What a node's `NodeConfig` needs of a described EKS cluster.
+fn eks_cluster_of(name: &str, cluster: Option<&aws_sdk_eks::types::Cluster>) -> Result<EksCluster, ProviderError> {
+    let cluster =
+        cluster.ok_or_else(|| ProviderError::other(format!("DescribeCluster {name}: the answer has no cluster")))?;
+    let status = cluster.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "unknown".to_string());
+    let not_ready = |what: &str| {
+        ProviderError::unavailable(format!(
+            "DescribeCluster: EKS cluster {name} has no {what} yet (status {status}); run again once it is active"
+        ))
+    };
+    let endpoint = cluster.endpoint().filter(|e| !e.is_empty()).ok_or_else(|| not_ready("endpoint"))?;
+    let certificate_authority = cluster
+        .certificate_authority()
+        .and_then(|c| c.data())
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| not_ready("certificate authority"))?;
+    let network = cluster.kubernetes_network_config();
+    let service_cidr = match network.and_then(|n| n.ip_family()) {
+        Some(aws_sdk_eks::types::IpFamily::Ipv6) => network.and_then(|n| n.service_ipv6_cidr()),
+        _ => network.and_then(|n| n.service_ipv4_cidr()),
+    }
+    .filter(|c| !c.is_empty())
+    .ok_or_else(|| not_ready("service CIDR"))?;
+    Ok(EksCluster {
+        endpoint: endpoint.to_string(),
+        certificate_authority: certificate_authority.to_string(),
+        service_cidr: service_cidr.to_string(),
+        version: cluster.version().unwrap_or_default().to_string(),
+    })
+}
+
 /// Whether observing the group needs its launch template's data: not when it launches from
 /// exactly the template version drydock made for its generation and its role is tagged, for
 /// then everything the planner needs of the spec is known without it (the rest is the
@@ -643,7 +872,7 @@ impl AwsProvider {
 fn needs_template(g: &asg::AutoScalingGroup) -> bool {
     let tags = mapping::tags_of(g);
     let own = match (Ownership::from_tags(&tags), mapping::template_of(g)) {
-        (Some(o), Some(r)) => r.is_generations(&o),
+        (Some(o), Some(r)) => r.is_generations(&o, tags.get(mapping::TAG_JOIN).map(String::as_str)),
         _ => false,
     };
     !own || mapping::role_of(&tags).is_none()
@@ -683,7 +912,10 @@ impl Provider for AwsProvider {
         let name = req.name.as_str();
         let in_group = |e: ProviderError| e.with_group(name);
         mapping::check_settings(&req.settings).map_err(in_group)?;
-        let tags = mapping::group_tags(&req.ownership, Some(req.spec.role), &req.settings).map_err(in_group)?;
+        let join = mapping::effective_join(&req.spec, req.join.as_ref());
+        let digest = join.map(JoinSecrets::digest);
+        let tags = mapping::group_tags(&req.ownership, Some(req.spec.role), digest.as_deref(), &req.settings)
+            .map_err(in_group)?;
         if req.spec.instance_types.is_empty() {
             return Err(in_group(ProviderError::invalid_input("a node group needs at least one instance type")));
         }
@@ -691,9 +923,17 @@ impl Provider for AwsProvider {
         // Look before creating: moto silently replaces a group created twice, and a retry after
         // a timeout must find the group its first try made.
         if let Some(g) = self.describe_group(c, name).await? {
-            return self.existing(&g, req);
+            let mut group = self.existing(&g, req)?;
+            // Made by a try with other secrets (rotated since): its next instances get these.
+            if let Some(join) = join {
+                if group.join_digest != digest {
+                    self.switch_join(c, &g, &req.ownership, &req.spec, join).await.map_err(in_group)?;
+                    group.join_digest = digest;
+                }
+            }
+            return Ok(group);
         }
-        let template_id = self.ensure_template(c, req).await.map_err(in_group)?;
+        let template_id = self.ensure_template(c, &req.ownership, &req.spec, join).await.map_err(in_group)?;
         let a = mapping::group_attributes(&req.settings);
         let mut create = c
             .asg
@@ -715,6 +955,7 @@ impl Provider for AwsProvider {
             Err(e) if e.kind == ErrorKind::AlreadyExists => {
                 // Made meanwhile: by a concurrent run, or by a first try that timed out.
                 return match self.describe_group(c, name).await? {
+                    // The group made meanwhile launches from this template, with these secrets.
                     Some(g) => self.existing(&g, req),
                     None => Err(in_group(ProviderError::unavailable(
                         "a group of this name is still being deleted; run again in a minute",
@@ -731,7 +972,7 @@ impl Provider for AwsProvider {
             settings: req.settings.clone(),
             instances: vec![],
             created_at_ms: SystemClock::wall_ms(),
-            join_digest: None,
+            join_digest: digest,
         })
     }
 
@@ -747,8 +988,10 @@ impl Provider for AwsProvider {
         let ownership = Ownership::from_tags(&current).ok_or_else(|| {
             in_group(ProviderError::invalid_input("the group has no drydock ownership tags; not changing it"))
         })?;
-        // The role tag stays as it is (a group made before it has none).
-        let tags = mapping::group_tags(&ownership, mapping::role_of(&current), settings).map_err(in_group)?;
+        // The role tag stays as it is (a group made before it has none), and so does the join
+        // digest (`update_join`'s).
+        let join = current.get(mapping::TAG_JOIN).map(String::as_str);
+        let tags = mapping::group_tags(&ownership, mapping::role_of(&current), join, settings).map_err(in_group)?;
         let a = mapping::group_attributes(settings);
         self.call(
             "UpdateAutoScalingGroup",
@@ -852,16 +1095,46 @@ impl Provider for AwsProvider {
         Ok(())
     }
 
+    /// A launch template beside the generation's, named for the new secrets' digest (moto
+    /// 5.2.5 cannot launch from a second version of a template that carries user data), the
+    /// group pointed at it, its `drydock:join` tag set to the digest, and the generation's
+    /// templates with older secrets deleted once no group uses them. Not a new generation: the
+    /// group keeps its name, ownership and instances.
     async fn update_join(
         &self,
         name: &str,
-        _ownership: &Ownership,
-        _spec: &drydock_provider::GenerationSpec,
-        _join: &drydock_provider::JoinSecrets,
+        ownership: &Ownership,
+        spec: &GenerationSpec,
+        join: &JoinSecrets,
     ) -> Result<(), ProviderError> {
-        // TODO(bootstrap): a new launch template version with the rotated secrets.
-        Err(ProviderError::invalid_input("rotating join secrets is not supported by the aws provider yet")
-            .with_group(name))
+        let in_group = |e: ProviderError| e.with_group(name);
+        if !matches!(spec.bootstrap, Some(Bootstrap::Kubeadm { .. })) {
+            let how = spec.bootstrap.as_ref().map_or("their own user data", |b| b.kind());
+            return Err(in_group(ProviderError::invalid_input(format!(
+                "its nodes join with {how}; only a kubeadm bootstrap takes join secrets"
+            ))));
+        }
+        let c = self.clients().await.map_err(in_group)?;
+        let g = match self.describe_group(c, name).await? {
+            Some(g) if g.status() != Some(DELETING) => g,
+            _ => return Err(in_group(ProviderError::not_found("no such group"))),
+        };
+        match Ownership::from_tags(&mapping::tags_of(&g)) {
+            Some(o) if o == *ownership => {}
+            Some(o) => {
+                return Err(in_group(ProviderError::invalid_input(format!(
+                    "the group belongs to lineage {}, cluster {}, node group {}, generation {}, not to the one given; \
+                     not changing it",
+                    o.lineage, o.cluster, o.node_group, o.generation
+                ))))
+            }
+            None => {
+                return Err(in_group(ProviderError::invalid_input(
+                    "the group has no drydock ownership tags; not changing it",
+                )))
+            }
+        }
+        self.switch_join(c, &g, ownership, spec, join).await.map_err(in_group)
     }
 
     async fn delete_group(&self, name: &str) -> Result<(), ProviderError> {

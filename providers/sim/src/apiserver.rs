@@ -17,7 +17,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::kube::{ApiError, NodeChange, PodKey};
+use crate::etcd::{Mirror, MIRROR_NAMESPACE};
+use crate::kube::{ApiError, NodeChange, Pod, PodKey};
 use crate::objects::{self, FieldReq, LabelReq};
 use crate::store::{self, Cache, Settings};
 use crate::world::{Failure, Op, Outcome, World};
@@ -624,22 +625,27 @@ fn respond(w: &World, cluster: &str, call: Call, outcome: Result<Outcome, Failur
             _ => Reply::error(&ApiError::new(500, "InternalError", "unexpected outcome")),
         },
         Call::ListPods(ns, q) => {
-            let items = c.into_iter().flat_map(|c| c.pods.values()).filter(|p| {
-                ns.as_ref().is_none_or(|ns| *ns == p.namespace)
-                    && objects::labels_match(&q.labels, &p.labels)
+            let mirrors = w.etcd_mirrors(cluster);
+            let stored = c.into_iter().flat_map(|c| c.pods.values()).map(Listed::Stored);
+            let items = stored.chain(mirrors.iter().map(Listed::Mirror)).filter(|p| {
+                ns.as_ref().is_none_or(|ns| ns == p.namespace())
+                    && objects::labels_match(&q.labels, p.labels())
                     && objects::fields_match(&q.fields, |f| match f {
-                        "metadata.name" => p.name.clone(),
-                        "metadata.namespace" => p.namespace.clone(),
-                        "spec.nodeName" => p.node.clone().unwrap_or_default(),
+                        "metadata.name" => p.name().to_string(),
+                        "metadata.namespace" => p.namespace().to_string(),
+                        "spec.nodeName" => p.node().unwrap_or_default().to_string(),
                         _ => p.phase().to_string(),
                     })
             });
-            let page = paginate(items.map(|p| (format!("{}/{}", p.namespace, p.name), p)), &q);
+            let page = paginate(items.map(|p| (format!("{}/{}", p.namespace(), p.name()), p)), &q);
             let list = k8s_openapi::List {
                 items: page
                     .items
                     .iter()
-                    .map(|p| objects::pod(p, cluster, host_ip(p.node.as_ref()).as_deref()))
+                    .map(|p| match p {
+                        Listed::Stored(p) => objects::pod(p, cluster, host_ip(p.node.as_ref()).as_deref()),
+                        Listed::Mirror(m) => objects::mirror_pod(m, cluster),
+                    })
                     .collect(),
                 metadata: page.meta(revision),
             };
@@ -649,7 +655,10 @@ fn respond(w: &World, cluster: &str, call: Call, outcome: Result<Outcome, Failur
             let key: PodKey = (ns, name.clone());
             match c.and_then(|c| c.pods.get(&key)) {
                 Some(p) => Reply::json(200, &objects::pod(p, cluster, host_ip(p.node.as_ref()).as_deref())),
-                None => Reply::error(&ApiError::not_found("pods", &name)),
+                None => match w.etcd_mirrors(cluster).iter().find(|m| key.0 == MIRROR_NAMESPACE && m.name == key.1) {
+                    Some(m) => Reply::json(200, &objects::mirror_pod(m, cluster)),
+                    None => Reply::error(&ApiError::not_found("pods", &name)),
+                },
             }
         }
         Call::DeletePod { .. } => match outcome {
@@ -685,6 +694,49 @@ fn respond(w: &World, cluster: &str, call: Call, outcome: Result<Outcome, Failur
                 }
                 None => Reply::error(&ApiError::not_found("poddisruptionbudgets.policy", &name)),
             }
+        }
+    }
+}
+
+/// A pod a list shows: one the world stores, or the mirror pod of an etcd member.
+enum Listed<'a> {
+    Stored(&'a Pod),
+    Mirror(&'a Mirror),
+}
+
+impl Listed<'_> {
+    fn namespace(&self) -> &str {
+        match self {
+            Listed::Stored(p) => &p.namespace,
+            Listed::Mirror(_) => MIRROR_NAMESPACE,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Listed::Stored(p) => &p.name,
+            Listed::Mirror(m) => &m.name,
+        }
+    }
+
+    fn labels(&self) -> &BTreeMap<String, String> {
+        match self {
+            Listed::Stored(p) => &p.labels,
+            Listed::Mirror(m) => &m.labels,
+        }
+    }
+
+    fn node(&self) -> Option<&str> {
+        match self {
+            Listed::Stored(p) => p.node.as_deref(),
+            Listed::Mirror(m) => Some(&m.node),
+        }
+    }
+
+    fn phase(&self) -> &'static str {
+        match self {
+            Listed::Stored(p) => p.phase(),
+            Listed::Mirror(_) => "Running",
         }
     }
 }

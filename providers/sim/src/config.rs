@@ -41,6 +41,11 @@ pub struct SimConfig {
     /// What runs in the clusters: each workload's controller keeps its pods (see the crate
     /// docs). A change of workloads reconciles at once.
     pub workloads: Vec<Workload>,
+    /// Each control-plane instance runs a real etcd member (a process on 127.0.0.1, joined as
+    /// kubeadm joins one), and its Node is Ready once that member has started and been
+    /// promoted (see the crate docs). Needs the etcd binary: `$DRYDOCK_ETCD`, `etcd` on PATH,
+    /// or `/usr/bin/etcd`.
+    pub etcd: bool,
 }
 
 impl Default for SimConfig {
@@ -56,6 +61,7 @@ impl Default for SimConfig {
             pods_per_node: 110,
             pod_start_ms: 2_000,
             workloads: Vec::new(),
+            etcd: false,
         }
     }
 }

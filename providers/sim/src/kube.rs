@@ -108,6 +108,10 @@ pub(crate) struct Node {
     pub ready: ConditionStatus,
     #[serde(default)]
     pub ready_since_ms: u64,
+    /// Why a Node whose kubelet reports is not Ready (`ready` False): a control-plane Node
+    /// waiting for its etcd member, or whose member failed to join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
 }
 
 impl Node {
@@ -403,6 +407,18 @@ impl Kube {
 
     pub fn next_event(&self) -> Option<u64> {
         self.index.events.first().map(|(at, _)| *at)
+    }
+
+    /// The instances whose Node reports but is not Ready (waiting for its etcd member).
+    pub fn waiting_nodes(&self) -> Vec<String> {
+        let nodes = self.clusters.values().flat_map(|c| c.nodes.values());
+        nodes.filter(|n| n.ready == ConditionStatus::False).filter_map(|n| n.instance.clone()).collect()
+    }
+
+    /// The Node an instance registered, while the Node object exists.
+    pub fn node_of(&self, id: &str) -> Option<&Node> {
+        let (cluster, name) = self.index.node_of.get(id)?;
+        self.node(cluster, name).filter(|n| n.instance.as_deref() == Some(id))
     }
 
     /// Rebuilds every index from the stored objects.
@@ -846,6 +862,7 @@ impl World {
             return;
         }
         node.ready = ConditionStatus::Unknown;
+        node.not_ready = None;
         node.ready_since_ms = now;
         node.rv = revision;
         self.kube.revision = revision;
@@ -860,6 +877,52 @@ impl World {
                     d.gone_at_ms = None;
                 }
             });
+        }
+    }
+
+    /// The Node of instance `id`, waiting for its etcd member (Ready False), becomes Ready
+    /// (`why` None) or stays NotReady for the reason given. A Node in any other condition is
+    /// left alone. Pods bound to it that never started start now.
+    pub(crate) fn etcd_node_condition(&mut self, id: &str, why: Option<String>) {
+        let Some((cluster, name)) = self.kube.index.node_of.get(id).cloned() else {
+            return;
+        };
+        let now = self.now_ms;
+        let revision = self.kube.revision.saturating_add(1);
+        let Some(node) = self.kube.clusters.get_mut(&cluster).and_then(|c| c.nodes.get_mut(&name)) else {
+            return;
+        };
+        if node.ready != ConditionStatus::False || node.instance.as_deref() != Some(id) {
+            return;
+        }
+        self.kube.index.steps += 1;
+        match why {
+            Some(why) => {
+                if node.not_ready.as_deref() == Some(why.as_str()) {
+                    return;
+                }
+                node.not_ready = Some(why);
+                node.rv = revision;
+                self.kube.revision = revision;
+            }
+            None => {
+                node.ready = ConditionStatus::True;
+                node.not_ready = None;
+                node.ready_since_ms = now;
+                node.rv = revision;
+                self.kube.revision = revision;
+                let start_at = now.saturating_add(self.config.pod_start_ms);
+                for key in self.kube.pods_of_node(&cluster, &name) {
+                    self.kube.change_pod(&cluster, &key, |p| {
+                        if p.deletion.is_none() && p.running_at_ms.is_none() && p.start_at_ms.is_none() {
+                            p.start_at_ms = Some(start_at);
+                        }
+                    });
+                }
+                self.kube.index.dirty_nodes.insert((cluster.clone(), name));
+                self.kube.index.dirty_schedule.insert(cluster);
+                self.settle();
+            }
         }
     }
 
@@ -1095,6 +1158,9 @@ impl World {
             group.spec.taints.clone(),
             group.spec.kubernetes_version.clone(),
         );
+        // A control-plane Node of a world with real etcd members is Ready once its member has
+        // started and been promoted (the reconciler's op says so), as kubeadm's join finishes.
+        let not_ready = self.etcd_gate(&cluster, id, group.spec.role);
         let uid = self.random_uid();
         self.ensure_cluster(&cluster);
         let now = self.now_ms;
@@ -1124,8 +1190,9 @@ impl World {
             annotations: BTreeMap::new(),
             unschedulable: false,
             taints: taints.iter().filter_map(|t| parse_taint(t)).collect(),
-            ready: ConditionStatus::True,
+            ready: if not_ready.is_some() { ConditionStatus::False } else { ConditionStatus::True },
             ready_since_ms: now,
+            not_ready,
         };
         c.nodes.insert(name.clone(), node);
         self.kube.index.steps += 1;
@@ -2091,6 +2158,7 @@ mod tests {
             taints: Vec::new(),
             ready: ConditionStatus::True,
             ready_since_ms: 0,
+            not_ready: None,
         };
         taken.insert(first.clone(), node);
         let (second, _) = node_name("i-0123", &taken);

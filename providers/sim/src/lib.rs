@@ -22,8 +22,9 @@
 //!
 //! The snapshot is compact JSON holding a format version, the clock mode, the current time, the
 //! [`SimConfig`] of the provider that last operated on it, the random state, the zones that are
-//! down, every group with its instances, the capacity timeline, and the simulated clusters (their
-//! Nodes, Pods and PodDisruptionBudgets, and the disruption audit). Its layout beyond
+//! down, every group with its instances, the capacity timeline, the simulated clusters (their
+//! Nodes, Pods and PodDisruptionBudgets, and the disruption audit), and what it knows of its real
+//! etcd members. Its layout beyond
 //! [`status`] and [`timeline`] is this crate's business; worlds of version 1 (bare JSON) are
 //! still read, and rewritten in the current format by their next change.
 //!
@@ -192,7 +193,8 @@
 //!   both applied as a merge patch to `metadata.labels` and `metadata.annotations` (null
 //!   removes), `spec.unschedulable` and `spec.taints` (replaced whole; an unknown effect is 422);
 //!   `metadata.resourceVersion`, if given, must match (else 409).
-//! - `GET /api/v1/pods`, `GET /api/v1/namespaces/NS/pods`, with `labelSelector` (`k=v`, `k!=v`,
+//! - `GET /api/v1/pods`, `GET /api/v1/namespaces/NS/pods` (the etcd members' mirror pods
+//!   included: see below), with `labelSelector` (`k=v`, `k!=v`,
 //!   `k in (…)`, `k notin (…)`, `k`, `!k`), `fieldSelector` (`spec.nodeName`, `metadata.name`,
 //!   `metadata.namespace`, `status.phase`; `=`, `==`, `!=`), `limit` and `continue`;
 //!   `GET|DELETE /api/v1/namespaces/NS/pods/NAME` (a `DeleteOptions` body or the
@@ -213,12 +215,52 @@
 //! ## Status
 //!
 //! [`status`] (`drydock sim status --json`) gives the groups and instances, every Node, every
-//! Pod and the audit; [`Status`] documents its exact JSON.
+//! Pod, the audit and the etcd members (read from etcd itself at that moment); [`Status`]
+//! documents its exact JSON.
+//!
+//! # Real etcd members
+//!
+//! With [`SimConfig::etcd`], each control-plane instance (a group whose spec has
+//! `role: ControlPlane`) of a cluster runs a real etcd member: a process on 127.0.0.1, joined
+//! the way kubeadm joins one. The first control-plane Node of a cluster to register
+//! initialises etcd (a single member, `--initial-cluster-state new`); later ones are added
+//! through the existing members as learners with their new peer URL, started with
+//! `--initial-cluster-state existing` and the `--initial-cluster` built from the member list
+//! etcd returns, and promoted once in sync. A member is named after its Node; its data lives in
+//! `<world>.etcd/<cluster>/<instance>/` (mode 0700). A control-plane Node registers NotReady
+//! and turns Ready only once its member has started and been promoted, so whoever watches
+//! Nodes never sees a control plane Ready without its member; a member that fails to join
+//! leaves its Node NotReady with the error (and [`status`] shows it). The etcd binary is
+//! `$DRYDOCK_ETCD`, else `etcd` on PATH, else `/usr/bin/etcd`; without one, joins fail saying
+//! so and how to install it (Debian: `apt-get install etcd-server`).
+//!
+//! When the instance's machine dies (it crashes, is terminated, or its group is deleted) its
+//! etcd is killed (SIGKILL); a kubelet failure does not stop it. The member stays in etcd's
+//! member list, dead, until someone (drydock) removes it. A member whose process exits by
+//! itself (etcd exits once removed from its cluster) stays exited; one whose host rebooted
+//! starts again on its data.
+//!
+//! Processes are no part of the world's pure evolution: ops are replayed by every process, and
+//! a replay never starts or stops anything. A reconciler (`members`) runs in the process that
+//! made a change, under the world's lock, after its ops are durable: it compares the members the
+//! world wants with the processes that run, starts, joins and stops them (joining blocks for a
+//! second or so of real time, on any clock), and records what it did as ops of its own, which
+//! give each member's name, id and URLs to the world (and to everyone replaying the log).
+//! [`stop_all`] kills every member of a world (`drydock destroy`, tests' guards).
+//!
+//! The API server serves, for each control-plane Node with a member, its static pod's mirror
+//! pod `kube-system/etcd-NODE` bound to that Node: labels `component=etcd`,
+//! `tier=control-plane`; annotations `kubernetes.io/config.mirror` and
+//! `kubeadm.kubernetes.io/etcd.advertise-client-urls` (the member's client URL); owned by the
+//! Node; `Running`, and Ready while the member's process runs and its kubelet reports. Mirror
+//! pods are read-only here (a delete or eviction of one is 404); drains leave them alone.
 
 mod apiserver;
 mod config;
 mod error;
+mod etcd;
 mod kube;
+mod members;
 mod objects;
 mod provider;
 mod rng;
@@ -233,7 +275,9 @@ pub use config::{ClockMode, SimConfig, Workload, WorkloadKind, CLOCK_ENV};
 pub use error::SimError;
 pub use kube::VIOLATION_LIMIT;
 pub use provider::SimProvider;
-pub use status::{CapacityPoint, Cause, GroupStatus, InstanceStatus, NodeStatus, PodStatus, Status, Violation};
+pub use status::{
+    CapacityPoint, Cause, EtcdMemberStatus, GroupStatus, InstanceStatus, NodeStatus, PodStatus, Status, Violation,
+};
 pub use world::{zone_of, CRASH_WINDOW_MS, TIMELINE_LIMIT, WORLD_VERSION};
 
 use store::Cache;
@@ -268,9 +312,23 @@ pub enum FailTarget {
     },
 }
 
-/// The world now, for `drydock sim status`.
+/// The world now, for `drydock sim status`. In a world with real etcd members, their entries
+/// ([`Status::etcd`]) are read from etcd's own member list now (outside the world's lock).
 pub fn status(world_path: impl AsRef<Path>) -> Result<Status, SimError> {
-    store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| w.status())
+    let (mut status, records) =
+        store::update(world_path.as_ref(), &mut Cache::default(), None, None, |w, _| (w.status(), w.etcd.clone()))?;
+    if !records.is_empty() {
+        status.etcd = members::statuses(&records);
+    }
+    Ok(status)
+}
+
+/// Kills every etcd member process of the world at `world_path` (SIGKILL), as `drydock
+/// destroy` and tests' guards do; returns how many ran. The world's records stay: a later
+/// operation records those members stopped, and nothing starts them again (a joining member
+/// then finds no member to join through). A world without members is no error.
+pub fn stop_all(world_path: impl AsRef<Path>) -> Result<usize, SimError> {
+    members::stop_all(world_path.as_ref())
 }
 
 /// The capacity timeline, oldest point first.

@@ -9,7 +9,11 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use drydock_provider::etcd::ETCD_CLIENT_URLS_ANNOTATION;
+use drydock_provider::kube::MIRROR_ANNOTATION;
+
 use crate::config::WorkloadKind;
+use crate::etcd::{Mirror, MIRROR_NAMESPACE};
 use crate::kube::{derived_uid, ApiError, BudgetStatus, Node, Pdb, Pod};
 
 /// A world time (milliseconds since the UNIX epoch; virtual time 0 is 1970-01-01T00:00:00Z)
@@ -26,13 +30,16 @@ fn some_map(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> 
 
 pub(crate) fn node(n: &Node, now_ms: u64, pods_per_node: u32) -> core::Node {
     let ready = n.is_ready();
+    // A kubelet that reports but is not Ready (a control plane waiting for its etcd member)
+    // heartbeats like a Ready one, and has no pressure.
+    let reporting = n.ready != drydock_provider::kube::ConditionStatus::Unknown;
     let status = match n.ready {
         drydock_provider::kube::ConditionStatus::True => "True",
         drydock_provider::kube::ConditionStatus::False => "False",
         drydock_provider::kube::ConditionStatus::Unknown => "Unknown",
     };
     // A Ready kubelet heartbeats now; one that went away last did when it went.
-    let heartbeat = if ready { now_ms.max(n.ready_since_ms) } else { n.ready_since_ms };
+    let heartbeat = if reporting { now_ms.max(n.ready_since_ms) } else { n.ready_since_ms };
     let condition = |type_: &str, status: &str, reason: &str, message: &str| core::NodeCondition {
         type_: type_.to_string(),
         status: status.to_string(),
@@ -47,7 +54,7 @@ pub(crate) fn node(n: &Node, now_ms: u64, pods_per_node: u32) -> core::Node {
         ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
         ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
     ] {
-        conditions.push(if ready {
+        conditions.push(if reporting {
             condition(type_, "False", ok_reason, ok_message)
         } else {
             condition(type_, "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
@@ -55,6 +62,9 @@ pub(crate) fn node(n: &Node, now_ms: u64, pods_per_node: u32) -> core::Node {
     }
     conditions.push(if ready {
         condition("Ready", status, "KubeletReady", "kubelet is posting ready status")
+    } else if reporting {
+        let why = n.not_ready.as_deref().unwrap_or("container runtime is not ready");
+        condition("Ready", status, "KubeletNotReady", why)
     } else {
         condition("Ready", status, "NodeStatusUnknown", "Kubelet stopped posting node status.")
     });
@@ -219,6 +229,93 @@ pub(crate) fn pod(p: &Pod, cluster: &str, host_ip: Option<&str>) -> core::Pod {
             ..Default::default()
         }),
     }
+}
+
+/// The mirror pod of an etcd member's static pod, as kubeadm's manifest and the kubelet make
+/// it: labelled `component=etcd`, `tier=control-plane`; annotated as a mirror pod and with the
+/// member's client URL ([`ETCD_CLIENT_URLS_ANNOTATION`]); owned by its Node; Running, and Ready
+/// while the member's process runs.
+pub(crate) fn mirror_pod(m: &Mirror, cluster: &str) -> core::Pod {
+    let hash = format!("{:016x}", fnv_hash(&format!("{cluster}/{}/{:x}", m.name, m.member_id)));
+    let annotations = BTreeMap::from([
+        (ETCD_CLIENT_URLS_ANNOTATION.to_string(), m.client_url.clone()),
+        ("kubernetes.io/config.hash".to_string(), hash.clone()),
+        (MIRROR_ANNOTATION.to_string(), hash),
+        ("kubernetes.io/config.seen".to_string(), time(m.created_at_ms).0.to_string()),
+        ("kubernetes.io/config.source".to_string(), "file".to_string()),
+    ]);
+    let ready = if m.ready { "True" } else { "False" };
+    let conditions = ["Initialized", "PodScheduled", "ContainersReady", "Ready"]
+        .into_iter()
+        .map(|type_| {
+            let status = if matches!(type_, "Initialized" | "PodScheduled") { "True" } else { ready };
+            core::PodCondition {
+                type_: type_.to_string(),
+                status: status.to_string(),
+                reason: (status == "False").then(|| "ContainersNotReady".to_string()),
+                last_transition_time: Some(time(m.since_ms.max(m.created_at_ms))),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let ip = (!m.node_ip.is_empty()).then(|| m.node_ip.clone());
+    core::Pod {
+        metadata: meta::ObjectMeta {
+            name: Some(m.name.clone()),
+            namespace: Some(MIRROR_NAMESPACE.to_string()),
+            uid: Some(derived_uid(&["mirror", cluster, &m.name, &format!("{:x}", m.member_id)])),
+            resource_version: Some(m.rv.to_string()),
+            creation_timestamp: Some(time(m.created_at_ms)),
+            labels: some_map(&m.labels),
+            annotations: Some(annotations),
+            owner_references: Some(vec![meta::OwnerReference {
+                api_version: "v1".to_string(),
+                kind: "Node".to_string(),
+                name: m.node.clone(),
+                uid: m.node_uid.clone(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]),
+            ..Default::default()
+        },
+        spec: Some(core::PodSpec {
+            containers: vec![core::Container {
+                name: "etcd".to_string(),
+                image: Some("registry.k8s.io/etcd:3.5.21-0".to_string()),
+                command: Some(vec![
+                    "etcd".to_string(),
+                    format!("--name={}", m.node),
+                    format!("--advertise-client-urls={}", m.client_url),
+                ]),
+                ..Default::default()
+            }],
+            node_name: Some(m.node.clone()),
+            host_network: Some(true),
+            priority: Some(2_000_001_000),
+            priority_class_name: Some("system-node-critical".to_string()),
+            restart_policy: Some("Always".to_string()),
+            tolerations: Some(vec![core::Toleration {
+                operator: Some("Exists".to_string()),
+                effect: Some("NoExecute".to_string()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: Some(core::PodStatus {
+            phase: Some("Running".to_string()),
+            conditions: Some(conditions),
+            host_ip: ip.clone(),
+            pod_ip: ip,
+            start_time: Some(time(m.created_at_ms)),
+            qos_class: Some("Burstable".to_string()),
+            ..Default::default()
+        }),
+    }
+}
+
+/// A 64-bit FNV-1a hash (a mirror pod's config hash).
+fn fnv_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// An integer (`"5"`) or a percentage (`"80%"`) as written; anything else as a string.

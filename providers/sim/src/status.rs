@@ -8,30 +8,41 @@ use drydock_provider::InstanceState;
 use serde::{Deserialize, Serialize};
 
 /// The world at one moment, small enough to print: live and shutting-down instances only
-/// (terminated instances are dropped from the world once gone), and the simulated clusters'
-/// Nodes, Pods and disruption audit.
+/// (terminated instances are dropped from the world once gone), the simulated clusters'
+/// Nodes, Pods and disruption audit, and the real etcd members of a world that runs them.
 ///
 /// Serialises exactly as (every key always present; `null` where a value is absent):
 ///
 /// ```text
 /// {"now_ms",
 ///  "groups": [{"cluster", "node_group", "generation", "name", "min", "max", "desired",
+///              "launch_version", "join_digest",
 ///              "instances": [{"id", "zone", "image", "instance_type", "state", "healthy",
-///                             "launched_at_ms"}]}],
+///                             "launched_at_ms", "launch_version"}]}],
 ///  "nodes": [{"name", "cluster", "instance", "ready", "unschedulable", "labels": {…},
 ///             "taints": [{"key", "value" (omitted when none), "effect"}]}],
 ///  "pods": [{"cluster", "namespace", "name", "node", "owner_kind", "phase", "ready",
 ///            "terminating"}],
 ///  "violations": [{"kind": "budget", "t_ms", "cluster", "budget", "healthy", "desired",
 ///                  "cause", "pod", "instance"}
-///               | {"kind": "bound_pods", "t_ms", "cluster", "instance", "node", "pods": […]}]}
+///               | {"kind": "bound_pods", "t_ms", "cluster", "instance", "node", "pods": […]}],
+///  "etcd": [{"cluster", "id", "name", "instance", "client_url", "learner", "started",
+///            "healthy", "error"}]}
 /// ```
 ///
 /// `nodes` are sorted by name (then cluster), `pods` by namespace, name and cluster,
-/// `violations` oldest first. A node's `ready` is `"True"`, `"False"` or `"Unknown"`, its
-/// `instance` the instance id in its provider id (or `null`); a pod's `node` is `null` while
-/// unscheduled, its `owner_kind` `"ReplicaSet"`, `"StatefulSet"`, `"DaemonSet"` or `null` (a
-/// bare pod), its `phase` `"Pending"` or `"Running"`. See [`Violation`] for the audit.
+/// `violations` oldest first, `etcd` by cluster, name and id. A node's `ready` is `"True"`,
+/// `"False"` (a control-plane Node waiting for its etcd member, or whose member failed to
+/// join) or `"Unknown"`, its `instance` the instance id in its provider id (or `null`); a pod's
+/// `node` is `null` while unscheduled, its `owner_kind` `"ReplicaSet"`, `"StatefulSet"`,
+/// `"DaemonSet"` or `null` (a bare pod), its `phase` `"Pending"` or `"Running"`. See
+/// [`Violation`] for the audit. `pods` are the workloads' pods: the etcd members' mirror pods
+/// are served by the API server only. `etcd` is empty unless the world runs real etcd members
+/// ([`SimConfig::etcd`](crate::SimConfig::etcd)); see [`EtcdMemberStatus`]: its entries are
+/// etcd's member list as [`status`](crate::status) reads it from the members (an `id` in hex),
+/// a member healthy when it answers without errors and its process runs; when no member of a
+/// cluster answers, they are the members the world recorded, none healthy; a member that never
+/// joined (`"id": "0"`, `error` saying why) is listed from the world's records.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Status {
     pub now_ms: u64,
@@ -47,6 +58,38 @@ pub struct Status {
     /// The disruption audit, oldest first (the last [`VIOLATION_LIMIT`](crate::VIOLATION_LIMIT)).
     #[serde(default)]
     pub violations: Vec<Violation>,
+    /// The etcd members of every cluster of a world with real etcd members
+    /// ([`SimConfig::etcd`](crate::SimConfig::etcd)), as etcd lists them when
+    /// [`status`](crate::status) is read; empty otherwise.
+    #[serde(default)]
+    pub etcd: Vec<EtcdMemberStatus>,
+}
+
+/// One etcd member in a [`Status`]: a member of the cluster's real etcd member list (asked at
+/// status time), or a member the world recorded (when no member answers, or one that never
+/// joined).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct EtcdMemberStatus {
+    /// The cluster (its control-plane group's ownership cluster).
+    pub cluster: String,
+    /// The member id in hex, as `etcdctl member list` prints it (`"0"`: it never became a
+    /// member).
+    pub id: String,
+    /// Its name (kubeadm's rule: its Node's name); empty while it is added but not started.
+    pub name: String,
+    /// The instance it runs on, when the world knows it.
+    pub instance: Option<String>,
+    /// Its (first) client URL.
+    pub client_url: Option<String>,
+    /// Not promoted yet: it does not vote.
+    pub learner: bool,
+    /// It has started and joined (etcd knows its name).
+    pub started: bool,
+    /// It answered a status request without errors, and its process runs.
+    pub healthy: bool,
+    /// Why it is not healthy: etcd's or the network's words, why its process stopped, or why
+    /// it failed to join.
+    pub error: Option<String>,
 }
 
 /// One Node in a [`Status`].

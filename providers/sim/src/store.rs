@@ -75,7 +75,7 @@ use serde::Deserialize;
 
 use crate::config::{ClockMode, SimConfig};
 use crate::world::{Failure, Op, Outcome, World, LEGACY_VERSION, WORLD_VERSION};
-use crate::SimError;
+use crate::{members, SimError};
 
 /// What a provider imposes on the world it operates on.
 #[derive(Clone, Debug)]
@@ -210,7 +210,23 @@ fn change<T>(
     };
     let steps = world.steps() - steps;
     persist(path, file, seen, &ops, steps)?;
+    // Then, still under the lock, the world's real etcd members follow it; what that did is
+    // recorded as ops of its own (`members`: replaying ops never starts or stops a process).
+    let steps = seen.world.steps();
+    let member_ops = members::reconcile(path, &mut seen.world);
+    if !member_ops.is_empty() {
+        let steps = seen.world.steps() - steps;
+        let file = reopen(path)?;
+        persist(path, file, seen, &member_ops, steps)?;
+    }
     Ok(read(&seen.world, outcome))
+}
+
+/// The world file this process just wrote (under the lock), open for appending, and its length.
+fn reopen(path: &Path) -> Result<Option<(File, u64)>, SimError> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| SimError::io("open", path, e))?;
+    let len = file.metadata().map_err(|e| SimError::io("read", path, e))?.len();
+    Ok(Some((file, len)))
 }
 
 /// Makes the ops just applied to `seen.world` durable: a new or version 1 world as a snapshot;
@@ -437,13 +453,13 @@ fn parse_world(path: &Path, bytes: &[u8], versions: std::ops::RangeInclusive<u32
 }
 
 /// The exclusive lock on `<world>.lock`.
-struct Lock {
+pub(crate) struct Lock {
     file: File,
     path: PathBuf,
 }
 
 impl Lock {
-    fn take(world: &Path) -> Result<Lock, SimError> {
+    pub(crate) fn take(world: &Path) -> Result<Lock, SimError> {
         let path = sibling(world, ".lock");
         let file = OpenOptions::new()
             .read(true)
@@ -457,7 +473,7 @@ impl Lock {
     }
 
     /// Dropping the handle would unlock too; saying it marks where the critical section ends.
-    fn release(self) -> Result<(), SimError> {
+    pub(crate) fn release(self) -> Result<(), SimError> {
         self.file.unlock().map_err(|e| SimError::io("unlock", &self.path, e))
     }
 }

@@ -43,6 +43,7 @@ use drydock_provider::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ClockMode, SimConfig};
+use crate::etcd::{EtcdRecord, EtcdRecords, MemberState};
 use crate::kube::{ApiError, Kube, Node, NodeChange, Pod};
 use crate::rng::Rng;
 use crate::status::{CapacityPoint, GroupStatus, InstanceStatus, Status};
@@ -95,6 +96,9 @@ pub(crate) struct World {
     /// The simulated clusters (`kube`).
     #[serde(default, skip_serializing_if = "Kube::is_empty")]
     pub kube: Kube,
+    /// The real etcd members of control-plane instances, per cluster and instance (`etcd`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub etcd: EtcdRecords,
     #[serde(skip)]
     index: Index,
 }
@@ -320,6 +324,29 @@ pub(crate) enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         grace_s: Option<u64>,
     },
+    /// The etcd reconciler (`members`) started the member of a control-plane instance: it
+    /// joined (or initialised) its cluster's etcd and was promoted. Its Node is Ready from now.
+    EtcdMember {
+        cluster: String,
+        instance: String,
+        name: String,
+        member_id: u64,
+        client_url: String,
+        peer_url: String,
+    },
+    /// The reconciler found the member's process gone, or killed it (its machine died).
+    EtcdStopped {
+        cluster: String,
+        instance: String,
+        reason: String,
+    },
+    /// The member of a control-plane instance could not join; its Node stays NotReady.
+    EtcdFailed {
+        cluster: String,
+        instance: String,
+        name: String,
+        error: String,
+    },
 }
 
 /// What an op returns; the caller reads anything else from the world afterwards.
@@ -484,6 +511,7 @@ impl World {
             timeline: VecDeque::new(),
             scheduled: Vec::new(),
             kube: Kube::default(),
+            etcd: EtcdRecords::new(),
             index: Index::default(),
         }
     }
@@ -555,6 +583,27 @@ impl World {
                 .api_evict(cluster, namespace, name, uid.as_deref(), *grace_s)
                 .map(|()| Outcome::Done)
                 .map_err(Failure::Kube),
+            Op::EtcdMember { cluster, instance, name, member_id, client_url, peer_url } => {
+                let record = EtcdRecord {
+                    name: name.clone(),
+                    member_id: *member_id,
+                    client_url: client_url.clone(),
+                    peer_url: peer_url.clone(),
+                    state: MemberState::Running,
+                    note: None,
+                    since_ms: self.now_ms,
+                };
+                self.etcd_started(cluster, instance, record);
+                Ok(Outcome::Done)
+            }
+            Op::EtcdStopped { cluster, instance, reason } => {
+                self.etcd_stopped(cluster, instance, reason);
+                Ok(Outcome::Done)
+            }
+            Op::EtcdFailed { cluster, instance, name, error } => {
+                self.etcd_failed(cluster, instance, name, error);
+                Ok(Outcome::Done)
+            }
         }
     }
 
@@ -577,6 +626,8 @@ impl World {
         self.clock = clock;
         let config = sanitized(config);
         let mut kube_changed = false;
+        // Without etcd, no Node waits for a member.
+        let etcd_off = self.config.etcd && !config.etcd;
         if config != self.config {
             // The detection delay decides when unhealthy instances are replaced.
             kube_changed =
@@ -586,6 +637,11 @@ impl World {
         }
         if reindex {
             self.reindex();
+        }
+        if etcd_off {
+            for id in self.kube.waiting_nodes() {
+                self.etcd_node_condition(&id, None);
+            }
         }
         if kube_changed {
             // New workloads get pods, changed ones scale, removed ones lose theirs.
@@ -1334,7 +1390,14 @@ impl World {
             (&a.cluster, &a.node_group, at_a, &a.name).cmp(&(&b.cluster, &b.node_group, at_b, &b.name))
         });
         let (nodes, pods, violations) = self.kube_status();
-        Status { now_ms: self.now_ms, groups: groups.into_iter().map(|(_, g)| g).collect(), nodes, pods, violations }
+        Status {
+            now_ms: self.now_ms,
+            groups: groups.into_iter().map(|(_, g)| g).collect(),
+            nodes,
+            pods,
+            violations,
+            etcd: crate::members::recorded(&self.etcd),
+        }
     }
 }
 

@@ -961,6 +961,7 @@ async fn status_json_has_the_documented_shape() {
     json.as_object_mut().unwrap().remove("groups");
     expect_test::expect![[r#"
         {
+          "etcd": [],
           "nodes": [
             {
               "cluster": "prod",

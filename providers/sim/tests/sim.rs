@@ -508,18 +508,30 @@ async fn status_serialises_in_the_documented_shape() {
     sim.provider.terminate_instances("web-g1", &ids(&created.instances), false).await.unwrap();
     let json = serde_json::to_value(status(&sim.path).unwrap()).unwrap();
     let keys = |v: &serde_json::Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
-    let mut expected = vec!["now_ms", "groups", "nodes", "pods", "violations"];
+    let mut expected = vec!["now_ms", "groups", "nodes", "pods", "violations", "etcd"];
     expected.sort();
     assert_eq!(keys(&json), expected);
     assert_eq!(json["now_ms"], 2_000);
     let group = &json["groups"][0];
-    let mut expected = vec!["cluster", "node_group", "generation", "name", "min", "max", "desired", "instances"];
+    let mut expected = vec![
+        "cluster",
+        "node_group",
+        "generation",
+        "name",
+        "min",
+        "max",
+        "desired",
+        "launch_version",
+        "join_digest",
+        "instances",
+    ];
     expected.sort();
     assert_eq!(keys(group), expected);
     assert_eq!(group["cluster"], "prod");
     assert_eq!(group["generation"], "web-g1");
     let instances = group["instances"].as_array().unwrap();
-    let mut expected = vec!["id", "zone", "image", "instance_type", "state", "healthy", "launched_at_ms"];
+    let mut expected =
+        vec!["id", "zone", "image", "instance_type", "state", "healthy", "launched_at_ms", "launch_version"];
     expected.sort();
     assert_eq!(keys(&instances[0]), expected);
     let states: Vec<&str> = instances.iter().map(|i| i["state"].as_str().unwrap()).collect();
