@@ -56,7 +56,12 @@ macro_rules! errln {
     ($($arg:tt)*) => { $crate::cli::write_err(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+mod events;
 mod fmt;
+mod graph;
+mod info;
+mod output;
+mod rollout;
 mod run;
 mod sim;
 mod state;
@@ -149,6 +154,13 @@ pub enum Command {
         #[arg(long, short = 'r')]
         recursive: bool,
     },
+    /// Serve the Language Server Protocol on stdin and stdout, for editors: diagnostics as
+    /// you type, formatting, completion, hover, go to definition, references, outline.
+    Lsp {
+        /// Accepted and ignored: stdio is the only transport (editors pass it).
+        #[arg(long)]
+        stdio: bool,
+    },
     /// Show what apply would change: which node groups are created, rolled out (wave by
     /// wave, with the capacity kept), updated in place or destroyed.
     Plan {
@@ -156,6 +168,10 @@ pub enum Command {
         path: PathBuf,
         #[command(flatten)]
         run: run::RunArgs,
+        /// Plan the destruction of every node group the configuration manages (what `drydock
+        /// destroy` would do), to review it or save it with --out and apply it later.
+        #[arg(long)]
+        destroy: bool,
         /// Save the plan, to apply exactly it later with `drydock apply FILE`.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -182,6 +198,10 @@ pub enum Command {
         /// How many node groups change at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
+        /// Stream what happens as JSON, one event per line (docs/events.md); needs
+        /// --auto-approve or a saved plan.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete every node group the configuration manages.
     Destroy {
@@ -193,6 +213,10 @@ pub enum Command {
         auto_approve: bool,
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
+        /// Stream what happens as JSON, one event per line (docs/events.md); needs
+        /// --auto-approve.
+        #[arg(long)]
+        json: bool,
     },
     /// Keep reconciling: repair drift and unhealthy nodes back to what was applied.
     Watch(watch::WatchArgs),
@@ -208,11 +232,27 @@ pub enum Command {
     State(state::StateCommand),
     /// Clear a state lock whose holder cannot release it, by the id the lock error gave.
     ForceUnlock(state::ForceUnlockArgs),
+    /// A node group's rollouts: the generations it ran (`history`), and going back to one
+    /// (`undo`), as `kubectl rollout` does.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Look at and break the simulated cloud of a configuration.
     Sim {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Print drydock's version, the state and plan format versions, and the providers and
+    /// backends it knows.
+    Version(info::VersionArgs),
+    /// Print a completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(info::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(info::ManArgs),
+    /// Show the outputs the last apply recorded: all of them, or one.
+    Output(output::OutputArgs),
+    /// Show the plan's changes as the dependency graph the executor runs (Graphviz dot or
+    /// an indented list).
+    Graph(graph::GraphArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -354,15 +394,16 @@ fn dispatch(cli: Cli) -> ExitCode {
     let style = Style::for_stderr(choice);
     match cli.command {
         Command::Validate { path, vars } => validate::run(&path, &vars, style),
-        Command::Plan { path, run, out, format, detailed_exitcode, stats } => {
+        Command::Lsp { stdio: _ } => drydock_lsp::run_stdio(),
+        Command::Plan { path, run, destroy, out, format, detailed_exitcode, stats } => {
             let print = run::Print { format: format.into(), color: Style::for_stdout(choice).color };
-            run::plan_cmd(&path, &run, out.as_deref(), print, detailed_exitcode, stats, style)
+            run::plan_cmd(&path, &run, destroy, out.as_deref(), print, detailed_exitcode, stats, style)
         }
-        Command::Apply { path, run, auto_approve, parallelism } => {
-            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, style)
+        Command::Apply { path, run, auto_approve, parallelism, json } => {
+            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), false, json, style)
         }
-        Command::Destroy { path, run, auto_approve, parallelism } => {
-            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), true, style)
+        Command::Destroy { path, run, auto_approve, parallelism, json } => {
+            run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), true, json, style)
         }
         Command::Show { planfile, format } => {
             run::show_cmd(&planfile, run::Print { format: format.into(), color: Style::for_stdout(choice).color })
@@ -396,5 +437,11 @@ fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::State(command) => state::run(command, style),
         Command::ForceUnlock(args) => state::force_unlock(args, style),
+        Command::Rollout(command) => rollout::run(command, choice, style),
+        Command::Version(args) => info::version(&args),
+        Command::Completions(args) => info::completions(&args),
+        Command::Man(args) => info::man(&args),
+        Command::Output(args) => output::run(&args, style),
+        Command::Graph(args) => graph::run(&args, style),
     }
 }

@@ -202,7 +202,10 @@ fn apply_creates_templates_groups_and_instances_as_configured() {
                     text.contains("DRYDOCK_NODE_TAINTS='node-role.kubernetes.io/control-plane:NoSchedule'"),
                     "{text}"
                 );
-                assert!(text.contains("kubeadm init"), "{text}");
+                // The generated bootstrap joins the control plane (examples/aws: kubeadm).
+                assert!(text.contains("kubeadm join --config /etc/drydock/kubeadm-join.yaml"), "the join");
+                assert!(text.contains("\"controlPlane\"") && text.contains("\"certificateKey\""), "a member");
+                assert!(text.contains("JoinConfiguration"), "the join configuration");
             }
             "spot" => {
                 assert!(d.get("InstanceType").is_none(), "the mixed instances policy names the types: {d}");

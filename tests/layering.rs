@@ -43,6 +43,20 @@ const RULES: &[Rule] = &[
             &["tokio", "miette", "drydock-state", "drydock-plan", "drydock-provider"],
         ],
     },
+    // The language server (`drydock lsp`): the front half only, synchronous — no state, plan,
+    // provider or SDK, no async runtime, no terminal.
+    Rule {
+        krate: "drydock-lsp",
+        may_use: &["drydock-syntax", "drydock-config", "drydock-model"],
+        never: &[
+            TERMINAL,
+            SDK,
+            IMPLEMENTATIONS,
+            KUBE,
+            &["tokio", "miette", "drydock-state", "drydock-plan"],
+            &["drydock-apply", "drydock-provider", "drydock-session"],
+        ],
+    },
     Rule {
         krate: "drydock-state",
         may_use: &["drydock-model", "drydock-backend", "drydock-fsutil"],

@@ -50,6 +50,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         clusters,
         drift: vec![],
         warnings: vec![],
+        refresh_only: false,
     }
 }
 
@@ -335,6 +336,8 @@ fn input<'a>(
         destroy: false,
         refreshed: true,
         kubernetes: &NO_KUBE,
+        replace: &NO_REPLACE,
+        specs: &NO_SPECS,
         now_ms: BTreeMap::new(),
     }
 }
@@ -545,3 +548,5 @@ fn one_change_among_500_node_groups_is_a_short_comment() {
 
 /// No cluster has a Kubernetes API here.
 static NO_KUBE: BTreeMap<String, drydock_plan::kube::KubeObserved> = BTreeMap::new();
+static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+static NO_SPECS: BTreeMap<String, drydock_provider::GenerationSpec> = BTreeMap::new();

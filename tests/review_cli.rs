@@ -80,7 +80,7 @@ fn json_output_parses_and_follows_the_schema() {
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON and nothing else");
     let errors = common::schema::check(&common::schema::plan_schema(), &v);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
-    assert_eq!(v["format_version"], "1.2");
+    assert_eq!(v["format_version"], "1.3");
     assert_eq!((v["summary"]["create"].as_u64(), v["changes"].as_array().map(Vec::len)), (Some(2), Some(2)));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Saved the plan to plan.bin"));
 

@@ -105,6 +105,8 @@ fn plan(model: &Model, state: Option<&State>, observed: &BTreeMap<String, Observ
         destroy,
         refreshed: true,
         kubernetes: &Default::default(),
+        replace: &Default::default(),
+        specs: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     };
     drydock_plan::plan(&input).unwrap_or_else(|e| panic!("planning failed: {e:?}"))
@@ -297,6 +299,9 @@ fn workspace(dir: &Path, model: &Model) -> Workspace {
         lease: Duration::from_secs(60),
         lock_timeout: Duration::ZERO,
         refresh: false,
+        targets: vec![],
+        replace: vec![],
+        undo: None,
     }
 }
 
@@ -352,7 +357,7 @@ fn fuzz(
                     return 0;
                 }
             };
-            let structure = check_structure(&plan, &f.model);
+            let structure = check_structure(&plan, &f.model, Some(&f.state));
             let whole = check_saved(&plan, &f.ws, Some(&f.state));
             if let Err(e) = &structure {
                 assert!(e.starts_with("the saved plan was edited: "), "{e}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use super::events::{JsonProgress, Stream};
 use super::{report, ExitCode, Style, VarArgs};
 use drydock_apply::{ApplyError, Executor, Ledger, Progress};
 use drydock_plan::Plan;
@@ -32,6 +33,23 @@ pub struct RunArgs {
     pub refresh: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    /// Plan only this node group or cluster (and what it depends on: a worker group's
+    /// control plane); repeatable. For exceptional situations: the rest is neither changed
+    /// nor checked, and the plan warns so.
+    #[arg(long = "target", value_name = "ADDRESS")]
+    pub targets: Vec<String>,
+    /// Roll this node group (or every node group of this cluster) out onto a new generation
+    /// of the same spec — an image rebuilt under the same name, or every node refreshed —
+    /// with the usual waves, floor and drains; repeatable.
+    #[arg(long = "replace", value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+    /// Change nothing in the cloud: show what changed there outside drydock (plan), or
+    /// write it into the state (apply), as Terraform's refresh-only mode.
+    #[arg(long)]
+    pub refresh_only: bool,
+    /// Set by `drydock rollout undo`, not a flag.
+    #[arg(skip)]
+    pub undo: Option<session::UndoRequest>,
 }
 
 /// `--lock-timeout`, for every command that takes the state lock.
@@ -81,6 +99,12 @@ pub(super) fn release(lock: Lock, rt: &tokio::runtime::Runtime) {
     }
 }
 
+/// [`fail`], with the error in a JSON stream's summary too.
+fn fail_in(stream: &Stream, msg: impl std::fmt::Display) -> ExitCode {
+    stream.error(&msg.to_string());
+    fail(msg)
+}
+
 pub(super) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     errln!("error: {msg}");
     1
@@ -98,6 +122,9 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         state_override: args.state.clone(),
         lock_timeout: args.lock.lock_timeout,
         refresh: args.refresh,
+        targets: args.targets.clone(),
+        replace: args.replace.clone(),
+        undo: args.undo.clone(),
     };
     session::load(path, &options).map_err(|e| match e {
         session::LoadError::Config(loaded) => {
@@ -125,9 +152,11 @@ pub(super) fn make_plan(
 /// Plans and prints the plan. stdout gets the rendering alone, byte for byte what `show`
 /// prints for the saved plan, so it can be piped into a comment or `jq`; the note about a
 /// saved plan goes to stderr. With `detailed_exitcode`, a plan with changes exits 2.
+#[allow(clippy::too_many_arguments)]
 pub fn plan_cmd(
     path: &Path,
     args: &RunArgs,
+    destroy: bool,
     out: Option<&Path>,
     print: Print,
     detailed_exitcode: bool,
@@ -144,7 +173,15 @@ pub fn plan_cmd(
         Err(e) => return fail(e),
     };
     let started = std::time::Instant::now();
-    let (plan, providers, _, _) = match make_plan(&ws, state.as_ref(), false, &rt) {
+    let made = if args.refresh_only {
+        if destroy {
+            return fail("--refresh-only changes nothing; --destroy removes everything: use one or the other");
+        }
+        rt.block_on(session::make_refresh_plan(&ws, state.as_ref())).map(|(plan, _, providers)| (plan, providers))
+    } else {
+        make_plan(&ws, state.as_ref(), destroy, &rt).map(|(plan, providers, _, _)| (plan, providers))
+    };
+    let (plan, providers) = match made {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -256,27 +293,52 @@ fn confirm(auto_approve: bool, what: &str) -> Result<bool, String> {
     Ok(line.trim() == "yes")
 }
 
+/// `apply` and `destroy`; with `json`, the run is a stream of JSON events on stdout
+/// (`events.rs`), whose last is the `summary`.
 pub fn apply_cmd(
     path: &Path,
     args: &RunArgs,
     auto_approve: bool,
     parallelism: usize,
     destroy: bool,
+    json: bool,
+    style: Style,
+) -> ExitCode {
+    let stream = Stream::new(json);
+    let code = apply_inner(path, args, auto_approve, parallelism, destroy, &stream, style);
+    stream.summary(if destroy { "destroy" } else { "apply" }, code);
+    code
+}
+
+fn apply_inner(
+    path: &Path,
+    args: &RunArgs,
+    auto_approve: bool,
+    parallelism: usize,
+    destroy: bool,
+    stream: &Stream,
     style: Style,
 ) -> ExitCode {
     let what = if destroy { "destroy" } else { "apply" };
+    // A prompt has no place in a stream of events, as with `terraform apply -json`.
+    if stream.json && !auto_approve && !is_plan_file(path) {
+        return fail_in(
+            stream,
+            format!("{what} --json needs --auto-approve (or a saved plan): it cannot ask for confirmation"),
+        );
+    }
     // A saved plan: apply exactly it, if nothing changed since.
     let (ws_path, saved) = if !destroy && is_plan_file(path) {
         if !args.vars.vars.is_empty() || !args.vars.var_files.is_empty() {
             // As Terraform does: a saved plan applies the values it was made with.
-            return fail(format!(
+            return fail_in(stream, format!(
                 "--var and --var-file cannot be used with a saved plan: {} applies the values it was made with; give them to `drydock plan --out` instead",
                 path.display()
             ));
         }
         match read_plan(path) {
             Ok(p) => (PathBuf::from(&p.config_path), Some(p)),
-            Err(e) => return fail(e),
+            Err(e) => return fail_in(stream, e),
         }
     } else {
         (path.to_path_buf(), None)
@@ -285,10 +347,16 @@ pub fn apply_cmd(
         Ok(ws) => ws,
         Err(code) => return code,
     };
+    if args.refresh_only || saved.as_ref().is_some_and(|p| p.refresh_only) {
+        if destroy {
+            return fail_in(stream, "--refresh-only changes nothing; destroy removes everything: use one or the other");
+        }
+        return refresh_apply(&ws, saved.as_ref(), auto_approve, stream);
+    }
     let rt = runtime();
     let lock = match lock(&ws, what, &rt) {
         Ok(l) => l,
-        Err(e) => return fail(e),
+        Err(e) => return fail_in(stream, e),
     };
     // Everything under the lock; it is given back whatever the outcome.
     // The run's ledger, whose journal is folded into the state when the run ends.
@@ -296,11 +364,11 @@ pub fn apply_cmd(
     let code = 'locked: {
         let mut state = match rt.block_on(ws.store.read()) {
             Ok(s) => s,
-            Err(e) => break 'locked fail(e),
+            Err(e) => break 'locked fail_in(stream, e),
         };
         if let Some(s) = &mut state {
             if !s.journal.is_empty() {
-                outln!(
+                stream.say(&format!(
                     "{} interrupted by an earlier run; the cloud is observed to settle {}.",
                     if s.journal.len() == 1 {
                         "1 operation was".to_string()
@@ -308,41 +376,58 @@ pub fn apply_cmd(
                         format!("{} operations were", s.journal.len())
                     },
                     if s.journal.len() == 1 { "it" } else { "them" }
-                );
+                ));
                 s.journal.clear();
                 if let Err(e) = rt.block_on(ws.store.write(s)) {
-                    break 'locked fail(e);
+                    break 'locked fail_in(stream, e);
                 }
             }
         }
         let (plan, providers, kubes, etcds) = match &saved {
             Some(p) => {
                 if let Err(e) = check_saved(p, &ws, state.as_ref()) {
-                    break 'locked fail(e);
+                    break 'locked fail_in(stream, e);
                 }
                 let kubes = match rt.block_on(session::kubernetes::clients(&ws.model, &ws.config_dir)) {
                     Ok(k) => k,
-                    Err(e) => break 'locked fail(e),
+                    Err(e) => break 'locked fail_in(stream, e),
                 };
                 let etcds = match session::kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes) {
                     Ok(e) => e,
-                    Err(e) => break 'locked fail(e),
+                    Err(e) => break 'locked fail_in(stream, e),
                 };
                 match session::providers(&ws.model, &ws.config_dir) {
                     Ok(pr) => (p.clone(), pr, kubes, etcds),
-                    Err(e) => break 'locked fail(e),
+                    Err(e) => break 'locked fail_in(stream, e),
                 }
             }
             None => match make_plan(&ws, state.as_ref(), destroy, &rt) {
                 Ok(p) => p,
-                Err(e) => break 'locked fail(e),
+                Err(e) => break 'locked fail_in(stream, e),
             },
         };
-        out!("{}", render::plan_text(&plan));
+        if stream.json {
+            planned(stream, &plan);
+        } else {
+            out!("{}", render::plan_text(&plan));
+        }
         if plan.is_empty() {
             // Nothing to change, but the outputs are brought up to date (as after any apply).
             // (A journal left by an interrupted run is folded into the state all the same.)
-            if let Some(state) = state {
+            if let Some(mut state) = state {
+                // `moved` blocks are made in the state even when nothing else changes.
+                match session::apply_moves(&ws.model, &mut state) {
+                    Ok(moved) if !moved.is_empty() => {
+                        if let Err(e) = rt.block_on(ws.store.write(&mut state)) {
+                            break 'locked fail_in(stream, e);
+                        }
+                        for m in moved {
+                            stream.say(&format!("{m}."));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => break 'locked fail_in(stream, e),
+                }
                 let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
                 ledger_used = Some(Arc::clone(&ledger));
                 if !destroy {
@@ -360,17 +445,30 @@ pub fn apply_cmd(
                     outln!("\n{} cancelled.", if destroy { "Destroy" } else { "Apply" });
                     break 'locked 1;
                 }
-                Err(e) => break 'locked fail(e),
+                Err(e) => break 'locked fail_in(stream, e),
             }
         }
-        outln!();
-        let state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
+        if !stream.json {
+            outln!();
+        }
+        let mut state = state.unwrap_or_else(|| State::new(plan.lineage.clone()));
+        // `moved` blocks the plan assumed are made in the state before anything runs.
+        match session::apply_moves(&ws.model, &mut state) {
+            Ok(moved) if !moved.is_empty() => {
+                if let Err(e) = rt.block_on(ws.store.write(&mut state)) {
+                    break 'locked fail_in(stream, e);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => break 'locked fail_in(stream, e),
+        }
         let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
         ledger_used = Some(Arc::clone(&ledger));
         let interrupted = Arc::new(AtomicBool::new(false));
-        let bars = std::io::stdout().is_terminal().then(|| Arc::new(Bars::new()));
+        let bars = (!stream.json && std::io::stdout().is_terminal()).then(|| Arc::new(Bars::new()));
         let progress: Arc<dyn Progress> = match &bars {
             Some(b) => Arc::clone(b) as Arc<dyn Progress>,
+            None if stream.json => Arc::new(JsonProgress),
             None => Arc::new(Lines),
         };
         let executor = Arc::new(Executor {
@@ -384,6 +482,7 @@ pub fn apply_cmd(
             kubernetes: kubes,
             etcd: etcds,
             join: session::join_secrets(&ws.model),
+            announced: Default::default(),
         });
         let outcomes = rt.block_on(async {
             let flag = Arc::clone(&interrupted);
@@ -404,21 +503,28 @@ pub fn apply_cmd(
             b.finish();
         }
         let failed: Vec<&drydock_apply::Outcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+        stream.count(serde_json::json!({ "changes": outcomes.len(), "done": outcomes.len() - failed.len() }));
         if interrupted.load(Ordering::SeqCst) {
-            outln!("\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish.");
+            stream.say(&format!(
+                "\nInterrupted. The state records everything done so far; run `drydock {what}` again to finish."
+            ));
             break 'locked 130;
         }
         if !failed.is_empty() {
-            outln!();
+            if !stream.json {
+                outln!();
+            }
             for o in &failed {
                 if let Err(e) = &o.result {
                     if !matches!(e, ApplyError::Skipped { .. } | ApplyError::StateStopped(_)) {
                         errln!("error: {e}");
+                        stream.error(&e.to_string());
                     }
                 }
             }
             if let Some(e) = ledger.write_error() {
                 errln!("error: the state could not be written ({e}); no further cloud change was made after that");
+                stream.error(&format!("the state could not be written ({e})"));
                 let unrecorded = ledger.unrecorded();
                 if !unrecorded.is_empty() {
                     errln!("these changes were made but the state may not record them (the next plan finds them in the cloud):");
@@ -428,25 +534,30 @@ pub fn apply_cmd(
                 }
             }
             let done = outcomes.len() - failed.len();
-            outln!(
+            stream.say(&format!(
                 "\n{} failed: {done} of {} changes done.",
                 if destroy { "Destroy" } else { "Apply" },
                 outcomes.len()
-            );
+            ));
             break 'locked 1;
         }
-        outln!(
+        stream.say(&format!(
             "\n{} complete: {}",
             if destroy { "Destroy" } else { "Apply" },
             render::summary(&plan).trim_start_matches("Plan: ")
-        );
+        ));
         if destroy {
             if let Err(e) = rt.block_on(ledger.update(drydock_state::journal::Touch::Outputs, |s| s.outputs.clear())) {
-                break 'locked fail(e);
+                break 'locked fail_in(stream, e);
             }
             break 'locked 0;
         }
         match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
+            Ok(lines) if !lines.is_empty() && stream.json => {
+                let outputs: serde_json::Map<String, serde_json::Value> =
+                    lines.into_iter().map(|(name, value)| (name, value.into())).collect();
+                stream.emit(serde_json::json!({ "type": "outputs", "outputs": outputs }), "Outputs");
+            }
             Ok(lines) if !lines.is_empty() => {
                 outln!("\nOutputs:\n");
                 for (name, value) in lines {
@@ -463,6 +574,117 @@ pub fn apply_cmd(
     }
     release(lock, &rt);
     code
+}
+
+/// `apply --refresh-only`, or `apply` of a saved refresh-only plan: writes what the cloud has
+/// into the state (see `drydock_plan::refresh`), under the lock, and changes nothing in the
+/// cloud. A saved plan applies only if the cloud still differs exactly as it showed.
+fn refresh_apply(ws: &Workspace, saved: Option<&Plan>, auto_approve: bool, stream: &Stream) -> ExitCode {
+    let rt = runtime();
+    let lock = match lock(ws, "apply --refresh-only", &rt) {
+        Ok(l) => l,
+        Err(e) => return fail_in(stream, e),
+    };
+    let code = 'locked: {
+        let state = match rt.block_on(ws.store.read()) {
+            Ok(s) => s,
+            Err(e) => break 'locked fail_in(stream, e),
+        };
+        if let Some(p) = saved {
+            if let Err(e) = check_saved(p, ws, state.as_ref()) {
+                break 'locked fail_in(stream, e);
+            }
+        }
+        let (plan, refreshed, _) = match rt.block_on(session::make_refresh_plan(ws, state.as_ref())) {
+            Ok(p) => p,
+            Err(e) => break 'locked fail_in(stream, e),
+        };
+        if let Some(p) = saved {
+            let recorded =
+                |plan: &Plan| -> Vec<(String, String, Option<serde_json::Value>, Option<serde_json::Value>)> {
+                    plan.drift
+                        .iter()
+                        .filter(|d| d.action == drydock_plan::refresh::RECORDED)
+                        .map(|d| (d.address.clone(), d.path.clone(), d.before.clone(), d.after.clone()))
+                        .collect()
+                };
+            if recorded(p) != recorded(&plan) {
+                break 'locked fail_in(
+                    stream,
+                    "the cloud changed since the refresh-only plan was made: it would record other values than it \
+                     shows; make a new plan",
+                );
+            }
+        }
+        if stream.json {
+            for d in &plan.drift {
+                let recorded = d.action == drydock_plan::refresh::RECORDED;
+                stream.emit(
+                    serde_json::json!({ "type": "refresh", "address": d.address, "path": d.path, "recorded": recorded }),
+                    &format!("{}: {} {}", d.address, d.path, if recorded { "recorded" } else { "not recorded" }),
+                );
+            }
+        } else {
+            out!("{}", render::plan_text(&plan));
+        }
+        let Some(before) = state else { break 'locked fail_in(stream, "there is no state to refresh") };
+        let mut after = refreshed.state;
+        if after == before {
+            break 'locked 0;
+        }
+        if saved.is_none() {
+            match confirm(auto_approve, "apply --refresh-only") {
+                Ok(true) => {}
+                Ok(false) => {
+                    outln!("\nApply cancelled.");
+                    break 'locked 1;
+                }
+                Err(e) => break 'locked fail_in(stream, e),
+            }
+        }
+        if let Err(e) = rt.block_on(ws.store.write(&mut after)) {
+            break 'locked fail_in(stream, e);
+        }
+        stream.count(serde_json::json!({ "recorded": refreshed.recorded.len() }));
+        stream.say(&format!(
+            "\nApply complete: the state records what the cloud has ({} recorded); the cloud was not changed.",
+            if refreshed.recorded.len() == 1 {
+                "1 attribute".to_string()
+            } else {
+                format!("{} attributes", refreshed.recorded.len())
+            }
+        ));
+        0
+    };
+    release(lock, &rt);
+    code
+}
+
+/// The plan in a JSON stream: a `planned_change` per change, and its counts for the summary.
+fn planned(stream: &Stream, plan: &Plan) {
+    for c in &plan.changes {
+        let action = match c.kind() {
+            drydock_plan::ActionKind::Create => "create",
+            drydock_plan::ActionKind::Resume => "resume",
+            drydock_plan::ActionKind::Rollout => "rollout",
+            drydock_plan::ActionKind::Update => "update",
+            drydock_plan::ActionKind::Delete => "delete",
+        };
+        stream.emit(
+            serde_json::json!({
+                "type": "planned_change",
+                "address": c.address,
+                "action": action,
+                "waves": c.waves.len(),
+                "nodes_replaced": c.nodes_replaced(),
+                "depends_on": c.depends_on,
+            }),
+            &format!("{}: plan to {action}", c.address),
+        );
+    }
+    let json = render::json::to_value(plan);
+    stream.count(serde_json::json!({ "plan": json["summary"] }));
+    stream.say(&render::summary(plan));
 }
 
 /// Folds a run's journal into the state. A failure loses nothing (the journal stays and is

@@ -122,6 +122,34 @@ pub enum StateCommand {
         #[command(flatten)]
         lock: super::run::LockArgs,
     },
+    /// Rename a node group in the state (after renaming it in the configuration), keeping its
+    /// cloud groups and their nodes: no node is replaced. Within one cluster.
+    Mv {
+        /// The node group's address now (`cluster.demo.node_group.web`).
+        from: String,
+        /// Its new address (`cluster.demo.node_group.frontend`).
+        to: String,
+        /// The configuration (a .kcl file or a directory), which locates the state file.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        lock: super::run::LockArgs,
+    },
+    /// Forget a node group (or a cluster and its node groups) without destroying anything: its
+    /// groups keep running, unmanaged; drydock never changes or deletes them afterwards.
+    Rm {
+        /// A node group's or a cluster's address, from `drydock state list`.
+        address: String,
+        /// The configuration (a .kcl file or a directory), which locates the state file.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        state: StateArgs,
+        #[command(flatten)]
+        lock: super::run::LockArgs,
+    },
     /// Move the state to the backend the configuration names now (after its `backend` block
     /// changed), keeping its lineage and serial. The old copy is left where it was.
     Migrate {
@@ -158,7 +186,9 @@ pub fn run(command: StateCommand, style: Style) -> ExitCode {
         | StateCommand::Show { path, state, .. }
         | StateCommand::Pull { path, state }
         | StateCommand::Push { path, state, .. }
-        | StateCommand::Migrate { path, state, .. } => (path.clone(), state.clone()),
+        | StateCommand::Migrate { path, state, .. }
+        | StateCommand::Mv { path, state, .. }
+        | StateCommand::Rm { path, state, .. } => (path.clone(), state.clone()),
     };
     let at = match state.locate(&path, style) {
         Ok(at) => at,
@@ -171,6 +201,25 @@ pub fn run(command: StateCommand, style: Style) -> ExitCode {
         StateCommand::Pull { .. } => pull(&at.store, &rt),
         StateCommand::Push { file, force, lock, .. } => push(&at, &file, force, lock.lock_timeout, &rt),
         StateCommand::Migrate { force, lock, .. } => migrate(&at, &path, force, lock.lock_timeout, &rt),
+        StateCommand::Mv { from, to, lock, .. } => edit(&at, "state mv", lock.lock_timeout, &rt, |s| {
+            match s.move_node_group(&from, &to).map_err(|e| Diagnostic::global("state::mv", e))? {
+                drydock_state::Moved::Moved => {
+                    Ok(Some(format!("Moved {from} to {to}: its groups and nodes stay as they are.\n")))
+                }
+                drydock_state::Moved::Already => {
+                    print_stdout(&format!("{to} is already in the state and {from} is not: nothing to move.\n"));
+                    Ok(None)
+                }
+            }
+        }),
+        StateCommand::Rm { address, lock, .. } => edit(&at, "state rm", lock.lock_timeout, &rt, |s| {
+            let gone = s.forget(&address).map_err(|e| Diagnostic::global("state::rm", e))?;
+            Ok(Some(format!(
+                "Removed {} from the state; {} groups keep running, unmanaged.\n",
+                gone.join(", "),
+                if gone.len() == 1 { "its" } else { "their" }
+            )))
+        }),
     };
     finish(result, style)
 }
@@ -217,6 +266,37 @@ fn push(at: &Located, file: &Path, force: bool, timeout: std::time::Duration, rt
     let pushed = read_state_file(file)?;
     let lock = rt.block_on(store.lock("state push", at.lease, timeout)).map_err(|e| state_error(store, e))?;
     let result = push_locked(store, file, pushed, force, rt);
+    release(lock, rt);
+    result
+}
+
+/// Changes the state under its lock (`state mv`, `state rm`): `f` returns what to say, or
+/// `None` when there is nothing to write. Refused while a run's journal is unsettled.
+fn edit(
+    at: &Located,
+    what: &str,
+    timeout: std::time::Duration,
+    rt: &Runtime,
+    f: impl FnOnce(&mut State) -> Result<Option<String>, Diagnostic>,
+) -> Result<(), Diagnostic> {
+    let store = &at.store;
+    let lock = rt.block_on(store.lock(what, at.lease, timeout)).map_err(|e| state_error(store, e))?;
+    let result = (|| {
+        let mut state = rt
+            .block_on(store.read())
+            .map_err(|e| state_error(store, e))?
+            .ok_or_else(|| Diagnostic::global("state::no_state", format!("no state at {}", store.describe())))?;
+        if !state.journal.is_empty() {
+            return Err(Diagnostic::global(
+                "state::interrupted",
+                "an apply was interrupted and its cloud calls are not settled yet: run `drydock apply` first",
+            ));
+        }
+        let Some(message) = f(&mut state)? else { return Ok(()) };
+        rt.block_on(store.write(&mut state)).map_err(|e| state_error(store, e))?;
+        print_stdout(&message);
+        Ok(())
+    })();
     release(lock, rt);
     result
 }

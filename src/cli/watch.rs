@@ -304,6 +304,7 @@ fn round(
             kubernetes: kubes,
             etcd: etcds,
             join: drydock_session::join_secrets(&ws.model),
+            announced: Default::default(),
         });
         if !repairs.is_empty() {
             let mut repair_plan = plan.clone();

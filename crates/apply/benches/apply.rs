@@ -109,6 +109,8 @@ fn plan_once(dir: &Path, provider: &Arc<dyn Provider>, state: Option<&State>, rt
         destroy: false,
         refreshed: true,
         kubernetes: &Default::default(),
+        replace: &Default::default(),
+        specs: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     let plan = drydock_plan::plan(&input).expect("plans");
@@ -144,6 +146,7 @@ fn child(case: &str) {
         kubernetes: Default::default(),
         etcd: Default::default(),
         join: Default::default(),
+        announced: Default::default(),
     });
     let outcomes = rt.block_on(Arc::clone(&executor).run(&plan));
     let failed: Vec<_> = outcomes.iter().filter(|o| o.result.is_err()).collect();

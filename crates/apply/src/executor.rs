@@ -21,6 +21,7 @@ use drydock_provider::{
 };
 
 use crate::drain::{self, DrainError, DrainProgress};
+use crate::events::Event;
 
 use drydock_model::Role;
 use drydock_plan::{Action, ActionKind, Change, ClusterRecord, Plan, Target, TargetGroup};
@@ -94,6 +95,32 @@ pub enum ApplyError {
 /// Where progress lines go (the CLI prints them; tests collect them).
 pub trait Progress: Send + Sync {
     fn line(&self, text: &str);
+    /// The same steps as typed events (`apply --json`); most progress ignores them.
+    fn event(&self, _event: &crate::events::Event) {}
+}
+
+/// The node events an executor has emitted already (an instance is added and becomes ready
+/// once, however many times it is looked at).
+#[derive(Default)]
+pub struct Announced(Mutex<BTreeSet<(&'static str, String)>>);
+
+impl Announced {
+    /// Whether this is the first time `what` is announced of `instance`.
+    fn first(&self, what: &'static str, instance: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert((what, instance.to_string()))
+    }
+}
+
+/// An action's name in events.
+fn action_name(c: &Change) -> String {
+    match c.kind() {
+        ActionKind::Create => "create",
+        ActionKind::Resume => "resume",
+        ActionKind::Rollout => "rollout",
+        ActionKind::Update => "update",
+        ActionKind::Delete => "delete",
+    }
+    .to_string()
 }
 
 /// The state as the apply changes it, each step made durable before the apply goes on.
@@ -350,6 +377,8 @@ pub struct Executor {
     /// Per node group address, the join secrets of its kubeadm bootstrap (from the
     /// configuration; the plan holds only their digest).
     pub join: BTreeMap<String, JoinSecrets>,
+    /// The node events emitted so far (each instance's `node_added` and `node_ready` once).
+    pub announced: Announced,
 }
 
 /// Progress of a drain, through the executor's progress and interrupt flag.
@@ -376,6 +405,10 @@ pub struct Outcome {
 }
 
 impl Executor {
+    fn emit(&self, event: Event) {
+        self.progress.event(&event);
+    }
+
     fn check_interrupt(&self) -> Result<(), ApplyError> {
         if self.interrupted.load(Ordering::SeqCst) {
             Err(ApplyError::Interrupted)
@@ -419,6 +452,8 @@ impl Executor {
         // Which change each task runs, so that a task that panics is reported as its change failing.
         let mut tasks: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
         let mut in_flight = 0usize;
+        // Each started change's action, for its `change_complete` event.
+        let mut actions: BTreeMap<String, String> = BTreeMap::new();
         loop {
             // Start whatever is ready.
             let mut i = 0;
@@ -428,6 +463,7 @@ impl Executor {
                 if let Some(dep) = failed_dep {
                     let Some(c) = pending.remove(i) else { break };
                     self.progress.line(&format!("{}: skipped because {dep} did not finish", c.address));
+                    self.emit(Event::ChangeSkipped { address: c.address.clone(), dependency: dep.clone() });
                     done.insert(c.address.clone(), false);
                     outcomes.push(Outcome {
                         address: c.address.clone(),
@@ -444,6 +480,9 @@ impl Executor {
                 let me = Arc::clone(&self);
                 in_flight += 1;
                 let address = c.address.clone();
+                self.emit(Event::ChangeStart { address: address.clone(), action: action_name(&c) });
+                let action = action_name(&c);
+                actions.insert(address.clone(), action);
                 let task = running.spawn(async move {
                     let result = me.change(&c).await;
                     Outcome { address: c.address.clone(), result }
@@ -467,6 +506,10 @@ impl Executor {
                     // progress only says that the change stopped.
                     if outcome.result.is_err() {
                         self.progress.line(&format!("{}: failed", outcome.address));
+                        self.emit(Event::ChangeFailed { address: outcome.address.clone() });
+                    } else {
+                        let action = actions.get(&outcome.address).cloned().unwrap_or_default();
+                        self.emit(Event::ChangeComplete { address: outcome.address.clone(), action });
                     }
                     done.insert(outcome.address.clone(), outcome.result.is_ok());
                     outcomes.push(outcome);
@@ -484,6 +527,7 @@ impl Executor {
                     };
                     let e = ApplyError::Panicked { address: address.clone(), message };
                     self.progress.line(&format!("{address}: failed"));
+                    self.emit(Event::ChangeFailed { address: address.clone() });
                     done.insert(address.clone(), false);
                     outcomes.push(Outcome { address, result: Err(e) });
                 }
@@ -877,6 +921,7 @@ impl Executor {
                 }
             }
             self.progress.line(&format!("{}: cordoned node {} ({id})", c.address, n.name));
+            self.emit(Event::NodeCordoned { address: c.address.clone(), instance: id.clone(), node: n.name.clone() });
         }
         crash_point();
         let lines: Arc<dyn DrainProgress> = Arc::new(DrainLines {
@@ -920,6 +965,13 @@ impl Executor {
                         drydock_model::format_duration(d.took_ms),
                         d.evicted.len()
                     ));
+                    self.emit(Event::NodeDrained {
+                        address: c.address.clone(),
+                        node: node.clone(),
+                        evicted: d.evicted.len(),
+                        force_deleted: d.forced.len(),
+                        took_ms: d.took_ms,
+                    });
                     drained.push(d);
                 }
                 Ok((_, Err(e))) => {
@@ -1255,6 +1307,7 @@ impl Executor {
                 removed.extend(self.drain_instances(p, c, &group, &ids).await?);
                 self.remove_etcd_members(p, c, &c.address, &group, &members).await?;
                 self.delete_group(p, c, &group).await?;
+                self.terminated(c, &group, &ids);
                 continue;
             }
             self.check_interrupt()?;
@@ -1268,8 +1321,19 @@ impl Executor {
             p.terminate_instances(&group, &ids, true).await.map_err(Self::err(c))?;
             crash_point();
             self.ledger.settle(jid, None, |_| {}).await?;
+            self.terminated(c, &group, &ids);
         }
         Ok(removed)
+    }
+
+    fn terminated(&self, c: &Change, group: &str, ids: &[String]) {
+        for id in ids {
+            self.emit(Event::NodeTerminated {
+                address: c.address.clone(),
+                group: group.to_string(),
+                instance: id.clone(),
+            });
+        }
     }
 
     async fn rollout(
@@ -1342,6 +1406,15 @@ impl Executor {
                     w.floor,
                     w.ceiling
                 ));
+                self.emit(Event::WaveStart {
+                    address: c.address.clone(),
+                    wave: w.index,
+                    waves: total_waves,
+                    add: w.add,
+                    remove: w.remove_first.len() + w.remove_after.len(),
+                    floor: w.floor,
+                    ceiling: w.ceiling,
+                });
                 removed.extend(self.remove_old(p, c, &w.remove_first, c.role).await?);
                 let mut want = BTreeMap::new();
                 if w.add > 0 {
@@ -1848,6 +1921,27 @@ impl Executor {
                 nodes.as_ref().and_then(|n| drain::not_available(n.get(&i.id), now, min_ready))
             };
             let counted = |g: &ObservedGroup| g.instances.iter().filter(|i| why(i).is_none()).count() as u32;
+            for g in observed.groups.iter().filter(|g| want.contains_key(&g.name)) {
+                for i in g.instances.iter().filter(|i| i.is_live()) {
+                    if self.announced.first("added", &i.id) {
+                        self.emit(Event::NodeAdded {
+                            address: c.address.clone(),
+                            group: g.name.clone(),
+                            instance: i.id.clone(),
+                            zone: i.zone.clone(),
+                        });
+                    }
+                    if why(i).is_none() && self.announced.first("ready", &i.id) {
+                        let node = nodes.as_ref().and_then(|n| n.get(&i.id)).map(|n| n.name.clone());
+                        self.emit(Event::NodeReady {
+                            address: c.address.clone(),
+                            group: g.name.clone(),
+                            instance: i.id.clone(),
+                            node,
+                        });
+                    }
+                }
+            }
             let ready = want
                 .iter()
                 .all(|(name, n)| observed.groups.iter().find(|g| &g.name == name).is_some_and(|g| counted(g) >= *n));
@@ -1994,6 +2088,8 @@ fn ng_entry<'s>(s: &'s mut State, c: &Change, t: &Target) -> &'s mut NodeGroupSt
         boot_times_ms: vec![],
         drain_times_ms: vec![],
         unfinished: false,
+        history: vec![],
+        cloud_owner: None,
     })
 }
 
@@ -2036,6 +2132,61 @@ fn finish(s: &mut State, c: &Change, t: &Target) {
         g.groups.retain(|n| t.groups.iter().any(|tg| &tg.name == n));
     }
     ng.unfinished = false;
+    // The node group's history gains the generation it now runs, unless it already ends
+    // with it (an update in place, a resumed create).
+    if ng.history.last().is_none_or(|h| h.generation != t.generation) {
+        let shown = |v: &Option<serde_json::Value>, sensitive: bool| match v {
+            Some(_) if sensitive => "(sensitive)".to_string(),
+            Some(serde_json::Value::String(s)) if s.contains('\n') => format!("({} lines)", s.lines().count()),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "(none)".to_string(),
+        };
+        let create = c.kind() == ActionKind::Create;
+        // A create names what the nodes are; a rollout what changed.
+        let changes = c
+            .reasons
+            .iter()
+            .filter(|r| {
+                if create {
+                    matches!(r.path.as_str(), "image" | "instance_types" | "kubernetes_version")
+                } else {
+                    r.forces_replacement
+                }
+            })
+            .map(|r| match create {
+                true => format!("{}: {}", r.path, shown(&r.after, r.sensitive)),
+                false => format!("{}: {} -> {}", r.path, shown(&r.before, r.sensitive), shown(&r.after, r.sensitive)),
+            })
+            .collect();
+        ng.history.push(drydock_state::HistoryEntry {
+            generation: t.generation.clone(),
+            spec: t.display_spec.clone(),
+            applied_at: drydock_state::store::format_rfc3339(std::time::SystemTime::now()),
+            by: actor().to_string(),
+            changes,
+        });
+        let excess = ng.history.len().saturating_sub(drydock_state::HISTORY_KEEP);
+        ng.history.drain(..excess);
+    }
+}
+
+/// Who runs drydock, for the node groups' history: `$DRYDOCK_ACTOR`, else `user@host`.
+fn actor() -> &'static str {
+    static ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ACTOR.get_or_init(|| {
+        if let Some(a) = std::env::var("DRYDOCK_ACTOR").ok().filter(|a| !a.trim().is_empty()) {
+            return a;
+        }
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into());
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("{user}@{host}")
+    })
 }
 
 fn set_settings(s: &mut State, c: &Change, t: &Target) {

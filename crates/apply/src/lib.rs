@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod drain;
+pub mod events;
 pub mod executor;
 pub mod watch;
 

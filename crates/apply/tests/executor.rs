@@ -131,6 +131,8 @@ fn plan_for(dir: &Path, provider: &Arc<dyn Provider>) -> Plan {
         destroy: false,
         refreshed: true,
         kubernetes: &Default::default(),
+        replace: &Default::default(),
+        specs: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     drydock_plan::plan(&input).unwrap()
@@ -152,6 +154,7 @@ fn apply(plan: &Plan, provider: Arc<dyn Provider>, writes: usize) -> Run {
         kubernetes: Default::default(),
         etcd: Default::default(),
         join: Default::default(),
+        announced: Default::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let outcomes = rt.block_on(Arc::clone(&executor).run(plan));

@@ -276,6 +276,8 @@ impl Cloud {
             destroy,
             refreshed: true,
             kubernetes: &Default::default(),
+            replace: &Default::default(),
+            specs: &Default::default(),
             now_ms: BTreeMap::from([("sim".to_string(), self.sim.clock().now_ms())]),
         };
         drydock_plan::plan(&input).unwrap()
@@ -311,6 +313,7 @@ impl Cloud {
             kubernetes: Default::default(),
             etcd: Default::default(),
             join: Default::default(),
+            announced: Default::default(),
         });
         let outcomes = self.rt.block_on(executor.run(plan));
         assert_eq!(ledger.write_error(), None);

@@ -79,6 +79,8 @@ fn world(groups: &[Group]) -> (State, BTreeMap<String, Observed>) {
                 boot_times_ms: vec![],
                 drain_times_ms: vec![],
                 unfinished: false,
+                history: vec![],
+                cloud_owner: None,
             },
         );
         let instances: Vec<Instance> = g
@@ -137,6 +139,7 @@ fn empty_plan() -> Plan {
         clusters: vec![],
         drift: vec![],
         warnings: vec![],
+        refresh_only: false,
     }
 }
 

@@ -390,6 +390,7 @@ struct Decls<'a> {
     backends: Vec<&'a Block>,
     clusters: Vec<&'a Block>,
     outputs: Vec<&'a Block>,
+    moved: Vec<&'a Block>,
 }
 
 impl<'s> Cx<'s> {
@@ -525,7 +526,8 @@ impl<'s> Cx<'s> {
         let mut clusters = clusters;
         clusters.sort_by(|a, b| a.address.cmp(&b.address));
         outputs.sort_by(|a: &Output, b| a.name.cmp(&b.name));
-        Some(Model { providers, backend, clusters, outputs })
+        let moves = self.moves(&decls.moved, &clusters);
+        Some(Model { providers, backend, clusters, outputs, moves })
     }
 
     /// Sorts the top-level blocks by kind and reports names declared twice.
@@ -563,6 +565,10 @@ impl<'s> Cx<'s> {
                                 .help("write `name = value`"),
                         );
                     }
+                    continue;
+                }
+                if def.name == "moved" {
+                    d.moved.push(block);
                     continue;
                 }
                 if def.name == "backend" {
@@ -2115,6 +2121,81 @@ impl<'s> Cx<'s> {
             }
             _ => (None, None),
         }
+    }
+
+    /// The `moved` blocks: each `from` and `to` a node group address written as a reference
+    /// (not evaluated), in one cluster; `to` configured, `from` not.
+    fn moves(&mut self, blocks: &[&Block], clusters: &[Cluster]) -> Vec<Move> {
+        fn path(e: &Expr) -> Option<String> {
+            match &e.kind {
+                ExprKind::Variable(i) => Some(i.name.to_string()),
+                ExprKind::GetAttr(b, n) => Some(format!("{}.{}", path(b)?, n.name)),
+                ExprKind::Index(b, k) => match &k.kind {
+                    ExprKind::Template(parts) => {
+                        let text: Option<String> = parts
+                            .iter()
+                            .map(|p| match p {
+                                drydock_syntax::ast::TemplatePart::Lit(s) => Some(s.to_string()),
+                                _ => None,
+                            })
+                            .collect();
+                        Some(format!("{}[{:?}]", path(b)?, text?))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        let configured: BTreeSet<&str> =
+            clusters.iter().flat_map(|c| c.node_groups.iter().map(|n| n.address.as_str())).collect();
+        let mut out: Vec<Move> = vec![];
+        for block in blocks {
+            let view = check_body(&block.body, &schema::MOVED, "moved", &mut self.diags);
+            let mut get = |name: &str| -> Option<(String, Span)> {
+                let Some(a) = view.attr(name) else {
+                    self.err(missing(block.header(), "moved", name, " = cluster.NAME.node_group.NAME"));
+                    return None;
+                };
+                let p = path(&a.value).filter(|p| {
+                    p.split_once(".node_group.").is_some_and(|(c, g)| c.starts_with("cluster.") && !g.is_empty())
+                });
+                if p.is_none() {
+                    self.err(
+                        Diagnostic::new(
+                            "kcl::moved",
+                            a.value.span,
+                            format!("moved.{name} is not a node group address"),
+                        )
+                        .label("expected cluster.NAME.node_group.NAME")
+                        .help("write the address as a reference, unquoted: cluster.demo.node_group.web"),
+                    );
+                }
+                p.map(|p| (p, a.value.span))
+            };
+            let (Some((from, from_span)), Some((to, to_span))) = (get("from"), get("to")) else { continue };
+            let cluster_of = |a: &str| a.split_once(".node_group.").map(|(c, _)| c.to_string());
+            let problem = if cluster_of(&from) != cluster_of(&to) {
+                Some((to_span, "a node group moves only within its cluster".to_string()))
+            } else if !configured.contains(to.as_str()) {
+                Some((to_span, format!("{to} is not a node group of the configuration")))
+            } else if configured.contains(from.as_str()) {
+                Some((from_span, format!("{from} is still a node group of the configuration")))
+            } else {
+                out.iter()
+                    .find(|m| m.from == from || m.to == to)
+                    .map(|prev| (block.header(), format!("{} is moved twice (also {} → {})", from, prev.from, prev.to)))
+            };
+            if let Some((span, message)) = problem {
+                self.err(
+                    Diagnostic::new("kcl::moved", span, message).label("this move cannot be made").help(
+                        "`from` is the old address (no longer configured), `to` the new one, in the same cluster",
+                    ),
+                );
+                continue;
+            }
+            out.push(Move { from, to, span: block.header() });
+        }
+        out
     }
 
     fn output(&mut self, block: &Block, scope: &Scope) -> Option<Output> {

@@ -22,6 +22,16 @@ pub struct Model {
     pub clusters: Vec<Cluster>,
     /// Sorted by name.
     pub outputs: Vec<Output>,
+    /// `moved` blocks: node groups renamed, in the order written.
+    pub moves: Vec<Move>,
+}
+
+/// A `moved { from = …, to = … }` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    pub from: String,
+    pub to: String,
+    pub span: Span,
 }
 
 impl Model {

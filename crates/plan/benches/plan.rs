@@ -65,6 +65,8 @@ fn child(n: usize) {
             destroy: false,
             refreshed: true,
             kubernetes: &NO_KUBE,
+            replace: &NO_REPLACE,
+            specs: &NO_SPECS,
             now_ms: BTreeMap::new(),
         }
     }
@@ -106,4 +108,7 @@ fn child(n: usize) {
 
 /// No cluster has a Kubernetes API here.
 static NO_KUBE: std::collections::BTreeMap<String, drydock_plan::kube::KubeObserved> =
+    std::collections::BTreeMap::new();
+static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+static NO_SPECS: std::collections::BTreeMap<String, drydock_provider::GenerationSpec> =
     std::collections::BTreeMap::new();

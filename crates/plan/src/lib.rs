@@ -15,6 +15,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod kube;
+pub mod refresh;
 pub mod waves;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,6 +135,10 @@ pub struct Plan {
     /// draining (no `kubernetes` block).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// A refresh-only plan (`plan --refresh-only`): no change to the cloud; applying it writes
+    /// what the cloud has (the drift marked [`refresh::RECORDED`]) into the state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_only: bool,
 }
 
 /// One attribute that differs between the state (what drydock last applied) and the cloud.
@@ -274,6 +279,13 @@ pub struct PlanInput<'a> {
     /// Per cluster address, its Kubernetes objects (clusters with a `kubernetes` block that
     /// were observed): the plan shows each wave's drains and their blockers.
     pub kubernetes: &'a BTreeMap<String, kube::KubeObserved>,
+    /// Node groups (or clusters: all their node groups) to roll out onto a new generation of
+    /// the same spec (`--replace`): a node image rebuilt under the same name, or every node
+    /// refreshed.
+    pub replace: &'a BTreeSet<String>,
+    /// Node groups planned onto this spec instead of the configuration's (`drydock rollout
+    /// undo`: an earlier generation's spec, from the state's history).
+    pub specs: &'a BTreeMap<String, GenerationSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,9 +294,60 @@ pub struct PlanError {
     pub message: String,
 }
 
+/// Keeps only the changes of `keep` (node group addresses) and those they depend on, as
+/// `--target` asks (`given`: the addresses as written, for the warning): the rest of the
+/// configuration is neither changed nor checked, and the plan says so.
+pub fn restrict(plan: &mut Plan, keep: &BTreeSet<String>, given: &[String]) {
+    let mut wanted: BTreeSet<String> = keep.clone();
+    // What the kept changes depend on, transitively (a worker's control plane).
+    loop {
+        let more: Vec<String> = plan
+            .changes
+            .iter()
+            .filter(|c| wanted.contains(&c.address))
+            .flat_map(|c| c.depends_on.iter().cloned())
+            .filter(|d| !wanted.contains(d))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        wanted.extend(more);
+    }
+    plan.changes.retain(|c| wanted.contains(&c.address));
+    plan.drift.retain(|d| wanted.contains(&d.address));
+    let clusters: BTreeSet<&str> = plan.changes.iter().map(|c| c.cluster.as_str()).collect();
+    plan.clusters.retain(|c| clusters.contains(c.address.as_str()));
+    plan.warnings.push(format!(
+        "resource targeting is in effect (--target {}): the plan covers only those node groups and what they depend \
+         on, so it may not show every change the configuration asks for; use it for exceptional situations, not \
+         routinely",
+        given.join(", --target ")
+    ));
+}
+
 /// The ownership tag values of a cluster and a node group: `demo`, `fleet["eu"]`; `workers`.
 pub fn owner_names(cluster: &Cluster, ng: &NodeGroup) -> (String, String) {
     (cluster.owner_name().to_string(), ng.owner_name().to_string())
+}
+
+/// The names a configured node group's cloud groups carry: those the state records for a node
+/// group that was renamed (`drydock state mv`), else those of its address ([`owner_names`]).
+pub fn owners(state: Option<&State>, cluster: &Cluster, ng: &NodeGroup) -> (String, String) {
+    match state.and_then(|s| s.node_group(&cluster.address, &ng.address)).and_then(|n| n.cloud_owner.as_ref()) {
+        Some(o) => (o.cluster.clone(), o.node_group.clone()),
+        None => owner_names(cluster, ng),
+    }
+}
+
+/// The cloud owner names of a node group the state records at `address` in cluster `caddr`.
+fn state_owner(caddr: &str, address: &str, ng: &drydock_state::NodeGroupState) -> (String, String) {
+    match &ng.cloud_owner {
+        Some(o) => (o.cluster.clone(), o.node_group.clone()),
+        None => (
+            caddr.trim_start_matches("cluster.").to_string(),
+            address.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string()),
+        ),
+    }
 }
 
 /// The provider's view of a node group's replacement-forcing spec.
@@ -323,6 +386,7 @@ pub fn provider_spec(ng: &NodeGroup) -> GenerationSpec {
                 drydock_provider::Bootstrap::Eks { cluster_name: cluster_name.clone() }
             }
         }),
+        rebuild: 0,
     }
 }
 
@@ -463,8 +527,22 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     // Observed groups by (provider, owner cluster, owner node group), built once: looking
     // them up per node group keeps planning linear in the fleet's size.
     let mut by_owner: BTreeMap<(&str, &str, &str), Vec<&ObservedGroup>> = BTreeMap::new();
+    // Groups of node groups removed from the state (`drydock state rm`): left alone.
+    let unmanaged = |g: &ObservedGroup| {
+        input.state.is_some_and(|s| {
+            s.unmanaged.iter().any(|o| o.cluster == g.ownership.cluster && o.node_group == g.ownership.node_group)
+        })
+    };
+    let mut left_alone: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for (provider, observed) in input.observed {
         for g in &observed.groups {
+            if unmanaged(g) {
+                left_alone
+                    .entry((g.ownership.cluster.clone(), g.ownership.node_group.clone()))
+                    .or_default()
+                    .push(g.name.clone());
+                continue;
+            }
             by_owner
                 .entry((provider.as_str(), g.ownership.cluster.as_str(), g.ownership.node_group.as_str()))
                 .or_default()
@@ -479,7 +557,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 .node_groups
                 .iter()
                 .map(|ng| {
-                    let (oc, og) = owner_names(cluster, ng);
+                    let (oc, og) = owners(input.state, cluster, ng);
                     let observed: u32 = by_owner
                         .get(&(cluster.provider.as_str(), oc.as_str(), og.as_str()))
                         .map_or(0, |gs| gs.iter().map(|g| g.settings.desired).sum());
@@ -501,7 +579,19 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                 disruption_budget: budget,
             });
             for ng in &cluster.node_groups {
-                let (oc, og) = owner_names(cluster, ng);
+                let (oc, og) = owners(input.state, cluster, ng);
+                if input.state.is_some_and(|s| s.unmanaged.iter().any(|o| o.cluster == oc && o.node_group == og))
+                    && input.state.and_then(|s| s.node_group(&cluster.address, &ng.address)).is_none()
+                {
+                    errors.push(PlanError {
+                        address: ng.address.clone(),
+                        message: "was removed from the state with `drydock state rm` (its groups run on, unmanaged), \
+                                  but the configuration still has it: remove it from the configuration, or rename it \
+                                  (its groups' names would be this node group's)"
+                            .into(),
+                    });
+                    continue;
+                }
                 let mine =
                     by_owner.get(&(cluster.provider.as_str(), oc.as_str(), og.as_str())).cloned().unwrap_or_default();
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
@@ -521,7 +611,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     // What exists but is not configured (any more): delete it.
     for (provider, observed) in input.observed {
         let mut orphans: BTreeMap<(String, String), Vec<&ObservedGroup>> = BTreeMap::new();
-        for g in &observed.groups {
+        for g in observed.groups.iter().filter(|g| !unmanaged(g)) {
             let key = (g.ownership.cluster.clone(), g.ownership.node_group.clone());
             if !seen.contains(&(provider.clone(), key.0.clone(), key.1.clone())) {
                 orphans.entry(key).or_default().push(g);
@@ -553,8 +643,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
             }
             for (addr, ngs) in &cs.node_groups {
                 if !configured_ngs.contains(addr.as_str()) && !changed.contains(addr) {
-                    let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
-                    let owner_ng = addr.rsplit_once(".node_group.").map_or(ngs.name.clone(), |(_, g)| g.to_string());
+                    let (owner_cluster, owner_ng) = state_owner(caddr, addr, ngs);
                     changes.push(Change {
                         address: addr.clone(),
                         cluster: caddr.clone(),
@@ -580,7 +669,17 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
     }
     changes.sort_by(|a, b| a.address.cmp(&b.address));
     add_dependencies(&mut changes);
-    let warnings = kube::annotate(&mut changes, input.model, input.kubernetes, input.state);
+    let mut warnings = kube::annotate(&mut changes, input.model, input.kubernetes, input.state);
+    for ((oc, og), names) in &left_alone {
+        warnings.push(format!(
+            "cluster.{oc}.node_group.{og} was removed from the state (`drydock state rm`): its {} ({}) {} running, \
+             unmanaged; drydock never changes or deletes {}",
+            if names.len() == 1 { "group" } else { "groups" },
+            names.join(", "),
+            if names.len() == 1 { "keeps" } else { "keep" },
+            if names.len() == 1 { "it" } else { "them" },
+        ));
+    }
     clusters.sort_by(|a, b| a.address.cmp(&b.address));
     clusters.dedup_by(|a, b| a.address == b.address);
     Ok(Plan {
@@ -595,6 +694,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
         clusters,
         drift,
         warnings,
+        refresh_only: false,
     })
 }
 
@@ -633,14 +733,26 @@ fn add_dependencies(changes: &mut [Change]) {
 }
 
 fn delete_change(input: &PlanInput, provider: &str, oc: &str, og: &str, groups: &[&ObservedGroup]) -> Change {
-    let cluster = format!("cluster.{oc}");
-    let address = format!("{cluster}.node_group.{og}");
+    let mut cluster = format!("cluster.{oc}");
+    let mut address = format!("{cluster}.node_group.{og}");
+    // A renamed node group's groups carry its old names: the state knows its address.
+    if let Some((caddr, addr)) = input.state.and_then(|s| {
+        s.clusters.iter().find_map(|(caddr, cs)| {
+            cs.node_groups
+                .iter()
+                .find(|(_, n)| n.cloud_owner.as_ref().is_some_and(|o| o.cluster == oc && o.node_group == og))
+                .map(|(addr, _)| (caddr.clone(), addr.clone()))
+        })
+    }) {
+        (cluster, address) = (caddr, addr);
+    }
     let state_ng = input.state.and_then(|s| s.node_group(&cluster, &address));
     let role =
         if groups.iter().any(|g| g.spec.role == PRole::ControlPlane) { Role::ControlPlane } else { Role::Worker };
-    let (name, key) = match og.split_once('[') {
-        Some((n, k)) => (n.to_string(), Some(k.trim_end_matches(']').trim_matches('"').to_string())),
-        None => (og.to_string(), None),
+    let (name, key) = match (state_ng, og.split_once('[')) {
+        (Some(n), _) => (n.name.clone(), n.key.clone()),
+        (None, Some((n, k))) => (n.to_string(), Some(k.trim_end_matches(']').trim_matches('"').to_string())),
+        (None, None) => (og.to_string(), None),
     };
     // Every live instance goes in one wave: nothing is kept.
     let ids: Vec<String> = groups.iter().flat_map(|g| live(g).map(|i| i.id.clone())).collect();
@@ -678,7 +790,21 @@ fn plan_node_group(
     budget: u32,
 ) -> Result<Option<Change>, PlanError> {
     let state_ng = input.state.and_then(|s| s.node_group(&cluster.address, &ng.address));
-    let spec = provider_spec(ng);
+    let overridden = input.specs.get(&ng.address);
+    let mut spec = overridden.cloned().unwrap_or_else(|| provider_spec(ng));
+    // `--replace` makes a new generation of the same spec: its rebuild count, carried from the
+    // generation applied (so later plans keep it), goes up by one.
+    spec.rebuild = state_ng
+        .and_then(|n| n.current())
+        .and_then(|g| g.spec.get("rebuild"))
+        .and_then(|v| v.as_u64())
+        .map_or(0, |r| r.min(u64::from(u32::MAX)) as u32);
+    if let Some(o) = overridden {
+        spec.rebuild = o.rebuild;
+    }
+    if input.replace.contains(&ng.address) || input.replace.contains(&cluster.address) {
+        spec.rebuild = spec.rebuild.saturating_add(1);
+    }
     // With a Kubernetes API, a change of labels alone is made on the Nodes in place: the
     // generation (and its spec, with the labels its Nodes registered with) stays.
     let spec = labels_in_place(cluster, &spec, state_ng, &mine).unwrap_or(spec);
@@ -950,10 +1076,9 @@ fn plan_node_group(
 pub fn observed_from_state(state: &State, model: &Model) -> BTreeMap<String, Observed> {
     let mut out: BTreeMap<String, Observed> = BTreeMap::new();
     for (caddr, cs) in &state.clusters {
-        let owner_cluster = caddr.trim_start_matches("cluster.").to_string();
         let cluster_tags = model.clusters.iter().find(|c| &c.address == caddr).map(|c| &c.tags);
         for (addr, ng) in &cs.node_groups {
-            let owner_ng = addr.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string());
+            let (owner_cluster, owner_ng) = state_owner(caddr, addr, ng);
             let s = &ng.settings;
             for gen in &ng.generations {
                 let spec: GenerationSpec = serde_json::from_value(gen.spec.clone()).unwrap_or_default();

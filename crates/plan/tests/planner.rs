@@ -143,6 +143,8 @@ fn input<'a>(model: &'a Model, world: &'a World, destroy: bool, boot: &'a BTreeM
         destroy,
         refreshed: true,
         kubernetes: &NO_KUBE,
+        replace: &NO_REPLACE,
+        specs: &NO_SPECS,
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     }
 }
@@ -1073,4 +1075,7 @@ fn a_size_change_of_an_autoscaled_group_keeps_the_autoscalers_desired() {
 
 /// No cluster has a Kubernetes API here.
 static NO_KUBE: std::collections::BTreeMap<String, drydock_plan::kube::KubeObserved> =
+    std::collections::BTreeMap::new();
+static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+static NO_SPECS: std::collections::BTreeMap<String, drydock_provider::GenerationSpec> =
     std::collections::BTreeMap::new();

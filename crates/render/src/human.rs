@@ -50,7 +50,18 @@ pub fn render(plan: &Plan, color: bool) -> String {
     if !plan.drift.is_empty() {
         drift_text(&mut out, &plan.drift, p);
     }
+    if plan.refresh_only {
+        for w in &plan.warnings {
+            let _ = writeln!(out, "{} {w}", p.paint(YELLOW, "Note:"));
+        }
+        let _ = writeln!(out, "{}", refresh_summary(plan));
+        return out;
+    }
     if plan.is_empty() {
+        // What the reviewer should know even when nothing changes (a moved block, targeting).
+        for w in &plan.warnings {
+            let _ = writeln!(out, "{} {w}", p.paint(YELLOW, "Note:"));
+        }
         out.push_str("No changes. The infrastructure matches the configuration.\n");
         return out;
     }
@@ -76,6 +87,20 @@ pub fn render(plan: &Plan, color: bool) -> String {
     let rest = line.strip_prefix("Plan:").unwrap_or(&line);
     let _ = writeln!(out, "{}{rest}", p.paint(BOLD, "Plan:"));
     out
+}
+
+/// The last line of a refresh-only plan.
+pub fn refresh_summary(plan: &Plan) -> String {
+    let recorded = plan.drift.iter().filter(|d| d.action == drydock_plan::refresh::RECORDED).count();
+    if recorded == 0 {
+        "No changes to record. The state matches what the cloud has.".to_string()
+    } else {
+        format!(
+            "Refresh-only: {} to record in the state; the cloud is not changed. \
+             Apply it with `drydock apply --refresh-only`.",
+            super::plural(recorded, "attribute", "attributes")
+        )
+    }
 }
 
 fn drift_text(out: &mut String, drift: &[Drift], p: Paint) {

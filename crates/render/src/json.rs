@@ -15,7 +15,7 @@ use drydock_plan::{ActionKind, AttrChange, Change, Drift, Plan};
 
 /// The version of this format: the major changes when a field is removed or changes
 /// meaning, the minor when a field is added.
-pub const JSON_FORMAT_VERSION: &str = "1.2";
+pub const JSON_FORMAT_VERSION: &str = "1.3";
 
 /// The plan as pretty JSON with a trailing newline.
 pub fn render(plan: &Plan) -> String {
@@ -33,6 +33,7 @@ pub fn to_value(plan: &Plan) -> Value {
         "lineage": plan.lineage,
         "state_serial": plan.state_serial,
         "destroy": plan.destroy,
+        "refresh_only": plan.refresh_only,
         "summary": {
             "create": super::creates(plan),
             "rollout": plan.count(ActionKind::Rollout),

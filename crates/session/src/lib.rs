@@ -13,7 +13,7 @@ pub mod kubernetes;
 pub mod outputs;
 pub mod saved;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +45,55 @@ pub struct Workspace {
     pub lock_timeout: Duration,
     /// Whether to observe the cloud when planning (`--refresh`).
     pub refresh: bool,
+    /// `--target`: plan only these node groups or clusters (and what they depend on).
+    pub targets: Vec<String>,
+    /// `--replace`: roll these node groups or clusters out onto a new generation of the same spec.
+    pub replace: Vec<String>,
+    /// `drydock rollout undo`: plan one node group back onto an earlier generation.
+    pub undo: Option<UndoRequest>,
+}
+
+/// `drydock rollout undo ADDRESS [--to-generation ID]`.
+#[derive(Debug, Clone, Default)]
+pub struct UndoRequest {
+    pub address: String,
+    /// A generation id (or a prefix of one) from the node group's history; `None`: the one
+    /// before the generation it runs.
+    pub to_generation: Option<String>,
+}
+
+/// The node group's history entry an undo goes back to, and the spec to plan it with.
+fn undo_target(
+    state: Option<&State>,
+    u: &UndoRequest,
+) -> Result<(drydock_state::HistoryEntry, drydock_provider::GenerationSpec), String> {
+    let ng = state
+        .and_then(|s| s.clusters.values().find_map(|c| c.node_groups.get(&u.address)))
+        .ok_or_else(|| format!("rollout undo: the state has no node group {}", u.address))?;
+    let current = ng.current().map(|g| g.id.as_str()).unwrap_or_default();
+    let entry = match &u.to_generation {
+        Some(id) => ng.history.iter().rev().find(|h| h.generation.starts_with(id.as_str())).ok_or_else(|| {
+            let known: Vec<&str> = ng.history.iter().map(|h| h.generation.as_str()).collect();
+            format!("rollout undo: {} has no generation {id} in its history (it has: {})", u.address, known.join(", "))
+        })?,
+        None => ng.history.iter().rev().find(|h| h.generation != current).ok_or_else(|| {
+            format!("rollout undo: {} has no earlier generation in its history to go back to", u.address)
+        })?,
+    };
+    if entry.generation == current {
+        return Err(format!("rollout undo: {} already runs generation {}", u.address, entry.generation));
+    }
+    let spec: drydock_provider::GenerationSpec = serde_json::from_value(entry.spec.clone())
+        .ok()
+        .filter(|s| drydock_plan::generation_id(s) == entry.generation)
+        .ok_or_else(|| {
+            format!(
+                "rollout undo: generation {} of {} cannot be rebuilt from the state (its spec holds sensitive values, \
+                 which the state keeps only as digests): change the configuration back instead",
+                entry.generation, u.address
+            )
+        })?;
+    Ok((entry.clone(), spec))
 }
 
 /// What a command asks of [`load`] besides the configuration's path.
@@ -55,6 +104,66 @@ pub struct LoadOptions {
     pub state_override: Option<PathBuf>,
     pub lock_timeout: Duration,
     pub refresh: bool,
+    pub targets: Vec<String>,
+    pub replace: Vec<String>,
+    pub undo: Option<UndoRequest>,
+}
+
+/// Applies the configuration's `moved` blocks to `state`: each node group at a `from` address
+/// is taken over by its `to` address (its cloud groups and nodes kept). Returns what moved, as
+/// lines for the plan; a `from` the state does not have (moved already, or never applied) is
+/// skipped.
+pub fn apply_moves(model: &Model, state: &mut State) -> Result<Vec<String>, String> {
+    let mut out = vec![];
+    for m in &model.moves {
+        let present = state.clusters.values().any(|c| c.node_groups.contains_key(&m.from));
+        if !present {
+            continue;
+        }
+        match state.move_node_group(&m.from, &m.to) {
+            Ok(drydock_state::Moved::Moved) => {
+                out.push(format!("{} has moved to {} (a moved block): its groups and nodes are kept", m.from, m.to))
+            }
+            Ok(drydock_state::Moved::Already) => {}
+            Err(e) => return Err(format!("moved {{ from = {}, to = {} }}: {e}", m.from, m.to)),
+        }
+    }
+    Ok(out)
+}
+
+/// The node group addresses an address given on the command line names: itself (a node
+/// group), every node group of a cluster, or every instance of a `for_each` node group
+/// written without its key (`cluster.demo.node_group.workers`). `None` when it names nothing.
+pub fn resolve_address(model: &Model, address: &str) -> Option<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for c in &model.clusters {
+        for ng in &c.node_groups {
+            let base = ng.address.split_once('[').map_or(ng.address.as_str(), |(b, _)| b);
+            if ng.address == address || c.address == address || base == address {
+                out.insert(ng.address.clone());
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// [`resolve_address`] for each of `addresses`, or an error naming those that name nothing.
+fn resolve_all(model: &Model, flag: &str, addresses: &[String]) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    for a in addresses {
+        match resolve_address(model, a) {
+            Some(set) => out.extend(set),
+            None => {
+                let known: Vec<&str> =
+                    model.clusters.iter().flat_map(|c| c.node_groups.iter().map(|ng| ng.address.as_str())).collect();
+                return Err(format!(
+                    "{flag} {a}: no cluster or node group of the configuration has that address (node groups: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Why a workspace could not be loaded.
@@ -124,6 +233,9 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Workspace, LoadError> 
         lease,
         lock_timeout: options.lock_timeout,
         refresh: options.refresh,
+        targets: options.targets.clone(),
+        replace: options.replace.clone(),
+        undo: options.undo.clone(),
     })
 }
 
@@ -273,11 +385,22 @@ pub struct Planned {
     pub providers: Providers,
     pub kubernetes: kubernetes::Kubes,
     pub etcd: kubernetes::Etcds,
+    /// The cloud as observed (by provider), or as the state describes it without a refresh.
+    pub observed: BTreeMap<String, drydock_provider::Observed>,
 }
 
 /// Plans the workspace against `state` (observing the cloud, and the Kubernetes API of each
 /// cluster that has one, unless refresh is off), with the providers it built.
 pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> Result<Planned, String> {
+    // `moved` blocks take effect in the plan at once (and in the state when applied).
+    let mut moved_state = None;
+    let mut moved = vec![];
+    if let (Some(s), false) = (state, ws.model.moves.is_empty()) {
+        let mut s = s.clone();
+        moved = apply_moves(&ws.model, &mut s)?;
+        moved_state = Some(s);
+    }
+    let state = moved_state.as_ref().or(state);
     let providers = providers(&ws.model, &ws.config_dir)?;
     let kubes = kubernetes::clients(&ws.model, &ws.config_dir).await?;
     let etcds = kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes)?;
@@ -289,6 +412,26 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
     };
     let kube_observed =
         if ws.refresh && !destroy { kubernetes::observe(&kubes, &etcds).await? } else { BTreeMap::new() };
+    if destroy && !ws.replace.is_empty() {
+        return Err(
+            "--replace makes a new generation of a node group; a destroy plan removes them: use one or the other"
+                .into(),
+        );
+    }
+    let replace = resolve_all(&ws.model, "--replace", &ws.replace)?;
+    let targets = resolve_all(&ws.model, "--target", &ws.targets)?;
+    let mut specs = BTreeMap::new();
+    let undo = match &ws.undo {
+        Some(u) => {
+            if resolve_address(&ws.model, &u.address).is_none_or(|a| !a.contains(&u.address)) {
+                return Err(format!("rollout undo: the configuration has no node group {}", u.address));
+            }
+            let (entry, spec) = undo_target(state, u)?;
+            specs.insert(u.address.clone(), spec);
+            Some((u, entry))
+        }
+        None => None,
+    };
     let input = PlanInput {
         model: &ws.model,
         state,
@@ -300,10 +443,67 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         destroy,
         refreshed: ws.refresh,
         kubernetes: &kube_observed,
+        replace: &replace,
+        specs: &specs,
         now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
-    let plan = drydock_plan::plan(&input).map_err(|errs| {
+    let mut plan = drydock_plan::plan(&input).map_err(|errs| {
         errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
     })?;
-    Ok(Planned { plan, providers, kubernetes: kubes, etcd: etcds })
+    plan.warnings.extend(moved);
+    if !ws.targets.is_empty() {
+        drydock_plan::restrict(&mut plan, &targets, &ws.targets);
+    }
+    if let Some((u, entry)) = undo {
+        // An undo changes that node group only (and what it depends on).
+        let keep = BTreeSet::from([u.address.clone()]);
+        drydock_plan::restrict(&mut plan, &keep, std::slice::from_ref(&u.address));
+        plan.warnings.pop(); // restrict's targeting warning: this one says more
+        plan.warnings.push(format!(
+            "rollout undo: {} goes back to generation {} (applied {} by {}); the configuration now differs from what \
+             runs, so the next `drydock plan` rolls forward again unless the configuration is changed back",
+            u.address, entry.generation, entry.applied_at, entry.by
+        ));
+    }
+    Ok(Planned { plan, providers, kubernetes: kubes, etcd: etcds, observed })
+}
+
+/// A refresh-only plan (`plan --refresh-only`): the drift, each difference the state can
+/// record marked so, and the state as it is after recording them (with `moved` blocks made).
+/// The cloud is observed and never changed.
+pub async fn make_refresh_plan(
+    ws: &Workspace,
+    state: Option<&State>,
+) -> Result<(Plan, drydock_plan::refresh::Refreshed, Providers), String> {
+    if !ws.refresh {
+        return Err("--refresh-only reads the cloud: it cannot be used with --refresh=false".into());
+    }
+    if !ws.targets.is_empty() || !ws.replace.is_empty() || ws.undo.is_some() {
+        return Err(
+            "--refresh-only changes no node group: it cannot be used with --target, --replace or an undo".into()
+        );
+    }
+    let Some(state) = state else {
+        return Err("there is no state to refresh: nothing has been applied with this configuration yet".into());
+    };
+    let mut moved = state.clone();
+    let moves = apply_moves(&ws.model, &mut moved)?;
+    let planned = make_plan(ws, Some(state), false).await?;
+    let refreshed = drydock_plan::refresh::refresh(&moved, &ws.model, &planned.observed);
+    let mut plan = planned.plan;
+    plan.refresh_only = true;
+    plan.changes.clear();
+    plan.clusters.clear();
+    // What the plan warned of concerned its changes; a refresh has none (moves are made).
+    plan.warnings = moves;
+    for d in &mut plan.drift {
+        if refreshed.recorded.contains(&(d.address.clone(), d.path.clone())) {
+            d.action = drydock_plan::refresh::RECORDED.into();
+        } else {
+            d.action = format!("not recorded (the state keeps no such record); without --refresh-only: {}", d.action);
+        }
+    }
+    plan.drift.extend(refreshed.extra.iter().cloned());
+    plan.drift.sort_by(|a, b| a.address.cmp(&b.address));
+    Ok((plan, refreshed, planned.providers))
 }

@@ -60,7 +60,7 @@ pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result
     if plan.config_digest != ws.digest {
         return Err("the configuration changed since the plan was made; make a new plan".into());
     }
-    check_structure(plan, &ws.model)
+    check_structure(plan, &ws.model, state)
 }
 
 /// What a saved plan must be to have been made by drydock from this configuration, checked
@@ -70,7 +70,7 @@ pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result
 /// or makes a node group names one the configuration has, in that cluster (an address
 /// pointing at another cluster shows); a delete names one the configuration no longer has,
 /// unless the plan destroys everything.
-pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(), String> {
+pub fn check_structure(plan: &Plan, model: &drydock_config::Model, state: Option<&State>) -> Result<(), String> {
     // Each node group's address, with its cluster's.
     let configured: std::collections::BTreeMap<&str, &str> = model
         .clusters
@@ -98,7 +98,7 @@ pub fn check_structure(plan: &Plan, model: &drydock_config::Model) -> Result<(),
         // A configured node group's identity (the names its groups and tags carry, its
         // provider and role) is the configuration's, and so are its target's group names.
         if let (Some(t), Some((cluster, ng))) = (c.target(), node_groups.get(c.address.as_str())) {
-            let (oc, og) = drydock_plan::owner_names(cluster, ng);
+            let (oc, og) = drydock_plan::owners(state, cluster, ng);
             let same = c.owner_cluster == oc
                 && c.owner_node_group == og
                 && c.name == ng.name

@@ -377,6 +377,7 @@ async fn apply(
         kubernetes: planned.kubernetes,
         etcd: Default::default(),
         join: Default::default(),
+        announced: Default::default(),
     });
     let outcomes = Arc::clone(&executor).run(&planned.plan).await;
     if ledger.write_error().is_none() {

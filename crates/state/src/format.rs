@@ -110,6 +110,8 @@ mod v1 {
         pub journal: Vec<JournalEntry>,
         #[serde(default)]
         pub journal_seq: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub unmanaged: Vec<CloudOwner>,
     }
 
     #[derive(Serialize, Deserialize)]
@@ -136,6 +138,26 @@ mod v1 {
         pub drain_times_ms: Vec<u64>,
         #[serde(default)]
         pub unfinished: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub history: Vec<History>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub cloud_owner: Option<CloudOwner>,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct CloudOwner {
+        pub cluster: String,
+        pub node_group: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    pub struct History {
+        pub generation: String,
+        pub spec: serde_json::Value,
+        pub applied_at: String,
+        pub by: String,
+        #[serde(default)]
+        pub changes: Vec<String>,
     }
 
     #[derive(Serialize, Deserialize)]
@@ -408,6 +430,11 @@ mod v1 {
                 outputs: s.outputs.iter().map(|(k, o)| (k.clone(), o.into())).collect(),
                 journal: s.journal.iter().map(JournalEntry::from).collect(),
                 journal_seq: s.journal_seq,
+                unmanaged: s
+                    .unmanaged
+                    .iter()
+                    .map(|o| CloudOwner { cluster: o.cluster.clone(), node_group: o.node_group.clone() })
+                    .collect(),
             }
         }
     }
@@ -423,6 +450,11 @@ mod v1 {
                 outputs: s.outputs.into_iter().map(|(k, o)| (k, o.into())).collect(),
                 journal: s.journal.into_iter().map(crate::JournalEntry::from).collect(),
                 journal_seq: s.journal_seq,
+                unmanaged: s
+                    .unmanaged
+                    .into_iter()
+                    .map(|o| crate::CloudOwner { cluster: o.cluster, node_group: o.node_group })
+                    .collect(),
             }
         }
     }
@@ -471,6 +503,21 @@ mod v1 {
                 boot_times_ms: n.boot_times_ms.clone(),
                 drain_times_ms: n.drain_times_ms.clone(),
                 unfinished: n.unfinished,
+                history: n
+                    .history
+                    .iter()
+                    .map(|h| History {
+                        generation: h.generation.clone(),
+                        spec: h.spec.clone(),
+                        applied_at: h.applied_at.clone(),
+                        by: h.by.clone(),
+                        changes: h.changes.clone(),
+                    })
+                    .collect(),
+                cloud_owner: n
+                    .cloud_owner
+                    .as_ref()
+                    .map(|o| CloudOwner { cluster: o.cluster.clone(), node_group: o.node_group.clone() }),
             }
         }
     }
@@ -497,6 +544,18 @@ mod v1 {
                 boot_times_ms: n.boot_times_ms,
                 drain_times_ms: n.drain_times_ms,
                 unfinished: n.unfinished,
+                history: n
+                    .history
+                    .into_iter()
+                    .map(|h| crate::HistoryEntry {
+                        generation: h.generation,
+                        spec: h.spec,
+                        applied_at: h.applied_at,
+                        by: h.by,
+                        changes: h.changes,
+                    })
+                    .collect(),
+                cloud_owner: n.cloud_owner.map(|o| crate::CloudOwner { cluster: o.cluster, node_group: o.node_group }),
             }
         }
     }

@@ -39,6 +39,9 @@ pub struct State {
     pub journal: Vec<JournalEntry>,
     /// The last journal id handed out.
     pub journal_seq: u64,
+    /// Node groups removed from the state with `drydock state rm`, by the names their cloud
+    /// groups carry: drydock leaves those groups running and never changes or deletes them.
+    pub unmanaged: Vec<CloudOwner>,
 }
 
 impl State {
@@ -53,6 +56,7 @@ impl State {
             outputs: BTreeMap::new(),
             journal: vec![],
             journal_seq: 0,
+            unmanaged: vec![],
         }
     }
 
@@ -128,7 +132,150 @@ pub struct NodeGroupState {
     /// A create or rollout started and has not finished (its nodes were not yet seen
     /// healthy): the next plan finishes it.
     pub unfinished: bool,
+    /// The generations applied, oldest first (at most [`HISTORY_KEEP`]): `drydock rollout
+    /// history` lists them, `drydock rollout undo` plans a rollout back to one.
+    pub history: Vec<HistoryEntry>,
+    /// The names the node group's cloud groups carry (in their names and ownership tags), when
+    /// they are not those of its address: a node group renamed (`drydock state mv`) keeps its
+    /// groups, and its nodes, under the names it had.
+    pub cloud_owner: Option<CloudOwner>,
 }
+
+/// The names a node group's cloud groups carry.
+fn owner_of(caddr: &str, address: &str, ng: &NodeGroupState) -> CloudOwner {
+    ng.cloud_owner.clone().unwrap_or_else(|| CloudOwner {
+        cluster: caddr.trim_start_matches("cluster.").to_string(),
+        node_group: address.rsplit_once(".node_group.").map_or(ng.name.clone(), |(_, g)| g.to_string()),
+    })
+}
+
+/// The cluster and node group names of a node group's cloud groups (`drydock:cluster`,
+/// `drydock:node-group`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudOwner {
+    pub cluster: String,
+    pub node_group: String,
+}
+
+/// What [`State::move_node_group`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Moved {
+    Moved,
+    /// `to` exists and `from` does not: moved already.
+    Already,
+}
+
+impl State {
+    /// Forgets a node group (or a cluster and all its node groups) without touching the cloud
+    /// (`drydock state rm`): its groups keep running, as unmanaged. Returns the node group
+    /// addresses forgotten.
+    pub fn forget(&mut self, address: &str) -> Result<Vec<String>, String> {
+        let mut out = vec![];
+        if let Some(cs) = self.clusters.remove(address) {
+            for (addr, ng) in &cs.node_groups {
+                self.unmanaged.push(owner_of(address, addr, ng));
+                out.push(addr.clone());
+            }
+            return Ok(out);
+        }
+        for (caddr, cs) in self.clusters.iter_mut() {
+            if let Some(ng) = cs.node_groups.remove(address) {
+                self.unmanaged.push(owner_of(caddr, address, &ng));
+                out.push(address.to_string());
+                break;
+            }
+        }
+        if out.is_empty() {
+            let known: Vec<&str> = self
+                .clusters
+                .iter()
+                .flat_map(|(c, cs)| std::iter::once(c.as_str()).chain(cs.node_groups.keys().map(String::as_str)))
+                .collect();
+            return Err(format!("the state has no cluster or node group {address} (it has: {})", known.join(", ")));
+        }
+        self.unmanaged.sort_by(|a, b| (&a.cluster, &a.node_group).cmp(&(&b.cluster, &b.node_group)));
+        self.unmanaged.dedup();
+        Ok(out)
+    }
+
+    /// Moves the node group at address `from` to address `to` in the same cluster, keeping its
+    /// cloud groups (and their nodes) under the names they carry. Errors: `from` unknown (and
+    /// `to` too), both present, another cluster, or an address that is not a node group's.
+    pub fn move_node_group(&mut self, from: &str, to: &str) -> Result<Moved, String> {
+        let split = |a: &str| -> Result<(String, String), String> {
+            let (c, g) = a
+                .split_once(".node_group.")
+                .filter(|(c, g)| c.starts_with("cluster.") && c.len() > 8 && !g.is_empty())
+                .ok_or_else(|| format!("{a} is not a node group address (cluster.NAME.node_group.NAME)"))?;
+            Ok((c.to_string(), g.to_string()))
+        };
+        let (from_cluster, from_ng) = split(from)?;
+        let (to_cluster, to_ng) = split(to)?;
+        if from_cluster != to_cluster {
+            return Err(format!(
+                "{from} and {to} are in different clusters: a node group's machines belong to their cluster, so it \
+                 moves only within it"
+            ));
+        }
+        let Some(cs) = self.clusters.get_mut(&from_cluster) else {
+            return Err(format!("the state has no cluster {from_cluster}"));
+        };
+        match (cs.node_groups.contains_key(from), cs.node_groups.contains_key(to)) {
+            (true, true) => return Err(format!("the state has both {from} and {to}; remove one first")),
+            (false, true) => return Ok(Moved::Already),
+            (false, false) => {
+                let known: Vec<&str> = cs.node_groups.keys().map(String::as_str).collect();
+                return Err(format!("the state has no node group {from} (it has: {})", known.join(", ")));
+            }
+            (true, false) => {}
+        }
+        let mut ng = cs.node_groups.remove(from).unwrap_or_else(|| unreachable!("checked above"));
+        if ng.cloud_owner.is_none() {
+            ng.cloud_owner = Some(CloudOwner {
+                cluster: from_cluster.trim_start_matches("cluster.").to_string(),
+                node_group: from_ng,
+            });
+        }
+        // The name and key of the new address (`workers["a"]` → `workers`, `a`).
+        match to_ng.split_once('[') {
+            Some((name, rest)) => {
+                ng.name = name.to_string();
+                ng.key = Some(rest.trim_end_matches(']').trim_matches('"').to_string());
+            }
+            None => {
+                ng.name = to_ng.clone();
+                ng.key = None;
+            }
+        }
+        // Back to the names of its address: no alias needed any more.
+        if ng
+            .cloud_owner
+            .as_ref()
+            .is_some_and(|o| o.cluster == to_cluster.trim_start_matches("cluster.") && o.node_group == to_ng)
+        {
+            ng.cloud_owner = None;
+        }
+        cs.node_groups.insert(to.to_string(), ng);
+        Ok(Moved::Moved)
+    }
+}
+
+/// One generation a node group was rolled out (or created) onto.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEntry {
+    pub generation: String,
+    /// The spec as the state keeps it (sensitive values as digests).
+    pub spec: serde_json::Value,
+    /// When the rollout finished (RFC 3339, wall clock).
+    pub applied_at: String,
+    /// Who ran it: `$DRYDOCK_ACTOR`, else `user@host`.
+    pub by: String,
+    /// What changed, one line per attribute (`image: img-1 -> img-2`; sensitive values hidden).
+    pub changes: Vec<String>,
+}
+
+/// How many applied generations a node group's history keeps.
+pub const HISTORY_KEEP: usize = 20;
 
 /// How many measured boot times a node group keeps for its ETAs.
 pub const BOOT_SAMPLES: usize = 20;

@@ -1054,6 +1054,8 @@ mod tests {
             boot_times_ms: vec![61_000, 58_500],
             drain_times_ms: vec![],
             unfinished: false,
+            history: vec![],
+            cloud_owner: None,
         };
         let mut state = State::new("9a1c1f0e-0000-4000-8000-000000000000".to_string());
         state.clusters.insert(

@@ -82,6 +82,8 @@ fn worker(name: &str, key: Option<&str>, generations: Vec<GenerationState>) -> N
         boot_times_ms: vec![2_150],
         drain_times_ms: vec![],
         unfinished: false,
+        history: vec![],
+        cloud_owner: None,
     }
 }
 
@@ -124,6 +126,8 @@ fn demo() -> State {
         boot_times_ms: vec![2_000],
         drain_times_ms: vec![],
         unfinished: false,
+        history: vec![],
+        cloud_owner: None,
     };
     c.node_groups.insert("cluster.demo.node_group.control".into(), control);
     let mut w = worker(

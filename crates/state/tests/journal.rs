@@ -55,6 +55,8 @@ fn node_group(name: &str, groups: usize) -> NodeGroupState {
         boot_times_ms: vec![2000, 2100],
         drain_times_ms: vec![],
         unfinished: false,
+        history: vec![],
+        cloud_owner: None,
     }
 }
 

@@ -437,6 +437,8 @@ pub fn applied_world(first: &Plan) -> (State, BTreeMap<String, Observed>) {
                 boot_times_ms: vec![],
                 drain_times_ms: vec![],
                 unfinished: false,
+                history: vec![],
+                cloud_owner: None,
             },
         );
         for g in &t.groups {

@@ -99,6 +99,14 @@ pub struct GenerationSpec {
     /// serialised spec) of specs written before bootstraps existed stay what they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<crate::Bootstrap>,
+    /// How many times the node group was rolled out onto a new generation of the same spec
+    /// (`drydock apply --replace`): a new generation id, nothing else different. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rebuild: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The root volume of each instance.

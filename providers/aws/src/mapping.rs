@@ -423,6 +423,7 @@ pub fn launch_template_data(
         labels: spec.labels.clone(),
         taints: spec.taints.clone(),
         bootstrap: spec.bootstrap.clone(),
+        rebuild: spec.rebuild,
     };
     let hop_limit = i32::try_from(spec.metadata.hop_limit)
         .ok()
@@ -541,6 +542,7 @@ pub fn spec_from(
         key_name: data.key_name().map(str::to_string),
         role: node.role,
         bootstrap: node.bootstrap,
+        rebuild: node.rebuild,
     };
     (spec, join_digest)
 }
@@ -646,6 +648,7 @@ mod tests {
             key_name: Some("ops".into()),
             role: Role::ControlPlane,
             bootstrap: None,
+            rebuild: 0,
         }
     }
 

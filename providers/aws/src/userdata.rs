@@ -65,6 +65,14 @@ pub struct NodeInfo {
     /// and left out when `None`, so that their user data stays byte for byte what it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<Bootstrap>,
+    /// The spec's rebuild count (`apply --replace`); left out when 0, so older templates and
+    /// their user data are unchanged.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rebuild: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// What the bootstrap needs besides the spec, given or read when the launch template is
@@ -481,6 +489,7 @@ mod tests {
             ]),
             taints: vec!["dedicated=spot:NoSchedule".into()],
             bootstrap: None,
+            rebuild: 0,
         }
     }
 
@@ -489,6 +498,7 @@ mod tests {
             role,
             kubernetes_version: version.into(),
             bootstrap: Some(Bootstrap::Kubeadm { api_server_endpoint: "10.0.0.10:6443".into() }),
+            rebuild: 0,
             ..node()
         }
     }
