@@ -59,6 +59,7 @@ macro_rules! errln {
 mod events;
 mod fmt;
 mod graph;
+mod import;
 mod info;
 mod output;
 mod rollout;
@@ -230,6 +231,24 @@ pub enum Command {
     /// Inspect the state: what drydock has applied.
     #[command(subcommand)]
     State(state::StateCommand),
+    /// Adopt node groups that run under another state's lineage (a lost state file, or
+    /// another state pushed over this one) into this state, without changing the cloud or
+    /// replacing a node. The state must manage no node group yet.
+    Import {
+        /// The configuration (a .kcl file or a directory).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// The state file (default: drydock.state.json beside the configuration).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        #[command(flatten)]
+        lock: run::LockArgs,
+        /// The lineage to adopt, when the configured clusters' groups carry several.
+        #[arg(long, value_name = "LINEAGE")]
+        lineage: Option<String>,
+    },
     /// Clear a state lock whose holder cannot release it, by the id the lock error gave.
     ForceUnlock(state::ForceUnlockArgs),
     /// A node group's rollouts: the generations it ran (`history`), and going back to one
@@ -404,6 +423,10 @@ fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Destroy { path, run, auto_approve, parallelism, json } => {
             run::apply_cmd(&path, &run, auto_approve, usize::from(parallelism), true, json, style)
+        }
+        Command::Import { path, vars, state, lock, lineage } => {
+            let run = run::RunArgs { vars, state, lock, refresh: true, ..Default::default() };
+            import::import_cmd(&path, &run, lineage.as_deref(), style)
         }
         Command::Show { planfile, format } => {
             run::show_cmd(&planfile, run::Print { format: format.into(), color: Style::for_stdout(choice).color })

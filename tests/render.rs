@@ -338,6 +338,7 @@ fn input<'a>(
         kubernetes: &NO_KUBE,
         replace: &NO_REPLACE,
         specs: &NO_SPECS,
+        foreign: &NO_FOREIGN,
         now_ms: BTreeMap::new(),
     }
 }
@@ -550,3 +551,4 @@ fn one_change_among_500_node_groups_is_a_short_comment() {
 static NO_KUBE: BTreeMap<String, drydock_plan::kube::KubeObserved> = BTreeMap::new();
 static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
 static NO_SPECS: BTreeMap<String, drydock_provider::GenerationSpec> = BTreeMap::new();
+static NO_FOREIGN: std::collections::BTreeMap<String, drydock_provider::Observed> = std::collections::BTreeMap::new();

@@ -107,6 +107,7 @@ fn plan(model: &Model, state: Option<&State>, observed: &BTreeMap<String, Observ
         kubernetes: &Default::default(),
         replace: &Default::default(),
         specs: &Default::default(),
+        foreign: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     };
     drydock_plan::plan(&input).unwrap_or_else(|e| panic!("planning failed: {e:?}"))

@@ -195,6 +195,9 @@ impl Provider for Recording {
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError> {
         self.sim.observe(lineage).await
     }
+    async fn observe_clusters(&self, clusters: &[String]) -> Result<Observed, ProviderError> {
+        self.sim.observe_clusters(clusters).await
+    }
     async fn create_group(&self, req: &CreateGroup) -> Result<ObservedGroup, ProviderError> {
         self.mutating("create_group", &req.name).await;
         self.sim.create_group(req).await
@@ -278,6 +281,7 @@ impl Cloud {
             kubernetes: &Default::default(),
             replace: &Default::default(),
             specs: &Default::default(),
+            foreign: &Default::default(),
             now_ms: BTreeMap::from([("sim".to_string(), self.sim.clock().now_ms())]),
         };
         drydock_plan::plan(&input).unwrap()

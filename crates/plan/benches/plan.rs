@@ -67,6 +67,7 @@ fn child(n: usize) {
             kubernetes: &NO_KUBE,
             replace: &NO_REPLACE,
             specs: &NO_SPECS,
+            foreign: &NO_FOREIGN,
             now_ms: BTreeMap::new(),
         }
     }
@@ -112,3 +113,4 @@ static NO_KUBE: std::collections::BTreeMap<String, drydock_plan::kube::KubeObser
 static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
 static NO_SPECS: std::collections::BTreeMap<String, drydock_provider::GenerationSpec> =
     std::collections::BTreeMap::new();
+static NO_FOREIGN: std::collections::BTreeMap<String, drydock_provider::Observed> = std::collections::BTreeMap::new();

@@ -14,6 +14,7 @@
 // paths only, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod adopt;
 pub mod kube;
 pub mod refresh;
 pub mod waves;
@@ -286,6 +287,9 @@ pub struct PlanInput<'a> {
     /// Node groups planned onto this spec instead of the configuration's (`drydock rollout
     /// undo`: an earlier generation's spec, from the state's history).
     pub specs: &'a BTreeMap<String, GenerationSpec>,
+    /// Per provider reference, groups of the configured clusters under other lineages (other
+    /// states): a node group that runs there is never created a second time.
+    pub foreign: &'a BTreeMap<String, Observed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -596,11 +600,29 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
                     by_owner.get(&(cluster.provider.as_str(), oc.as_str(), og.as_str())).cloned().unwrap_or_default();
                 seen.insert((cluster.provider.clone(), oc.clone(), og.clone()));
                 let now = input.now_ms.get(&cluster.provider).copied().unwrap_or(0);
-                drift.extend(detect_drift(input.state, cluster, ng, &mine, now));
+                // The same node group under another lineage (another state's).
+                let foreign: Vec<&ObservedGroup> = input
+                    .foreign
+                    .get(&cluster.provider)
+                    .map(|o| {
+                        o.groups
+                            .iter()
+                            .filter(|g| {
+                                g.ownership.lineage != input.lineage
+                                    && g.ownership.cluster == oc
+                                    && g.ownership.node_group == og
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                drift.extend(detect_drift(input.state, cluster, ng, &mine, &foreign, now));
                 if let Some(k) = input.kubernetes.get(&cluster.address) {
                     drift.extend(kube::node_drift(ng, &mine, k, now));
                 }
                 match plan_node_group(input, cluster, ng, mine, &oc, &og, budget) {
+                    Ok(Some(c)) if c.kind() == ActionKind::Create && !foreign.is_empty() => {
+                        errors.push(foreign_error(&ng.address, input.lineage, &foreign))
+                    }
                     Ok(Some(c)) => changes.push(c),
                     Ok(None) => {}
                     Err(e) => errors.push(e),
@@ -1145,6 +1167,7 @@ fn detect_drift(
     cluster: &Cluster,
     ng: &NodeGroup,
     mine: &[&ObservedGroup],
+    foreign: &[&ObservedGroup],
     now_ms: u64,
 ) -> Vec<Drift> {
     let Some(sn) = state.and_then(|s| s.node_group(&cluster.address, &ng.address)) else { return vec![] };
@@ -1177,12 +1200,22 @@ fn detect_drift(
     };
     for name in &current.groups {
         let Some(g) = mine.iter().find(|g| &g.name == name) else {
-            push(
-                format!("groups.{name}"),
-                "exists".into(),
-                "missing (deleted outside drydock)".into(),
-                "recreated by apply",
-            );
+            match foreign.first() {
+                // Not deleted: the node group runs under another state's lineage.
+                Some(f) => push(
+                    format!("groups.{name}"),
+                    "exists".into(),
+                    format!("not found; the node group runs under another state (lineage {})", f.ownership.lineage)
+                        .into(),
+                    "not created again: adopt its groups with `drydock import`",
+                ),
+                None => push(
+                    format!("groups.{name}"),
+                    "exists".into(),
+                    "missing (deleted outside drydock)".into(),
+                    "recreated by apply",
+                ),
+            }
             continue;
         };
         // The settings this group was given, from what the state says was applied.
@@ -1277,6 +1310,31 @@ fn detect_drift(
         }
     }
     out
+}
+
+/// Why a node group is not created: it runs already under another lineage (a lost state, or
+/// another state pushed over this one), and a second copy would leave the first one known to
+/// no state.
+fn foreign_error(address: &str, lineage: &str, foreign: &[&ObservedGroup]) -> PlanError {
+    let lineages: BTreeSet<&str> = foreign.iter().map(|g| g.ownership.lineage.as_str()).collect();
+    let names: Vec<&str> = foreign.iter().map(|g| g.name.as_str()).collect();
+    let instances: usize = foreign.iter().map(|g| g.live()).sum();
+    PlanError {
+        address: address.to_string(),
+        message: format!(
+            "runs already under another state: {} {} ({} running) {} lineage {}, not this state's {lineage}. \
+             drydock does not make a second copy; adopt {} into this state with `drydock import` (no node is \
+             replaced), or delete {} if {} not wanted",
+            if names.len() == 1 { "group" } else { "groups" },
+            names.join(", "),
+            instances,
+            if names.len() == 1 { "carries" } else { "carry" },
+            lineages.into_iter().collect::<Vec<_>>().join(", "),
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "it" } else { "them" },
+            if names.len() == 1 { "it is" } else { "they are" },
+        ),
+    }
 }
 
 /// The time a node takes to become healthy: measured (the average of the node group's last

@@ -378,6 +378,88 @@ pub async fn observe_all(providers: &Providers, lineage: &str) -> Result<BTreeMa
     Ok(out)
 }
 
+/// Groups of the configured clusters that carry another lineage than `lineage`, by provider:
+/// looked up (one more call per provider) only for node groups the observation of `lineage`
+/// did not find, which a plan would create.
+pub async fn observe_foreign(
+    providers: &Providers,
+    model: &Model,
+    state: Option<&State>,
+    lineage: &str,
+    observed: &BTreeMap<String, Observed>,
+) -> Result<BTreeMap<String, Observed>, String> {
+    let mut wanted: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for cluster in &model.clusters {
+        for ng in &cluster.node_groups {
+            let (oc, og) = drydock_plan::owners(state, cluster, ng);
+            let found = observed
+                .get(&cluster.provider)
+                .is_some_and(|o| o.groups.iter().any(|g| g.ownership.cluster == oc && g.ownership.node_group == og));
+            if !found {
+                wanted.entry(cluster.provider.as_str()).or_default().insert(oc);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (name, clusters) in wanted {
+        let Some(p) = providers.get(name) else { continue };
+        let clusters: Vec<String> = clusters.into_iter().collect();
+        let mut o = p.observe_clusters(&clusters).await.map_err(|e| format!("provider `{name}`: {e}"))?;
+        o.groups.retain(|g| g.ownership.lineage != lineage);
+        if !o.groups.is_empty() {
+            out.insert(name.to_string(), o);
+        }
+    }
+    Ok(out)
+}
+
+/// `drydock import`: the state adopting the lineage the configured clusters' groups run
+/// under (`lineage`, or the only one there is), as [`drydock_plan::adopt::adopt`] does.
+pub async fn import(
+    ws: &Workspace,
+    state: Option<&State>,
+    lineage: Option<&str>,
+) -> Result<drydock_plan::adopt::Adopted, String> {
+    let providers = providers(&ws.model, &ws.config_dir)?;
+    let mut clusters: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for c in &ws.model.clusters {
+        clusters.entry(c.provider.as_str()).or_default().push(c.owner_name().to_string());
+    }
+    // Every lineage the configured clusters' groups carry, but the state's own.
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, names) in &clusters {
+        let Some(p) = providers.get(*name) else { continue };
+        let o = p.observe_clusters(names).await.map_err(|e| format!("provider `{name}`: {e}"))?;
+        for g in o.groups {
+            if state.is_none_or(|s| s.lineage != g.ownership.lineage) {
+                *found.entry(g.ownership.lineage).or_default() += 1;
+            }
+        }
+    }
+    let listed = || found.iter().map(|(l, n)| format!("{l} ({n} groups)")).collect::<Vec<_>>().join(", ");
+    let lineage = match lineage {
+        Some(l) if found.contains_key(l) => l.to_string(),
+        Some(l) => {
+            return Err(format!(
+                "no group of the configured clusters carries lineage {l}{}",
+                if found.is_empty() { String::new() } else { format!(" (they carry: {})", listed()) }
+            ))
+        }
+        None if found.len() == 1 => found.keys().next().cloned().unwrap_or_default(),
+        None if found.is_empty() => {
+            return Err("nothing to import: no group of the configured clusters runs under another lineage".into())
+        }
+        None => {
+            return Err(format!(
+                "the configured clusters' groups carry several lineages: {}; choose one with --lineage",
+                listed()
+            ))
+        }
+    };
+    let observed = observe_all(&providers, &lineage).await?;
+    drydock_plan::adopt::adopt(state, &ws.model, &lineage, &observed)
+}
+
 /// A plan and what was built to make it: the providers and the clusters' Kubernetes APIs,
 /// which the executor then uses.
 pub struct Planned {
@@ -412,6 +494,11 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
     };
     let kube_observed =
         if ws.refresh && !destroy { kubernetes::observe(&kubes, &etcds).await? } else { BTreeMap::new() };
+    let foreign = if ws.refresh && !destroy {
+        observe_foreign(&providers, &ws.model, state, &lineage, &observed).await?
+    } else {
+        BTreeMap::new()
+    };
     if destroy && !ws.replace.is_empty() {
         return Err(
             "--replace makes a new generation of a node group; a destroy plan removes them: use one or the other"
@@ -445,6 +532,7 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         kubernetes: &kube_observed,
         replace: &replace,
         specs: &specs,
+        foreign: &foreign,
         now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
     let mut plan = drydock_plan::plan(&input).map_err(|errs| {

@@ -85,6 +85,12 @@ pub trait Provider: Send + Sync {
         Ok(observed)
     }
 
+    /// Every drydock group whose cluster ownership (`drydock:cluster`) is one of `clusters`,
+    /// whatever its lineage: how a plan finds a node group that already runs under another
+    /// state (a lost state file, one pushed over it) before it would make a second copy, and
+    /// what `drydock import` adopts. Instances need only their ids and states.
+    async fn observe_clusters(&self, clusters: &[String]) -> Result<Observed, ProviderError>;
+
     /// Creates the group, or returns the existing one if a group of that name with the same
     /// ownership exists (look before you create). A group of that name with other ownership is
     /// AlreadyExists.

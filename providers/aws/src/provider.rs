@@ -109,6 +109,8 @@ impl eks::Signer for SharedClients {
 
 /// Auto Scaling pages: at most 100 groups a call.
 const GROUP_PAGE: i32 = 100;
+/// The most values one DescribeAutoScalingGroups filter takes.
+const FILTER_VALUES: usize = 5;
 /// EC2 pages: launch template versions 200 a call, instances 1,000.
 const VERSION_PAGE: i32 = 200;
 const INSTANCE_PAGE: i32 = 1_000;
@@ -892,6 +894,33 @@ impl Provider for AwsProvider {
     /// current instance types and AMIs (node groups measure their own after the first rollout).
     fn boot_estimate_ms(&self) -> u64 {
         40_000
+    }
+
+    async fn observe_clusters(&self, clusters: &[String]) -> Result<Observed, ProviderError> {
+        let c = self.clients().await?;
+        let mut calls = 0;
+        let mut out = vec![];
+        // A filter takes a bounded number of values: a few clusters a call.
+        for chunk in clusters.chunks(FILTER_VALUES) {
+            let filter =
+                asg::Filter::builder().name(format!("tag:{TAG_CLUSTER}")).set_values(Some(chunk.to_vec())).build();
+            let mut pages =
+                c.asg.describe_auto_scaling_groups().filters(filter).max_records(GROUP_PAGE).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = self.page("DescribeAutoScalingGroups", page).map_err(AwsError::into_provider)?;
+                calls += 1;
+                out.extend(page.auto_scaling_groups.unwrap_or_default());
+            }
+        }
+        let now_ms = SystemClock::wall_ms();
+        let mut groups: Vec<ObservedGroup> = out
+            .iter()
+            .filter(|g| g.status() != Some(DELETING))
+            .filter_map(|g| self.observed_group(g, &HashMap::new(), now_ms))
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        tracing::info!(clusters = clusters.len(), groups = groups.len(), calls, "aws: observed clusters (any lineage)");
+        Ok(Observed { groups })
     }
 
     async fn observe(&self, lineage: &str) -> Result<Observed, ProviderError> {

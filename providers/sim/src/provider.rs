@@ -132,6 +132,11 @@ impl Provider for SimProvider {
         self.run("observe", None, move |w, _| Ok(w.observe(&lineage))).await
     }
 
+    async fn observe_clusters(&self, clusters: &[String]) -> Result<Observed, ProviderError> {
+        let clusters = clusters.to_vec();
+        self.run("observe", None, move |w, _| Ok(w.observe_clusters(&clusters))).await
+    }
+
     async fn observe_node_group(
         &self,
         lineage: &str,

@@ -1055,6 +1055,18 @@ impl World {
         }
     }
 
+    /// Every group owned by one of these clusters, of any lineage.
+    pub fn observe_clusters(&self, clusters: &[String]) -> Observed {
+        Observed {
+            groups: self
+                .groups
+                .iter()
+                .filter(|(_, g)| clusters.contains(&g.ownership.cluster))
+                .map(|(name, g)| World::observed(name, g))
+                .collect(),
+        }
+    }
+
     /// The groups of one node group of a lineage, from the index: a step's look at its own
     /// node group costs the same whatever the size of the fleet.
     pub fn observe_node_group(&self, lineage: &str, cluster: &str, node_group: &str) -> Observed {
