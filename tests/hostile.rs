@@ -297,3 +297,83 @@ fn no_rollout_of_an_autoscaled_group_is_planned_without_a_refresh() {
     ok(d, &["plan", ".", "--refresh=false"]);
     assert!(ok(d, &["plan", ".", "--var", "worker_image=img-9"]).contains("will be rolled out"));
 }
+
+/// Every old instance id of the sim, for a node group.
+fn instance_ids(d: &Path, node_group: &str) -> Vec<String> {
+    let s = status(d);
+    let mut ids: Vec<String> = s["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["node_group"] == node_group)
+        .flat_map(|g| g["instances"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A saved plan edited so that it stays consistent with itself — every old node removed in
+/// the first wave with the floors lowered to 0, waves merged, a floor raised — passes every
+/// structural check; it is refused because a plan made again from the configuration, the
+/// state and the cloud (with the variables the plan was made with) is not the same. The
+/// unedited plan, made with `--var`, applies.
+#[test]
+fn a_saved_plan_edited_consistently_is_refused_because_it_is_made_again() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    ok(d, &["plan", ".", "--var", "worker_image=img-2", "--out", "r.plan"]);
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("r.plan")).unwrap()).unwrap();
+    let workers = plan["changes"].as_array().unwrap().iter().position(|c| c["name"] == "workers").unwrap();
+    assert!(plan["changes"][workers]["waves"].as_array().unwrap().len() > 1, "a rollout of several waves: {plan}");
+    let before = instance_ids(d, "workers");
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<Edit> = vec![
+        // Every old node goes first, every floor 0.
+        Box::new(move |p: &mut Value| {
+            let waves = p["changes"][workers]["waves"].as_array_mut().unwrap();
+            let mut all = vec![];
+            for w in waves.iter_mut() {
+                all.extend(w["remove_first"].as_array().unwrap().clone());
+                all.extend(w["remove_after"].as_array().unwrap().clone());
+                w["remove_first"] = serde_json::json!([]);
+                w["remove_after"] = serde_json::json!([]);
+                w["floor"] = 0.into();
+            }
+            waves[0]["remove_first"] = Value::Array(all);
+        }),
+        // The waves merged into one.
+        Box::new(move |p: &mut Value| {
+            let waves = p["changes"][workers]["waves"].as_array_mut().unwrap();
+            let add: u64 = waves.iter().map(|w| w["add"].as_u64().unwrap()).sum();
+            let mut all = vec![];
+            for w in waves.iter() {
+                all.extend(w["remove_after"].as_array().unwrap().clone());
+            }
+            waves.truncate(1);
+            waves[0]["add"] = add.into();
+            waves[0]["remove_after"] = Value::Array(all);
+        }),
+        // The node count changed.
+        Box::new(move |p: &mut Value| p["changes"][workers]["replicas"] = 1.into()),
+    ];
+    for (i, edit) in edits.iter().enumerate() {
+        let mut p = plan.clone();
+        edit(&mut p);
+        let name = format!("edited-{i}.plan");
+        std::fs::write(d.join(&name), p.to_string()).unwrap();
+        let out = dd(d, &["apply", &name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not what the configuration, the state and the cloud give now"), "{name}: {err}");
+        assert!(err.contains("cluster.demo.node_group.workers"), "{name}: {err}");
+        assert_eq!(instance_ids(d, "workers"), before, "{name}: the cloud was touched");
+    }
+    ok(d, &["apply", "r.plan"]);
+    let after = instance_ids(d, "workers");
+    assert!(after.iter().all(|id| !before.contains(id)), "the rollout replaced every node: {before:?} -> {after:?}");
+    // The outputs are recorded with the values the plan was made with, and the next plan
+    // with the same variable has nothing to do.
+    let out = dd(d, &["plan", ".", "--var", "worker_image=img-2", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

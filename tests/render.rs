@@ -51,6 +51,7 @@ fn plan(changes: Vec<Change>) -> Plan {
         drift: vec![],
         warnings: vec![],
         refresh_only: false,
+        options: Default::default(),
     }
 }
 

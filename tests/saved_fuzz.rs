@@ -303,6 +303,8 @@ fn workspace(dir: &Path, model: &Model) -> Workspace {
         targets: vec![],
         replace: vec![],
         undo: None,
+        lineage: None,
+        inputs: Default::default(),
     }
 }
 

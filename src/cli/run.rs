@@ -13,7 +13,7 @@ use drydock_apply::{ApplyError, Executor, Ledger, Progress};
 use drydock_plan::Plan;
 use drydock_render as render;
 use drydock_session::kubernetes::Kubes;
-use drydock_session::saved::{check_saved, is_plan_file, read_plan};
+use drydock_session::saved::{check_saved, is_plan_file, make_again, read_plan};
 use drydock_session::{self as session, Providers, Workspace};
 use drydock_state::backend::Lock;
 use drydock_state::State;
@@ -117,6 +117,11 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         report(&d, &Sources::new(), style);
         1
     })?;
+    load_with(path, args, inputs, style)
+}
+
+/// [`load`] with these variable inputs: a saved plan's.
+fn load_with(path: &Path, args: &RunArgs, inputs: drydock_config::Inputs, style: Style) -> Result<Workspace, ExitCode> {
     let options = session::LoadOptions {
         inputs,
         state_override: args.state.clone(),
@@ -343,7 +348,20 @@ fn apply_inner(
     } else {
         (path.to_path_buf(), None)
     };
-    let ws = match load(&ws_path, args, style) {
+    // A saved plan is applied with the variable values it was made with.
+    let loaded = match &saved {
+        Some(p) => {
+            let inputs = drydock_config::Inputs {
+                vars: p.options.vars.clone(),
+                var_files: p.options.var_files.clone(),
+                env: p.options.env.clone(),
+                ..Default::default()
+            };
+            load_with(&ws_path, args, inputs, style)
+        }
+        None => load(&ws_path, args, style),
+    };
+    let mut ws = match loaded {
         Ok(ws) => ws,
         Err(code) => return code,
     };
@@ -388,16 +406,9 @@ fn apply_inner(
                 if let Err(e) = check_saved(p, &ws, state.as_ref()) {
                     break 'locked fail_in(stream, e);
                 }
-                let kubes = match rt.block_on(session::kubernetes::clients(&ws.model, &ws.config_dir)) {
-                    Ok(k) => k,
-                    Err(e) => break 'locked fail_in(stream, e),
-                };
-                let etcds = match session::kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes) {
-                    Ok(e) => e,
-                    Err(e) => break 'locked fail_in(stream, e),
-                };
-                match session::providers(&ws.model, &ws.config_dir) {
-                    Ok(pr) => (p.clone(), pr, kubes, etcds),
+                // Made again and compared: a saved plan applies exactly what it shows.
+                match rt.block_on(make_again(p, &mut ws, state.as_ref())) {
+                    Ok(made) => (p.clone(), made.providers, made.kubernetes, made.etcd),
                     Err(e) => break 'locked fail_in(stream, e),
                 }
             }
@@ -431,7 +442,7 @@ fn apply_inner(
                 let ledger = Arc::new(Ledger::new(state, ws.store.clone()));
                 ledger_used = Some(Arc::clone(&ledger));
                 if !destroy {
-                    if let Err(e) = record_outputs(&ws_path, args, &ledger, &providers, &plan.lineage, &rt) {
+                    if let Err(e) = record_outputs(&ws_path, &ws.inputs, &ledger, &providers, &plan.lineage, &rt) {
                         errln!("warning: the outputs were not recorded: {e}");
                     }
                 }
@@ -552,7 +563,7 @@ fn apply_inner(
             }
             break 'locked 0;
         }
-        match record_outputs(&ws_path, args, &ledger, &executor.providers, &plan.lineage, &rt) {
+        match record_outputs(&ws_path, &ws.inputs, &ledger, &executor.providers, &plan.lineage, &rt) {
             Ok(lines) if !lines.is_empty() && stream.json => {
                 let outputs: serde_json::Map<String, serde_json::Value> =
                     lines.into_iter().map(|(name, value)| (name, value.into())).collect();
@@ -701,12 +712,11 @@ pub(super) fn close(ledger: &Ledger, rt: &tokio::runtime::Runtime) {
 /// Records the outputs after an apply (see `session::outputs`).
 fn record_outputs(
     path: &Path,
-    args: &RunArgs,
+    inputs: &drydock_config::Inputs,
     ledger: &Ledger,
     providers: &Providers,
     lineage: &str,
     rt: &tokio::runtime::Runtime,
 ) -> Result<Vec<(String, String)>, String> {
-    let inputs = args.vars.inputs().map_err(|d| d.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "))?;
-    rt.block_on(session::outputs::record_outputs(path, &inputs, ledger, providers, lineage))
+    rt.block_on(session::outputs::record_outputs(path, inputs, ledger, providers, lineage))
 }

@@ -140,6 +140,7 @@ fn empty_plan() -> Plan {
         drift: vec![],
         warnings: vec![],
         refresh_only: false,
+        options: Default::default(),
     }
 }
 

@@ -140,6 +140,51 @@ pub struct Plan {
     /// what the cloud has (the drift marked [`refresh::RECORDED`]) into the state.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh_only: bool,
+    /// How the plan was asked for, so that `apply` of a saved plan can make it again and
+    /// apply it only if it comes out the same.
+    #[serde(default)]
+    pub options: PlanOptions,
+}
+
+/// The flags a plan was made with (`--target`, `--replace`, `rollout undo`, `--refresh`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOptions {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace: Vec<String>,
+    /// `rollout undo`: the node group, and the generation asked for (`None`: the one before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<(String, Option<String>)>,
+    #[serde(default = "yes")]
+    pub refresh: bool,
+    /// The variable values given (`--var`, then `DRYDOCK_VAR_*`) and the var files named: a
+    /// saved plan is applied, and its outputs recorded, with the values it was made with. (The
+    /// plan file is private to its owner: it holds secrets already.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<std::path::PathBuf>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PlanOptions {
+    fn default() -> PlanOptions {
+        PlanOptions {
+            targets: vec![],
+            replace: vec![],
+            undo: None,
+            refresh: true,
+            vars: vec![],
+            env: vec![],
+            var_files: vec![],
+        }
+    }
 }
 
 /// One attribute that differs between the state (what drydock last applied) and the cloud.
@@ -717,6 +762,7 @@ pub fn plan(input: &PlanInput) -> Result<Plan, Vec<PlanError>> {
         drift,
         warnings,
         refresh_only: false,
+        options: PlanOptions::default(),
     })
 }
 

@@ -51,6 +51,11 @@ pub struct Workspace {
     pub replace: Vec<String>,
     /// `drydock rollout undo`: plan one node group back onto an earlier generation.
     pub undo: Option<UndoRequest>,
+    /// The lineage a plan without a state is made for (a saved plan's, made again to be
+    /// checked); `None`: a new one.
+    pub lineage: Option<String>,
+    /// The variable inputs the configuration was evaluated with.
+    pub inputs: Inputs,
 }
 
 /// `drydock rollout undo ADDRESS [--to-generation ID]`.
@@ -236,6 +241,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Workspace, LoadError> 
         targets: options.targets.clone(),
         replace: options.replace.clone(),
         undo: options.undo.clone(),
+        lineage: None,
+        inputs: options.inputs.clone(),
     })
 }
 
@@ -486,7 +493,11 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
     let providers = providers(&ws.model, &ws.config_dir)?;
     let kubes = kubernetes::clients(&ws.model, &ws.config_dir).await?;
     let etcds = kubernetes::etcd_clients(&ws.model, &ws.config_dir, &kubes)?;
-    let lineage = state.map_or_else(new_lineage, |s| s.lineage.clone());
+    let lineage = match (state, &ws.lineage) {
+        (Some(s), _) => s.lineage.clone(),
+        (None, Some(l)) => l.clone(),
+        (None, None) => new_lineage(),
+    };
     let observed = match (ws.refresh, state) {
         (false, Some(s)) => drydock_plan::observed_from_state(s, &ws.model),
         (false, None) => BTreeMap::new(),
@@ -553,6 +564,15 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
             u.address, entry.generation, entry.applied_at, entry.by
         ));
     }
+    plan.options = drydock_plan::PlanOptions {
+        targets: ws.targets.clone(),
+        replace: ws.replace.clone(),
+        undo: ws.undo.as_ref().map(|u| (u.address.clone(), u.to_generation.clone())),
+        refresh: ws.refresh,
+        vars: ws.inputs.vars.clone(),
+        env: ws.inputs.env.clone(),
+        var_files: ws.inputs.var_files.clone(),
+    };
     Ok(Planned { plan, providers, kubernetes: kubes, etcd: etcds, observed })
 }
 

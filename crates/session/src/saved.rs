@@ -159,3 +159,76 @@ fn names_a_group_of(lineage: &str, owner_cluster: &str, owner_ng: &str, name: &s
     };
     of(stem, member) || (member.is_some() && of(name, None))
 }
+
+/// Makes a saved plan again — from the configuration, the state and the cloud as they are
+/// now, with the flags it was made with — and returns the plan made (with the providers and
+/// Kubernetes clients for the executor) only if its changes are the saved plan's: a saved
+/// plan applies exactly what it shows, or nothing. An edit that keeps the plan consistent
+/// with itself (waves rewritten so every old node goes first, a floor lowered) is found here,
+/// before the first cloud call; so is a cloud that changed since (an instance replaced), which
+/// the saved waves no longer fit. What the executor finds out again as it goes (the pods a
+/// drain evicts) is not compared.
+pub async fn make_again(plan: &Plan, ws: &mut Workspace, state: Option<&State>) -> Result<crate::Planned, String> {
+    ws.targets = plan.options.targets.clone();
+    ws.replace = plan.options.replace.clone();
+    ws.undo = plan.options.undo.as_ref().map(|(address, to_generation)| crate::UndoRequest {
+        address: address.clone(),
+        to_generation: to_generation.clone(),
+    });
+    ws.refresh = plan.options.refresh;
+    ws.lineage = Some(plan.lineage.clone());
+    let fresh = crate::make_plan(ws, state, plan.destroy).await?;
+    if let Some(what) = difference(plan, &fresh.plan) {
+        return Err(format!(
+            "the saved plan is not what the configuration, the state and the cloud give now ({what}): it was edited, \
+             or the cloud changed since it was made; make a new plan"
+        ));
+    }
+    Ok(fresh)
+}
+
+/// The first way the changes of two plans differ, in words; `None` when they do not.
+pub fn difference(saved: &Plan, now: &Plan) -> Option<String> {
+    if saved.destroy != now.destroy {
+        return Some("one destroys, the other does not".into());
+    }
+    let strip = |c: &drydock_plan::Change| {
+        let mut c = c.clone();
+        for w in &mut c.waves {
+            w.drains.clear();
+        }
+        c
+    };
+    for c in &saved.changes {
+        let Some(n) = now.changes.iter().find(|n| n.address == c.address) else {
+            return Some(format!("{} is not changed by a plan made now", c.address));
+        };
+        let (c, n) = (strip(c), strip(n));
+        if c == n {
+            continue;
+        }
+        let what = if c.kind() != n.kind() {
+            format!("{:?} in the saved plan, {:?} now", c.kind(), n.kind()).to_lowercase()
+        } else if c.target() != n.target() {
+            "its target generation".to_string()
+        } else if c.retire() != n.retire() {
+            "the groups it retires".to_string()
+        } else if c.waves != n.waves {
+            "its waves".to_string()
+        } else if c.replicas != n.replicas {
+            "its node count".to_string()
+        } else if c.depends_on != n.depends_on {
+            "what it waits for".to_string()
+        } else {
+            "its details".to_string()
+        };
+        return Some(format!("{}: {what}", c.address));
+    }
+    if let Some(n) = now.changes.iter().find(|n| !saved.changes.iter().any(|c| c.address == n.address)) {
+        return Some(format!("a plan made now also changes {}", n.address));
+    }
+    if saved.clusters != now.clusters {
+        return Some("the clusters it records".into());
+    }
+    None
+}
