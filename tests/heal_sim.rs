@@ -198,6 +198,52 @@ fn watch_never_rolls_out_a_change_nobody_applied() {
     assert_eq!(groups(&before), groups(&after), "no group was created or deleted");
 }
 
+/// A configuration changed but not applied does not stop watch from restoring what was
+/// applied: a deleted group comes back on the applied generation (not the changed image),
+/// in-place drift is put back to the applied sizes, and the change itself is reported as not
+/// watch's to make.
+#[test]
+fn watch_restores_the_applied_state_while_a_configuration_change_waits() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let applied_gen = |d: &Path| -> String {
+        state_file(d)["clusters"]["cluster.demo"]["node_groups"][WORKERS]["generations"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let generation = applied_gen(d);
+    // The configuration moves on (a new image, a new max), unapplied.
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    assert!(kcl.contains("size          = 3..10"), "{kcl}");
+    std::fs::write(d.join("cluster.kcl"), kcl.replace("size          = 3..10", "size          = 3..12")).unwrap();
+    let lineage = lineage(d);
+    let deleted = rt().block_on(async {
+        let sim = cloud(d);
+        let observed = sim.observe(&lineage).await.unwrap();
+        let g = observed.groups.iter().find(|g| g.ownership.node_group == "workers").unwrap().name.clone();
+        sim.delete_group(&g).await.unwrap();
+        g
+    });
+    let events = watch(d, &["--once", "--var", "worker_image=img-next"]);
+    assert!(has_event(&events, "repaired", WORKERS, "restored to the applied state"), "{events:?}");
+    let waits = events.iter().any(|e| {
+        e["event"] == "skipped"
+            && e["address"] == WORKERS
+            && e["why"].as_str().is_some_and(|w| w.contains("the configuration differs from what was applied"))
+    });
+    assert!(waits, "the unapplied change is reported as not watch's: {events:?}");
+    let s = status(d);
+    let workers = groups_of(&s, "workers");
+    assert_eq!(workers.len(), 1, "{s}");
+    assert_eq!(workers[0]["name"], deleted.as_str(), "recreated under its applied name");
+    assert_eq!(workers[0]["generation"], generation.as_str(), "on the applied generation");
+    assert_eq!(workers[0]["max"], 10, "with the applied sizes");
+    assert_eq!(live(workers[0]).len(), 4);
+    assert_eq!(applied_gen(d), generation, "the state still records the applied generation");
+}
+
 #[test]
 fn a_lost_zone_trips_the_storm_guard_and_nothing_is_mass_replaced() {
     let dir = quickstart();

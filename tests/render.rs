@@ -340,6 +340,7 @@ fn input<'a>(
         replace: &NO_REPLACE,
         specs: &NO_SPECS,
         foreign: &NO_FOREIGN,
+        settings: &NO_SETTINGS,
         now_ms: BTreeMap::new(),
     }
 }
@@ -553,3 +554,4 @@ static NO_KUBE: BTreeMap<String, drydock_plan::kube::KubeObserved> = BTreeMap::n
 static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
 static NO_SPECS: BTreeMap<String, drydock_provider::GenerationSpec> = BTreeMap::new();
 static NO_FOREIGN: std::collections::BTreeMap<String, drydock_provider::Observed> = std::collections::BTreeMap::new();
+static NO_SETTINGS: std::collections::BTreeMap<String, drydock_model::NodeSettings> = std::collections::BTreeMap::new();

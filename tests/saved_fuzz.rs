@@ -108,6 +108,7 @@ fn plan(model: &Model, state: Option<&State>, observed: &BTreeMap<String, Observ
         replace: &Default::default(),
         specs: &Default::default(),
         foreign: &Default::default(),
+        settings: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     };
     drydock_plan::plan(&input).unwrap_or_else(|e| panic!("planning failed: {e:?}"))

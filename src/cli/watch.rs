@@ -247,6 +247,33 @@ fn round(
             Err(err) => events.emit("error", address, &format!("etcd: {err}"), None),
         }
     }
+    // Repairs restore the applied state: planned from the applied generations and settings, so
+    // that a configuration changed but not applied stops no repair that needs nothing of it.
+    let mut restore = match drydock_session::plan_as_applied(&ws, &state, &observed, &providers) {
+        Ok(p) => p,
+        Err(e) => {
+            events.emit("error", "", &e, None);
+            return;
+        }
+    };
+    restore.drift = plan.drift.clone();
+    // What the configuration changes beyond that is not watch's to do.
+    for c in &plan.changes {
+        let same = |r: &drydock_plan::Change| {
+            r.address == c.address
+                && r.kind() == c.kind()
+                && r.target().map(|t| &t.generation) == c.target().map(|t| &t.generation)
+        };
+        if !restore.changes.iter().any(same) {
+            events.emit(
+                "skipped",
+                &c.address,
+                &format!("{:?} not done", c.kind()).to_lowercase(),
+                Some("the configuration differs from what was applied: that needs `drydock plan` and `drydock apply`"),
+            );
+        }
+    }
+    let plan = restore;
     let budgets = ws.model.clusters.iter().map(|c| (c.address.clone(), c.disruption_budget)).collect();
     let decided = watch::decide(&watch::Input {
         plan: &plan,

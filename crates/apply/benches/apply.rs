@@ -112,6 +112,7 @@ fn plan_once(dir: &Path, provider: &Arc<dyn Provider>, state: Option<&State>, rt
         replace: &Default::default(),
         specs: &Default::default(),
         foreign: &Default::default(),
+        settings: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     let plan = drydock_plan::plan(&input).expect("plans");

@@ -134,6 +134,7 @@ fn plan_for(dir: &Path, provider: &Arc<dyn Provider>) -> Plan {
         replace: &Default::default(),
         specs: &Default::default(),
         foreign: &Default::default(),
+        settings: &Default::default(),
         now_ms: BTreeMap::from([("sim".to_string(), provider.clock().now_ms())]),
     };
     drydock_plan::plan(&input).unwrap()

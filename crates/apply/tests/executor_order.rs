@@ -282,6 +282,7 @@ impl Cloud {
             replace: &Default::default(),
             specs: &Default::default(),
             foreign: &Default::default(),
+            settings: &Default::default(),
             now_ms: BTreeMap::from([("sim".to_string(), self.sim.clock().now_ms())]),
         };
         drydock_plan::plan(&input).unwrap()

@@ -68,6 +68,7 @@ fn child(n: usize) {
             replace: &NO_REPLACE,
             specs: &NO_SPECS,
             foreign: &NO_FOREIGN,
+            settings: &NO_SETTINGS,
             now_ms: BTreeMap::new(),
         }
     }
@@ -114,3 +115,4 @@ static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeS
 static NO_SPECS: std::collections::BTreeMap<String, drydock_provider::GenerationSpec> =
     std::collections::BTreeMap::new();
 static NO_FOREIGN: std::collections::BTreeMap<String, drydock_provider::Observed> = std::collections::BTreeMap::new();
+static NO_SETTINGS: std::collections::BTreeMap<String, drydock_model::NodeSettings> = std::collections::BTreeMap::new();

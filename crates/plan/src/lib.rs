@@ -335,6 +335,9 @@ pub struct PlanInput<'a> {
     /// Per provider reference, groups of the configured clusters under other lineages (other
     /// states): a node group that runs there is never created a second time.
     pub foreign: &'a BTreeMap<String, Observed>,
+    /// Node groups planned with these settings instead of the configuration's (with
+    /// [`PlanInput::specs`]: the applied state, which `drydock watch` restores).
+    pub settings: &'a BTreeMap<String, NodeSettings>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -505,24 +508,16 @@ struct ActualGen<'a> {
     groups: Vec<&'a ObservedGroup>,
 }
 
-fn group_settings(
-    cluster: &Cluster,
-    ng: &NodeGroup,
-    desired: u32,
-    subnets: Vec<String>,
-    min: u32,
-    max: u32,
-) -> GroupSettings {
-    let mut tags = cluster.tags.clone();
-    tags.extend(ng.settings.tags.clone());
+/// A group's settings from a node group's effective settings (its tags with the cluster's).
+fn group_settings(s: &NodeSettings, desired: u32, subnets: Vec<String>, min: u32, max: u32) -> GroupSettings {
     GroupSettings {
         min,
         max,
         desired,
         subnets,
-        tags,
-        health_check: provider_health_check(ng.settings.health.check),
-        grace_period_ms: ng.settings.health.grace_period_ms,
+        tags: s.tags.clone(),
+        health_check: provider_health_check(s.health.check),
+        grace_period_ms: s.health.grace_period_ms,
     }
 }
 
@@ -891,9 +886,12 @@ fn plan_node_group(
     // The target generation's groups. The settings applied and recorded carry the tags the
     // groups get: the cluster's, overridden by the node group's own, so that the state knows
     // what was applied and a cluster tag changed by hand is drift like any other.
-    let effective = NodeSettings {
-        tags: cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
-        ..ng.settings.clone()
+    let effective = match input.settings.get(&ng.address) {
+        Some(applied) => applied.clone(),
+        None => NodeSettings {
+            tags: cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ..ng.settings.clone()
+        },
     };
     let s = &effective;
     let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
@@ -912,17 +910,13 @@ fn plan_node_group(
                 let name = group_name(input.lineage, oc, og, &gen, Some(m));
                 let subnet = s.subnets[m % s.subnets.len().max(1)].clone();
                 let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
-                TargetGroup { settings: group_settings(cluster, ng, 1, vec![subnet], 1, 1), name, exists }
+                TargetGroup { settings: group_settings(s, 1, vec![subnet], 1, 1), name, exists }
             })
             .collect(),
         None => {
             let name = group_name(input.lineage, oc, og, &gen, None);
             let exists = target_actual.is_some_and(|a| a.groups.iter().any(|g| g.name == name));
-            vec![TargetGroup {
-                settings: group_settings(cluster, ng, replicas, s.subnets.clone(), s.min, s.max),
-                name,
-                exists,
-            }]
+            vec![TargetGroup { settings: group_settings(s, replicas, s.subnets.clone(), s.min, s.max), name, exists }]
         }
     };
     let target = Target {

@@ -146,6 +146,7 @@ fn input<'a>(model: &'a Model, world: &'a World, destroy: bool, boot: &'a BTreeM
         replace: &NO_REPLACE,
         specs: &NO_SPECS,
         foreign: &NO_FOREIGN,
+        settings: &NO_SETTINGS,
         now_ms: BTreeMap::from([("sim".to_string(), 10_000)]),
     }
 }
@@ -1081,3 +1082,4 @@ static NO_REPLACE: std::collections::BTreeSet<String> = std::collections::BTreeS
 static NO_SPECS: std::collections::BTreeMap<String, drydock_provider::GenerationSpec> =
     std::collections::BTreeMap::new();
 static NO_FOREIGN: std::collections::BTreeMap<String, drydock_provider::Observed> = std::collections::BTreeMap::new();
+static NO_SETTINGS: std::collections::BTreeMap<String, drydock_model::NodeSettings> = std::collections::BTreeMap::new();

@@ -420,6 +420,51 @@ pub async fn observe_foreign(
     Ok(out)
 }
 
+/// The plan that restores the applied state, from the cloud as `observed`: each node group the
+/// state records planned onto its applied generation and settings instead of the
+/// configuration's (where the state can rebuild the spec: one without sensitive values, which
+/// it keeps as digests). What `drydock watch` repairs from, so that a configuration changed
+/// but not applied never stops a repair that needs nothing of the change.
+pub fn plan_as_applied(
+    ws: &Workspace,
+    state: &State,
+    observed: &BTreeMap<String, Observed>,
+    providers: &Providers,
+) -> Result<Plan, String> {
+    let mut specs = BTreeMap::new();
+    let mut settings = BTreeMap::new();
+    for (address, ng) in state.clusters.values().flat_map(|c| c.node_groups.iter()) {
+        let Some(current) = ng.current() else { continue };
+        let Ok(spec) = serde_json::from_value::<drydock_provider::GenerationSpec>(current.spec.clone()) else {
+            continue;
+        };
+        if drydock_plan::generation_id(&spec) == current.id {
+            specs.insert(address.clone(), spec);
+            settings.insert(address.clone(), ng.settings.clone());
+        }
+    }
+    let input = PlanInput {
+        model: &ws.model,
+        state: Some(state),
+        lineage: &state.lineage,
+        observed,
+        boot_estimate_ms: &boot_estimates(providers),
+        config_digest: ws.digest.clone(),
+        config_path: ws.config_path.display().to_string(),
+        destroy: false,
+        refreshed: true,
+        kubernetes: &BTreeMap::new(),
+        replace: &BTreeSet::new(),
+        specs: &specs,
+        foreign: &BTreeMap::new(),
+        settings: &settings,
+        now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
+    };
+    drydock_plan::plan(&input).map_err(|errs| {
+        errs.iter().map(|e| format!("{}: {}", e.address, e.message)).collect::<Vec<_>>().join("\nerror: ")
+    })
+}
+
 /// `drydock import`: the state adopting the lineage the configured clusters' groups run
 /// under (`lineage`, or the only one there is), as [`drydock_plan::adopt::adopt`] does.
 pub async fn import(
@@ -544,6 +589,7 @@ pub async fn make_plan(ws: &Workspace, state: Option<&State>, destroy: bool) -> 
         replace: &replace,
         specs: &specs,
         foreign: &foreign,
+        settings: &BTreeMap::new(),
         now_ms: providers.iter().map(|(name, p)| (name.clone(), p.clock().now_ms())).collect(),
     };
     let mut plan = drydock_plan::plan(&input).map_err(|errs| {
