@@ -1415,6 +1415,7 @@ impl Executor {
                     floor: w.floor,
                     ceiling: w.ceiling,
                 });
+                self.keep_floor(p, c, &w.remove_first, w.floor, timeout).await?;
                 removed.extend(self.remove_old(p, c, &w.remove_first, c.role).await?);
                 let mut want = BTreeMap::new();
                 if w.add > 0 {
@@ -1466,6 +1467,7 @@ impl Executor {
                     }
                     self.wait_healthy(p, c, &want, timeout).await?;
                 }
+                self.keep_floor(p, c, &w.remove_after, w.floor, timeout).await?;
                 removed.extend(self.remove_old(p, c, &w.remove_after, c.role).await?);
             }
             Ok(())
@@ -1509,6 +1511,9 @@ impl Executor {
                     c.address,
                     plural(leftover.len(), "node")
                 ));
+                if let Some(floor) = c.waves.last().map(|w| w.floor) {
+                    self.keep_floor(p, c, &leftover, floor, timeout).await?;
+                }
                 removed.extend(self.remove_old(p, c, &leftover, c.role).await?);
             }
         }
@@ -1873,6 +1878,57 @@ impl Executor {
     }
 
     /// The groups of change `c`'s node group: all a step needs to see, whatever the fleet's size.
+    /// Before a worker rollout removes old instances: the node group keeps at least `floor`
+    /// healthy instances once they are gone, whatever happened since the plan (the autoscaler
+    /// or the cloud took nodes away, a node failed). Waits on the provider's clock for the
+    /// cloud to make up the difference, for at most `timeout_ms`, then halts with nothing more
+    /// removed. The plan's waves keep the floor by construction; this holds it at run time.
+    async fn keep_floor(
+        &self,
+        p: &Arc<dyn Provider>,
+        c: &Change,
+        ids: &[String],
+        floor: u32,
+        timeout_ms: u64,
+    ) -> Result<(), ApplyError> {
+        if ids.is_empty() || c.role != Role::Worker {
+            return Ok(());
+        }
+        let clock = p.clock();
+        let deadline = clock.now_ms().saturating_add(timeout_ms);
+        loop {
+            let observed = self.observe(p, c).await.map_err(Self::err(c))?;
+            let healthy: Vec<&str> = observed
+                .groups
+                .iter()
+                .flat_map(|g| &g.instances)
+                .filter(|i| i.state == InstanceState::Running && i.healthy)
+                .map(|i| i.id.as_str())
+                .collect();
+            let leaving = healthy.iter().filter(|id| ids.iter().any(|x| x == *id)).count();
+            let left = healthy.len() - leaving;
+            if left >= floor as usize {
+                return Ok(());
+            }
+            self.check_interrupt()?;
+            if clock.now_ms() >= deadline {
+                return Err(ApplyError::Halted {
+                    address: c.address.clone(),
+                    report: format!(
+                        "removing {} would leave {left} healthy (of {} now), below the wave's floor of {floor}: \
+                         nodes were lost since the plan was made (the autoscaler, the cloud or a failure) and did not \
+                         come back within {}; nothing more was removed. Run `drydock apply` again to plan from what \
+                         runs now.",
+                        plural(ids.len(), "node"),
+                        healthy.len(),
+                        drydock_model::format_duration(timeout_ms)
+                    ),
+                });
+            }
+            clock.sleep(POLL_MS).await;
+        }
+    }
+
     async fn observe(&self, p: &Arc<dyn Provider>, c: &Change) -> Result<Observed, ProviderError> {
         p.observe_node_group(&self.lineage, &c.owner_cluster, &c.owner_node_group).await
     }
