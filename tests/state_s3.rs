@@ -277,7 +277,12 @@ fn twenty_concurrent_runs_with_random_kills_never_lose_an_update() {
         if out.status.success() {
             succeeded.push(run);
         } else {
-            assert!(killed, "{run} was not killed, yet failed:\n{}", text(&out));
+            // A run that was not killed may fail only safely: on a loaded machine its lease
+            // renewal can come late, another run take the lock over, and its next write is then
+            // refused as conflicting (nothing overwritten) — what the rest of this test checks.
+            let conflict =
+                text(&out).contains("was changed by another run since this one read it; nothing was overwritten");
+            assert!(killed || conflict, "{run} was not killed, yet failed:\n{}", text(&out));
         }
     }
     let killed = runs.iter().filter(|r| r.2.is_some()).count();
