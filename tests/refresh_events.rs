@@ -300,4 +300,13 @@ fn apply_json_ends_with_a_failed_summary() {
     assert_eq!(summary["outcome"], "failed");
     assert!(summary["errors"][0].as_str().unwrap().contains("--auto-approve"), "{summary}");
     assert!(groups_of(&status(d), "workers").is_empty(), "nothing was applied");
+    // A configuration with errors: their codes and messages are in the summary too.
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    std::fs::write(d.join("cluster.kcl"), kcl.replace("var.worker_image", "var.no_such_variable")).unwrap();
+    let out = dd(d, &["apply", ".", "--json", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let summary = events(&out).last().unwrap().clone();
+    assert_eq!(summary["outcome"], "failed");
+    assert!(summary["errors"][0].as_str().unwrap().starts_with("kcl::"), "{summary}");
+    assert!(summary["errors"][0].as_str().unwrap().contains("no_such_variable"), "{summary}");
 }

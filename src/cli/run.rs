@@ -117,11 +117,18 @@ pub(super) fn load(path: &Path, args: &RunArgs, style: Style) -> Result<Workspac
         report(&d, &Sources::new(), style);
         1
     })?;
-    load_with(path, args, inputs, style)
+    load_with(path, args, inputs, style, None)
 }
 
-/// [`load`] with these variable inputs: a saved plan's.
-fn load_with(path: &Path, args: &RunArgs, inputs: drydock_config::Inputs, style: Style) -> Result<Workspace, ExitCode> {
+/// [`load`] with these variable inputs (a saved plan's); a JSON stream also gets the
+/// configuration's errors, for its `summary`.
+fn load_with(
+    path: &Path,
+    args: &RunArgs,
+    inputs: drydock_config::Inputs,
+    style: Style,
+    stream: Option<&Stream>,
+) -> Result<Workspace, ExitCode> {
     let options = session::LoadOptions {
         inputs,
         state_override: args.state.clone(),
@@ -134,9 +141,15 @@ fn load_with(path: &Path, args: &RunArgs, inputs: drydock_config::Inputs, style:
     session::load(path, &options).map_err(|e| match e {
         session::LoadError::Config(loaded) => {
             report(&loaded.diagnostics, &loaded.sources, style);
+            for d in stream.iter().flat_map(|s| loaded.diagnostics.iter().map(move |d| (s, d))) {
+                d.0.error(&format!("{}: {}", d.1.code, d.1.message));
+            }
             1
         }
-        session::LoadError::Backend(e) => fail(e),
+        session::LoadError::Backend(e) => match stream {
+            Some(s) => fail_in(s, e),
+            None => fail(e),
+        },
     })
 }
 
@@ -357,9 +370,18 @@ fn apply_inner(
                 env: p.options.env.clone(),
                 ..Default::default()
             };
-            load_with(&ws_path, args, inputs, style)
+            load_with(&ws_path, args, inputs, style, Some(stream))
         }
-        None => load(&ws_path, args, style),
+        None => match args.vars.inputs() {
+            Ok(inputs) => load_with(&ws_path, args, inputs, style, Some(stream)),
+            Err(d) => {
+                report(&d, &Sources::new(), style);
+                for d in &d {
+                    stream.error(&format!("{}: {}", d.code, d.message));
+                }
+                Err(1)
+            }
+        },
     };
     let mut ws = match loaded {
         Ok(ws) => ws,
