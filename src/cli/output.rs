@@ -14,7 +14,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
-use sha2::Digest as _;
 
 use super::run::{fail, runtime};
 use super::{report, ExitCode, Style};
@@ -280,14 +279,6 @@ fn computed(
     out
 }
 
-/// How the state records a sensitive output's value: `(sensitive: sha256 DIGEST)`, the first
-/// 6 bytes of the SHA-256 of its JSON (as `session::outputs::record_outputs` writes it).
-fn recorded_digest(value: &KclValue) -> Value {
-    let digest = sha2::Sha256::digest(value.to_json().to_string().as_bytes());
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    Value::String(format!("(sensitive: sha256 {hex})"))
-}
-
 /// The values of the sensitive outputs `wanted`, evaluated again and checked against the
 /// digests the state records.
 fn sensitive_values(
@@ -325,7 +316,7 @@ fn sensitive_values(
                 format!("output `{name}` is sensitive: {why}, and the configuration no longer has it"),
             ));
         };
-        if recorded_digest(&o.value) != recorded.value {
+        if drydock_session::outputs::recorded_digest(&o.value) != recorded.value {
             return Err(Diagnostic::global(
                 "output::sensitive",
                 format!(

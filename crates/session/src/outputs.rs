@@ -56,13 +56,7 @@ pub async fn record_outputs(
         .iter()
         .map(|o| {
             // A sensitive output is kept as a digest: the state file is not where secrets live.
-            let value = if o.sensitive {
-                // The first 6 bytes: 12 hex digits.
-                let digest = hex::encode(&sha2::Sha256::digest(o.value.to_json().to_string().as_bytes())[..6]);
-                serde_json::Value::String(format!("(sensitive: sha256 {digest})"))
-            } else {
-                o.value.to_json()
-            };
+            let value = if o.sensitive { recorded_digest(&o.value) } else { o.value.to_json() };
             (o.name.clone(), OutputState { value, sensitive: o.sensitive })
         })
         .collect();
@@ -77,4 +71,12 @@ pub async fn record_outputs(
         .iter()
         .map(|o| (o.name.clone(), if o.sensitive { "(sensitive)".to_string() } else { o.value.to_string() }))
         .collect())
+}
+
+/// How the state records a sensitive output's value: `(sensitive: sha256 DIGEST)`, the first
+/// 6 bytes (12 hex digits) of the SHA-256 of its JSON. `drydock output` evaluates the output
+/// again and compares with this to show it only when it is the value applied.
+pub fn recorded_digest(value: &Value) -> serde_json::Value {
+    let digest = hex::encode(&sha2::Sha256::digest(value.to_json().to_string().as_bytes())[..6]);
+    serde_json::Value::String(format!("(sensitive: sha256 {digest})"))
 }

@@ -257,6 +257,16 @@ impl AwsProvider {
     ) -> Result<Vec<asg::AutoScalingGroup>, AwsError> {
         let filters: Vec<asg::Filter> =
             tags.iter().map(|(k, v)| asg::Filter::builder().name(format!("tag:{k}")).values(*v).build()).collect();
+        self.groups_filtered(c, filters, calls).await
+    }
+
+    /// Every Auto Scaling group the filters select, page by page.
+    async fn groups_filtered(
+        &self,
+        c: &Clients,
+        filters: Vec<asg::Filter>,
+        calls: &mut u64,
+    ) -> Result<Vec<asg::AutoScalingGroup>, AwsError> {
         let mut out = vec![];
         let mut pages = c
             .asg
@@ -904,13 +914,7 @@ impl Provider for AwsProvider {
         for chunk in clusters.chunks(FILTER_VALUES) {
             let filter =
                 asg::Filter::builder().name(format!("tag:{TAG_CLUSTER}")).set_values(Some(chunk.to_vec())).build();
-            let mut pages =
-                c.asg.describe_auto_scaling_groups().filters(filter).max_records(GROUP_PAGE).into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = self.page("DescribeAutoScalingGroups", page).map_err(AwsError::into_provider)?;
-                calls += 1;
-                out.extend(page.auto_scaling_groups.unwrap_or_default());
-            }
+            out.extend(self.groups_filtered(c, vec![filter], &mut calls).await.map_err(AwsError::into_provider)?);
         }
         let now_ms = SystemClock::wall_ms();
         let mut groups: Vec<ObservedGroup> = out
