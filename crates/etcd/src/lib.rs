@@ -622,15 +622,27 @@ impl Etcd for EtcdClient {
         if !members.iter().any(|m| m.id == id) {
             return Ok(false);
         }
-        // The endpoint that listed first, then the other started members'.
-        let mut endpoints = vec![endpoint];
+        // The other started members first, then the endpoint that listed (a seed or a load
+        // balancer), the member being removed last: asked to remove itself, a member applies
+        // the removal and stops before it answers, and the retry elsewhere would then find the
+        // member gone and report it as never there.
+        let own: Vec<&str> = members
+            .iter()
+            .filter(|m| m.id == id)
+            .flat_map(|m| m.client_urls.iter())
+            .map(|url| url.trim_end_matches('/'))
+            .collect();
+        let mut endpoints = Vec::new();
         for m in members.iter().filter(|m| m.started() && m.id != id) {
             for url in &m.client_urls {
                 push_unique(&mut endpoints, url.trim_end_matches('/'));
             }
         }
-        for url in members.iter().filter(|m| m.id == id).flat_map(|m| m.client_urls.iter()) {
-            push_unique(&mut endpoints, url.trim_end_matches('/'));
+        if !own.contains(&endpoint.as_str()) {
+            push_unique(&mut endpoints, &endpoint);
+        }
+        for url in own {
+            push_unique(&mut endpoints, url);
         }
         match self.call_any::<Value>(&endpoints, "/v3/cluster/member/remove", &json!({"ID": id_text(id)})).await {
             Ok(_) => {
