@@ -650,7 +650,13 @@ impl Etcd for EtcdClient {
                 self.learn(&rest);
                 Ok(true)
             }
-            Err(e) if e.kind == ErrorKind::NotFound || e.message.contains("member not found") => Ok(false),
+            // Listed a moment ago and gone now: an earlier endpoint applied the removal and
+            // its reply was lost. It was a member when this call began, so this call removed it.
+            Err(e) if e.kind == ErrorKind::NotFound || e.message.contains("member not found") => {
+                let rest: Vec<EtcdMember> = members.into_iter().filter(|m| m.id != id).collect();
+                self.learn(&rest);
+                Ok(true)
+            }
             Err(e) => Err(e),
         }
     }

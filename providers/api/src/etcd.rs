@@ -189,7 +189,8 @@ pub trait Etcd: Send + Sync {
     /// Moves leadership to the member `to` (sent to the current leader, as etcd requires).
     async fn move_leader(&self, to: u64) -> Result<(), ProviderError>;
 
-    /// Removes the member `id`; `Ok(false)` when it was not a member (already removed: a retry).
+    /// Removes the member `id`; `Ok(false)` when it was not a member when the call began
+    /// (already removed: a retry).
     async fn remove_member(&self, id: u64) -> Result<bool, ProviderError>;
 }
 
