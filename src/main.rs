@@ -10,9 +10,10 @@ fn main() {
     let cli = match drydock::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            // Printing can fail on a closed stream; the exit code says what happened anyway.
-            let _ = e.print();
+            // `--help` and `--version` succeed only if they could be printed (a closed or full
+            // stdout is exit 1, as for every read-only command); a usage error is 1 either way.
+            let printed = e.print().and_then(|()| std::io::Write::flush(&mut std::io::stdout()));
+            let code = if e.use_stderr() || printed.is_err() { 1 } else { 0 };
             std::process::exit(code);
         }
     };

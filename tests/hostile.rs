@@ -61,11 +61,16 @@ fn read_only_commands_with_a_closed_or_full_stdout_end_quietly_with_1() {
         &["fmt", ".", "--check"],
         &["sim", "status", ".", "--json"],
         &["--help"],
+        &["plan", "--help"],
+        &["--version"],
+        &["version", "--json"],
+        &["completions", "bash"],
+        &["graph", "."],
     ] {
         for out in [closed(drydock(d, args), "stdout"), full(drydock(d, args))] {
             no_panic(&out, &format!("{args:?}"));
-            // Help and a clean fmt --check print nothing that matters on stdout...
-            if args != ["--help"] && args[0] != "fmt" && args[0] != "validate" {
+            // A clean fmt --check prints nothing on stdout...
+            if args[0] != "fmt" && args[0] != "validate" {
                 assert_eq!(out.status.code(), Some(1), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
             }
         }
@@ -139,6 +144,77 @@ fn files_that_are_not_files() {
     let out = dd(d, &["validate", "."]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    std::fs::remove_file(d.join("user.kcl")).unwrap();
+
+    // A FIFO with no writer is refused at once (opening one would wait for a writer), and
+    // so is a device wherever a state, a pushed state or a kubeconfig is named.
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let dir_path = d.to_path_buf();
+    std::thread::spawn(move || {
+        for args in [
+            &["show", "fifo"][..],
+            &["plan", ".", "--var-file", "fifo"],
+            &["plan", ".", "--state", "fifo"],
+            &["plan", ".", "--state", "/dev/zero"],
+            &["state", "pull", ".", "--state", "/dev/zero"],
+            &["state", "push", "/dev/zero", "."],
+            &["state", "push", "fifo", "."],
+            &["fmt", "fifo"],
+            &["fmt", "--recursive", "/dev/zero"],
+        ] {
+            let out = dd(&dir_path, args);
+            let _ = tx.send((format!("{args:?}"), out));
+        }
+    });
+    for _ in 0..9 {
+        let (what, out) =
+            rx.recv_timeout(std::time::Duration::from_secs(60)).expect("a command waits on a FIFO or reads a device");
+        no_panic(&out, &what);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a regular file"), "{what}: {err}");
+    }
+    let kubeconfig = std::fs::read_to_string(d.join("cluster.kcl"))
+        .unwrap()
+        .replace("  kubernetes {}", "  kubernetes {\n    kubeconfig = \"fifo\"\n  }");
+    std::fs::write(d.join("cluster.kcl"), kubeconfig).unwrap();
+    let out = dd(d, &["plan", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loading kubeconfig") && err.contains("not a regular file"), "{err}");
+}
+
+/// `fmt` reads files as `validate` does (a byte-order mark kept aside and put back, a bad
+/// byte reported at its line and column), does not follow a directory link into a loop,
+/// and rewrites a linked file through its link.
+#[test]
+fn fmt_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink("..", d.join("sub/up")).unwrap();
+    std::fs::write(d.join("a.kcl"), "\u{feff}variable   \"x\" {\n  default = 1\n}\n").unwrap();
+    std::fs::write(d.join("sub/b.kcl"), b"variable \"y\" {\n  default = \"caf\xe9\"\n}\n").unwrap();
+    std::fs::write(d.join("c.kcl"), "locals {\n  c   = 1\n}\n").unwrap();
+    std::os::unix::fs::symlink("c.kcl", d.join("link.kcl")).unwrap();
+    let out = dd(d, &["fmt", "--recursive", "--check", "."]);
+    no_panic(&out, "fmt --recursive --check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sub/b.kcl: it is not UTF-8 text: the first invalid byte is at line 2, column 17"), "{err}");
+    assert!(!err.contains("up/"), "the link up the tree is not followed: {err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<&str> = stdout.lines().collect();
+    assert_eq!(listed, ["./a.kcl", "./c.kcl", "./link.kcl"], "{stdout}");
+
+    std::fs::remove_file(d.join("sub/b.kcl")).unwrap();
+    ok(d, &["fmt", "--recursive", "."]);
+    assert_eq!(std::fs::read_to_string(d.join("a.kcl")).unwrap(), "\u{feff}variable \"x\" {\n  default = 1\n}\n");
+    assert!(std::fs::symlink_metadata(d.join("link.kcl")).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(d.join("c.kcl")).unwrap(), "locals {\n  c = 1\n}\n");
+    ok(d, &["fmt", "--recursive", "--check", "."]);
 }
 
 /// A saved plan applies the values it was made with: --var or --var-file beside it is an

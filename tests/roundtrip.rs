@@ -75,3 +75,47 @@ fn layout_rules() {
     "#]]
     .assert_eq(&roundtrip("layout", src));
 }
+
+/// A comment stays with what it is written beside: at the end of a line it trails the item
+/// before it; with more of the body after it on its line, it leads what follows (as a
+/// comment before the first item does) — never moved onto another item.
+#[test]
+fn comments_stay_beside_their_items() {
+    let src = "locals { a = 1 /* x */ }\nlocals { /* y */ b = 1 }\nlocals {\n  c = 1 /* about d */ d = 2\n  e = 1 /* e1 */ /* about f */ f = 2 # f\n  g = [1, /* two */ 2, # two\n  3 /* three */]\n  h = {\n    i = 1 /* j */ j = 2 /* after j */\n  }\n}\ncluster \"k\" { # k\n  l = 1\n}\n";
+    expect_test::expect![[r#"
+        locals {
+          a = 1 /* x */
+        }
+
+        locals {
+          /* y */
+          b = 1
+        }
+
+        locals {
+          c = 1
+          /* about d */
+          d = 2
+          e = 1
+          /* e1 */
+          /* about f */
+          f = 2 # f
+          g = [
+            1,
+            /* two */
+            2, # two
+            3, /* three */
+          ]
+          h = {
+            i = 1
+            /* j */
+            j = 2 /* after j */
+          }
+        }
+
+        cluster "k" { # k
+          l = 1
+        }
+    "#]]
+    .assert_eq(&roundtrip("comments", src));
+}

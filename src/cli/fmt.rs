@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{report, ExitCode, Style};
-use drydock_config::{config_files, io_msg};
+use drydock_config::{config_files, io_msg, read_source, MAX_SOURCE_BYTES};
 use drydock_syntax::diag::{Diagnostic, Sources};
 use drydock_syntax::{fmt::format, parse_file};
 
@@ -19,14 +19,25 @@ fn files(path: &Path, recursive: bool) -> Result<Vec<PathBuf>, String> {
     if !recursive || path.is_file() {
         return config_files(path);
     }
+    if !path.is_dir() {
+        return config_files(path);
+    }
     let mut out = vec![];
     let mut dirs = vec![path.to_path_buf()];
+    // A directory reached twice (a bind mount, or the path itself given twice over) is read once.
+    let mut seen = std::collections::BTreeSet::new();
     while let Some(dir) = dirs.pop() {
+        if !seen.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
         let entries = std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {}", dir.display(), io_msg(&e)))?;
         for entry in entries.flatten() {
             let p = entry.path();
             let hidden = p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if p.is_dir() && !hidden {
+            // A symbolic link to a directory is not followed (as `find` and `gofmt` do not):
+            // one pointing up the tree would be a loop. A link to a file is formatted.
+            let real_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if real_dir && !hidden {
                 dirs.push(p);
             } else if p.is_file() && p.extension().is_some_and(|e| e == "kcl") {
                 out.push(p);
@@ -53,10 +64,12 @@ pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
     let mut diags = vec![];
     let mut changed: Vec<PathBuf> = vec![];
     for file in files {
-        let text = match std::fs::read_to_string(&file) {
+        // As `validate` reads it: bounded, a regular file, UTF-8 (a bad byte is reported with its
+        // line and column), a byte-order mark set aside and put back on rewrite.
+        let (text, bom) = match read_source(&file, MAX_SOURCE_BYTES) {
             Ok(t) => t,
             Err(e) => {
-                diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {}", file.display(), io_msg(&e))));
+                diags.push(Diagnostic::global("kcl::io", format!("cannot read {}: {e}", file.display())));
                 continue;
             }
         };
@@ -81,6 +94,7 @@ pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
             out!("{udiff}");
         }
         if !check && !diff {
+            let formatted = if bom { format!("\u{feff}{formatted}") } else { formatted };
             if let Err(e) = write_atomically(&file, &formatted) {
                 diags.push(Diagnostic::global("kcl::io", format!("cannot write {}: {}", file.display(), io_msg(&e))));
             } else {
@@ -108,6 +122,9 @@ pub fn run(path: &Path, opts: Options, style: Style) -> ExitCode {
 /// bits the umask took off at creation is right here).
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
+    // Through a symbolic link to the file it names: renaming over the link would replace it.
+    let real = std::fs::canonicalize(path)?;
+    let path = real.as_path();
     let old = std::fs::metadata(path).ok().map(|m| m.permissions());
     let mode = old.as_ref().map_or(0o666, |p| p.mode() & 0o7777);
     drydock_fsutil::write_atomically(path, text.as_bytes(), mode)?;

@@ -246,15 +246,23 @@ fn pull(store: &Store, rt: &Runtime) -> Result<(), Diagnostic> {
 
 /// Reads a state file given on the command line (`-`: stdin), any known format version.
 fn read_state_file(file: &Path) -> Result<State, Diagnostic> {
+    use drydock_state::store::{read_state_bytes, MAX_STATE_BYTES};
     let bytes = if file == Path::new("-") {
         let mut b = vec![];
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+        std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), MAX_STATE_BYTES + 1), &mut b)
             .map_err(|e| Diagnostic::global("state::io", format!("cannot read stdin: {e}")))?;
+        if b.len() as u64 > MAX_STATE_BYTES {
+            return Err(Diagnostic::global(
+                "state::io",
+                format!("cannot read stdin: it is larger than the limit of {} MiB", MAX_STATE_BYTES >> 20),
+            ));
+        }
         b
     } else {
-        std::fs::read(file).map_err(|e| {
-            Diagnostic::global("state::io", format!("cannot read {}: {}", file.display(), drydock_config::io_msg(&e)))
-        })?
+        let cannot = |why: String| Diagnostic::global("state::io", format!("cannot read {}: {why}", file.display()));
+        read_state_bytes(file)
+            .map_err(|e| cannot(drydock_config::io_msg(&e)))?
+            .ok_or_else(|| cannot("no such file or directory".into()))?
     };
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| Diagnostic::global("state::corrupt", format!("{} is not valid json: {e}", file.display())))?;

@@ -138,8 +138,10 @@ pub fn watch_cmd(args: &WatchArgs, style: Style) -> ExitCode {
     // in `.drydock/watch-unhealthy.json`, so that `watch --once` from cron, or a restarted
     // watch, counts `unhealthy_timeout` from the first sighting, not from its own start.
     let since_path = dir.join(".drydock").join("watch-unhealthy.json");
-    let mut unhealthy_since: BTreeMap<String, u64> =
-        std::fs::read(&since_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut unhealthy_since: BTreeMap<String, u64> = drydock_fsutil::read_bounded(&since_path, 16 << 20)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let mut clock: Option<Arc<dyn Clock>> = None;
     loop {
         events.round += 1;

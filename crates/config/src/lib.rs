@@ -103,6 +103,11 @@ pub const MAX_FILE_FUNCTION_BYTES: u64 = 4 << 20;
 /// invalid byte is reported with its line and column), without a leading byte-order mark.
 /// The error says what is wrong, for "cannot read PATH: …".
 pub fn read_text(path: &Path, limit: u64) -> Result<String, String> {
+    read_source(path, limit).map(|(text, _)| text)
+}
+
+/// [`read_text`], and whether the file began with a byte-order mark (which `fmt` keeps).
+pub fn read_source(path: &Path, limit: u64) -> Result<(String, bool), String> {
     let bytes = drydock_fsutil::read_bounded(path, limit).map_err(|e| io_msg(&e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
@@ -113,8 +118,8 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, String> {
         format!("it is not UTF-8 text: the first invalid byte is at line {line}, column {column}")
     })?;
     Ok(match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_string(),
-        None => text,
+        Some(rest) => (rest.to_string(), true),
+        None => (text, false),
     })
 }
 
@@ -123,6 +128,12 @@ pub fn config_files(path: &Path) -> Result<Vec<PathBuf>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "cannot read {}: it is not a regular file (a device, a pipe or a socket) nor a directory",
+            path.display()
+        ));
     }
     let mut files = vec![];
     let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {}", path.display(), io_msg(&e)))?;

@@ -41,11 +41,25 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// with an error (kind `InvalidInput`) that says which and what the limit is.
 pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let file = File::open(path)?;
+    let not_regular = |meta: &fs::Metadata| {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, a pipe or a socket)" };
+        io::Error::new(io::ErrorKind::InvalidInput, format!("it is {what}"))
+    };
+    // Looked at before it is opened: opening a FIFO waits until something writes to it.
+    let meta = fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    // Opened without blocking (no effect on a regular file), in case the path was replaced
+    // by a FIFO since; the open file is what is checked and read.
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        let what = if meta.is_dir() { "a directory" } else { "not a regular file (a device, a pipe or a socket)" };
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("it is {what}")));
+        return Err(not_regular(&meta));
     }
     let too_big =
         || io::Error::new(io::ErrorKind::InvalidInput, format!("it is larger than the limit of {}", human_size(limit)));
@@ -411,5 +425,14 @@ mod tests {
         let err = read_bounded(Path::new("/dev/zero"), 1 << 20).unwrap_err();
         assert_eq!(err.to_string(), "it is not a regular file (a device, a pipe or a socket)");
         assert_eq!(human_size(4 << 20), "4 MiB");
+        // A FIFO with no writer is refused at once, not waited on.
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo");
+            let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+            assert!(status.success());
+            let err = read_bounded(&fifo, 10).unwrap_err();
+            assert_eq!(err.to_string(), "it is not a regular file (a device, a pipe or a socket)");
+        }
     }
 }

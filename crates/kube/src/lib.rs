@@ -24,7 +24,7 @@ mod convert;
 mod errors;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -79,6 +79,20 @@ impl KubeClient {
             let context = context.map(|c| format!(" (context {c})")).unwrap_or_default();
             ProviderError::new(kind, format!("loading kubeconfig {source}{context}: {detail}"))
         };
+        let files: Vec<PathBuf> = match path {
+            Some(path) => vec![path.to_path_buf()],
+            None => default_kubeconfig_files(),
+        };
+        for file in &files {
+            if let Some(why) = unreadable_kubeconfig(file) {
+                let detail = if files.len() == 1 {
+                    format!("cannot read it: {why}")
+                } else {
+                    format!("cannot read {}: {why}", file.display())
+                };
+                return Err(fail(ErrorKind::InvalidInput, context, detail));
+            }
+        }
         let read = match path {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
@@ -246,6 +260,33 @@ impl KubeClient {
 }
 
 /// Where kube's default search reads a kubeconfig from, for messages.
+/// The most bytes a kubeconfig may have (kubectl's own are a few KB, with certificates).
+const MAX_KUBECONFIG_BYTES: u64 = 16 << 20;
+
+/// Why the kubeconfig at `path` is not read at all: a directory, a device or a FIFO (which
+/// would be read without end, or wait for a writer), or a file over the limit. A file that
+/// does not exist is left to kube's own reading and its message.
+fn unreadable_kubeconfig(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        Some("it is a directory".to_string())
+    } else if !meta.is_file() {
+        Some("it is not a regular file (a device, a pipe or a socket)".to_string())
+    } else if meta.len() > MAX_KUBECONFIG_BYTES {
+        Some(format!("it is larger than the limit of {} MiB", MAX_KUBECONFIG_BYTES >> 20))
+    } else {
+        None
+    }
+}
+
+/// The files kube's default search reads: every path of `$KUBECONFIG`, or `~/.kube/config`.
+fn default_kubeconfig_files() -> Vec<PathBuf> {
+    match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(paths) => std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()).collect(),
+        None => std::env::home_dir().map(|home| home.join(".kube").join("config")).into_iter().collect(),
+    }
+}
+
 fn default_kubeconfig_source() -> String {
     match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
         Some(paths) => format!("$KUBECONFIG ({})", paths.to_string_lossy()),

@@ -170,9 +170,10 @@ pub fn etcd_clients(model: &Model, config_dir: &Path, kubes: &Kubes) -> Result<E
         let read = |what: &str, f: &Option<String>| -> Result<Option<Vec<u8>>, String> {
             match f {
                 None => Ok(None),
-                Some(p) => std::fs::read(resolve(p, config_dir))
+                // PEM files of a few KB; a device or a FIFO named here is refused, not read.
+                Some(p) => drydock_fsutil::read_bounded(&resolve(p, config_dir), 1 << 20)
                     .map(Some)
-                    .map_err(|e| format!("{}: kubernetes.etcd.{what} {p}: {e}", c.address)),
+                    .map_err(|e| format!("{}: kubernetes.etcd.{what} {p}: {}", c.address, drydock_config::io_msg(&e))),
             }
         };
         let (ca, cert, key) = (

@@ -173,11 +173,11 @@ pub fn record_path(config_dir: &Path) -> PathBuf {
 
 pub fn read_record(config_dir: &Path) -> Result<Option<BackendRecord>, String> {
     let path = record_path(config_dir);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
+    match crate::store::read_state_bytes(&path) {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| format!("{} is not a backend record ({e}); remove it and run again", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Ok(None) => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
 }

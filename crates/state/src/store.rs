@@ -66,6 +66,21 @@ use super::{State, FORMAT_VERSION};
 /// The state file's name in the configuration's directory.
 pub const DEFAULT_FILE_NAME: &str = "drydock.state.json";
 
+/// The most bytes a state file, its journal or a pushed state may have (a state of 100,000
+/// node groups is well under it): a path that names something larger, a device or a FIFO is
+/// refused rather than read without end.
+pub const MAX_STATE_BYTES: u64 = 512 << 20;
+
+/// Reads a file of the state layer: `None` when there is none; a device, a FIFO, a directory
+/// or a file over [`MAX_STATE_BYTES`] is an error.
+pub fn read_state_bytes(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match drydock_fsutil::read_bounded(path, MAX_STATE_BYTES) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// This build's version, recorded in the state and in lock info.
 const DRYDOCK_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -485,11 +500,8 @@ impl LocalStore {
                 return Ok(None);
             };
             let mut state = self.parse(&bytes)?;
-            let journal = match fs::read(self.journal_path()) {
-                Ok(j) => Some(j),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(e) => return Err(StateError::io("read", &self.journal_path(), e)),
-            };
+            let journal =
+                read_state_bytes(&self.journal_path()).map_err(|e| StateError::io("read", &self.journal_path(), e))?;
             let base = Base::of(&state, &bytes);
             let mut cursor = Cursor::default();
             if let Some(journal) = journal {
@@ -513,11 +525,7 @@ impl LocalStore {
     }
 
     fn read_bytes(&self) -> Result<Option<Vec<u8>>, StateError> {
-        match fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StateError::io("read", &self.path, e)),
-        }
+        read_state_bytes(&self.path).map_err(|e| StateError::io("read", &self.path, e))
     }
 
     fn parse(&self, bytes: &[u8]) -> Result<State, StateError> {
@@ -658,10 +666,8 @@ impl LocalStore {
     /// Writes the state file (keeping the old one as the backup); returns its bytes.
     fn write_bytes(&self, state: &State) -> Result<Vec<u8>, StateError> {
         let bytes = crate::format::encode(state)?;
-        match fs::read(&self.path) {
-            Ok(old) => write_private(&self.backup_path(), &old)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StateError::io("read", &self.path, e)),
+        if let Some(old) = read_state_bytes(&self.path).map_err(|e| StateError::io("read", &self.path, e))? {
+            write_private(&self.backup_path(), &old)?;
         }
         write_private(&self.path, &bytes)?;
         Ok(bytes)

@@ -194,14 +194,34 @@ impl<'a> Printer<'a> {
         &self.comments[start..self.next]
     }
 
-    /// Takes the comment that follows `end` on the same line, if any.
+    /// Takes the comment that directly follows `end` (only blanks between) and ends its line,
+    /// if any. A comment with more of the body after it on its line (`a = 1 /* c */ b = 2`) is
+    /// not `a`'s: it leads what follows it, as one before the first item does.
     fn take_trailing(&mut self, end: u32) -> Option<String> {
         let c = self.comments.get(self.next)?;
-        if c.span.start >= end && !self.text(end, c.span.start).contains('\n') {
+        let directly = c.span.start >= end && self.text(end, c.span.start).chars().all(|ch| ch == ' ' || ch == '\t');
+        if directly && self.ends_line(self.next) {
             self.next += 1;
             Some(c.text.clone())
         } else {
             None
+        }
+    }
+
+    /// Whether nothing but blanks, other comments and closing brackets follows comment `i` on
+    /// its line.
+    fn ends_line(&self, mut i: usize) -> bool {
+        loop {
+            let rest = &self.src[self.comments[i].span.end as usize..];
+            let skipped = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+            let at = self.comments[i].span.end + skipped as u32;
+            match self.src[at as usize..].chars().next() {
+                None | Some('\n' | '\r' | '}' | ']' | ')' | ',') => return true,
+                _ => match self.comments.get(i + 1) {
+                    Some(next) if next.span.start == at => i += 1,
+                    _ => return false,
+                },
+            }
         }
     }
 
