@@ -453,3 +453,69 @@ fn a_saved_plan_edited_consistently_is_refused_because_it_is_made_again() {
     let out = dd(d, &["plan", ".", "--var", "worker_image=img-2", "--detailed-exitcode"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A tag whose value derives from a sensitive variable, set on the cluster (inherited by
+/// every node group, through a function) or on a node group, shows as `(sensitive)` in every
+/// plan format, in a change of its value and in drift, and in watch's events.
+#[test]
+fn a_sensitive_tag_never_shows() {
+    let dir = quickstart();
+    let d = dir.path();
+    let kcl = std::fs::read_to_string(d.join("cluster.kcl")).unwrap();
+    let kcl = kcl
+        .replace(
+            "variable \"worker_image\" {",
+            "variable \"token\" {\n  type      = string\n  sensitive = true\n  default   = \"SEKRIT-ONE\"\n}\n\nvariable \"worker_image\" {",
+        )
+        .replace("  tags               = local.tags", "  tags               = merge(local.tags, { token = var.token })")
+        .replace("    desired       = 4", "    desired       = 4\n    tags          = { \"pool-token\" = \"x-${var.token}\" }");
+    assert!(kcl.contains("pool-token") && kcl.contains("merge(local.tags"), "the quickstart changed");
+    std::fs::write(d.join("cluster.kcl"), kcl).unwrap();
+    let secrets = ["SEKRIT-ONE", "SEKRIT-TWO", "SEKRIT-ENV"];
+    let clean = |what: &str, out: &Output| {
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        for s in secrets {
+            assert!(!text.contains(s), "{what} shows {s}:\n{text}");
+        }
+        text
+    };
+    for args in [&["plan", "."][..], &["plan", ".", "--format", "json"], &["plan", ".", "--format", "markdown"]] {
+        clean(&format!("{args:?}"), &dd(d, args));
+    }
+    clean("apply", &dd(d, &["apply", ".", "--auto-approve", "--json"]));
+    // A change of the value, from --var and from the environment.
+    for args in [
+        &["plan", ".", "--var", "token=SEKRIT-TWO"][..],
+        &["plan", ".", "--var", "token=SEKRIT-TWO", "--format", "json"],
+        &["plan", ".", "--var", "token=SEKRIT-TWO", "--format", "markdown"],
+    ] {
+        let text = clean(&format!("{args:?}"), &dd(d, args));
+        assert!(text.contains("token"), "the change is shown: {text}");
+    }
+    let out = drydock(d, &["plan", "."]).env("DRYDOCK_VAR_token", "SEKRIT-ENV").output().unwrap();
+    assert!(clean("plan with DRYDOCK_VAR_token", &out).contains("tags.token = (sensitive)"));
+    // Drift: the tag changed by hand on every group.
+    let lineage = common::machine::state_file(d)["lineage"].as_str().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        use drydock_provider::Provider as _;
+        let sim = drydock_sim::SimProvider::new(
+            d.join(".drydock/sim-world.json"),
+            drydock_sim::SimConfig::default(),
+            drydock_sim::ClockMode::Virtual,
+        );
+        for g in sim.observe(&lineage).await.unwrap().groups {
+            let mut s = g.settings.clone();
+            s.tags.insert("token".into(), "SEKRIT-TWO".into());
+            sim.update_group(&g.name, &s).await.unwrap();
+        }
+    });
+    for args in [&["plan", "."][..], &["plan", ".", "--format", "json"], &["plan", ".", "--refresh-only"]] {
+        let text = clean(&format!("{args:?}"), &dd(d, args));
+        assert!(text.contains("tags.token"), "{args:?} shows the drift: {text}");
+    }
+    clean("watch", &dd(d, &["watch", ".", "--once", "--json"]));
+    clean("apply", &dd(d, &["apply", ".", "--auto-approve"]));
+    let log = std::fs::read_to_string(d.join(".drydock/watch.log")).unwrap_or_default();
+    assert!(secrets.iter().all(|s| !log.contains(s)), "{log}");
+}

@@ -523,9 +523,16 @@ fn group_settings(s: &NodeSettings, desired: u32, subnets: Vec<String>, min: u32
 
 /// Whether an attribute path of a node group's groups derives from a sensitive variable: set
 /// in the node group from one, or (tags, subnets) inherited from a cluster attribute that is.
+/// Whether a node group's attribute or setting at `path` (`tags.team`, `subnets`,
+/// `user_data`) derives from a sensitive value: its own (or its defaults'), or the cluster's
+/// that it inherits (`tags`, `network.subnets`, `kubernetes_version`).
 fn sensitive_path(cluster: &Cluster, ng: &NodeGroup, path: &str) -> bool {
-    let under = |set: &BTreeSet<String>| set.iter().any(|s| path == s || path.starts_with(&format!("{s}.")));
-    under(&ng.sensitive) || under(&cluster.sensitive)
+    let under = |s: &str| path == s || path.starts_with(&format!("{s}."));
+    // A prefix covers `labels.KEY` and `instance_type` → `instance_types`; `size` sets the
+    // settings' `min` and `max`.
+    let own = |s: &str| path.starts_with(s) || (s == "size" && matches!(path, "min" | "max" | "desired"));
+    ng.sensitive.iter().any(|s| own(s))
+        || cluster.sensitive.iter().any(|s| under(s.strip_prefix("network.").unwrap_or(s)))
 }
 
 /// The model's health check as the provider's (the one conversion between the two: the
@@ -948,7 +955,7 @@ fn plan_node_group(
     let old: Vec<&ActualGen> = actual.iter().filter(|a| a.id != gen).collect();
     if actual.is_empty() {
         // Nothing exists: create every group, all nodes in one wave.
-        change.reasons = spec_changes(None, &shown, ng, true);
+        change.reasons = spec_changes(None, &shown, (cluster, ng), true);
         if replicas > 0 {
             change.waves = vec![Wave {
                 index: 1,
@@ -1077,8 +1084,8 @@ fn plan_node_group(
     let recorded_before =
         state_ng.and_then(|n| n.generations.iter().find(|g| old.iter().any(|o| o.id == g.id)).map(|g| g.spec.clone()));
     change.reasons = match recorded_before {
-        Some(before) => spec_changes(Some(&before), &shown, ng, false),
-        None => observed_spec_changes(old.last().copied(), &shown, ng, &gen),
+        Some(before) => spec_changes(Some(&before), &shown, (cluster, ng), false),
+        None => observed_spec_changes(old.last().copied(), &shown, (cluster, ng), &gen),
     };
     // A rollout's labels are its new generation's, shown with the spec's changes.
     change.reasons.extend(
@@ -1424,7 +1431,7 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, serde
 fn diff(
     before: Option<&serde_json::Value>,
     after: &serde_json::Value,
-    ng: &NodeGroup,
+    (cluster, ng): (&Cluster, &NodeGroup),
     forces: bool,
 ) -> Vec<AttrChange> {
     let mut b = BTreeMap::new();
@@ -1442,7 +1449,7 @@ fn diff(
             after: a.get(k).cloned(),
             reason: Reason::Configuration,
             forces_replacement: forces,
-            sensitive: ng.sensitive.iter().any(|s| k.starts_with(s.as_str())),
+            sensitive: sensitive_path(cluster, ng, k),
         })
         .collect()
 }
@@ -1451,10 +1458,10 @@ fn diff(
 fn spec_changes(
     before: Option<&serde_json::Value>,
     after: &serde_json::Value,
-    ng: &NodeGroup,
+    on: (&Cluster, &NodeGroup),
     create: bool,
 ) -> Vec<AttrChange> {
-    diff(before, after, ng, !create)
+    diff(before, after, on, !create)
 }
 
 /// The spec changes of a rollout whose old generation the state does not record (the state
@@ -1465,16 +1472,16 @@ fn spec_changes(
 fn observed_spec_changes(
     old: Option<&ActualGen>,
     after: &serde_json::Value,
-    ng: &NodeGroup,
+    (cluster, ng): (&Cluster, &NodeGroup),
     gen: &str,
 ) -> Vec<AttrChange> {
     let Some((o, g)) = old.and_then(|o| Some((o, o.groups.iter().find(|g| !g.spec_partial).or(o.groups.first())?)))
     else {
-        return spec_changes(None, after, ng, false);
+        return spec_changes(None, after, (cluster, ng), false);
     };
     let before = display_spec(ng, &g.spec);
     if !g.spec_partial {
-        return spec_changes(Some(&before), after, ng, false);
+        return spec_changes(Some(&before), after, (cluster, ng), false);
     }
     const SHOWN: [&str; 4] = ["image", "instance_types", "capacity_type", "role"];
     let known = |v: &serde_json::Value| -> serde_json::Value {
@@ -1488,7 +1495,7 @@ fn observed_spec_changes(
         let kept = v.as_object().map(|m| m.iter().filter(|(k, x)| shown(k, x)).map(|(k, x)| (k.clone(), x.clone())));
         serde_json::Value::Object(kept.into_iter().flatten().collect())
     };
-    let mut out = spec_changes(Some(&known(&before)), &known(after), ng, false);
+    let mut out = spec_changes(Some(&known(&before)), &known(after), (cluster, ng), false);
     out.push(AttrChange {
         path: "generation".into(),
         before: Some(serde_json::Value::String(o.id.clone())),
@@ -1511,7 +1518,7 @@ fn settings_changes(
 ) -> Vec<AttrChange> {
     let Some(before) = before else { return vec![] };
     let json = |s: &NodeSettings| serde_json::to_value(s).expect("settings serialise");
-    let mut changes = diff(Some(&json(before)), &json(after), ng, false);
+    let mut changes = diff(Some(&json(before)), &json(after), (cluster, ng), false);
     if cluster.kubernetes.is_none() {
         changes.retain(|c| c.path != "labels" && !c.path.starts_with("labels."));
     }
