@@ -483,6 +483,13 @@ fn a_sensitive_tag_never_shows() {
         clean(&format!("{args:?}"), &dd(d, args));
     }
     clean("apply", &dd(d, &["apply", ".", "--auto-approve", "--json"]));
+    // The state keeps a digest of each sensitive tag, and plans against it as against a value.
+    let state = || std::fs::read_to_string(d.join("drydock.state.json")).unwrap();
+    assert!(secrets.iter().all(|s| !state().contains(s)) && state().contains("(sensitive: sha256 "), "{}", state());
+    for args in [&["state", "pull", "."][..], &["state", "show", "cluster.demo.node_group.workers", "."]] {
+        clean(&format!("{args:?}"), &dd(d, args));
+    }
+    assert!(ok(d, &["plan", "."]).contains("No changes."));
     // A change of the value, from --var and from the environment.
     for args in [
         &["plan", ".", "--var", "token=SEKRIT-TWO"][..],
@@ -496,26 +503,51 @@ fn a_sensitive_tag_never_shows() {
     assert!(clean("plan with DRYDOCK_VAR_token", &out).contains("tags.token = (sensitive)"));
     // Drift: the tag changed by hand on every group.
     let lineage = common::machine::state_file(d)["lineage"].as_str().unwrap().to_string();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        use drydock_provider::Provider as _;
-        let sim = drydock_sim::SimProvider::new(
-            d.join(".drydock/sim-world.json"),
-            drydock_sim::SimConfig::default(),
-            drydock_sim::ClockMode::Virtual,
-        );
-        for g in sim.observe(&lineage).await.unwrap().groups {
-            let mut s = g.settings.clone();
-            s.tags.insert("token".into(), "SEKRIT-TWO".into());
-            sim.update_group(&g.name, &s).await.unwrap();
-        }
-    });
+    // Sets the tag on every group by hand (`Some`), and returns the groups' values.
+    let cloud_tag = |value: Option<&str>| -> Vec<Option<String>> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use drydock_provider::Provider as _;
+            let sim = drydock_sim::SimProvider::new(
+                d.join(".drydock/sim-world.json"),
+                drydock_sim::SimConfig::default(),
+                drydock_sim::ClockMode::Virtual,
+            );
+            let mut seen = vec![];
+            for g in sim.observe(&lineage).await.unwrap().groups {
+                if let Some(value) = value {
+                    let mut s = g.settings.clone();
+                    s.tags.insert("token".into(), value.into());
+                    sim.update_group(&g.name, &s).await.unwrap();
+                }
+                seen.push(g.settings.tags.get("token").cloned());
+            }
+            seen
+        })
+    };
+    let set_tag = |value: &str| {
+        cloud_tag(Some(value));
+    };
+    set_tag("SEKRIT-TWO");
     for args in [&["plan", "."][..], &["plan", ".", "--format", "json"], &["plan", ".", "--refresh-only"]] {
         let text = clean(&format!("{args:?}"), &dd(d, args));
         assert!(text.contains("tags.token"), "{args:?} shows the drift: {text}");
     }
-    clean("watch", &dd(d, &["watch", ".", "--once", "--json"]));
+    clean("refresh-only apply", &dd(d, &["apply", ".", "--refresh-only", "--auto-approve"]));
+    assert!(secrets.iter().all(|s| !state().contains(s)), "{}", state());
+    // Recorded as the cloud has it: the configuration's value is now a change to make.
+    let text = clean("plan after refresh", &dd(d, &["plan", "."]));
+    assert!(text.contains("tags.token = (sensitive)") && !text.contains("changed outside"), "{text}");
     clean("apply", &dd(d, &["apply", ".", "--auto-approve"]));
+    assert!(ok(d, &["plan", "."]).contains("No changes."));
+    // Drift again, repaired by watch from the applied state (the digest matches the
+    // configuration's value), then nothing left to do.
+    set_tag("SEKRIT-TWO");
+    clean("watch", &dd(d, &["watch", ".", "--once", "--json"]));
+    let tokens = cloud_tag(None);
+    assert!(tokens.iter().all(|t| t.as_deref() == Some("SEKRIT-ONE")), "watch restored the tag: {tokens:?}");
+    assert!(ok(d, &["plan", "."]).contains("No changes."));
     let log = std::fs::read_to_string(d.join(".drydock/watch.log")).unwrap_or_default();
     assert!(secrets.iter().all(|s| !log.contains(s)), "{log}");
+    assert!(secrets.iter().all(|s| !state().contains(s)), "{}", state());
 }

@@ -47,6 +47,7 @@ fn settings(max_unhealthy: IntOrPercent) -> NodeSettings {
         },
         drain: Default::default(),
         labels: Default::default(),
+        sensitive_tags: Default::default(),
     }
 }
 

@@ -1928,6 +1928,7 @@ impl<'s> Cx<'s> {
                 rollout,
                 drain,
                 labels: str_map(get("labels")),
+                sensitive_tags: Default::default(),
             },
             sensitive: layer.sensitive_paths("").collect(),
             span: header,

@@ -9,7 +9,7 @@
 //! file has its own persisted types (`drydock_state::format`), so renaming a field here never
 //! changes the state format.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -141,6 +141,10 @@ pub struct NodeSettings {
     /// rolling out a new generation.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The keys of `tags` whose values derive from a sensitive value: the state records a
+    /// digest of those values, never the value.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive_tags: BTreeSet<String>,
 }
 
 /// How a node is drained before its instance is terminated: evictions that respect

@@ -102,10 +102,7 @@ pub fn adopt(
             }
             let instances = mine.iter().map(|g| g.live()).sum();
             node_groups.push((ng.address.clone(), mine.iter().map(|g| g.name.clone()).collect(), instances));
-            let settings = drydock_config::model::NodeSettings {
-                tags: cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
-                ..ng.settings.clone()
-            };
+            let settings = crate::configured_settings(cluster, ng);
             let cs = out.clusters.entry(cluster.address.clone()).or_insert_with(|| ClusterState {
                 name: cluster.name.clone(),
                 key: cluster.key.clone(),

@@ -523,6 +523,15 @@ fn group_settings(s: &NodeSettings, desired: u32, subnets: Vec<String>, min: u32
 
 /// Whether an attribute path of a node group's groups derives from a sensitive variable: set
 /// in the node group from one, or (tags, subnets) inherited from a cluster attribute that is.
+/// The settings the configuration gives a node group's groups: the cluster's tags under the
+/// node group's own, and which of them are sensitive (the state keeps only their digest).
+pub(crate) fn configured_settings(cluster: &Cluster, ng: &NodeGroup) -> NodeSettings {
+    let tags: BTreeMap<String, String> =
+        cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let sensitive_tags = tags.keys().filter(|k| sensitive_path(cluster, ng, &format!("tags.{k}"))).cloned().collect();
+    NodeSettings { tags, sensitive_tags, ..ng.settings.clone() }
+}
+
 /// Whether a node group's attribute or setting at `path` (`tags.team`, `subnets`,
 /// `user_data`) derives from a sensitive value: its own (or its defaults'), or the cluster's
 /// that it inherits (`tags`, `network.subnets`, `kubernetes_version`).
@@ -893,14 +902,17 @@ fn plan_node_group(
     // The target generation's groups. The settings applied and recorded carry the tags the
     // groups get: the cluster's, overridden by the node group's own, so that the state knows
     // what was applied and a cluster tag changed by hand is drift like any other.
+    let configured = configured_settings(cluster, ng);
+    // Sensitive tags are recorded as digests: the values they stand for, where known.
+    let observed_tags: Vec<&BTreeMap<String, String>> =
+        actual.iter().flat_map(|a| a.groups.iter()).map(|g| &g.settings.tags).collect();
+    let known = std::iter::once(&configured.tags).chain(observed_tags.iter().copied());
     let effective = match input.settings.get(&ng.address) {
-        Some(applied) => applied.clone(),
-        None => NodeSettings {
-            tags: cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect(),
-            ..ng.settings.clone()
-        },
+        Some(applied) => drydock_state::reveal_tags(applied, known.clone()),
+        None => configured.clone(),
     };
     let s = &effective;
+    let recorded: Option<NodeSettings> = state_ng.map(|n| drydock_state::reveal_tags(&n.settings, known));
     let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
     let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
     let replicas = match (ng.role, s.desired) {
@@ -973,7 +985,7 @@ fn plan_node_group(
     }
     if old.is_empty() {
         // The generation is current: settings may change in place, missing groups come back.
-        let before_settings = state_ng.map(|n| &n.settings);
+        let before_settings = recorded.as_ref();
         change.reasons = settings_changes(before_settings, s, ng, cluster);
         // A state written before it recorded the cluster's tags lacks them: a tag it does not
         // record that every group already carries with the wanted value is nothing to change.
@@ -1012,7 +1024,7 @@ fn plan_node_group(
         // not drift from what the state records (drift is listed as drift): a change of the
         // cluster's tags.
         if let Some(a) = target_actual {
-            let applied_tags = state_ng.map(|n| &n.settings.tags);
+            let applied_tags = recorded.as_ref().map(|r| &r.tags);
             let mut seen: BTreeSet<String> = change.reasons.iter().map(|r| r.path.clone()).collect();
             for g in &a.groups {
                 let Some(want) = target.groups.iter().find(|t| t.name == g.name) else { continue };
@@ -1089,7 +1101,7 @@ fn plan_node_group(
     };
     // A rollout's labels are its new generation's, shown with the spec's changes.
     change.reasons.extend(
-        settings_changes(state_ng.map(|n| &n.settings), s, ng, cluster)
+        settings_changes(recorded.as_ref(), s, ng, cluster)
             .into_iter()
             .filter(|c| c.path != "labels" && !c.path.starts_with("labels.")),
     );
@@ -1233,7 +1245,9 @@ fn detect_drift(
             action: "finished by apply (an earlier apply stopped half-way)".into(),
         }];
     }
-    let applied = &sn.settings;
+    let configured = configured_settings(cluster, ng);
+    let known = std::iter::once(&configured.tags).chain(mine.iter().map(|g| &g.settings.tags));
+    let applied = &drydock_state::reveal_tags(&sn.settings, known);
     let mut out = vec![];
     let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
         out.push(Drift {

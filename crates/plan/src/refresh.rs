@@ -107,7 +107,9 @@ pub fn refresh(state: &State, model: &Model, observed: &BTreeMap<String, Observe
                 current.groups.iter().filter_map(|name| mine.iter().copied().find(|g| &g.name == name)).collect();
             let Some(first) = live.first() else { continue };
             let o = &first.settings;
-            let applied = new.settings.clone();
+            // Sensitive tags are recorded as digests: a cloud value with the same digest is the
+            // value recorded.
+            let applied = drydock_state::reveal_tags(&new.settings, live.iter().map(|g| &g.settings.tags));
             let s = &mut new.settings;
             if sn.role != Role::ControlPlane {
                 if o.min != applied.min {

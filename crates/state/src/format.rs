@@ -91,7 +91,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<crate::journal::Record, serde_json:
 /// Format version 1 (drydock 0.1): the persisted types and their mapping to the in-memory ones.
 /// Frozen: a change here is a new format version.
 mod v1 {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use drydock_model as model;
     use serde::{Deserialize, Serialize};
@@ -209,6 +209,11 @@ mod v1 {
         /// generation's spec (a change made in place), and read as those when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub labels: Option<BTreeMap<String, String>>,
+        /// The tags whose values are sensitive: `tags` holds a digest of each (see
+        /// [`crate::sensitive_digest`]). Absent when there is none, so states without them
+        /// read and write as before.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        pub sensitive_tags: BTreeSet<String>,
     }
 
     /// The labels of a generation's recorded spec (none if it records them otherwise, as a
@@ -622,7 +627,14 @@ mod v1 {
                 min: s.min,
                 max: s.max,
                 desired: s.desired,
-                tags: s.tags.clone(),
+                tags: s
+                    .tags
+                    .iter()
+                    .map(|(k, v)| match s.sensitive_tags.contains(k) {
+                        true => (k.clone(), crate::sensitive_digest(v)),
+                        false => (k.clone(), v.clone()),
+                    })
+                    .collect(),
                 subnets: s.subnets.clone(),
                 health: Health {
                     check: match s.health.check {
@@ -643,6 +655,7 @@ mod v1 {
                 },
                 drain: Drain::from(&s.drain),
                 labels: Some(s.labels.clone()),
+                sensitive_tags: s.sensitive_tags.clone(),
             }
         }
     }
@@ -674,6 +687,7 @@ mod v1 {
                 },
                 drain: s.drain.into(),
                 labels: s.labels.unwrap_or_default(),
+                sensitive_tags: s.sensitive_tags,
             }
         }
     }

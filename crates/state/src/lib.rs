@@ -24,6 +24,47 @@ use drydock_model::{NodeSettings, Role};
 
 pub use format::FORMAT_VERSION;
 
+/// How the state records a sensitive tag's value: `(sensitive: sha256 DIGEST)`, the first 6
+/// bytes (12 hex digits) of the SHA-256 of the value. A value that already is such a digest
+/// is kept as it is.
+pub fn sensitive_digest(value: &str) -> String {
+    use sha2::Digest as _;
+    if is_sensitive_digest(value) {
+        return value.to_string();
+    }
+    let digest = sha2::Sha256::digest(value.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("(sensitive: sha256 {hex})")
+}
+
+/// Whether `value` is a digest written by [`sensitive_digest`].
+pub fn is_sensitive_digest(value: &str) -> bool {
+    value
+        .strip_prefix("(sensitive: sha256 ")
+        .and_then(|v| v.strip_suffix(')'))
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The settings recorded in the state with the sensitive tags' digests put back to the
+/// values they stand for, where one is known: the configured value, or a value a cloud group
+/// carries, whose digest is the one recorded. A digest no known value matches stays.
+pub fn reveal_tags<'a>(
+    recorded: &NodeSettings,
+    known: impl IntoIterator<Item = &'a std::collections::BTreeMap<String, String>> + Clone,
+) -> NodeSettings {
+    let mut out = recorded.clone();
+    for (k, v) in out.tags.iter_mut() {
+        if !is_sensitive_digest(v) {
+            continue;
+        }
+        let found = known.clone().into_iter().filter_map(|tags| tags.get(k)).find(|c| sensitive_digest(c) == *v);
+        if let Some(clear) = found {
+            *v = clear.clone();
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {
     pub format_version: u32,

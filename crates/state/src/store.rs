@@ -1046,6 +1046,7 @@ mod tests {
             },
             drain: Default::default(),
             labels: Default::default(),
+            sensitive_tags: Default::default(),
         };
         let workers = NodeGroupState {
             name: "workers".to_string(),

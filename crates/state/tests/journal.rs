@@ -38,6 +38,7 @@ fn settings() -> NodeSettings {
         },
         drain: Default::default(),
         labels: Default::default(),
+        sensitive_tags: Default::default(),
     }
 }
 
