@@ -1298,6 +1298,39 @@ impl<'s> Cx<'s> {
         }
     }
 
+    /// Every tag must be one the cloud takes and not one drydock sets itself
+    /// (`kcl::invalid_value`): a key of 1 to 128 characters, a value of at most 256, and no key
+    /// under `aws:` (reserved by AWS) or `drydock:` (the ownership tags drydock writes on every
+    /// group, which a tag of the configuration would contradict). `kubernetes.io/cluster/NAME`
+    /// may be set (to `shared`, say) over drydock's `owned`.
+    fn check_tags(&mut self, f: &Field) {
+        let Value::Object(tags) = &f.value else {
+            return;
+        };
+        for (key, value) in tags {
+            let value = text_of(value);
+            let reserved = ["aws:", "drydock:"].into_iter().find(|p| key.starts_with(p));
+            let why = if key.is_empty() {
+                "a tag key cannot be empty".to_string()
+            } else if let Some(prefix) = reserved {
+                let whose = if prefix == "aws:" { "AWS" } else { "drydock's ownership tags" };
+                format!("a tag key cannot begin with `{prefix}`: it is reserved for {whose}")
+            } else if key.chars().count() > 128 {
+                "a tag key is at most 128 characters".to_string()
+            } else if value.chars().count() > 256 {
+                "a tag value is at most 256 characters".to_string()
+            } else {
+                continue;
+            };
+            let message = if f.sensitive {
+                format!("a tag of these sensitive tags cannot be used: {why}")
+            } else {
+                format!("tag {} cannot be used: {why}", shown_text(key))
+            };
+            self.err(Diagnostic::new("kcl::invalid_value", f.span, message).label("in these tags"));
+        }
+    }
+
     /// Two node groups whose cloud group names would coincide (`kcl::name_collision`): their
     /// [`NodeGroup::cloud_name_part`]s are equal, so the same generation would be given the same
     /// group name twice. Names are global in a cloud account, so this holds across providers.
@@ -1411,6 +1444,9 @@ impl<'s> Cx<'s> {
             }
         };
         let tags = str_map(layer.get("tags"));
+        if let Some(f) = layer.get("tags") {
+            self.check_tags(f);
+        }
         let disruption_budget = int_or_pct(layer.get("disruption_budget")).unwrap_or(IntOrPercent::Percent(10.0));
         let subnets = match view.block("network") {
             None if block.blocks().any(|b| b.kind.name == "network") => vec![], // already reported
@@ -1682,7 +1718,18 @@ impl<'s> Cx<'s> {
             _ => Role::Worker,
         };
         let image = match get("image") {
-            Some(f) => str_of(&f.value),
+            Some(f) => {
+                let image = str_of(&f.value);
+                // (A value that failed to evaluate was reported already.)
+                if matches!(&f.value, Value::String(s) if s.trim().is_empty()) {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", f.span, "image is empty")
+                            .label("no image")
+                            .help("name the machine image the nodes boot, as in image = \"img-…\""),
+                    );
+                }
+                image
+            }
             None => {
                 self.err(
                     missing(header, &what(), "image", " = \"img-…\"")
@@ -1705,12 +1752,23 @@ impl<'s> Cx<'s> {
                 );
                 vec![]
             }
-            (Some(a), None) => vec![str_of(&a.value)],
+            (Some(a), None) => {
+                let t = str_of(&a.value);
+                if matches!(&a.value, Value::String(s) if s.trim().is_empty()) {
+                    self.err(Diagnostic::new("kcl::invalid_value", a.span, "instance_type is empty").label("no type"));
+                }
+                vec![t]
+            }
             (None, Some(b)) => {
                 let l = str_list(Some(b));
                 if l.is_empty() {
                     self.err(
                         Diagnostic::new("kcl::invalid_value", b.span, "instance_types is empty").label("no types"),
+                    );
+                } else if l.iter().any(|t| t.trim().is_empty()) {
+                    self.err(
+                        Diagnostic::new("kcl::invalid_value", b.span, "instance_types holds an empty type")
+                            .label("an empty string"),
                     );
                 }
                 l
@@ -1810,6 +1868,9 @@ impl<'s> Cx<'s> {
         }
         if let Some(f) = get("labels") {
             self.check_labels(f);
+        }
+        if let Some(f) = get("tags") {
+            self.check_tags(f);
         }
         let pct_check = |cx: &mut Self, k: &str| {
             if let Some(Field { value: Value::Percent(p), span, .. }) = get(k) {

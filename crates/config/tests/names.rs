@@ -373,3 +373,35 @@ fn the_examples_still_validate() {
     }
     assert!(seen >= 3, "found only {seen} examples");
 }
+
+/// Tags the cloud refuses or that drydock sets itself, and an empty image or instance type,
+/// are refused by `validate`, not half-way through an apply; a sensitive tag is not shown.
+#[test]
+fn tags_and_empty_strings_that_cannot_be_used() {
+    let src = format!(
+        "{SIM}variable \"secret\" {{\n  type      = string\n  default   = \"aws:hunter2\"\n  sensitive = true\n}}\n{}",
+        cluster(
+            "\"demo\"",
+            "  tags = { \"drydock:lineage\" = \"x\", ok = \"y\", \"kubernetes.io/cluster/demo\" = \"shared\" }\n",
+            &(group("\"w\"", &format!("    tags = {{ \"\" = \"a\", \"aws:cloudformation:x\" = \"b\", long = \"{}\" }}\n", "v".repeat(257)))
+                + &group("\"s\"", "    tags = { (var.secret) = \"1\" }\n")
+                + "  node_group \"e\" {\n    image         = \"\"\n    instance_type = \" \"\n    size          = 1\n  }\n"
+                + "  node_group \"f\" {\n    image          = \"img\"\n    instance_types = [\"m6i.large\", \"\"]\n    size           = 1\n  }\n")
+        )
+    );
+    let out = errors(&src);
+    assert!(!out.contains("hunter2"), "{out}");
+    check(
+        &src,
+        expect![[r#"
+            kcl::invalid_value: tag "drydock:lineage" cannot be used: a tag key cannot begin with `drydock:`: it is reserved for drydock's ownership tags (at `{ "drydock:lineage" = "x", ok = "y", "kubernetes.io/cluster/demo" = "shared" }`: in these tags)
+            kcl::invalid_value: tag "" cannot be used: a tag key cannot be empty (at `{ "" = "a", "aws:cloudformation:x" = "b", long = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv" }`: in these tags)
+            kcl::invalid_value: tag "aws:cloudformation:x" cannot be used: a tag key cannot begin with `aws:`: it is reserved for AWS (at `{ "" = "a", "aws:cloudformation:x" = "b", long = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv" }`: in these tags)
+            kcl::invalid_value: tag "long" cannot be used: a tag value is at most 256 characters (at `{ "" = "a", "aws:cloudformation:x" = "b", long = "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv" }`: in these tags)
+            kcl::invalid_value: a tag of these sensitive tags cannot be used: a tag key cannot begin with `aws:`: it is reserved for AWS (at `{ (var.secret) = "1" }`: in these tags)
+            kcl::invalid_value: image is empty (at `""`: no image)
+            kcl::invalid_value: instance_type is empty (at `" "`: no type)
+            kcl::invalid_value: instance_types holds an empty type (at `["m6i.large", ""]`: an empty string)
+        "#]],
+    );
+}
