@@ -551,3 +551,66 @@ fn a_sensitive_tag_never_shows() {
     assert!(secrets.iter().all(|s| !log.contains(s)), "{log}");
     assert!(secrets.iter().all(|s| !state().contains(s)), "{}", state());
 }
+
+/// Every single edit of a saved rollout plan — each value in it changed in turn — is refused
+/// before any cloud call, but for the drains' forecast of Node names, pods and blockers, which
+/// the drain looks at again when it runs (the README says so). The version of drydock that
+/// made it counts too, as in Terraform.
+#[test]
+fn every_edit_of_a_saved_plan_is_refused() {
+    fn leaves(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    path.push(k.clone());
+                    leaves(x, path, out);
+                    path.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    path.push(i.to_string());
+                    leaves(x, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(path.clone()),
+        }
+    }
+    fn at<'v>(v: &'v mut Value, path: &[String]) -> &'v mut Value {
+        path.iter().fold(v, |v, k| match v {
+            Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            other => &mut other[k.as_str()],
+        })
+    }
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    ok(d, &["plan", ".", "--var", "worker_image=img-2", "--out", "r.plan"]);
+    let plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("r.plan")).unwrap()).unwrap();
+    let mut paths = vec![];
+    leaves(&plan, &mut vec![], &mut paths);
+    let forecast = |p: &[String]| {
+        p.iter().any(|k| k == "drains") && p.iter().any(|k| matches!(k.as_str(), "node" | "pods" | "blockers"))
+    };
+    let before = (common::machine::state_file(d), status(d));
+    let mut tried = 0;
+    for path in paths.iter().filter(|p| !forecast(p)) {
+        let mut p = plan.clone();
+        let leaf = at(&mut p, path);
+        *leaf = match leaf.clone() {
+            Value::Bool(b) => Value::Bool(!b),
+            Value::Number(n) => (n.as_f64().unwrap() + 1.0).into(),
+            Value::String(s) => format!("{s}x").into(),
+            _ => 1.into(),
+        };
+        std::fs::write(d.join("edited.plan"), p.to_string()).unwrap();
+        let out = dd(d, &["apply", "edited.plan"]);
+        no_panic(&out, &path.join("."));
+        assert_eq!(out.status.code(), Some(1), "{} was accepted", path.join("."));
+        tried += 1;
+    }
+    assert!(tried > 80, "only {tried} values");
+    assert_eq!((common::machine::state_file(d), status(d)), before, "an edited plan touched the state or the cloud");
+    ok(d, &["apply", "r.plan"]);
+}

@@ -171,9 +171,9 @@ pub fn etcd_clients(model: &Model, config_dir: &Path, kubes: &Kubes) -> Result<E
             match f {
                 None => Ok(None),
                 // PEM files of a few KB; a device or a FIFO named here is refused, not read.
-                Some(p) => drydock_fsutil::read_bounded(&resolve(p, config_dir), 1 << 20)
-                    .map(Some)
-                    .map_err(|e| format!("{}: kubernetes.etcd.{what} {p}: {}", c.address, drydock_config::io_msg(&e))),
+                Some(p) => drydock_config::read_text(&resolve(p, config_dir), 1 << 20)
+                    .map(|pem| Some(pem.into_bytes()))
+                    .map_err(|e| format!("{}: kubernetes.etcd.{what} {p}: {e}", c.address)),
             }
         };
         let (ca, cert, key) = (

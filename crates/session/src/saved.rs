@@ -57,6 +57,13 @@ pub fn check_saved(plan: &Plan, ws: &Workspace, state: Option<&State>) -> Result
         (None, Some(_)) => return Err("the saved plan was made against a state that no longer exists; make a new plan".into()),
         _ => {}
     }
+    if plan.drydock_version != env!("CARGO_PKG_VERSION") {
+        return Err(format!(
+            "the saved plan was made by drydock {}, and this is drydock {}; make a new plan with this one",
+            plan.drydock_version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
     if plan.config_digest != ws.digest {
         return Err("the configuration changed since the plan was made; make a new plan".into());
     }
@@ -192,10 +199,16 @@ pub fn difference(saved: &Plan, now: &Plan) -> Option<String> {
     if saved.destroy != now.destroy {
         return Some("one destroys, the other does not".into());
     }
+    // Which instances each wave drains (and the etcd member it removes) follow from the
+    // waves and the cloud, and are compared; the Node names, the pods on them and what blocks
+    // their eviction move on their own between plan and apply (the drain looks at them again
+    // when it runs), and are not.
     let strip = |c: &drydock_plan::Change| {
         let mut c = c.clone();
-        for w in &mut c.waves {
-            w.drains.clear();
+        for d in c.waves.iter_mut().flat_map(|w| w.drains.iter_mut()) {
+            d.node = None;
+            d.pods = 0;
+            d.blockers.clear();
         }
         c
     };
