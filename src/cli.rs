@@ -292,7 +292,7 @@ pub enum SimCommand {
         /// Only in this cluster (its name or `name["key"]`).
         #[arg(long, requires = "node_group")]
         cluster: Option<String>,
-        #[arg(long, default_value_t = 1, requires = "node_group")]
+        #[arg(long, default_value_t = 1, requires = "node_group", value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
         #[arg(long, conflicts_with = "zone")]
         instance: Option<String>,

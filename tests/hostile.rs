@@ -272,7 +272,18 @@ fn errors_are_reported_not_swallowed() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no group of the simulated cloud uses zone zone-nowhere") && err.contains("zone-a"), "{err}");
+    let out = dd(d, &["sim", "restore-zone", ".", "zone-nowhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no group of the simulated cloud uses zone zone-nowhere"));
+    // Counts that ask for nothing are usage errors, not a silent success.
+    for args in [&["sim", "fail", ".", "--node-group", "workers", "--count", "0"][..], &["watch", ".", "--rounds", "0"]]
+    {
+        let out = dd(d, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("0 is not in 1.."), "{args:?}");
+    }
     ok(d, &["sim", "fail", ".", "--zone", "zone-a"]);
+    ok(d, &["sim", "restore-zone", ".", "zone-a"]);
 }
 
 /// A saved plan applies what it shows or nothing: an edited spec, a create turned into a

@@ -33,8 +33,8 @@ pub struct WatchArgs {
     /// Run one round and exit.
     #[arg(long)]
     pub once: bool,
-    /// Stop after this many rounds.
-    #[arg(long)]
+    /// Stop after this many rounds (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub rounds: Option<u64>,
     /// Print events as JSON lines on stdout.
     #[arg(long)]

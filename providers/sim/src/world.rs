@@ -568,7 +568,7 @@ impl World {
             }
             Op::Fail(target) => self.fail(target).map(Outcome::Crashed).map_err(Failure::Sim),
             Op::ScheduleFail { target, after_ms } => Ok(Outcome::Time(self.schedule_fail(target.clone(), *after_ms))),
-            Op::RestoreZone { zone } => Ok(Outcome::Restored(self.restore_zone(zone))),
+            Op::RestoreZone { zone } => self.restore_zone(zone).map(Outcome::Restored).map_err(Failure::Sim),
             Op::PatchNode { cluster, name, change } => {
                 self.api_patch_node(cluster, name, change).map(|n| Outcome::Node(Box::new(n))).map_err(Failure::Kube)
             }
@@ -1298,16 +1298,7 @@ impl World {
             }
             FailTarget::Zone(zone) => {
                 // A zone no group uses is a typo, not an outage worth simulating.
-                let known: BTreeSet<String> =
-                    self.groups.values().flat_map(|g| g.settings.subnets.iter().map(|s| zone_of(s))).collect();
-                if !known.contains(zone) {
-                    let known = if known.is_empty() {
-                        "none (no group exists)".to_string()
-                    } else {
-                        known.into_iter().collect::<Vec<_>>().join(", ")
-                    };
-                    return Err(SimError::UnknownZone { zone: zone.clone(), known });
-                }
+                self.known_zone(zone)?;
                 self.zones_down.insert(zone.clone());
                 let mut crashed = Vec::new();
                 for (name, seq) in self.select(|_, i| i.instance.zone == *zone && crashable(i)) {
@@ -1350,9 +1341,12 @@ impl World {
 
     /// Brings a zone back: instances stuck pending there boot from now. Returns whether the
     /// zone was down.
-    pub fn restore_zone(&mut self, zone: &str) -> bool {
+    /// Brings zone `zone` back: `false` when it was not down; a zone no group uses (and that
+    /// is not down) is a typo, refused as `sim fail --zone` refuses it.
+    pub fn restore_zone(&mut self, zone: &str) -> Result<bool, SimError> {
         if !self.zones_down.remove(zone) {
-            return false;
+            self.known_zone(zone)?;
+            return Ok(false);
         }
         let boot_at = self.now_ms.saturating_add(self.config.boot_time_ms.max(1));
         let stuck = self.select(|_, i| {
@@ -1362,7 +1356,22 @@ impl World {
             self.change(&name, seq, |i, _, _, _| i.boot_at_ms = Some(boot_at));
         }
         self.settle();
-        true
+        Ok(true)
+    }
+
+    /// `Ok` when a group of the world uses zone `zone`.
+    fn known_zone(&self, zone: &str) -> Result<(), SimError> {
+        let known: BTreeSet<String> =
+            self.groups.values().flat_map(|g| g.settings.subnets.iter().map(|s| zone_of(s))).collect();
+        if known.contains(zone) {
+            return Ok(());
+        }
+        let known = if known.is_empty() {
+            "none (no group exists)".to_string()
+        } else {
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        Err(SimError::UnknownZone { zone: zone.to_string(), known })
     }
 
     pub fn status(&self) -> Status {
