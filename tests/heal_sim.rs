@@ -635,3 +635,45 @@ fn an_interrupted_apply_is_reported_as_such_not_as_changes_outside_drydock() {
     }
     assert!(interrupted >= 5, "only {interrupted} crash points left the rollout interrupted");
 }
+
+/// Subnets, the health check and its grace period changed by hand are drift that apply
+/// restores in place (no node replaced), and then nothing is left to do.
+#[test]
+fn subnets_and_health_settings_changed_by_hand_are_drift_that_apply_restores() {
+    let dir = quickstart();
+    let d = dir.path();
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let instances = |d: &Path| -> BTreeSet<String> {
+        let s = status(d);
+        groups_of(&s, "workers")
+            .iter()
+            .flat_map(|g| live(g))
+            .filter_map(|i| i["id"].as_str())
+            .map(String::from)
+            .collect()
+    };
+    let before = instances(d);
+    let name = edit_group(d, "workers", |s| {
+        s.subnets = vec!["subnet-a".into()];
+        s.health_check = drydock_provider::HealthCheck::Elb;
+        s.grace_period_ms += 60_000;
+    });
+    let (code, p) = plan_detailed(d, &["."]);
+    assert_eq!(code, Some(2), "drift to repair exits 2: {p}");
+    let paths: BTreeSet<&str> = drift_of(&p, WORKERS)
+        .iter()
+        .filter(|d| d["action"] == "restored in place by apply")
+        .filter_map(|d| d["path"].as_str())
+        .collect();
+    assert_eq!(paths, BTreeSet::from(["subnets", "health.check", "health.grace_period"]), "{p}");
+    ok(d, &["apply", ".", "--auto-approve"]);
+    let s = rt().block_on(async {
+        let observed = cloud(d).observe(&lineage(d)).await.unwrap();
+        observed.groups.iter().find(|g| g.name == name).unwrap().settings.clone()
+    });
+    assert_eq!(s.subnets, ["subnet-a", "subnet-b", "subnet-c"], "{s:?}");
+    assert_eq!(s.health_check, drydock_provider::HealthCheck::Ec2);
+    assert_eq!(instances(d), before, "no node was replaced");
+    let out = dd(d, &["plan", ".", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
