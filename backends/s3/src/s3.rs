@@ -107,6 +107,16 @@ impl ObjectStore for S3Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(self.error("GetObject", key, e)),
         };
+        // A state, its journal records and its lock are small; an object over the local state
+        // file's limit is refused before its body is read, so memory stays bounded.
+        const MAX_OBJECT_BYTES: i64 = 512 << 20;
+        if let Some(size) = out.content_length().filter(|n| *n > MAX_OBJECT_BYTES) {
+            return Err(StoreError::Other(format!(
+                "S3 GetObject of {}: the object has {size} bytes, more than the limit of {} MiB for a state",
+                self.describe(key),
+                MAX_OBJECT_BYTES >> 20
+            )));
+        }
         let etag = out.e_tag().unwrap_or_default().to_string();
         let version_id = out.version_id().map(str::to_string);
         let bytes = out
