@@ -597,8 +597,11 @@ fn every_edit_of_a_saved_plan_is_refused() {
     let dir = quickstart();
     let d = dir.path();
     ok(d, &["apply", ".", "--auto-approve"]);
-    ok(d, &["plan", ".", "--var", "worker_image=img-2", "--out", "r.plan"]);
+    // Targeted, so that it carries a warning too.
+    let target = "cluster.demo.node_group.workers";
+    ok(d, &["plan", ".", "--var", "worker_image=img-2", "--target", target, "--out", "r.plan"]);
     let plan: Value = serde_json::from_str(&std::fs::read_to_string(d.join("r.plan")).unwrap()).unwrap();
+    assert!(!plan["warnings"].as_array().unwrap().is_empty(), "{plan}");
     let mut paths = vec![];
     leaves(&plan, &mut vec![], &mut paths);
     let forecast = |p: &[String]| {
