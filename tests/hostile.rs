@@ -479,8 +479,12 @@ fn a_sensitive_tag_never_shows() {
             "variable \"token\" {\n  type      = string\n  sensitive = true\n  default   = \"SEKRIT-ONE\"\n}\n\nvariable \"worker_image\" {",
         )
         .replace("  tags               = local.tags", "  tags               = merge(local.tags, { token = var.token })")
-        .replace("    desired       = 4", "    desired       = 4\n    tags          = { \"pool-token\" = \"x-${var.token}\" }");
-    assert!(kcl.contains("pool-token") && kcl.contains("merge(local.tags"), "the quickstart changed");
+        .replace("    desired       = 4", "    desired       = 4\n    tags          = { \"pool-token\" = \"x-${var.token}\" }")
+        .replace("\"node.kubernetes.io/pool\" = \"general\" }", "\"node.kubernetes.io/pool\" = \"general\", tok = var.token }");
+    assert!(
+        kcl.contains("pool-token") && kcl.contains("merge(local.tags") && kcl.contains("tok = var.token"),
+        "the quickstart changed"
+    );
     std::fs::write(d.join("cluster.kcl"), kcl).unwrap();
     let secrets = ["SEKRIT-ONE", "SEKRIT-TWO", "SEKRIT-ENV"];
     let clean = |what: &str, out: &Output| {

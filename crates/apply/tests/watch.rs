@@ -48,6 +48,7 @@ fn settings(max_unhealthy: IntOrPercent) -> NodeSettings {
         drain: Default::default(),
         labels: Default::default(),
         sensitive_tags: Default::default(),
+        sensitive_labels: Default::default(),
     }
 }
 

@@ -1990,6 +1990,7 @@ impl<'s> Cx<'s> {
                 drain,
                 labels: str_map(get("labels")),
                 sensitive_tags: Default::default(),
+                sensitive_labels: Default::default(),
             },
             sensitive: layer.sensitive_paths("").collect(),
             span: header,

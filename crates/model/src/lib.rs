@@ -145,6 +145,9 @@ pub struct NodeSettings {
     /// digest of those values, never the value.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub sensitive_tags: BTreeSet<String>,
+    /// The same for `labels`.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sensitive_labels: BTreeSet<String>,
 }
 
 /// How a node is drained before its instance is terminated: evictions that respect

@@ -524,12 +524,15 @@ fn group_settings(s: &NodeSettings, desired: u32, subnets: Vec<String>, min: u32
 /// Whether an attribute path of a node group's groups derives from a sensitive variable: set
 /// in the node group from one, or (tags, subnets) inherited from a cluster attribute that is.
 /// The settings the configuration gives a node group's groups: the cluster's tags under the
-/// node group's own, and which of them are sensitive (the state keeps only their digest).
+/// node group's own, and which of them, and of its labels, are sensitive (the state keeps only
+/// their digest).
 pub(crate) fn configured_settings(cluster: &Cluster, ng: &NodeGroup) -> NodeSettings {
     let tags: BTreeMap<String, String> =
         cluster.tags.iter().chain(&ng.settings.tags).map(|(k, v)| (k.clone(), v.clone())).collect();
     let sensitive_tags = tags.keys().filter(|k| sensitive_path(cluster, ng, &format!("tags.{k}"))).cloned().collect();
-    NodeSettings { tags, sensitive_tags, ..ng.settings.clone() }
+    let sensitive_labels =
+        ng.settings.labels.keys().filter(|k| sensitive_path(cluster, ng, &format!("labels.{k}"))).cloned().collect();
+    NodeSettings { tags, sensitive_tags, sensitive_labels, ..ng.settings.clone() }
 }
 
 /// Whether a node group's attribute or setting at `path` (`tags.team`, `subnets`,
@@ -908,11 +911,12 @@ fn plan_node_group(
         actual.iter().flat_map(|a| a.groups.iter()).map(|g| &g.settings.tags).collect();
     let known = std::iter::once(&configured.tags).chain(observed_tags.iter().copied());
     let effective = match input.settings.get(&ng.address) {
-        Some(applied) => drydock_state::reveal_tags(applied, known.clone()),
+        Some(applied) => drydock_state::reveal_settings(applied, known.clone(), &configured.labels),
         None => configured.clone(),
     };
     let s = &effective;
-    let recorded: Option<NodeSettings> = state_ng.map(|n| drydock_state::reveal_tags(&n.settings, known));
+    let recorded: Option<NodeSettings> =
+        state_ng.map(|n| drydock_state::reveal_settings(&n.settings, known, &configured.labels));
     let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
     let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
     let replicas = match (ng.role, s.desired) {
@@ -1247,7 +1251,7 @@ fn detect_drift(
     }
     let configured = configured_settings(cluster, ng);
     let known = std::iter::once(&configured.tags).chain(mine.iter().map(|g| &g.settings.tags));
-    let applied = &drydock_state::reveal_tags(&sn.settings, known);
+    let applied = &drydock_state::reveal_settings(&sn.settings, known, &configured.labels);
     let mut out = vec![];
     let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
         out.push(Drift {

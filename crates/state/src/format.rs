@@ -214,6 +214,9 @@ mod v1 {
         /// read and write as before.
         #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
         pub sensitive_tags: BTreeSet<String>,
+        /// The same for `labels`.
+        #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+        pub sensitive_labels: BTreeSet<String>,
     }
 
     /// The labels of a generation's recorded spec (none if it records them otherwise, as a
@@ -621,20 +624,23 @@ mod v1 {
         }
     }
 
+    /// `map` with the values of the `sensitive` keys as their digests.
+    fn digested(map: &BTreeMap<String, String>, sensitive: &BTreeSet<String>) -> BTreeMap<String, String> {
+        map.iter()
+            .map(|(k, v)| match sensitive.contains(k) {
+                true => (k.clone(), crate::sensitive_digest(v)),
+                false => (k.clone(), v.clone()),
+            })
+            .collect()
+    }
+
     impl From<&model::NodeSettings> for Settings {
         fn from(s: &model::NodeSettings) -> Settings {
             Settings {
                 min: s.min,
                 max: s.max,
                 desired: s.desired,
-                tags: s
-                    .tags
-                    .iter()
-                    .map(|(k, v)| match s.sensitive_tags.contains(k) {
-                        true => (k.clone(), crate::sensitive_digest(v)),
-                        false => (k.clone(), v.clone()),
-                    })
-                    .collect(),
+                tags: digested(&s.tags, &s.sensitive_tags),
                 subnets: s.subnets.clone(),
                 health: Health {
                     check: match s.health.check {
@@ -654,8 +660,9 @@ mod v1 {
                     min_ready_ms: s.rollout.min_ready_ms,
                 },
                 drain: Drain::from(&s.drain),
-                labels: Some(s.labels.clone()),
+                labels: Some(digested(&s.labels, &s.sensitive_labels)),
                 sensitive_tags: s.sensitive_tags.clone(),
+                sensitive_labels: s.sensitive_labels.clone(),
             }
         }
     }
@@ -688,6 +695,7 @@ mod v1 {
                 drain: s.drain.into(),
                 labels: s.labels.unwrap_or_default(),
                 sensitive_tags: s.sensitive_tags,
+                sensitive_labels: s.sensitive_labels,
             }
         }
     }

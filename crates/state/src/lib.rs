@@ -50,19 +50,38 @@ pub fn is_sensitive_digest(value: &str) -> bool {
 /// carries, whose digest is the one recorded. A digest no known value matches stays.
 pub fn reveal_tags<'a>(
     recorded: &NodeSettings,
-    known: impl IntoIterator<Item = &'a std::collections::BTreeMap<String, String>> + Clone,
+    known: impl IntoIterator<Item = &'a BTreeMap<String, String>> + Clone,
 ) -> NodeSettings {
     let mut out = recorded.clone();
-    for (k, v) in out.tags.iter_mut() {
+    reveal(&mut out.tags, known);
+    out
+}
+
+/// [`reveal_tags`] for both maps: the tags from `known_tags`, the labels from `known_labels`
+/// (the configured labels; the cloud's groups carry none).
+pub fn reveal_settings<'a>(
+    recorded: &NodeSettings,
+    known_tags: impl IntoIterator<Item = &'a BTreeMap<String, String>> + Clone,
+    known_labels: &BTreeMap<String, String>,
+) -> NodeSettings {
+    let mut out = reveal_tags(recorded, known_tags);
+    reveal(&mut out.labels, [known_labels]);
+    out
+}
+
+fn reveal<'a>(
+    map: &mut BTreeMap<String, String>,
+    known: impl IntoIterator<Item = &'a BTreeMap<String, String>> + Clone,
+) {
+    for (k, v) in map.iter_mut() {
         if !is_sensitive_digest(v) {
             continue;
         }
-        let found = known.clone().into_iter().filter_map(|tags| tags.get(k)).find(|c| sensitive_digest(c) == *v);
+        let found = known.clone().into_iter().filter_map(|m| m.get(k)).find(|c| sensitive_digest(c) == *v);
         if let Some(clear) = found {
             *v = clear.clone();
         }
     }
-    out
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1047,6 +1047,7 @@ mod tests {
             drain: Default::default(),
             labels: Default::default(),
             sensitive_tags: Default::default(),
+            sensitive_labels: Default::default(),
         };
         let workers = NodeGroupState {
             name: "workers".to_string(),

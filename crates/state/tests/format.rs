@@ -21,7 +21,7 @@ fn version_1_is_read_and_written_back_unchanged() {
     let workers = state.node_group("cluster.demo", "cluster.demo.node_group.workers[\"a\"]").unwrap();
     assert!(workers.unfinished);
     assert_eq!(workers.current().unwrap().id, "2222222222");
-    expect![[r#"NodeSettings { min: 2, max: 10, desired: None, tags: {"team": "infra"}, subnets: [], health: Health { check: Elb, grace_period_ms: 0, max_unhealthy: Percent(40.5), unhealthy_timeout_ms: 0, startup_timeout_ms: 1000, node_startup_timeout_ms: 600000 }, rollout: Rollout { max_surge: Percent(25.0), max_unavailable: Percent(0.0), health_timeout_ms: 1, min_ready_ms: 0 }, drain: Drain { timeout_ms: 900000, on_timeout: Fail, grace_period_s: None }, labels: {}, sensitive_tags: {} }"#]]
+    expect![[r#"NodeSettings { min: 2, max: 10, desired: None, tags: {"team": "infra"}, subnets: [], health: Health { check: Elb, grace_period_ms: 0, max_unhealthy: Percent(40.5), unhealthy_timeout_ms: 0, startup_timeout_ms: 1000, node_startup_timeout_ms: 600000 }, rollout: Rollout { max_surge: Percent(25.0), max_unavailable: Percent(0.0), health_timeout_ms: 1, min_ready_ms: 0 }, drain: Drain { timeout_ms: 900000, on_timeout: Fail, grace_period_s: None }, labels: {}, sensitive_tags: {}, sensitive_labels: {} }"#]]
     .assert_eq(&format!("{:?}", workers.settings));
     assert_eq!(state.journal.len(), 1);
     assert_eq!(state.journal[0].op, "terminate_instances");

@@ -62,6 +62,7 @@ fn settings(min: u32, max: u32, desired: Option<u32>, surge: IntOrPercent) -> No
         drain: Default::default(),
         labels: Default::default(),
         sensitive_tags: Default::default(),
+        sensitive_labels: Default::default(),
     }
 }
 

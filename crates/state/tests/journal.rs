@@ -39,6 +39,7 @@ fn settings() -> NodeSettings {
         drain: Default::default(),
         labels: Default::default(),
         sensitive_tags: Default::default(),
+        sensitive_labels: Default::default(),
     }
 }
 
