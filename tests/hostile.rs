@@ -562,6 +562,28 @@ fn a_sensitive_tag_never_shows() {
     let tokens = cloud_tag(None);
     assert!(tokens.iter().all(|t| t.as_deref() == Some("SEKRIT-ONE")), "watch restored the tag: {tokens:?}");
     assert!(ok(d, &["plan", "."]).contains("No changes."));
+    // A group deleted by hand while another value is configured: the applied value is a
+    // secret drydock never kept, so watch leaves the repair to plan and apply (saying so), and
+    // no digest reaches the cloud in its place.
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        use drydock_provider::Provider as _;
+        let sim = drydock_sim::SimProvider::new(
+            d.join(".drydock/sim-world.json"),
+            drydock_sim::SimConfig::default(),
+            drydock_sim::ClockMode::Virtual,
+        );
+        let groups = sim.observe(&lineage).await.unwrap().groups;
+        // The control plane's specs hold nothing sensitive, so watch restores its applied state.
+        let g = groups.iter().find(|g| g.ownership.node_group == "control-plane").unwrap();
+        sim.delete_group(&g.name).await.unwrap();
+    });
+    let watched = clean("watch", &dd(d, &["watch", ".", "--once", "--json", "--var", "token=SEKRIT-TWO"]));
+    assert!(watched.contains("the configuration differs from what was applied"), "{watched}");
+    let tokens = cloud_tag(None);
+    assert!(tokens.iter().all(|t| t.as_deref().is_some_and(|t| !t.contains("sha256"))), "{tokens:?}");
+    clean("apply", &dd(d, &["apply", ".", "--auto-approve", "--var", "token=SEKRIT-TWO"]));
+    let tokens = cloud_tag(None);
+    assert!(tokens.len() == 4 && tokens.iter().all(|t| t.as_deref() == Some("SEKRIT-TWO")), "{tokens:?}");
     let log = std::fs::read_to_string(d.join(".drydock/watch.log")).unwrap_or_default();
     assert!(secrets.iter().all(|s| !log.contains(s)), "{log}");
     assert!(secrets.iter().all(|s| !state().contains(s)), "{}", state());

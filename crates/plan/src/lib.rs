@@ -911,7 +911,20 @@ fn plan_node_group(
         actual.iter().flat_map(|a| a.groups.iter()).map(|g| &g.settings.tags).collect();
     let known = std::iter::once(&configured.tags).chain(observed_tags.iter().copied());
     let effective = match input.settings.get(&ng.address) {
-        Some(applied) => drydock_state::reveal_settings(applied, known.clone(), &configured.labels),
+        Some(applied) => {
+            let mut s = drydock_state::reveal_settings(applied, known.clone(), &configured.labels);
+            // A sensitive value applied before and configured otherwise since: drydock never
+            // kept it, so the configured one stands in rather than its digest reaching a group
+            // or a Node.
+            for (map, want) in [(&mut s.tags, &configured.tags), (&mut s.labels, &configured.labels)] {
+                for (k, v) in map.iter_mut().filter(|(_, v)| drydock_state::is_sensitive_digest(v)) {
+                    if let Some(c) = want.get(k) {
+                        *v = c.clone();
+                    }
+                }
+            }
+            s
+        }
         None => configured.clone(),
     };
     let s = &effective;
