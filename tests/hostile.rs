@@ -518,16 +518,19 @@ fn a_sensitive_tag_never_shows() {
     assert!(clean("plan with DRYDOCK_VAR_token", &out).contains("tags.token = (sensitive)"));
     // Drift: the tag changed by hand on every group.
     let lineage = common::machine::state_file(d)["lineage"].as_str().unwrap().to_string();
+    let sim = || {
+        drydock_sim::SimProvider::new(
+            d.join(".drydock/sim-world.json"),
+            drydock_sim::SimConfig::default(),
+            drydock_sim::ClockMode::Virtual,
+        )
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // Sets the tag on every group by hand (`Some`), and returns the groups' values.
     let cloud_tag = |value: Option<&str>| -> Vec<Option<String>> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             use drydock_provider::Provider as _;
-            let sim = drydock_sim::SimProvider::new(
-                d.join(".drydock/sim-world.json"),
-                drydock_sim::SimConfig::default(),
-                drydock_sim::ClockMode::Virtual,
-            );
+            let sim = sim();
             let mut seen = vec![];
             for g in sim.observe(&lineage).await.unwrap().groups {
                 if let Some(value) = value {
@@ -565,13 +568,9 @@ fn a_sensitive_tag_never_shows() {
     // A group deleted by hand while another value is configured: the applied value is a
     // secret drydock never kept, so watch leaves the repair to plan and apply (saying so), and
     // no digest reaches the cloud in its place.
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    rt.block_on(async {
         use drydock_provider::Provider as _;
-        let sim = drydock_sim::SimProvider::new(
-            d.join(".drydock/sim-world.json"),
-            drydock_sim::SimConfig::default(),
-            drydock_sim::ClockMode::Virtual,
-        );
+        let sim = sim();
         let groups = sim.observe(&lineage).await.unwrap().groups;
         // The control plane's specs hold nothing sensitive, so watch restores its applied state.
         let g = groups.iter().find(|g| g.ownership.node_group == "control-plane").unwrap();
