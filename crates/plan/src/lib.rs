@@ -19,6 +19,7 @@ pub mod kube;
 pub mod refresh;
 pub mod waves;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use drydock_provider::{
@@ -535,6 +536,12 @@ pub(crate) fn configured_settings(cluster: &Cluster, ng: &NodeGroup) -> NodeSett
     NodeSettings { tags, sensitive_tags, sensitive_labels, ..ng.settings.clone() }
 }
 
+/// Whether recorded settings hold sensitive values as digests (most hold none: nothing to
+/// reveal, and nothing to copy).
+fn has_digests(s: &NodeSettings) -> bool {
+    !(s.sensitive_tags.is_empty() && s.sensitive_labels.is_empty())
+}
+
 /// Whether a node group's attribute or setting at `path` (`tags.team`, `subnets`,
 /// `user_data`) derives from a sensitive value: its own (or its defaults'), or the cluster's
 /// that it inherits (`tags`, `network.subnets`, `kubernetes_version`).
@@ -907,29 +914,29 @@ fn plan_node_group(
     // what was applied and a cluster tag changed by hand is drift like any other.
     let configured = configured_settings(cluster, ng);
     // Sensitive tags are recorded as digests: the values they stand for, where known.
-    let observed_tags: Vec<&BTreeMap<String, String>> =
-        actual.iter().flat_map(|a| a.groups.iter()).map(|g| &g.settings.tags).collect();
-    let known = std::iter::once(&configured.tags).chain(observed_tags.iter().copied());
-    let effective = match input.settings.get(&ng.address) {
-        Some(applied) => {
-            let mut s = drydock_state::reveal_settings(applied, known.clone(), &configured.labels);
-            // A sensitive value applied before and configured otherwise since: drydock never
-            // kept it, so the configured one stands in rather than its digest reaching a group
-            // or a Node.
-            for (map, want) in [(&mut s.tags, &configured.tags), (&mut s.labels, &configured.labels)] {
-                for (k, v) in map.iter_mut().filter(|(_, v)| drydock_state::is_sensitive_digest(v)) {
-                    if let Some(c) = want.get(k) {
-                        *v = c.clone();
-                    }
+    let known =
+        std::iter::once(&configured.tags).chain(actual.iter().flat_map(|a| a.groups.iter()).map(|g| &g.settings.tags));
+    // Watch plans from the settings applied (`input.settings`); everything else from the
+    // configuration's.
+    let applied_settings = input.settings.get(&ng.address).map(|applied| {
+        let mut s = drydock_state::reveal_settings(applied, known.clone(), &configured.labels);
+        // A sensitive value applied before and configured otherwise since: drydock never
+        // kept it, so the configured one stands in rather than its digest reaching a group
+        // or a Node.
+        for (map, want) in [(&mut s.tags, &configured.tags), (&mut s.labels, &configured.labels)] {
+            for (k, v) in map.iter_mut().filter(|(_, v)| drydock_state::is_sensitive_digest(v)) {
+                if let Some(c) = want.get(k) {
+                    *v = c.clone();
                 }
             }
-            s
         }
-        None => configured.clone(),
-    };
-    let s = &effective;
-    let recorded: Option<NodeSettings> =
-        state_ng.map(|n| drydock_state::reveal_settings(&n.settings, known, &configured.labels));
+        s
+    });
+    let s = applied_settings.as_ref().unwrap_or(&configured);
+    let recorded: Option<Cow<NodeSettings>> = state_ng.map(|n| match has_digests(&n.settings) {
+        true => Cow::Owned(drydock_state::reveal_settings(&n.settings, known, &configured.labels)),
+        false => Cow::Borrowed(&n.settings),
+    });
     let observed_desired: u32 = actual.iter().flat_map(|a| a.groups.iter()).map(|g| g.settings.desired).sum();
     let members = if ng.role == Role::ControlPlane { Some(s.min as usize) } else { None };
     let replicas = match (ng.role, s.desired) {
@@ -1002,7 +1009,7 @@ fn plan_node_group(
     }
     if old.is_empty() {
         // The generation is current: settings may change in place, missing groups come back.
-        let before_settings = recorded.as_ref();
+        let before_settings = recorded.as_deref();
         change.reasons = settings_changes(before_settings, s, ng, cluster);
         // A state written before it recorded the cluster's tags lacks them: a tag it does not
         // record that every group already carries with the wanted value is nothing to change.
@@ -1041,7 +1048,7 @@ fn plan_node_group(
         // not drift from what the state records (drift is listed as drift): a change of the
         // cluster's tags.
         if let Some(a) = target_actual {
-            let applied_tags = recorded.as_ref().map(|r| &r.tags);
+            let applied_tags = recorded.as_deref().map(|r| &r.tags);
             let mut seen: BTreeSet<String> = change.reasons.iter().map(|r| r.path.clone()).collect();
             for g in &a.groups {
                 let Some(want) = target.groups.iter().find(|t| t.name == g.name) else { continue };
@@ -1118,7 +1125,7 @@ fn plan_node_group(
     };
     // A rollout's labels are its new generation's, shown with the spec's changes.
     change.reasons.extend(
-        settings_changes(recorded.as_ref(), s, ng, cluster)
+        settings_changes(recorded.as_deref(), s, ng, cluster)
             .into_iter()
             .filter(|c| c.path != "labels" && !c.path.starts_with("labels.")),
     );
@@ -1262,9 +1269,15 @@ fn detect_drift(
             action: "finished by apply (an earlier apply stopped half-way)".into(),
         }];
     }
-    let configured = configured_settings(cluster, ng);
-    let known = std::iter::once(&configured.tags).chain(mine.iter().map(|g| &g.settings.tags));
-    let applied = &drydock_state::reveal_settings(&sn.settings, known, &configured.labels);
+    let revealed;
+    let applied = if has_digests(&sn.settings) {
+        let configured = configured_settings(cluster, ng);
+        let known = std::iter::once(&configured.tags).chain(mine.iter().map(|g| &g.settings.tags));
+        revealed = drydock_state::reveal_settings(&sn.settings, known, &configured.labels);
+        &revealed
+    } else {
+        &sn.settings
+    };
     let mut out = vec![];
     let mut push = |path: String, before: serde_json::Value, after: serde_json::Value, action: &str| {
         out.push(Drift {
