@@ -476,8 +476,7 @@ pub fn display_spec(ng: &NodeGroup, spec: &GenerationSpec) -> serde_json::Value 
             }
             let key = path.split('.').next().unwrap_or(path);
             if let Some(field) = obj.get_mut(key) {
-                let digest = sha256_hex(field.to_string().as_bytes());
-                *field = serde_json::Value::String(format!("(sensitive: sha256 {})", &digest[..12]));
+                *field = serde_json::Value::String(drydock_state::sensitive_digest(&field.to_string()));
             }
         }
     }

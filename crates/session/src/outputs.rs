@@ -8,7 +8,6 @@ use drydock_apply::Ledger;
 use drydock_config::value::Value;
 use drydock_config::Inputs;
 use drydock_state::OutputState;
-use sha2::Digest as _;
 
 use crate::{observe_all, Providers};
 
@@ -77,6 +76,5 @@ pub async fn record_outputs(
 /// 6 bytes (12 hex digits) of the SHA-256 of its JSON. `drydock output` evaluates the output
 /// again and compares with this to show it only when it is the value applied.
 pub fn recorded_digest(value: &Value) -> serde_json::Value {
-    let digest = hex::encode(&sha2::Sha256::digest(value.to_json().to_string().as_bytes())[..6]);
-    serde_json::Value::String(format!("(sensitive: sha256 {digest})"))
+    serde_json::Value::String(drydock_state::sensitive_digest(&value.to_json().to_string()))
 }
