@@ -286,6 +286,18 @@ fn errors_are_reported_not_swallowed() {
     ok(d, &["sim", "restore-zone", ".", "zone-a"]);
 }
 
+/// Saves `plan` edited by `edit` as `edited-I.plan` and applies it, which must fail with exit
+/// code 1; returns the file's name and what apply said on stderr.
+fn apply_edited(d: &Path, i: usize, plan: &Value, edit: impl Fn(&mut Value)) -> (String, String) {
+    let mut p = plan.clone();
+    edit(&mut p);
+    let name = format!("edited-{i}.plan");
+    std::fs::write(d.join(&name), p.to_string()).unwrap();
+    let out = dd(d, &["apply", &name]);
+    assert_eq!(out.status.code(), Some(1), "{name}");
+    (name, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
 /// A saved plan applies what it shows or nothing: an edited spec, a create turned into a
 /// delete of a node group the configuration keeps, or an address pointing at another
 /// cluster is refused before the first cloud call, naming what differs.
@@ -347,13 +359,7 @@ fn an_edited_saved_plan_is_refused_before_any_cloud_call() {
         ),
     ];
     for (i, (says, edit)) in edits.iter().enumerate() {
-        let mut p = plan.clone();
-        edit(&mut p);
-        let name = format!("edited-{i}.plan");
-        std::fs::write(d.join(&name), p.to_string()).unwrap();
-        let out = dd(d, &["apply", &name]);
-        assert_eq!(out.status.code(), Some(1), "{name}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (name, err) = apply_edited(d, i, &plan, edit);
         assert!(err.contains("the saved plan was edited") && err.contains(says), "{name}: {err}");
         assert!(status(d)["groups"].as_array().unwrap().is_empty(), "{name}: the cloud was touched");
     }
@@ -445,13 +451,7 @@ fn a_saved_plan_edited_consistently_is_refused_because_it_is_made_again() {
         Box::new(move |p: &mut Value| p["changes"][workers]["replicas"] = 1.into()),
     ];
     for (i, edit) in edits.iter().enumerate() {
-        let mut p = plan.clone();
-        edit(&mut p);
-        let name = format!("edited-{i}.plan");
-        std::fs::write(d.join(&name), p.to_string()).unwrap();
-        let out = dd(d, &["apply", &name]);
-        assert_eq!(out.status.code(), Some(1), "{name}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let (name, err) = apply_edited(d, i, &plan, edit);
         assert!(err.contains("is not what the configuration, the state and the cloud give now"), "{name}: {err}");
         assert!(err.contains("cluster.demo.node_group.workers"), "{name}: {err}");
         assert_eq!(instance_ids(d, "workers"), before, "{name}: the cloud was touched");
